@@ -1,6 +1,6 @@
 /** Express wiring: body parsing, the route table, error mapping; and startControlService. */
-import type { AddressInfo, Socket } from 'node:net';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import winston, { type Logger } from 'winston';
@@ -25,6 +25,7 @@ import { auditEntry, isAudited } from './audit';
 import { authorizeRoute, peerIdentity, requireIdentity, type ServerTlsCredentials } from './tls';
 import { rejectDeepJson } from './jsonDepth';
 import { hotFirst } from './routeOrder';
+import { guardConnections } from './connectionGuard';
 import {
   controlMetrics,
   processRegistry,
@@ -47,8 +48,17 @@ export interface ServerLimits {
   keepAliveTimeoutMs: number;
   /** How often the limits above are enforced. */
   checkIntervalMs: number;
-  /** Open connections beyond this are refused (each costs memory). */
+  /**
+   * Open connections beyond this are refused (each costs memory), unless room is made: keep-alive connections idle
+   * after an answer are closed, or the oldest silent connection (no request yet; with TLS, no finished handshake) of
+   * the address holding the most silent ones, when that is not the newcomer's own address.
+   */
   maxConnections: number;
+  /**
+   * An answer whose bytes make no progress for this long (the client stopped reading; a watch stream included) has
+   * its connection closed: an unread answer would otherwise hold its slot and its buffers for ever.
+   */
+  writeStallMs: number;
   maxHeaderBytes: number;
   /**
    * Connections the kernel queues before the service accepts them (capped by net.core.somaxconn).
@@ -64,6 +74,8 @@ export const DEFAULT_LIMITS: ServerLimits = {
   keepAliveTimeoutMs: 65_000,
   checkIntervalMs: 1_000,
   maxConnections: 10_000,
+  // 15 watch heartbeats (WATCH_HEARTBEAT_MS); a reading client over a slow link still makes progress in each.
+  writeStallMs: 30_000,
   maxHeaderBytes: 16 * 1024,
   listenBacklog: 4096,
 };
@@ -477,38 +489,7 @@ export async function startControlService(options: ControlServiceOptions = {}): 
           },
           app,
         );
-  server.maxConnections = limits.maxConnections;
-  // At the limit a new connection is dropped; keep-alive connections idle after an answer (a client's
-  // spares between requests) then make room, or they would hold the slots and refuse every new client
-  // until their keep-alive timeout. A long-poll in progress, or a connection yet to send its first
-  // request, is kept.
-  const idleAfterAnswer = new Set<Socket>();
-  const tracked = new WeakSet<Socket>();
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const socket = req.socket;
-    idleAfterAnswer.delete(socket);
-    if (!tracked.has(socket)) {
-      tracked.add(socket);
-      socket.once('close', () => idleAfterAnswer.delete(socket));
-    }
-    res.once('finish', () => {
-      if (!socket.destroyed) idleAfterAnswer.add(socket);
-    });
-  });
-  // Monotonic: after a wall-clock step back the idle connections would stay open at the limit until it caught up.
-  const monoNow = options.monoNow ?? (() => systemClock.now());
-  let lastIdleClose = -Infinity;
-  server.on('drop', () => {
-    const now = monoNow();
-    if (now - lastIdleClose < 1000 || idleAfterAnswer.size === 0) return;
-    lastIdleClose = now;
-    logger.warn('connection limit reached: closing idle keep-alive connections', {
-      max_connections: limits.maxConnections,
-      idle: idleAfterAnswer.size,
-    });
-    for (const socket of idleAfterAnswer) socket.destroy();
-    idleAfterAnswer.clear();
-  });
+  const slots = guardConnections(server, limits, options.monoNow ?? (() => systemClock.now()), logger);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port: options.port ?? DEFAULT_PORT, host, backlog: limits.listenBacklog }, () => {
@@ -564,6 +545,7 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     close: () =>
       (closing ??= (async () => {
         clearInterval(etcdTimer);
+        slots.stop();
         await metricsServer?.close();
         await state.close();
         await new Promise<void>((resolve) => {
