@@ -12,7 +12,14 @@ import {
   type NodeReport,
   type ReportedBackup,
 } from '@flocker/api';
-import { backupConfigurations, createBackup, endBackups, restoredDatasets, BACKUP_TARGET_KEY } from './backups';
+import {
+  backupConfigurations,
+  createBackup,
+  endBackups,
+  restoredDatasets,
+  withoutReportedFilesystems,
+  BACKUP_TARGET_KEY,
+} from './backups';
 import { type Configuration, createDataset, emptyConfiguration, registerNode } from './configuration';
 import type { ControlService } from './server';
 import { closeAndRemove, NODE_A as A, NODE_B as B, nodeReport, startWithTwoNodes } from './testing/httpService';
@@ -121,6 +128,12 @@ describe('backup rules', () => {
     // Metadata at its key limit: the key is not added (every agent would refuse a dataset with one more); still marked.
     const full = Object.fromEntries(Array.from({ length: METADATA_MAX_KEYS }, (_, i) => [`k${i}`, 'v']));
     expect(metadataAfter(restore(full), mounted('xfs'))).toEqual(full);
+    // Kept and answered without it (agents one release behind parse node states strictly); the same object if none.
+    const plain = mounted();
+    expect(withoutReportedFilesystems(plain)).toBe(plain);
+    const kept = withoutReportedFilesystems(mounted('xfs'));
+    expect(kept).toEqual(plain);
+    expect(JSON.stringify(kept)).not.toContain('filesystem');
   });
 });
 

@@ -148,6 +148,23 @@ function withFilesystem(
 }
 
 /**
+ * The report as kept and answered: without the file systems of mounted restores (ManifestationState.filesystem, T5
+ * F8), which only restoredDatasets reads, from the report as received. Agents one release behind parse node states
+ * strictly. The same object when it carries none (the usual report: one pass over its manifestations).
+ */
+export function withoutReportedFilesystems(report: NodeReport): NodeReport {
+  if (!report.manifestations.some((m) => m.filesystem !== undefined)) return report;
+  return {
+    ...report,
+    manifestations: report.manifestations.map((m) => {
+      if (m.filesystem === undefined) return m;
+      const { filesystem: _filesystem, ...rest } = m;
+      return rest;
+    }),
+  };
+}
+
+/**
  * Marks the restores done whose dataset the reporting node, its primary, has mounted: the
  * agent mounts a restored volume only after every chunk verified, so from then on it is
  * the dataset's own data and no node may write the backup over it again. In the same write,
