@@ -333,6 +333,14 @@ export function deleteDataset(config: Configuration, id: string, now: number): A
   return { config: withDatasets(config, setEntry(config.datasets, id, next)), result: next, status: 200 };
 }
 
+/**
+ * The most named holders one lease may have: the local users of a volume on its node (docker, csi, and a few
+ * more). Every holder is in the configuration and in every snapshot sent to every agent: without a bound a looping
+ * client (a holder per container) grew them all without end (review T6 F2). Renewals of a holder already there are
+ * never refused, nor acquires without a holder.
+ */
+export const LEASE_MAX_HOLDERS = 16;
+
 export function acquireLease(config: Configuration, req: CreateLeaseRequest, now: number): Applied<Lease> {
   // A lease keeps a dataset where it is; a deleted dataset is being destroyed: nothing to keep.
   if (config.datasets.get(req.dataset_id)?.deleted === true) throw datasetDeleted(req.dataset_id);
@@ -347,6 +355,12 @@ export function acquireLease(config: Configuration, req: CreateLeaseRequest, now
   const pinned = req.pinned ?? existing?.pinned === true;
   // The node's lease again: the holder joins those already holding it (once); the expiry is the request's.
   const had: LeaseShares = existing === undefined ? { names: [], unnamed: false } : sharesOf(existing);
+  if (req.holder !== undefined && !had.names.includes(req.holder) && had.names.length >= LEASE_MAX_HOLDERS) {
+    throw new ConfigurationError(
+      'LEASE_TOO_MANY_HOLDERS',
+      `The lease on dataset ${req.dataset_id} already has ${had.names.length} named holders (${had.names.join(', ')}); at most ${LEASE_MAX_HOLDERS} are allowed: one must release its share before ${req.holder} can hold it.`,
+    );
+  }
   const shares: LeaseShares =
     req.holder === undefined
       ? { names: had.names, unnamed: true }

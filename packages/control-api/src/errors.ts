@@ -20,6 +20,8 @@ export type ConfigurationCode =
   | 'DATASET_ON_DIFFERENT_NODE'
   | 'LEASE_HELD'
   | 'LEASE_NOT_FOUND'
+  /** A new named holder of a lease that has LEASE_MAX_HOLDERS already (configuration.ts acquireLease). */
+  | 'LEASE_TOO_MANY_HOLDERS'
   | 'CONTAINER_NOT_FOUND'
   | 'CONTAINER_NAME_COLLISION'
   | 'CONTAINER_PORT_COLLISION'
