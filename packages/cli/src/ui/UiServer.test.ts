@@ -82,6 +82,8 @@ let client: FakeClient;
 let feed: ClusterFeed;
 let server: UiServer;
 let port: number;
+/** The session cookie the token in the printed URL was exchanged for (UiServer.token.test.ts tests the exchange). */
+let cookie: string;
 
 function call(
   method: string,
@@ -92,6 +94,7 @@ function call(
     opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
   const mutation = method !== 'GET';
   const headers: Record<string, string> = {
+    cookie,
     ...(mutation ? { origin: `http://127.0.0.1:${port}` } : {}),
     ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
     ...opts.headers,
@@ -123,7 +126,11 @@ beforeEach(async () => {
   });
   feed.ingest(snapshot('1'));
   server = new UiServer({ feed, actions: new UiActions(client, () => feed.latest()), appDir, heartbeatMs: 50 });
-  port = Number(new URL(await server.listen(0)).port);
+  const url = new URL(await server.listen(0));
+  port = Number(url.port);
+  cookie = '';
+  const login = await call('GET', `/?token=${url.searchParams.get('token')}`);
+  cookie = String(login.headers['set-cookie']).split(';')[0]!;
 });
 
 afterEach(async () => {
@@ -173,7 +180,7 @@ describe('UiServer: the live cluster', () => {
   it('streams the view at once, then each change with its events', async () => {
     const messages: UiMessage[] = [];
     const done = new Promise<void>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path: '/api/events' }, (res) => {
+      const req = request({ host: '127.0.0.1', port, path: '/api/events', headers: { cookie } }, (res) => {
         expect(res.headers['content-type']).toMatch(/text\/event-stream/);
         let buf = '';
         res.setEncoding('utf8');

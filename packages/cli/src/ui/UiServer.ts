@@ -2,7 +2,13 @@
  * `flocker ui`'s local web server: serves the built app, pushes the cluster to the
  * browser as server-sent events and turns the app's JSON calls into API calls made
  * with the user's credentials (as `kubectl proxy` does). Listens on 127.0.0.1 only.
+ *
+ * Host/Origin checks stop browsers only: any local process can send any Origin. So the server makes a random token
+ * at start, shows it in the URL it prints (`/?token=…`, as Jupyter), exchanges it once for an HttpOnly
+ * SameSite=Strict cookie (then redirects to the page without it), and answers every /api call — the state and the
+ * event stream too — only with that cookie (review T6 F0b). The app's static files stay public (they hold nothing).
  */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize, sep } from 'node:path';
@@ -69,10 +75,27 @@ const ROUTES: Array<{
   { method: 'DELETE', path: new RegExp(`^/api/snapshots/(${UUID})$`), run: (a, id) => a.deleteSnapshot(id) },
 ];
 
+/** Equal secrets, compared in constant time (hashed first: timingSafeEqual needs equal lengths). */
+function sameSecret(given: string, secret: string): boolean {
+  const h = (x: string) => createHash('sha256').update(x).digest();
+  return timingSafeEqual(h(given), h(secret));
+}
+
+/** One cookie of a Cookie header, or undefined. */
+function cookieOf(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
+  }
+  return undefined;
+}
+
 export class UiServer {
   private readonly server: Server;
   private port = 0;
   private readonly streams = new Set<ServerResponse>();
+  /** Made at each start: 256 bits, URL-safe. */
+  private readonly token = randomBytes(32).toString('base64url');
 
   constructor(private readonly options: UiServerOptions) {
     this.server = createServer((req, res) => {
@@ -88,7 +111,12 @@ export class UiServer {
       this.server.listen(port, '127.0.0.1', () => resolve());
     });
     this.port = (this.server.address() as AddressInfo).port;
-    return `http://127.0.0.1:${this.port}/`;
+    return `http://127.0.0.1:${this.port}/?token=${this.token}`;
+  }
+
+  /** Cookies are not kept apart by port: two `flocker ui` on one host each need their own name. */
+  private get cookieName(): string {
+    return `flocker_ui_${this.port}`;
   }
 
   async close(): Promise<void> {
@@ -104,7 +132,34 @@ export class UiServer {
       this.port,
     );
     if (!verdict.ok) return this.sendError(res, new UiActionError(verdict.status, verdict.code, verdict.message));
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+    if (path.startsWith('/api/')) {
+      const cookie = cookieOf(req.headers.cookie, this.cookieName);
+      if (cookie === undefined || !sameSecret(cookie, this.token))
+        throw new UiActionError(
+          401,
+          'UNAUTHORIZED',
+          'open the address "flocker ui" printed, with its ?token= (it changes at each start): this server acts with your credentials',
+        );
+    } else if (url.searchParams.has('token') && (method === 'GET' || method === 'HEAD')) {
+      if (!sameSecret(url.searchParams.get('token') ?? '', this.token))
+        throw new UiActionError(
+          403,
+          'FORBIDDEN_TOKEN',
+          'this is not the token "flocker ui" printed (it changes at each start): open the address it printed last',
+        );
+      url.searchParams.delete('token');
+      // The token leaves the address bar (and history) at once; the cookie carries it from now on.
+      res.writeHead(303, {
+        location: `${path}${url.search}`,
+        'set-cookie': `${this.cookieName}=${this.token}; HttpOnly; SameSite=Strict; Path=/`,
+        'cache-control': 'no-store',
+        'content-length': 0,
+      });
+      res.end();
+      return;
+    }
 
     if (path === '/api/events' && method === 'GET') return this.stream(req, res);
     if (path === '/api/state' && method === 'GET') return this.sendJson(res, 200, this.options.feed.current());

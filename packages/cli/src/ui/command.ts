@@ -18,7 +18,7 @@ export interface UiArgs extends ConnectionArgs {
 export function uiOptions<T>(y: Argv<T>) {
   return y
     .option('port', { type: 'number', default: DEFAULT_UI_PORT, describe: 'Port on 127.0.0.1 (0 picks a free port)' })
-    .example('$0 ui --port 8080', 'then open http://127.0.0.1:8080/');
+    .example('$0 ui --port 8080', 'then open the address it prints (http://127.0.0.1:8080/?token=…)');
 }
 
 export interface UiRunning {

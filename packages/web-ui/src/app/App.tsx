@@ -26,7 +26,7 @@ function useNow(periodMs: number): number {
 const TOAST_MS = 12_000;
 
 export function App() {
-  const { view, events, control, started, online } = useCluster();
+  const { view, events, control, started, online, locked } = useCluster();
   // Every second: ages in seconds stay true (a long list renders only its window of rows).
   const now = useNow(1000);
   /** The last refusal, as a toast in the viewport (the row it concerns says it too, beside its buttons). */
@@ -82,7 +82,12 @@ export function App() {
       <header className="top">
         <h1>Flocker</h1>
         <p className="connection" role="status">
-          {!online ? (
+          {locked ? (
+            <span className="bad">
+              The flocker ui server did not let this page in: open the address <code>flocker ui</code> printed, with its{' '}
+              <code>?token=</code> (it changes each time it starts).
+            </span>
+          ) : !online ? (
             <span className="bad">Not connected to the flocker ui server; retrying…</span>
           ) : !control ? (
             'Connecting…'
