@@ -359,7 +359,7 @@ describe('review T5: backups under faults', () => {
       expect(`${error.code} ${error.message}`).toMatch(/ENOSPC|no space|full/i);
     }
   });
-  it('an xfs volume backed up and restored (larger): mounted as xfs, grown', async () => {
+  it('an xfs volume backed up and restored (larger): mounted as xfs, grown, shown as xfs', async () => {
     await twoNodes(s3Env(proxy.endpoint));
     const src = (
       await client.createDataset({
@@ -390,11 +390,21 @@ describe('review T5: backups under faults', () => {
         () => true,
         () => false,
       );
-    const meta = (await client.listDatasets()).find((d) => d.dataset_id === restored.dataset_id)?.metadata;
+    // Shown as xfs (T5 F8): the restore's mark records the file system its primary mounted, in the same write.
+    const meta = await bed
+      .waitFor(
+        'the restored dataset shown as xfs',
+        async () => {
+          const d = (await client.listDatasets()).find((x) => x.dataset_id === restored.dataset_id);
+          return d?.source_backup?.restored === true ? d.metadata : undefined;
+        },
+        10_000,
+      )
+      .catch(() => undefined);
     console.log(`restored xfs: mounted as ${fstype}, df ${size()} B, grown ${grown}, metadata ${JSON.stringify(meta)}`);
     expect(fstype).toBe('xfs');
     expect(grown).toBe(true);
-    // Shown as xfs (clusterhq:flocker:filesystem in the restored dataset's metadata): T5 F8, still open (session 19).
+    expect(meta).toEqual({ name: 'restored-xfs', 'clusterhq:flocker:filesystem': 'xfs' });
   });
   it('kill -9 of the agent at ~60% of a backup: the re-run sends only the rest (resumable), and restores exact', async () => {
     const { a } = await twoNodes(s3Env(proxy.endpoint));
