@@ -45,4 +45,15 @@ describe('completionCandidates', () => {
     expect(completionCandidates('node', data, '', false)).toEqual(['10.0.0.1', 'fe80::1']);
     expect(completionCandidates('node', data, 'fe', true)).toEqual(['fe80\\:\\:1']);
   });
+  it('offers no name holding a control character or a line break (review T6 F3: the shell prints candidates raw)', () => {
+    const hostile = {
+      ...data,
+      cluster: snapshot({
+        datasets: [dataset(D1, 'pg\u001b]52;c;eA==\u0007', A), dataset(D2, 'pg\nfake', A)],
+        nodes: [node(A, 'h\u001b[2J'), node(B, '10.0.0.2')],
+      }),
+    };
+    expect(completionCandidates('volume', hostile, '', false)).toEqual([]);
+    expect(completionCandidates('node', hostile, '', false)).toEqual(['10.0.0.2']);
+  });
 });

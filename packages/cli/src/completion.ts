@@ -4,6 +4,7 @@
  * fetches the names from the control service (bash and zsh: yargs' `flocker completion` script).
  */
 import type { ClusterSnapshot, ContainerConfiguration, SnapshotConfiguration } from '@flocker/api';
+import { hasUnsafe } from './format';
 
 export type NameKind = 'volume' | 'node' | 'snapshot' | 'container';
 
@@ -106,6 +107,8 @@ export function completionCandidates(kind: NameKind, data: CompletionData, curre
   else if (kind === 'snapshot')
     names = data.snapshots.filter((s) => s.deleted !== true).map((s) => s.metadata.name ?? s.snapshot_id);
   else names = data.containers.map((c) => c.name);
-  const out = [...new Set(names.filter((n) => n.startsWith(current)))].sort();
+  // The shell prints candidates raw: none holding a control or bidi character (chosen by other parties: a node's
+  // address, any client's name), nor a line break that would fake another candidate (review T6 F3).
+  const out = [...new Set(names.filter((n) => n.startsWith(current) && !hasUnsafe(n)))].sort();
   return zsh ? out.map((n) => n.replace(/:/g, '\\:')) : out;
 }
