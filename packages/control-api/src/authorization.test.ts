@@ -90,10 +90,16 @@ const table: Row[] = [
   ],
   ['node may not delete a snapshot', node, req('delete', '/v1/configuration/snapshots/:id', { id: FREE }), false],
   [
-    'node clones a dataset onto itself (the implicit snapshot comes with it, as pulling the dataset itself would)',
+    'node clones a dataset nobody leases onto itself (the implicit snapshot comes with it, as pulling it would)',
+    node,
+    req('post', '/v1/configuration/datasets', {}, { primary: ME, source_dataset_id: FREE }),
+    true,
+  ],
+  [
+    'node may not clone a dataset another node leases (in use there; review T6 F0c: authorization.clone.test)',
     node,
     req('post', '/v1/configuration/datasets', {}, { primary: ME, source_dataset_id: THEIRS }),
-    true,
+    false,
   ],
   [
     'node may not clone a dataset onto another node',

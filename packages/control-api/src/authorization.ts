@@ -45,6 +45,8 @@ export interface AuthorizationFacts {
    * (dead or alive: reportShowsLocalCopy). Absent: no.
    */
   holdsLocalCopy?(datasetId: string, node: string): boolean;
+  /** The dataset a configured snapshot is of (a clone's source_snapshot_id). Absent: unknown (not checked). */
+  datasetOfSnapshot?(snapshotId: string): string | undefined;
   /** The host a node last reported (or the configuration knows it by), for refusals' text only. Absent: unknown. */
   hostOf?(node: string): string | undefined;
 }
@@ -86,6 +88,25 @@ function hasField(body: unknown, name: string): boolean {
   return typeof body === 'object' && body !== null && !Array.isArray(body) && name in body;
 }
 
+/**
+ * A node's clone (source_dataset_id, or source_snapshot_id: a snapshot of that dataset) reads the source's data onto
+ * itself. Like a pull, which another node's live lease refuses (409 LEASE_HELD), it may not reach a volume another
+ * node is using (review T6 F0c: any Docker user on any host could read one with `-o clone-of=`): refused while
+ * another node holds the source's lease. An API user decides that. Unknown sources: the store answers.
+ */
+function cloneDecision(who: string, me: string, body: unknown, facts: AuthorizationFacts): AuthorizationDecision {
+  const snapshotId = field(body, 'source_snapshot_id');
+  const source =
+    field(body, 'source_dataset_id') ?? (snapshotId !== undefined ? facts.datasetOfSnapshot?.(snapshotId) : undefined);
+  if (source === undefined) return ALLOW;
+  const holder = facts.leaseHolder(source);
+  if (holder === undefined || holder === me) return ALLOW;
+  const what = snapshotId !== undefined ? `snapshot ${snapshotId} of dataset ${source}` : `dataset ${source}`;
+  return deny(
+    `${who} may not clone ${what}: node ${holder} holds its lease (the volume is in use there). Reading the data of a volume another node is using is for an API user: clone it as an API user (administrator certificate), or once the lease is released.`,
+  );
+}
+
 function authorizeNode(me: string, req: AuthorizationRequest, facts: AuthorizationFacts): AuthorizationDecision {
   const who = `node ${me}`;
   if (req.method === 'get') return ALLOW;
@@ -105,9 +126,9 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
     }
     case 'post /v1/configuration/datasets': {
       const primary = field(req.body, 'primary');
-      return primary === me
-        ? ALLOW
-        : deny(`${who} may create datasets only with itself as primary (got primary ${primary ?? '(none)'}).`);
+      if (primary !== me)
+        return deny(`${who} may create datasets only with itself as primary (got primary ${primary ?? '(none)'}).`);
+      return cloneDecision(who, me, req.body, facts);
     }
     case 'post /v1/configuration/datasets/:id': {
       const id = (req.params['id'] ?? '').toLowerCase();

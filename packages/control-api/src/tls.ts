@@ -14,7 +14,7 @@ import {
   type Identity,
   METADATA_DATA_NODE_KEY,
 } from '@flocker/api';
-import { authorize, reportShowsLocalCopy } from './authorization';
+import { authorize, type AuthorizationFacts, reportShowsLocalCopy } from './authorization';
 import { liveLease } from './configuration';
 import type { ControlState } from './ControlState';
 import { RequestError } from './errors';
@@ -147,10 +147,23 @@ export function requireIdentity(req: Request, res: Response, next: NextFunction)
  * Throws RequestError FORBIDDEN when the caller may not use this route with this body.
  * Call it in the same turn of the event loop as the route's handler (server.ts does).
  */
+/** What authorize() asks of the latest (possibly not yet durable) configuration and the nodes' reports. */
+export function authorizationFacts(state: ControlState): AuthorizationFacts {
+  const config = state.latestConfiguration;
+  return {
+    leaseHolder: (id) => liveLease(config, id, state.now())?.node_uuid,
+    primaryOf: (id) => config.datasets.get(id)?.primary,
+    leasePinned: (id) => liveLease(config, id, state.now())?.pinned === true,
+    dataNodeOf: (id) => config.datasets.get(id)?.metadata?.[METADATA_DATA_NODE_KEY],
+    holdsLocalCopy: (id, node) => reportShowsLocalCopy(state.reportedNode(node)?.report, id),
+    hostOf: (node) => state.reportedNode(node)?.report.host ?? config.nodes.get(node)?.host,
+    datasetOfSnapshot: (id) => config.snapshots?.get(id)?.dataset_id,
+  };
+}
+
 export function authorizeRoute(state: ControlState, req: Request, route: { method: string; path: string }): void {
   // The latest (possibly not yet durable) configuration: the handler's mutate() runs
   // synchronously after this check, against the same value.
-  const config = state.latestConfiguration;
   const decision = authorize(
     peerIdentity(req),
     {
@@ -160,14 +173,7 @@ export function authorizeRoute(state: ControlState, req: Request, route: { metho
       body: req.body,
       ifConfigurationMatches: req.get(IF_CONFIGURATION_MATCHES_HEADER),
     },
-    {
-      leaseHolder: (id) => liveLease(config, id, state.now())?.node_uuid,
-      primaryOf: (id) => config.datasets.get(id)?.primary,
-      leasePinned: (id) => liveLease(config, id, state.now())?.pinned === true,
-      dataNodeOf: (id) => config.datasets.get(id)?.metadata?.[METADATA_DATA_NODE_KEY],
-      holdsLocalCopy: (id, node) => reportShowsLocalCopy(state.reportedNode(node)?.report, id),
-      hostOf: (node) => state.reportedNode(node)?.report.host ?? config.nodes.get(node)?.host,
-    },
+    authorizationFacts(state),
   );
   if (!decision.allowed) throw new RequestError('FORBIDDEN', decision.description);
 }
