@@ -51,4 +51,9 @@ describe('flocker events', () => {
     const [e] = stamped([{ kind: 'mounted', severity: 'success', message: 'Volume pg mounted' }], 't');
     expect(feedLine(e!)).toBe('t  mounted            Volume pg mounted');
   });
+
+  it('one line whatever the message holds (review T6 F3: a node address with a line feed faked an event)', () => {
+    const [e] = stamped([{ kind: 'node-lost', severity: 'error', message: 'Node h\nt  node-back lost' }], 't');
+    expect(feedLine(e!)).toBe('t  node-lost          Node h\\u000at  node-back lost');
+  });
 });

@@ -6,6 +6,7 @@
 import type { ClusterEvent } from '@flocker/api';
 import type { EventDraft, EventKind } from '@flocker/web-ui';
 import { CliError, EXIT } from './errors';
+import { visible } from './format';
 
 /** One line of the feed: the web UI's event, with its time. */
 export interface FeedEvent extends EventDraft {
@@ -46,7 +47,8 @@ export function storedEventsSince(events: readonly ClusterEvent[], since: Date):
 
 /** "2026-01-01T00:00:00.000Z  mounted    Volume pgdata mounted on 10.0.0.1 at /flocker/…". */
 export function feedLine(e: FeedEvent): string {
-  return `${e.time}  ${e.kind.padEnd(18)} ${e.message}`;
+  // One line an event: the message holds names and addresses other parties chose (review T6 F3).
+  return `${e.time}  ${e.kind.padEnd(18)} ${visible(e.message)}`;
 }
 
 /** Feed events with one time stamp (when the snapshot arrived). */
