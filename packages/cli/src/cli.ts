@@ -1836,16 +1836,19 @@ export function buildCli(
           kept_aside: keptAside.copies,
           events: recent,
         };
+        // Each item one line: hosts, names and messages in them are other parties' (review T6 F3).
         print(a, summary, () =>
           [
             `Flocker ${version.flocker}`,
             `Nodes:    ${alive}/${snapshot.nodes.length} alive`,
             `Volumes:  ${converged}/${live.length} converged${health.deleting ? `, ${health.deleting} being deleted` : ''}`,
-            ...(problems.length ? ['', 'Not converged:', ...problems.map((p) => `  - ${p}`)] : []),
-            ...(keptAside.lines.length ? ['', 'Needs attention:', ...keptAside.lines.map((l) => `  - ${l}`)] : []),
-            ...(fencing.length ? ['', 'Fencing:', ...fencing.map((f) => `  - ${f}`)] : []),
+            ...(problems.length ? ['', 'Not converged:', ...problems.map((p) => `  - ${visible(p)}`)] : []),
+            ...(keptAside.lines.length
+              ? ['', 'Needs attention:', ...keptAside.lines.map((l) => `  - ${visible(l)}`)]
+              : []),
+            ...(fencing.length ? ['', 'Fencing:', ...fencing.map((f) => `  - ${visible(f)}`)] : []),
             ...(recent.length
-              ? ['', 'Recent failover events:', ...recent.map((e) => `  - ${eventLine(e, hostOf, volumeOf)}`)]
+              ? ['', 'Recent failover events:', ...recent.map((e) => `  - ${visible(eventLine(e, hostOf, volumeOf))}`)]
               : []),
           ].join('\n'),
         );

@@ -5,7 +5,7 @@
  * U+2028/9 and bidi overrides as visible \uXXXX escapes; JSON and YAML keep the values (escaped, parsed back equal).
  */
 import type { ClusterSnapshot, FlockerClient } from '@flocker/api';
-import { A, D1, dataset, node, snapshot } from '@flocker/web-ui/testing';
+import { A, B, D1, dataset, node, snapshot } from '@flocker/web-ui/testing';
 import { parse } from 'yaml';
 import { runCli } from './testing/runCli';
 
@@ -53,6 +53,15 @@ describe('text output shows control characters as escapes (T6 F3)', () => {
     // A line feed inside a value cannot fake a line of its own.
     expect(r.out).not.toMatch(/^fake/m);
     expect((await runCli(client, ['describe', 'volume', 'db'])).out).not.toMatch(/^fake/m);
+  });
+
+  it('flocker status: a dead node address with a line feed cannot fake the summary', async () => {
+    const dead = node(B, 'h\nVolumes:  9/9 converged', { alive: false });
+    const withDead = () =>
+      ({ ...client(), waitForCluster: async () => ({ ...s, nodes: [...s.nodes, dead] }) }) as unknown as FlockerClient;
+    const r = await runCli(withDead, ['status']);
+    expect(r.out).toContain('Not converged:');
+    expect(r.out).not.toMatch(/^Volumes: {2}9\/9/m);
   });
 
   it('keeps the values in JSON and YAML (parsed back equal)', async () => {
