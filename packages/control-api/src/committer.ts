@@ -139,10 +139,17 @@ export class Committer {
           this.options.logger.error('configuration commit failed', { error: String(err), waiting: all.length });
           // A store that could not be reached or written already says what failed and what to do; so does one whose
           // write may still apply (STORE_OUTCOME_UNKNOWN: never reworded into "could not be saved").
+          // An error the store did not classify may come after the write reached it: outcome unknown, since clients
+          // re-send a write answered STORE_UNAVAILABLE ("nothing written") to another replica.
           const failure =
             err instanceof StoreError && (err.unavailable || err.code === 'STORE_OUTCOME_UNKNOWN')
               ? err
-              : new StoreError('STORE_UNAVAILABLE', `The configuration could not be saved: ${String(err)}`);
+              : err instanceof StoreError
+                ? new StoreError('STORE_UNAVAILABLE', `The configuration could not be saved: ${String(err)}`)
+                : new StoreError(
+                    'STORE_OUTCOME_UNKNOWN',
+                    `The configuration store failed unexpectedly (${String(err)}): the write may or may not have been saved; read it back before retrying.`,
+                  );
           for (const w of all) w.reject(failure);
           continue;
         }

@@ -1,0 +1,42 @@
+/**
+ * A store failing with an error it did not classify (not a StoreError: a bug, an unexpected client error) may have
+ * applied the write: the writers are told STORE_OUTCOME_UNKNOWN, never STORE_UNAVAILABLE, since clients re-send a
+ * write answered STORE_UNAVAILABLE ("nothing written") to another replica (FXR's 7441b22). A StoreError the store
+ * raised itself keeps its meaning.
+ */
+import type { Applied, Configuration } from './configuration';
+import { emptyConfiguration } from './configuration';
+import { Committer } from './committer';
+import { MemoryConfigurationStore } from './ConfigurationStore';
+import { StoreError } from './errors';
+import { silentLogger } from './testing/httpService';
+
+class FailingStore extends MemoryConfigurationStore {
+  constructor(private readonly failure: unknown) {
+    super();
+  }
+  override async commit(): Promise<void> {
+    await Promise.resolve();
+    throw this.failure;
+  }
+}
+
+const bump = (c: Configuration): Applied<undefined> => ({
+  config: { ...c, version: c.version + 1 },
+  result: undefined,
+  status: 200,
+});
+
+const committerOn = (store: MemoryConfigurationStore) =>
+  new Committer({ store, logger: silentLogger, now: () => 0, initial: emptyConfiguration, onChange: () => undefined });
+
+it('an unclassified store failure is answered STORE_OUTCOME_UNKNOWN', async () => {
+  await expect(committerOn(new FailingStore(new Error('socket hang up'))).mutate(bump)).rejects.toMatchObject({
+    code: 'STORE_OUTCOME_UNKNOWN',
+  });
+});
+
+it("a store's own 'unavailable' error is passed on as it is", async () => {
+  const err = new StoreError('STORE_UNAVAILABLE', 'etcd unreachable: nothing was sent');
+  await expect(committerOn(new FailingStore(err)).mutate(bump)).rejects.toBe(err);
+});
