@@ -24,7 +24,7 @@ import type {
 import { MIN_SNAPSHOT_INTERVAL_MS } from '@flocker/api';
 import { type Clock, systemClock } from '@flocker/runtime';
 import { type Applied, type Configuration, configurationTag, purgeSnapshots, registerNode } from './configuration';
-import { endBackups, restoredDatasets } from './backups';
+import { endBackups, restoredDatasets, withoutReportedFilesystems } from './backups';
 import { type ConfigurationStore, identityOf, type NodeIdentity, sameIdentity } from './ConfigurationStore';
 import { aliveNodes, type ReportedNode, reportedSnapshotIds } from './clusterState';
 import { Committer } from './committer';
@@ -552,12 +552,15 @@ export class ControlState {
       await this.store.publishReport?.(report, shared, now, this.nodeTimeoutMs);
       return this.generation;
     }
-    const json = this.nodes.record(report, now);
+    // The file systems of mounted restores (T5 F8) are read from the report as received (settleBackups) only: never
+    // kept, shared or answered (agents one release behind parse node states strictly).
+    const kept = withoutReportedFilesystems(report);
+    const json = this.nodes.record(kept, now);
     if (this.floor !== undefined) this.judgeFloor(report.uuid);
     // Its backend is known now: a schedule held back for this first report is planned again.
     this.schedules.nodeReported(report.uuid);
     // Other replicas judge the node's liveness on what reaches etcd: a report not shared is not answered as received.
-    await this.store.publishReport?.(report, json, now, this.nodeTimeoutMs);
+    await this.store.publishReport?.(kept, json, now, this.nodeTimeoutMs);
     // A report may be the first to show a deleted snapshot gone from its backend. A failed purge is
     // retried with the next report; the report itself was received.
     await this.purgeSnapshots(now).catch((err: unknown) =>

@@ -173,6 +173,29 @@ describe('backup routes', () => {
     expect(await client.listSnapshots()).toEqual([]);
   });
 
+  it('a restore reported mounted as xfs is shown as xfs; no node state answered carries the reported file system (T5 F8)', async () => {
+    await client.reportNodeState(nodeReport(B, { backup_store: true }));
+    const r = await client.createDataset({
+      primary: B,
+      maximum_size: 512 * MiB,
+      metadata: { name: 'r' },
+      source_backup: { target: TARGET, backup_id: STORED },
+    });
+    const mounted = { dataset_id: r.dataset_id, blockdevice_id: 'v', size: 512 * MiB, status: 'mounted' as const };
+    await client.reportNodeState(
+      nodeReport(B, { backup_store: true, manifestations: [{ ...mounted, path: '/f/r', filesystem: 'xfs' }] }),
+    );
+    const d = (await client.listDatasets()).find((x) => x.dataset_id === r.dataset_id);
+    expect(d?.metadata).toEqual({ name: 'r', [METADATA_FILESYSTEM_KEY]: 'xfs' });
+    expect(d?.source_backup?.restored).toBe(true);
+    // Agents one release behind parse these strictly: the whole snapshot and the node's view.
+    for (const path of ['/v1/agent/cluster?timeout_ms=0', `/v1/agent/cluster?timeout_ms=0&node=${B}`]) {
+      const text = await (await fetch(`${svc.url}${path}`)).text();
+      expect(text).toContain(r.dataset_id);
+      expect(text).not.toContain('"filesystem"');
+    }
+  });
+
   it('create, list, state from the report, and the snapshot deleted once done', async () => {
     await client.reportNodeState(nodeReport(A, { backup_store: true }));
     await expectApiError(client.createBackup({ dataset_id: B1, target: TARGET }), 404, 'DATASET_NOT_FOUND');
