@@ -10,6 +10,7 @@ import {
   isSafeKey,
   KEY_MESSAGES,
   MINIMUM_DATASET_SIZE,
+  NODE_REPORT_ARRAY_MAX,
   NodeUuid,
   RESERVED_KEY_MESSAGE,
   SafeKey,
@@ -26,6 +27,9 @@ export const ContainerName = z
   .describe('A name unique across the cluster.');
 
 export const PortNumber = z.number().int().min(1).max(65535);
+
+/** The most ports, links or command-line words one container may have (far above any real container). */
+export const CONTAINER_ARRAY_MAX = 4096;
 
 export const ContainerPort = z
   .object({
@@ -69,9 +73,10 @@ export const ContainerConfiguration = z
     name: ContainerName,
     node_uuid: NodeUuid,
     image: z.string().min(1).max(512),
-    ports: z.array(ContainerPort).default([]),
+    // Bounded so an oversized request is refused early (T6 F-A): a container publishes far fewer ports than this.
+    ports: z.array(ContainerPort).max(CONTAINER_ARRAY_MAX).default([]),
     environment: Environment.default({}),
-    links: z.array(ContainerLink).default([]),
+    links: z.array(ContainerLink).max(CONTAINER_ARRAY_MAX).default([]),
     volumes: z
       .array(ContainerVolume)
       .max(1, { message: 'at most one volume per container (as in Flocker)' })
@@ -79,7 +84,7 @@ export const ContainerConfiguration = z
     restart_policy: RestartPolicy.default({ name: 'never' }),
     cpu_shares: z.number().int().positive().optional(),
     memory_limit: z.number().int().positive().optional(),
-    command_line: z.array(z.string()).optional(),
+    command_line: z.array(z.string()).max(CONTAINER_ARRAY_MAX).optional(),
   })
   .strict();
 
@@ -149,17 +154,19 @@ export const ContainerState = z
 /** Agent channel: a container agent reports the Flocker containers on its node (and those it fails to create). */
 export const ContainerReport = z
   .object({
-    containers: z.array(
-      z
-        .object({
-          name: ContainerName,
-          image: z.string(),
-          running: z.boolean(),
-          error: ContainerError.optional(),
-          config: ContainerConfigId.optional(),
-        })
-        .strict(),
-    ),
+    containers: z
+      .array(
+        z
+          .object({
+            name: ContainerName,
+            image: z.string(),
+            running: z.boolean(),
+            error: ContainerError.optional(),
+            config: ContainerConfigId.optional(),
+          })
+          .strict(),
+      )
+      .max(NODE_REPORT_ARRAY_MAX),
   })
   .strict();
 
