@@ -6,7 +6,8 @@
  */
 import { FlockerApiError, type NodeReport } from '@flocker/api';
 
-/** The liveness-only report of the node `full` describes (built from an empty view: only its identity is used). */
+/** The liveness-only report of the node `full` describes (built from an empty view: only its identity, zone and
+ * largest volume size are used). */
 export function livenessReport(full: NodeReport, since: string): NodeReport {
   return {
     uuid: full.uuid,
@@ -17,6 +18,9 @@ export function livenessReport(full: NodeReport, since: string): NodeReport {
     manifestations: [],
     errors: [],
     ...(full.version !== undefined ? { version: full.version } : {}),
+    // Known before any look (agent.yml, the driver's settings): without them the node is listed zone-less (FR19-9).
+    ...(full.zone !== undefined ? { zone: full.zone } : {}),
+    ...(full.max_volume_size !== undefined ? { max_volume_size: full.max_volume_size } : {}),
     backend_unseen: { since, reason: `listing volumes of ${full.backend}: no answer yet` },
   };
 }
