@@ -198,11 +198,22 @@ export function resolveNode(nodes: NodeState[], ref: string): NodeState {
       .map((n) => `${n.uuid} (${n.alive ? 'alive' : 'dead'})`)
       .join(', ');
     const more = candidates.length > 5 ? ` and ${candidates.length - 5} more` : '';
+    // All but one dead: the ordinary state after a host is reprovisioned under a new UUID (FR19-5). Forgetting the
+    // old node is the way out; with two alive it would not help (one of them may report an address not its own).
+    const dead = candidates.filter((n) => !n.alive);
+    const forget =
+      dead.length === candidates.length - 1
+        ? `, or forget the dead ${dead.length === 1 ? 'node' : 'nodes'} if the host was reprovisioned: ` +
+          dead
+            .slice(0, 5)
+            .map((n) => `flocker nodes forget ${n.uuid}`)
+            .join('; ')
+        : '';
     throw new CliError(
       EXIT.USAGE,
       byHost.length > 0
-        ? `"${ref}" matches ${candidates.length} nodes (${list}${more}): give the UUID`
-        : `"${ref}" matches ${candidates.length} nodes (${list}${more}); give more of the UUID`,
+        ? `"${ref}" matches ${candidates.length} nodes (${list}${more}): give the UUID${forget}`
+        : `"${ref}" matches ${candidates.length} nodes (${list}${more}); give more of the UUID${forget}`,
       'AMBIGUOUS_NODE',
     );
   }

@@ -71,4 +71,26 @@ describe('a host address two nodes report', () => {
     expect(resolveNode(nodes, 'cccc').uuid).toMatch(/^cccc/);
     expect(resolveNode(nodes, 'AAAAAAAA-AAAA-4AAA-8AAA-AAAAAAAAAAAA').uuid).toMatch(/^aaaa/);
   });
+  it('names `flocker nodes forget <dead uuid>` as the way out when all but one are dead (a reprovisioned host)', () => {
+    // FR19-5: the ordinary state after reprovisioning a host under a new UUID, until the old node is forgotten.
+    const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+    const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+    const C = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc';
+    expect(() => resolveNode([node(A, '10.0.0.1', false), node(C, '10.0.0.1', true)], '10.0.0.1')).toThrow(
+      `: give the UUID, or forget the dead node if the host was reprovisioned: flocker nodes forget ${A}`,
+    );
+    expect(() =>
+      resolveNode([node(A, '10.0.0.1', false), node(B, '10.0.0.1', false), node(C, '10.0.0.1', true)], '10.0.0.1'),
+    ).toThrow(
+      `or forget the dead nodes if the host was reprovisioned: flocker nodes forget ${A}; flocker nodes forget ${B}`,
+    );
+    // Two alive (one may be lying about its address): no such hint, forgetting would not help.
+    let message = '';
+    try {
+      resolveNode([node(A, '10.0.0.1', true), node(C, '10.0.0.1', true)], '10.0.0.1');
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/give the UUID$/);
+  });
 });
