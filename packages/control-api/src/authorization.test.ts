@@ -96,7 +96,7 @@ const table: Row[] = [
     true,
   ],
   [
-    'node may not clone a dataset another node leases (in use there; review T6 F0c: authorization.clone.test)',
+    'node may not clone live a dataset another node leases (in use there; T6 F0c, FR19-2: authorization.clone.test)',
     node,
     req('post', '/v1/configuration/datasets', {}, { primary: ME, source_dataset_id: THEIRS }),
     false,
@@ -111,6 +111,21 @@ const table: Row[] = [
     'node clones a snapshot onto itself',
     node,
     req('post', '/v1/configuration/datasets', {}, { primary: ME, source_snapshot_id: FREE }),
+    true,
+  ],
+  [
+    'node restores a backup onto itself (a snapshot an API user took; review FR19-2: authorization.clone.test)',
+    node,
+    req(
+      'post',
+      '/v1/configuration/datasets',
+      {},
+      {
+        primary: ME,
+        maximum_size: 1073741824,
+        source_backup: { target: 's3://b/f', backup_id: `${THEIRS}/x-${FREE}` },
+      },
+    ),
     true,
   ],
   // Nodes: reads.

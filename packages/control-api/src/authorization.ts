@@ -12,6 +12,7 @@
  *   lease) only as the Docker plugin does: the other node's live lease still forbids
  *   that move (409), and a node may not ask for it `when_released` (issue 24: that moves a volume in use). It
  *   may not pin a lease nor unpin a pinned one, nor set a loss opt-in (accept-replica-loss, accept-data-loss).
+ *   Nor may it clone live a dataset another node leases (cloneDecision); a snapshot or a backup of it, it may.
  *   One move away from itself: the put-back (putBackDecision).
  * - Anyone else (the control certificate, an unknown common name): nothing.
  */
@@ -45,7 +46,10 @@ export interface AuthorizationFacts {
    * (dead or alive: reportShowsLocalCopy). Absent: no.
    */
   holdsLocalCopy?(datasetId: string, node: string): boolean;
-  /** The dataset a configured snapshot is of (a clone's source_snapshot_id). Absent: unknown (not checked). */
+  /**
+   * The dataset a configured snapshot is of. Absent: unknown. No rule asks it since review FR19-2 (a node may clone any
+   * snapshot: cloneDecision); tls.ts still supplies it.
+   */
   datasetOfSnapshot?(snapshotId: string): string | undefined;
   /** The host a node last reported (or the configuration knows it by), for refusals' text only. Absent: unknown. */
   hostOf?(node: string): string | undefined;
@@ -89,21 +93,23 @@ function hasField(body: unknown, name: string): boolean {
 }
 
 /**
- * A node's clone (source_dataset_id, or source_snapshot_id: a snapshot of that dataset) reads the source's data onto
- * itself. Like a pull, which another node's live lease refuses (409 LEASE_HELD), it may not reach a volume another
- * node is using (review T6 F0c: any Docker user on any host could read one with `-o clone-of=`): refused while
- * another node holds the source's lease. An API user decides that. Unknown sources: the store answers.
+ * A node's live clone (source_dataset_id: the control service asks the source's primary for a snapshot of it now)
+ * reads the volume as it is, under its user's feet. Like a pull, which another node's live lease refuses
+ * (409 LEASE_HELD), it may not reach a volume another node is using (review T6 F0c: any Docker user on any host could
+ * read one with `-o clone-of=`): refused while another node holds the source's lease; an API user decides that.
+ * A clone of an existing snapshot (source_snapshot_id, the plugin's `-o from-snapshot=`) or a restore of a backup
+ * (source_backup) reads a point-in-time copy someone authorized chose to take (review FR19-2): allowed. A node may not
+ * ask for a snapshot or a backup, and sets the snapshot schedule only of a dataset whose primary it is (a schedule
+ * stays with the dataset when it moves: the new primary, or an API user, may change it).
+ * Unknown sources: the store answers.
  */
 function cloneDecision(who: string, me: string, body: unknown, facts: AuthorizationFacts): AuthorizationDecision {
-  const snapshotId = field(body, 'source_snapshot_id');
-  const source =
-    field(body, 'source_dataset_id') ?? (snapshotId !== undefined ? facts.datasetOfSnapshot?.(snapshotId) : undefined);
+  const source = field(body, 'source_dataset_id');
   if (source === undefined) return ALLOW;
   const holder = facts.leaseHolder(source);
   if (holder === undefined || holder === me) return ALLOW;
-  const what = snapshotId !== undefined ? `snapshot ${snapshotId} of dataset ${source}` : `dataset ${source}`;
   return deny(
-    `${who} may not clone ${what}: node ${holder} holds its lease (the volume is in use there). Reading the data of a volume another node is using is for an API user: clone it as an API user (administrator certificate), or once the lease is released.`,
+    `${who} may not clone dataset ${source} as it is now: node ${holder} holds its lease (the volume is in use there). Reading a volume another node is using as it is now is for an API user: clone it from a snapshot of it (one an API user took: flocker snapshots create; the Docker plugin's -o from-snapshot=), clone it as an API user (administrator certificate), or once the lease is released.`,
   );
 }
 
