@@ -228,6 +228,8 @@ export class ControlState {
       committer: this.committer,
       nodes: this.nodes,
       leaseGraceMs: this.leaseGraceMs,
+      // Not while the store does not answer this replica: it heard no node then (FR19-10).
+      paused: () => this.storeDownWhy !== undefined,
       events: this.events,
       logger,
       now,
@@ -630,6 +632,11 @@ export class ControlState {
    */
   checkLiveness(): Promise<void> {
     const now = this.now();
+    // Cut off from the store, this replica hears no node: no death, no lease release judged on that (FR19-10).
+    if (this.storeDownWhy !== undefined) {
+      this.nodes.heardAll();
+      return Promise.resolve();
+    }
     this.nodes.checkLiveness(now);
     return this.leases.releaseDeadNodeLeases(now);
   }
@@ -660,10 +667,14 @@ export class ControlState {
     if (up) {
       if (this.storeDownWhy === undefined) return;
       this.storeDownWhy = undefined;
+      // Every node heard now, as at a start: what they reported to other replicas meanwhile arrives through the
+      // watch before this replica judges them (review FR19-10).
+      this.nodes.heardAll();
       this.logger.info('the configuration store answers again: agent long-polls and watches are served again');
       return;
     }
     this.storeDownWhy = why ?? 'the configuration store does not answer';
+    this.nodes.heardAll();
     this.logger.warn('the configuration store does not answer: ending agent long-polls and watches', {
       error: this.storeDownWhy,
       waiting: this.notifier.waiting,

@@ -26,6 +26,8 @@ export interface LeaseExpiryOptions {
   now: () => number;
   /** Monotonic ms: what the time dead (NodeReports.deadNodeTimes) and the grace are measured on; default `now`. */
   mono?: () => number;
+  /** While true, no dead node's lease is released (the store does not answer this replica: FR19-10). */
+  paused?: () => boolean;
 }
 
 /** Timers cap at ~24.8 days; a later moment is simply re-checked then. */
@@ -97,7 +99,7 @@ export class LeaseExpiryService {
    * dead. Failures are logged and retried on the next liveness check.
    */
   releaseDeadNodeLeases(now: number = this.options.now()): Promise<void> {
-    if (this.closed) return Promise.resolve();
+    if (this.closed || this.options.paused?.() === true) return Promise.resolve();
     if (this.releasing !== undefined) return this.releasing;
     const { committer, nodes, leaseGraceMs, events, logger } = this.options;
     const due: string[] = [];

@@ -235,6 +235,8 @@ export class NodeReports {
   readonly clock: LivenessClock;
   private readonly containers = new Map<string, StoredContainerReport>();
   private unreportedChecked = false;
+  /** When the wait for nodes unreported since this start began (startedAt, later: the store answering again). */
+  private unreportedFrom: number;
   /**
    * Nodes declared dead without a report since this start (declareUnreported) whose identity is known: held
    * with a report of that identity and no manifestations, shown dead in every agent view until they report. Their
@@ -251,6 +253,28 @@ export class NodeReports {
   constructor(private readonly options: NodeReportsOptions) {
     this.clock = { now: options.mono ?? options.now, wallNow: options.now };
     this.startWall = this.clock.wallNow() - (this.clock.now() - options.startedAt);
+    this.unreportedFrom = options.startedAt;
+  }
+
+  /**
+   * Every node held alive (or unknown) counts as heard now, and the nodes unreported since this start get T from now
+   * (review FR19-10): called while this replica's store does not answer and when it answers again. Cut off, it hears
+   * no node (the agents report to another replica), so silence says nothing of them; back, the reports shared
+   * meanwhile come through its watch (reconnecting on its own backoff) within T, as at a start.
+   */
+  heardAll(): void {
+    const at = this.mono();
+    const now = this.options.now();
+    const lapsed: string[] = [];
+    for (const [uuid, held] of this.nodes) {
+      if (!this.aliveSet.has(uuid) || held.heardAt >= at) continue;
+      // Past its timeout, not declared dead yet: a list built meanwhile left it out (see record).
+      if (this.lapsed(held, now)) lapsed.push(uuid);
+      held.heardAt = at;
+    }
+    for (const node of this.unknown.values()) if (node.heardAt < at) node.heardAt = at;
+    if (!this.unreportedChecked) this.unreportedFrom = Math.max(this.unreportedFrom, at);
+    if (lapsed.length > 0) this.changed(lapsed);
   }
 
   /**
@@ -833,7 +857,7 @@ export class NodeReports {
     }
     if (
       !this.unreportedChecked &&
-      this.mono() + (now - this.clock.wallNow()) - this.options.startedAt > this.options.nodeTimeoutMs
+      this.mono() + (now - this.clock.wallNow()) - this.unreportedFrom > this.options.nodeTimeoutMs
     ) {
       this.unreportedChecked = true;
       this.declareUnreported(now);
