@@ -192,6 +192,29 @@ describe('FlockerClient: a replica whose store is unreachable (503 STORE_UNAVAIL
     expect(good!.hits).toEqual([`PUT /v1/agent/nodes/${NODE}`]);
   });
 
+  it('a request safe to repeat cut on the last replica left is thrown as LEFT_REPLICA (outcome unknown), not as the other call’s 503', async () => {
+    // FR19-4: STORE_UNAVAILABLE means "nothing was written"; a lease acquire already sent may have landed.
+    let reportsRefused = false;
+    const [only] = await start((req, res) => {
+      const path = (req.url ?? '').split('?')[0] ?? '';
+      if (path === '/v1/configuration/leases') return; // sent, never answered (etcd slow to confirm)
+      if (reportsRefused) storeDown()(req, res);
+      else json(res, 200, { generation: 'c.1.1' });
+    });
+    const client = new FlockerClient({ baseUrl: only!.url, timeoutMs: 5000 });
+    const acquire = failure(client.acquireLease({ dataset_id: DATASET, node_uuid: NODE, expires: null }));
+    await new Promise((r) => setTimeout(r, 100));
+    reportsRefused = true;
+    // The report's own answer keeps its code: that one surely wrote nothing.
+    const refused = await failure(client.reportNodeState(report));
+    expect([refused.status, refused.code]).toEqual([503, 'STORE_UNAVAILABLE']);
+    const cut = await acquire;
+    expect([cut.status, cut.code]).toEqual([0, 'LEFT_REPLICA']);
+    expect(cut.message).toMatch(/outcome is unknown/);
+    expect(cut.message).toContain(only!.url);
+    expect(cut.message).toContain('STORE_UNAVAILABLE: etcd did not store a node report');
+  });
+
   it('a watch asked of a replica that answers STORE_UNAVAILABLE is asked of the next', async () => {
     const [cut, good] = await start(storeDown(), healthy);
     const client = new FlockerClient({ baseUrl: `${cut!.url},${good!.url}`, timeoutMs: 2000 });
@@ -230,8 +253,10 @@ describe('FlockerClient: a replica whose store is unreachable (503 STORE_UNAVAIL
     const started = Date.now();
     expect(await client.reportNodeState(report)).toEqual({ generation: 'h.1.1' });
     const ended = await failure(watch.next()).finally(() => void watch.return());
-    expect([ended.status, ended.code]).toEqual([503, 'STORE_UNAVAILABLE']);
+    // Ended by the client, not answered by the replica (FR19-4): a client-side code, the reason in its message.
+    expect([ended.status, ended.code]).toEqual([0, 'LEFT_REPLICA']);
     expect(ended.message).toContain(cut!.url);
+    expect(ended.message).toContain('STORE_UNAVAILABLE');
     // The long-poll is asked again of the healthy replica, which answers at once (another generation).
     expect((await poll).generation).toBe('h.1.1');
     expect(Date.now() - started).toBeLessThan(2_000);

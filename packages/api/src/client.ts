@@ -156,6 +156,13 @@ const NOT_SENT = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
+/**
+ * The code (status 0, client-side) of a request safe to repeat that was open on a replica when the client left it
+ * (leave: another call learnt that its store is down): ended unanswered, so its outcome is unknown — it may have been
+ * applied. Thrown only when no other replica is left to ask it of; the leave's reason is in its message.
+ */
+export const LEFT_REPLICA = 'LEFT_REPLICA';
+
 /** Failures raised before the request could reach the server (see NOT_SENT). */
 const neverSent = new WeakSet<FlockerApiError>();
 
@@ -594,8 +601,8 @@ export class FlockerClient {
    * answer before). Ends when the server ends the stream (it is closing) or `signal` aborts; a
    * failure throws FlockerApiError (status 0: the connection, or WATCH_IDLE: nothing — heartbeats
    * included — for `idleTimeoutMs`, by default WATCH_IDLE_HEARTBEATS of the heartbeat period the
-   * server announces in its Content-Type, or 60 s from a server that announces none; 503 with the replica's store-down
-   * code when the client left that replica: FlockerClient.leave). Reconnect
+   * server announces in its Content-Type, or 60 s from a server that announces none; LEFT_REPLICA when the client left
+   * that replica: FlockerClient.leave). Reconnect
    * then with the generation held: the stream resumes from it. The long-poll methods above are
    * unchanged (no heartbeats: each waits at most its own timeout).
    * With `node` undefined, the whole cluster (`whole=true`, as waitForCluster without `node`: the Docker plugin); a
@@ -754,7 +761,8 @@ export class FlockerClient {
    * A replica answered that it cannot use its store (STORE_DOWN): later calls start at the next replica, and the
    * requests safe to repeat open on it end now (a long-poll is asked of the next replica; a watch throws `why` and is
    * watched again from the replica the client moved to). Such a replica still serves its views from memory, frozen:
-   * an agent following them would see nodes it no longer hears declared dead, itself included.
+   * an agent following them would see nodes it no longer hears declared dead, itself included. Those requests are
+   * thrown (when no replica is left to ask) as LEFT_REPLICA, status 0: ended unanswered, their outcome unknown.
    */
   private leave(url: string, why: FlockerApiError): void {
     this.leftAt.set(url, ++this.leaves);
@@ -765,7 +773,12 @@ export class FlockerClient {
     const open = this.open.get(url);
     if (open === undefined) return;
     this.open.delete(url);
-    const reason = new FlockerApiError(why.status, why.code, `left ${url}: ${why.description}`);
+    // Not `why`'s code: STORE_UNAVAILABLE says "nothing written", untrue of a request already sent (FR19-4).
+    const reason = new FlockerApiError(
+      0,
+      LEFT_REPLICA,
+      `left ${url} while this request was open there (its outcome is unknown: it may have been applied): ${why.code}: ${why.description}`,
+    );
     for (const request of open) request.abort(reason);
   }
 
@@ -853,7 +866,7 @@ export class FlockerClient {
     try {
       return await this.callOnce(baseUrl, method, path, schema, body, options, extraTimeoutMs, how.entityTag, leaving);
     } catch (err) {
-      // Left while asking: the reason (a store-down FlockerApiError), not the abort it caused.
+      // Left while asking: the reason (LEFT_REPLICA), not the abort it caused.
       if (leaving?.signal.aborted === true) throw leaving.signal.reason;
       throw err;
     } finally {

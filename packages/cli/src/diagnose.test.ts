@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FlockerApiError, SizeError } from '@flocker/api';
+import { FlockerApiError, LEFT_REPLICA, SizeError } from '@flocker/api';
 import { createClusterCa, issueCertificate, type PemPair } from './ca/certificates';
 import { explain, probeControl, toCliError, type LocalFacts } from './diagnose';
 import { CliError, EXIT, jsonError } from './errors';
@@ -304,6 +304,22 @@ describe('toCliError: the message says what is wrong and how to fix it, with a s
       code: 'LEASE_HELD',
     });
     await expect(toCliError(new Error('bug'), {})).resolves.toBeUndefined();
+  });
+
+  it('a request ended because the client left its replica (LEFT_REPLICA) is no connection problem: no probe', async () => {
+    // FR19-4: status 0 (no answer), but the replica was reached: its store is down. Before, it was that other
+    // call's 503 STORE_UNAVAILABLE, refused as such (exit 1); probing the connection would explain nothing.
+    const left = new FlockerApiError(
+      0,
+      LEFT_REPLICA,
+      'left https://ctl1:4523 while this request was open there (its outcome is unknown: it may have been applied): STORE_UNAVAILABLE: etcd did not answer',
+    );
+    const probe = () => Promise.reject(new Error('probed'));
+    await expect(toCliError(left, { 'control-url': 'https://ctl1:4523' }, probe)).resolves.toMatchObject({
+      exitCode: EXIT.FAILURE,
+      code: 'LEFT_REPLICA',
+      message: left.description,
+    });
   });
 
   it('--json prints the error as one object with code, message and exit code', () => {

@@ -13,7 +13,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls';
-import { FlockerApiError, SizeError } from '@flocker/api';
+import { FlockerApiError, LEFT_REPLICA, SizeError } from '@flocker/api';
 import { errorCode, errorMessage } from '@flocker/runtime';
 import { resolveConnection, type ConnectionArgs, type ResolvedConnection } from './connection';
 import { CliError, EXIT } from './errors';
@@ -405,7 +405,8 @@ export async function toCliError(
   if (e instanceof SizeError) return new CliError(EXIT.USAGE, e.message, e.code);
   if (isZodError(e)) return new CliError(EXIT.USAGE, zodMessage(e), 'INVALID_INPUT');
   if (!(e instanceof FlockerApiError)) return undefined;
-  if (e.status !== 0) return apiError(e);
+  // Ended by the client when it left a replica whose store is down (the replica was reached): no connection problem.
+  if (e.status !== 0 || e.code === LEFT_REPLICA) return apiError(e);
   let c: ResolvedConnection;
   try {
     c = resolveConnection(args);

@@ -14,6 +14,7 @@ import {
   type ContainerState,
   FlockerApiError,
   type FlockerClient,
+  LEFT_REPLICA,
   serverNow,
 } from '@flocker/api';
 import { errorMessage, pollUntil } from '@flocker/runtime';
@@ -284,7 +285,7 @@ export function buildDeployCli(
               : e instanceof FlockerApiError
                 ? new CliError(
                     apiExit(e),
-                    e.status === 0
+                    e.status === 0 && e.code !== LEFT_REPLICA
                       ? `${e.description} (is the control service at ${connection['control-url']}?)`
                       : e.description,
                   )
@@ -309,7 +310,8 @@ function isTransient(e: FlockerApiError): boolean {
 }
 
 function apiExit(e: FlockerApiError): number {
-  if (e.status === 0) return EXIT.UNREACHABLE;
+  // LEFT_REPLICA: reached, its store down (an outcome unknown, not an unreachable service).
+  if (e.status === 0 && e.code !== LEFT_REPLICA) return EXIT.UNREACHABLE;
   if (e.status === 404) return EXIT.NOT_FOUND;
   if (e.status === 409 || e.status === 412) return EXIT.CONFLICT;
   if (e.status === 400) return EXIT.USAGE;

@@ -4,7 +4,7 @@
  * `node X → ?` before the control service refused it; `--wait` gave up with exit 6 when the control
  * service restarted while it waited, though the configuration had been applied.
  */
-import { type ContainerState, FlockerApiError, type FlockerClient } from '@flocker/api';
+import { type ContainerState, FlockerApiError, type FlockerClient, LEFT_REPLICA } from '@flocker/api';
 import { EXIT } from '../errors';
 import { containerConfig } from '../testing/containers';
 import { runDeploy } from '../testing/deploy';
@@ -123,5 +123,21 @@ describe('--wait while the control service restarts', () => {
     );
     expect(r.code).toBe(EXIT.FAILURE);
     expect(r.err.join('\n')).toMatch(/not allowed/);
+  });
+
+  test('a read ended because the client left its replica (LEFT_REPLICA) is no unreachable service', async () => {
+    // FR19-4: the replica answered (its store is down); before, that was its 503 (exit 1), not "is it there?".
+    const left =
+      'left https://ctl1:4523 while this request was open there (its outcome is unknown): STORE_UNAVAILABLE: x';
+    const r = await run(
+      ['--wait', '--timeout', '10'],
+      answering(() => {
+        throw new FlockerApiError(0, LEFT_REPLICA, left);
+      }),
+      deployment,
+    );
+    expect(r.code).toBe(EXIT.FAILURE);
+    expect(r.err.join('\n')).toContain(left);
+    expect(r.err.join('\n')).not.toMatch(/is the control service at/);
   });
 });
