@@ -139,12 +139,13 @@ export class Committer {
           this.options.logger.error('configuration commit failed', { error: String(err), waiting: all.length });
           // A store that could not be reached or written already says what failed and what to do; so does one whose
           // write may still apply (STORE_OUTCOME_UNKNOWN: never reworded into "could not be saved").
-          // An error the store did not classify may come after the write reached it: outcome unknown, since clients
-          // re-send a write answered STORE_UNAVAILABLE ("nothing written") to another replica.
+          // Any other error may come after the write reached the store (STORE_CORRUPT: an answer it could not read;
+          // an error it did not classify): outcome unknown, since clients re-send a write answered STORE_UNAVAILABLE
+          // ("nothing written") to another replica (review FR19-1). Only STORE_BASE_UNKNOWN is raised before sending.
           const failure =
             err instanceof StoreError && (err.unavailable || err.code === 'STORE_OUTCOME_UNKNOWN')
               ? err
-              : err instanceof StoreError
+              : err instanceof StoreError && err.code === 'STORE_BASE_UNKNOWN'
                 ? new StoreError('STORE_UNAVAILABLE', `The configuration could not be saved: ${String(err)}`)
                 : new StoreError(
                     'STORE_OUTCOME_UNKNOWN',

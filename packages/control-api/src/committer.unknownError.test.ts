@@ -40,3 +40,17 @@ it("a store's own 'unavailable' error is passed on as it is", async () => {
   const err = new StoreError('STORE_UNAVAILABLE', 'etcd unreachable: nothing was sent');
   await expect(committerOn(new FailingStore(err)).mutate(bump)).rejects.toBe(err);
 });
+
+it('a StoreError the store may raise after sending (STORE_CORRUPT: an answer it could not read) is STORE_OUTCOME_UNKNOWN', async () => {
+  // Review FR19-1: reworded STORE_UNAVAILABLE ("nothing written"), a client re-sent a write that may have landed.
+  const err = new StoreError('STORE_CORRUPT', "etcd's head is not valid JSON");
+  await expect(committerOn(new FailingStore(err)).mutate(bump)).rejects.toMatchObject({
+    code: 'STORE_OUTCOME_UNKNOWN',
+  });
+});
+
+it('STORE_BASE_UNKNOWN (raised before sending) is STORE_UNAVAILABLE: nothing was written', async () => {
+  await expect(
+    committerOn(new FailingStore(new StoreError('STORE_BASE_UNKNOWN', 'not sent'))).mutate(bump),
+  ).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+});

@@ -240,6 +240,38 @@ function logKey(version: number): string {
   return `${LOG_PREFIX}${String(version).padStart(16, '0')}`;
 }
 
+/**
+ * After a transaction (writing log entry `entry` at from + 1 and head naming commit `id`) answered "head moved": did a
+ * copy of it commit first? 'none' when proven not (head never left `from`; or the entry at from + 1 is another), the
+ * revision of our copy when head as of that entry names `id`, 'unknown' when it cannot tell (review FR19-1): the
+ * entry at from + 1 is gone (folded into a snapshot since) or head as of it cannot be read (etcd flaky, or compacted).
+ * `ambiguous`: a copy other than the one answered may have reached etcd; if not, the answer is the whole story.
+ */
+export async function landedCopy(
+  logKvs: readonly IKeyValue[],
+  from: number,
+  headVersion: number | undefined,
+  entry: string,
+  id: string,
+  ambiguous: boolean,
+  headAt: (revision: string) => Promise<string | undefined>,
+): Promise<number | 'none' | 'unknown'> {
+  if (!ambiguous || headVersion === undefined || headVersion <= from) return 'none';
+  const key = logKey(from + 1);
+  const kv = logKvs.find((k) => k.key.toString('utf8').endsWith(key));
+  if (kv === undefined) return 'unknown';
+  // Another replica's identical change would match too (two creates of the same dataset_id): head tells.
+  if (kv.value.toString('utf8') !== entry) return 'none';
+  let commit;
+  try {
+    commit = await headAt(kv.mod_revision);
+  } catch {
+    return 'unknown';
+  }
+  if (commit === undefined) return 'unknown';
+  return commit === id ? Number(kv.mod_revision) : 'none';
+}
+
 /** snapshot/<id>/<i> with the index zero-padded so chunks sort in order. */
 function chunkKey(id: string, i: number): string {
   return `${CHUNKS_PREFIX}${id}/${String(i).padStart(8, '0')}`;
@@ -613,6 +645,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     };
     let res;
     const attempts: unknown[] = [];
+    let resolved = false;
     try {
       res = await attemptsOfCall.run(attempts, send);
     } catch (err) {
@@ -620,8 +653,11 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       if (isControlError(err) || attempts.every(neverSent)) throw unavailable('confirm the write', err);
       // Sent without an answer: a leader may hold it in its log and commit it once a quorum is back (review T4
       // finding 1). Resolved before answering, else answered STORE_OUTCOME_UNKNOWN.
+      resolved = true;
       res = await this.resolve(send, err, entry, config.version);
     }
+    // An attempt before the answered one may have reached etcd (the client's retry, or resolve's re-sends).
+    const ambiguous = resolved || !attempts.every(neverSent);
     if (res.succeeded) {
       this.reportsDeleted(forgotten);
       this.remember(from, config, Number(res.header.revision), entry.length);
@@ -635,8 +671,27 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       this.remember(from, config, Number(headKv.mod_revision), entry.length);
       return;
     }
-    const mine = await this.supersededCopy(logKvs, entry, id);
-    if (mine !== undefined) {
+    const mine = await landedCopy(
+      logKvs,
+      from.version,
+      headKv === undefined ? undefined : this.parse(Head, HEAD_KEY, headKv.value).version,
+      entry,
+      id,
+      ambiguous,
+      async (revision) => {
+        const then = (await this.ns.get(HEAD_KEY).revision(revision).exec()).kvs[0];
+        return then === undefined ? undefined : this.parse(Head, HEAD_KEY, then.value).commit;
+      },
+    );
+    // A copy may have committed and we cannot prove it did not: re-applying the request could apply it twice.
+    if (mine === 'unknown')
+      throw this.outcomeUnknown(
+        entry,
+        config.version,
+        'a copy of it may have been applied before another commit (its proof, the log entry or head as of it, is ' +
+          'not readable now)',
+      );
+    if (mine !== 'none') {
       // A copy committed and another replica's commit followed it (head moved on): ours, at the log entry's revision.
       // The commits after it come through the watch, as any other replica's.
       this.reportsDeleted(forgotten);
@@ -670,26 +725,6 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   }
 
   /**
-   * The revision of a copy of our transaction that committed and was followed by another commit, if one did: the one
-   * log entry after from.version is byte for byte ours (another replica's identical change would be, too: two creates
-   * of the same dataset_id), and head as of that entry's revision (put in the same transaction) names our commit id.
-   * Undefined when not, or when etcd compacted that revision away (then it is taken for a lost race, as before).
-   */
-  private async supersededCopy(logKvs: IKeyValue[], entry: string, id: string): Promise<number | undefined> {
-    const kv = logKvs.find((k) => k.value.toString('utf8') === entry);
-    if (kv === undefined) return undefined;
-    let then;
-    try {
-      then = await this.ns.get(HEAD_KEY).revision(kv.mod_revision).exec();
-    } catch {
-      return undefined;
-    }
-    const headThen = then.kvs[0];
-    if (headThen === undefined || this.parse(Head, HEAD_KEY, headThen.value).commit !== id) return undefined;
-    return Number(kv.mod_revision);
-  }
-
-  /**
    * Re-sends a transaction that was sent without an answer until one copy is answered (whether an earlier copy
    * applied is then known: see compareAndSwap) or resolveMs has passed: then it fails with STORE_OUTCOME_UNKNOWN.
    * A copy still pending in a leader's log can apply later only while head stays at the revision it compares:
@@ -715,16 +750,21 @@ export class EtcdConfigurationStore implements ConfigurationStore {
         last = err;
       }
     }
+    throw this.outcomeUnknown(
+      entry,
+      version,
+      `etcd did not confirm the write within ${Math.round((this.timeoutMs + this.resolveMs) / 1000)} s ` +
+        `(${errorMessage(last)}): it was sent, so it may still be applied once etcd has a quorum`,
+    );
+  }
+
+  /** STORE_OUTCOME_UNKNOWN for a sent write (`why`), remembered so that its landing later is told (landedLate). */
+  private outcomeUnknown(entry: string, version: number, why: string): StoreError {
     const at = new Date().toISOString();
     // Bounded: an entry is forgotten once its version is taken (landedLate).
     if (this.unresolved.size >= 64) this.unresolved.delete(this.unresolved.keys().next().value ?? '');
     this.unresolved.set(entry, { version, at });
-    throw new StoreError(
-      'STORE_OUTCOME_UNKNOWN',
-      `etcd did not confirm the write within ${Math.round((this.timeoutMs + this.resolveMs) / 1000)} s ` +
-        `(${errorMessage(last)}): it was sent, so it may still be applied once etcd has a quorum; ` +
-        'read it back before retrying.',
-    );
+    return new StoreError('STORE_OUTCOME_UNKNOWN', `${why}; read it back before retrying.`);
   }
 
   /**
