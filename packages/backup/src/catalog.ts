@@ -4,6 +4,7 @@ import {
   backupIdOfKey,
   checkId,
   CHUNKS_PREFIX,
+  CLOCK_KEY,
   DELTAS_PREFIX,
   keysOfEntry,
   manifestKey,
@@ -128,7 +129,10 @@ export interface GcOptions {
   readonly graceMs?: number;
   /** A pending marker rewritten within this counts as a running backup (default 30 minutes). */
   readonly pendingTtlMs?: number;
-  /** Wall-clock milliseconds (injectable for tests). Compared with the store's LastModified times. */
+  /**
+   * Wall-clock milliseconds on the store's clock (injectable for tests), compared with the store's LastModified times.
+   * By default read from the store (storeClock), not this host's clock.
+   */
   readonly now?: () => number;
   readonly concurrency?: number;
   readonly signal?: AbortSignal;
@@ -150,6 +154,26 @@ export const DEFAULT_PENDING_TTL_MS = 30 * 60_000;
 const DELETE_BATCH = 100;
 
 /**
+ * The store's clock (FR19-6): the ages of pending markers and chunks are LastModified times, the store's, so judged on
+ * this host's clock a host 30+ min fast (an operator's laptop running `flocker backup gc`) would take a running
+ * backup's marker for a dead one's and collect under it. Writes a few bytes (CLOCK_KEY), lists their LastModified, and
+ * counts on from it with this host's monotonic clock. LastModified is no later than the put's answer (S3's is also
+ * truncated to the second), so it never runs ahead of the store's time: markers and chunks can only look younger than
+ * they are (kept a little longer), never older. Two collections at once may read each other's write (seconds apart).
+ */
+export async function storeClock(store: ObjectStore, call: CallOptions = {}): Promise<() => number> {
+  await store.put(CLOCK_KEY, Buffer.from('flocker backup gc clock\n'), call);
+  const answered = performance.now();
+  // Listed, not headed: dated as listings date markers and chunks (a HEAD's Last-Modified is to the second where some
+  // stores list to the millisecond: a chunk written in the same second would look written after "now").
+  const info = (await collect(store, CLOCK_KEY, call)).find((o) => o.key === CLOCK_KEY);
+  if (info === undefined)
+    throw new BackupError('STORE_ERROR', `${CLOCK_KEY} was written but cannot be read back`, CLOCK_KEY);
+  const at = info.lastModified.getTime();
+  return () => at + (performance.now() - answered);
+}
+
+/**
  * Deletes chunks that no manifest references and that are older than the grace period. Safe against a backup
  * running at the same time: a live pending marker defers the whole collection (checked before the manifests are
  * read and again before every batch of deletes), the grace period protects chunks a backup has just uploaded,
@@ -157,10 +181,10 @@ const DELETE_BATCH = 100;
  * A manifest that cannot be read stops the collection (MANIFEST_CORRUPT): its chunks cannot be told apart.
  */
 export async function collectGarbage(store: ObjectStore, options: GcOptions = {}): Promise<GcResult> {
-  const now = options.now ?? Date.now;
   const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
   const ttlMs = options.pendingTtlMs ?? DEFAULT_PENDING_TTL_MS;
   const call = callOf(options.signal);
+  const now = options.now ?? (await storeClock(store, call));
   const empty = { deletedChunks: 0, deletedBytes: 0, referencedChunks: 0, youngChunks: 0 };
   const markers = await collect(store, PENDING_PREFIX, call);
   const live = livePending(markers, now(), ttlMs);
@@ -249,7 +273,7 @@ export async function pruneBackups(
       `keep ${keep} must be an integer ≥ 1 (deleteBackup removes the last one)`,
     );
   const call = callOf(options.signal);
-  const now = options.now ?? Date.now;
+  const now = options.now ?? (await storeClock(store, call));
   const warnings: string[] = [];
   const summaries = await listBackups(store, volumeId, { signal: options.signal });
   const unreadable = summaries.filter((b) => b.problem !== undefined);
@@ -262,14 +286,14 @@ export async function pruneBackups(
     const t = timeOfStamp(parseBackupId(id)?.stamp ?? '');
     if (t > now() + 60_000)
       warnings.push(
-        `backup ${id} is stamped ${new Date(t).toISOString()}, in the future of this clock: a node's clock runs ahead (it counts as the newest)`,
+        `backup ${id} is stamped ${new Date(t).toISOString()}, in the future of the store's clock: a node's clock runs ahead (it counts as the newest)`,
       );
   }
   const plan = planRetention(readable, keep, options.protect ?? []);
   for (const id of plan.remove) await store.delete(manifestKey(id), call);
   let gc: GcResult | undefined;
   try {
-    gc = await collectGarbage(store, options);
+    gc = await collectGarbage(store, { ...options, now });
   } catch (e) {
     if (!isBackupError(e, 'MANIFEST_CORRUPT')) throw e;
     warnings.push(`no chunk collected: ${e.message} (delete or repair it)`);

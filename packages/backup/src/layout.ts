@@ -5,6 +5,7 @@
  *   deltas/<first 2 hex>/<sha256>.<base sha256>         compressed XOR of the plain bytes with a full chunk (base)
  *   manifests/<volumeId>/<stamp>-<snapshotId>.json      one per finished backup, written last
  *   pending/<volumeId>/<stamp>-<snapshotId>.json        while a backup runs (garbage collection waits for it)
+ *   clock/gc                                            a few bytes each garbage collection writes to read the store's clock
  *
  * A backup's id is `<volumeId>/<stamp>-<snapshotId>`; the stamp (UTC, millisecond, fixed width) makes keys sort
  * by creation time.
@@ -15,6 +16,8 @@ export const CHUNKS_PREFIX = 'chunks/';
 export const DELTAS_PREFIX = 'deltas/';
 export const MANIFESTS_PREFIX = 'manifests/';
 export const PENDING_PREFIX = 'pending/';
+/** Written (overwritten) by each garbage collection: its LastModified is the store's time (catalog.ts storeClock). */
+export const CLOCK_KEY = 'clock/gc';
 
 // Volume ids are UUIDs in Flocker; snapshot ids are driver ids (snap-…, UUIDs, names). Both become key segments.
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

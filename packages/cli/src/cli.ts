@@ -1447,6 +1447,7 @@ export function buildCli(
               })
               .epilog(
                 'Safe while backups run: a running backup keeps a marker that defers the collection. ' +
+                  "Ages are judged on the store's clock (it writes clock/gc to read it), not this host's. " +
                   'A manifest that cannot be read stops it (its chunks cannot be told apart): delete that backup first.',
               ),
           run<GlobalArgs & { from: string; graceHours: number; endpoint?: string; region?: string }>(async (a) => {
