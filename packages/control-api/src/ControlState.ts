@@ -394,6 +394,14 @@ export class ControlState {
    * share the next commit (group commit).
    */
   mutate<T>(change: (config: Configuration, now: number) => Applied<T>, ifMatches?: string): Promise<Applied<T>> {
+    // The store already known not to answer: refused at once, nothing sent (a clean STORE_UNAVAILABLE the clients
+    // re-send elsewhere), rather than sent to a minority member and answered STORE_OUTCOME_UNKNOWN ~3 timeouts later
+    // (review FR19-7).
+    try {
+      this.refuseIfStoreDown();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.committer.mutate(change, ifMatches);
   }
 
