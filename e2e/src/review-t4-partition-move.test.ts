@@ -1,6 +1,6 @@
 /**
  * Review T4 (session 19): the two-writers check of a partition. Replica 0 is cut off from etcd
- * (blackholed), node a (naming replica 0 first) is declared dead by the healthy replicas, and its
+ * (blackholed), node a (naming replica 0 only) is declared dead by the healthy replicas, and its
  * dataset, with a writer still writing on a (no dockerd on a: the fence cannot stop it), is moved
  * to b through a healthy replica. Checked: every write acknowledged on a (fsync returned) is on b,
  * and none is acknowledged on a after b mounted the dataset.
@@ -196,7 +196,9 @@ it('a node cut off with its replica, declared dead, its dataset moved with its w
   ];
   const hostPort = urls.map((u) => new URL(u)).map((u) => `${u.hostname}:${u.port}`);
   const orders: Record<string, string[]> = {
-    a: [hostPort[0]!, hostPort[1]!, hostPort[2]!],
+    // a reaches replica 0 only (cut off with it): since 7441b22 an agent naming the healthy replicas too moves to
+    // them when replica 0 answers STORE_UNAVAILABLE, and is never declared dead (review-t4-replica-partition).
+    a: [hostPort[0]!],
     b: [hostPort[1]!, hostPort[2]!, hostPort[0]!],
   };
   const healthy = new FlockerClient({ baseUrl: urls[1]!, baseUrls: [urls[2]!], timeoutMs: 3_000 });
