@@ -170,12 +170,31 @@ export class EtcdTestCluster {
     execFileSync(SCRIPT, ['install'], { stdio: 'inherit' });
     const dir = mkdtempSync(path.join(tmpdir(), 'flocker-etcd-'));
     const members: Member[] = [];
+    // A port freed by one freePort() may be handed out again by the next: never give two listeners one port (ci25:
+    // m2's peer port was m0's client port, so m2 never started and the cluster never became healthy).
+    const used = new Set<number>();
+    const distinctPort = async (): Promise<number> => {
+      for (;;) {
+        const port = await freePort();
+        if (!used.has(port)) {
+          used.add(port);
+          return port;
+        }
+      }
+    };
     for (let i = 0; i < size; i++)
-      members.push({ name: `m${i}`, client: await freePort(), peer: await freePort(), proc: undefined });
+      members.push({ name: `m${i}`, client: await distinctPort(), peer: await distinctPort(), proc: undefined });
     const pki = options.tls === true ? makeEtcdTestPki(path.join(dir, 'pki')) : undefined;
     const cluster = new EtcdTestCluster(dir, members, pki);
     for (let i = 0; i < size; i++) cluster.startMember(i);
-    await cluster.waitHealthy(cluster.endpoints);
+    try {
+      await cluster.waitHealthy(cluster.endpoints);
+    } catch (err) {
+      // The caller never gets the cluster to stop: its members must not outlive the failed start (ci25: they kept
+      // jest from exiting).
+      await cluster.stop().catch(() => undefined);
+      throw err;
+    }
     return cluster;
   }
 
