@@ -5,7 +5,7 @@
  * request as a whole. Real Cinder (noauth) behind a TCP proxy that stalls on demand.
  */
 import { randomUUID } from 'node:crypto';
-import { startStallProxy, type StallMode, type StallProxy } from '../testing/stallProxy';
+import { STALL_CASES, startStallProxy, type StallProxy } from '../testing/stallProxy';
 import { CinderDriver } from './CinderDriver';
 import { startTestCinder, type TestCinder } from './testCinder';
 
@@ -29,13 +29,7 @@ afterAll(async () => {
   await cinder?.purge();
 });
 
-const stalls: [StallMode, string][] = [
-  ['holdRequest', 'no answer at all'],
-  ['holdBody', 'the headers come, then the body stops'],
-  ['dripBody', 'the headers come, then the body trickles'],
-];
-
-it.each(stalls)(
+it.each(STALL_CASES)(
   'a stalled Cinder connection (%s: %s) fails the call in bounded time; it works once traffic passes',
   async (mode) => {
     const d = new CinderDriver(

@@ -16,7 +16,7 @@ import {
   type MotoServer,
   FAST_EBS_TIMING,
 } from './motoSupport';
-import { startStallProxy, type StallProxy, type StallMode } from '../testing/stallProxy';
+import { STALL_CASES, startStallProxy, type StallProxy } from '../testing/stallProxy';
 
 jest.setTimeout(120_000);
 
@@ -56,13 +56,7 @@ function driverThroughProxy(): EbsDriver {
   });
 }
 
-const stalls: [StallMode, string][] = [
-  ['holdRequest', 'no answer at all'],
-  ['holdBody', 'the headers come, then the body stops'],
-  ['dripBody', 'the headers come, then the body trickles'],
-];
-
-it.each(stalls)(
+it.each(STALL_CASES)(
   'a stalled EC2 connection (%s: %s) fails the call in bounded time; it works once traffic passes',
   async (mode) => {
     const d = driverThroughProxy();

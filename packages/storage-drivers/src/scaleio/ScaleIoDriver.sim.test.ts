@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { blockDeviceApiContract, expectStorageError } from '../testing/contract';
-import { startStallProxy, type StallMode, type StallProxy } from '../testing/stallProxy';
+import { STALL_CASES, startStallProxy, type StallProxy } from '../testing/stallProxy';
 import { destroyTempRoot } from '../testing/testSupport';
 import { SCALEIO_UNIT } from './names';
 import { ScaleIoDriver, type ScaleIoDriverDeps } from './ScaleIoDriver';
@@ -306,13 +306,7 @@ describe('ScaleIoDriver on a stalled connection', () => {
     await releaseSimulator();
   });
 
-  const stalls: [StallMode, string][] = [
-    ['holdRequest', 'no answer at all'],
-    ['holdBody', 'the headers come, then the body stops'],
-    ['dripBody', 'the headers come, then the body trickles'],
-  ];
-
-  it.each(stalls)(
+  it.each(STALL_CASES)(
     'a stalled gateway connection (%s: %s) fails the call in bounded time; it works once traffic passes',
     async (mode) => {
       const d = new ScaleIoDriver(

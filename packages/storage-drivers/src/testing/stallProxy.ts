@@ -11,6 +11,13 @@ import * as net from 'node:net';
 
 export type StallMode = 'pass' | 'holdRequest' | 'holdBody' | 'dripBody';
 
+/** The three ways a connection stalls, each with its description: the cases of every driver's stall test. */
+export const STALL_CASES: readonly [StallMode, string][] = [
+  ['holdRequest', 'no answer at all'],
+  ['holdBody', 'the headers come, then the body stops'],
+  ['dripBody', 'the headers come, then the body trickles'],
+];
+
 export interface StallProxy {
   /** http://127.0.0.1:<port> */
   readonly endpoint: string;

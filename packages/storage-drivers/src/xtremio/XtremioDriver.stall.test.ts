@@ -4,7 +4,7 @@
  * not a body that trickles (one byte now and then): such a call never ended. Now request_timeout_seconds bounds each
  * request as a whole. The XtremIO simulator behind a TCP proxy that stalls on demand.
  */
-import { startStallProxy, type StallMode, type StallProxy } from '../testing/stallProxy';
+import { STALL_CASES, startStallProxy, type StallProxy } from '../testing/stallProxy';
 import { startSimulatedArray, type SimulatedArray } from './testing/harness';
 import { XtremioDriver } from './XtremioDriver';
 
@@ -27,13 +27,7 @@ afterAll(async () => {
   await array?.cleanup();
 });
 
-const stalls: [StallMode, string][] = [
-  ['holdRequest', 'no answer at all'],
-  ['holdBody', 'the headers come, then the body stops'],
-  ['dripBody', 'the headers come, then the body trickles'],
-];
-
-it.each(stalls)(
+it.each(STALL_CASES)(
   'a stalled XMS connection (%s: %s) fails the call in bounded time; it works once traffic passes',
   async (mode) => {
     const d = new XtremioDriver(
