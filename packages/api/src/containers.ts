@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import {
+  atMostEntries,
   DatasetId,
   isSafeKey,
   KEY_MESSAGES,
@@ -30,6 +31,12 @@ export const PortNumber = z.number().int().min(1).max(65535);
 
 /** The most ports, links or command-line words one container may have (far above any real container). */
 export const CONTAINER_ARRAY_MAX = 4096;
+/** The most environment variables one container may have (as CONTAINER_ARRAY_MAX). */
+export const ENVIRONMENT_MAX_ENTRIES = 4096;
+/** The longest environment variable name (far above any real one). */
+export const ENVIRONMENT_NAME_MAX_LENGTH = 1024;
+/** The longest environment variable value: Linux's MAX_ARG_STRLEN (128 KiB); a longer NAME=value cannot be exec'd. */
+export const ENVIRONMENT_VALUE_MAX_LENGTH = 131_072;
 
 export const ContainerPort = z
   .object({
@@ -52,13 +59,23 @@ export const Mountpoint = z.string().regex(/^\/[^\0]*$/, { message: 'must be an 
 
 export const ContainerVolume = z.object({ dataset_id: DatasetId, mountpoint: Mountpoint }).strict();
 
-export const Environment = z.record(
-  z
-    .string()
-    .regex(/^[^=\0]+$/, { message: 'environment variable names are non-empty and hold no "="' })
-    .refine(isSafeKey, { message: RESERVED_KEY_MESSAGE }),
-  z.string(),
-  KEY_MESSAGES,
+// Bounded (entries, name and value lengths) so an oversized request is refused early (T6 F-A).
+export const Environment = atMostEntries(
+  ENVIRONMENT_MAX_ENTRIES,
+  `at most ${ENVIRONMENT_MAX_ENTRIES} environment variables`,
+  z.record(
+    z
+      .string()
+      .max(ENVIRONMENT_NAME_MAX_LENGTH, {
+        message: `environment variable names are at most ${ENVIRONMENT_NAME_MAX_LENGTH} characters`,
+      })
+      .regex(/^[^=\0]+$/, { message: 'environment variable names are non-empty and hold no "="' })
+      .refine(isSafeKey, { message: RESERVED_KEY_MESSAGE }),
+    z.string().max(ENVIRONMENT_VALUE_MAX_LENGTH, {
+      message: `environment variable values are at most ${ENVIRONMENT_VALUE_MAX_LENGTH} characters`,
+    }),
+    KEY_MESSAGES,
+  ),
 );
 
 export const RestartPolicy = z.discriminatedUnion('name', [
@@ -203,14 +220,14 @@ const SizeValue = z.union([z.number().int().positive(), z.string().min(1)]);
 export const FlockerApplication = z
   .object({
     image: z.string().min(1),
-    ports: z.array(ContainerPort).optional(),
+    ports: z.array(ContainerPort).max(CONTAINER_ARRAY_MAX).optional(),
     environment: Environment.optional(),
-    links: z.array(ContainerLink).optional(),
+    links: z.array(ContainerLink).max(CONTAINER_ARRAY_MAX).optional(),
     volume: z.object({ mountpoint: Mountpoint, maximum_size: SizeValue.optional() }).strict().optional(),
     restart_policy: RestartPolicy.optional(),
     cpu_shares: z.number().int().positive().optional(),
     mem_limit: z.number().int().positive().optional(),
-    command_line: z.array(z.string()).optional(),
+    command_line: z.array(z.string()).max(CONTAINER_ARRAY_MAX).optional(),
   })
   .strict();
 
@@ -234,18 +251,20 @@ const ComposePortSpec = z.union([z.number().int(), z.string().min(1)]);
 export const ComposeService = z
   .object({
     image: z.string().min(1),
-    ports: z.array(ComposePortSpec).optional(),
-    environment: z
-      .union([z.record(SafeKey, z.union([z.string(), z.number(), z.boolean()]), KEY_MESSAGES), z.array(z.string())])
-      .optional(),
-    links: z.array(z.string().min(1)).optional(),
+    ports: z.array(ComposePortSpec).max(CONTAINER_ARRAY_MAX).optional(),
+    environment: atMostEntries(
+      ENVIRONMENT_MAX_ENTRIES,
+      `at most ${ENVIRONMENT_MAX_ENTRIES} environment variables`,
+      z.union([z.record(SafeKey, z.union([z.string(), z.number(), z.boolean()]), KEY_MESSAGES), z.array(z.string())]),
+    ).optional(),
+    links: z.array(z.string().min(1)).max(CONTAINER_ARRAY_MAX).optional(),
     volumes: z
       .array(z.string().min(1))
       .max(1, { message: 'at most one volume per application (as in Flocker)' })
       .optional(),
     mem_limit: z.union([z.number().int().positive(), z.string().min(1)]).optional(),
     cpu_shares: z.number().int().positive().optional(),
-    command: z.union([z.string(), z.array(z.string())]).optional(),
+    command: z.union([z.string(), z.array(z.string()).max(CONTAINER_ARRAY_MAX)]).optional(),
     restart: z.string().optional(),
   })
   .strict();

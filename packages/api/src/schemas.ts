@@ -118,6 +118,28 @@ export const KEY_MESSAGES = {
 };
 
 /**
+ * `schema` (a record, or a union of a record and a list) refusing an object of more than `max` own keys, or a list of
+ * more than `max` elements, with one issue before any entry is checked: a record's own checks run only after every
+ * entry was parsed (100,000 entries of a 1 MiB body: ~0.3 s and an issue per bad one), and a union names no option's
+ * issue. Same input and output types and JSON Schema as `schema` (T6 F-A).
+ */
+export function atMostEntries<R extends z.ZodType>(
+  max: number,
+  message: string,
+  schema: R,
+): z.ZodPreprocess<R, z.input<R>> {
+  return z.preprocess<unknown, R, z.input<R>>((input, ctx) => {
+    const value: unknown = input; // anything reaches a preprocess; `schema` checks its type
+    if (typeof value !== 'object' || value === null) return value;
+    let n = 0;
+    if (Array.isArray(value)) n = value.length;
+    else for (const key in value) if (Object.hasOwn(value, key) && ++n > max) break;
+    if (n > max) ctx.addIssue({ code: 'too_big', origin: 'object', maximum: max, inclusive: true, input, message });
+    return value;
+  }, schema);
+}
+
+/**
  * Where parsed JSON holds a `__proto__` key (JSON.parse makes it an own property; zod's
  * records skip it silently and `{...}`/assignment would treat it as the prototype), as a
  * path; undefined when there is none. Iterative: any depth.

@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   type Application,
-  type ContainerConfiguration,
+  ContainerConfiguration,
   type DatasetConfiguration,
   formatIssuePath,
   METADATA_NAME_KEY,
@@ -20,7 +20,7 @@ import {
 } from '@flocker/api';
 import { type Applied, type Configuration, liveLease } from './configuration';
 import { type DataNodeRule, keepDataNode, movedTo } from './dataNode';
-import { ConfigurationError } from './errors';
+import { ConfigurationError, INVALID_REQUEST_MAX_ISSUES } from './errors';
 import { deleteEntry, setEntry } from './PersistentMap';
 
 const EMPTY: ReadonlyMap<string, ContainerConfiguration> = new Map();
@@ -196,9 +196,12 @@ export function resolveNodeKey(config: Configuration, key: string): string {
   );
 }
 
+/** A refused file's error: its first INVALID_REQUEST_MAX_ISSUES issues named, then how many more (T6 F-A). */
 function fileError(which: string, issues: { path: (string | number)[]; message: string }[]): ConfigurationError {
   const first = issues[0];
-  const text = issues.map((i) => `${formatIssuePath(i.path)}: ${i.message}`).join('; ');
+  const named = issues.slice(0, INVALID_REQUEST_MAX_ISSUES).map((i) => `${formatIssuePath(i.path)}: ${i.message}`);
+  const more = issues.length - named.length;
+  const text = [...named, ...(more > 0 ? [`and ${more} more issue${more === 1 ? '' : 's'}`] : [])].join('; ');
   return new ConfigurationError(
     'INVALID_CONFIGURATION_FILE',
     `The ${which} file is invalid: ${first ? text : 'unknown problem'}`,
@@ -269,6 +272,19 @@ export function compose(
       ...(app.memory_limit !== undefined ? { memory_limit: app.memory_limit } : {}),
       ...(app.command_line !== undefined ? { command_line: app.command_line } : {}),
     });
+  }
+  // What a file yields must be a container the configuration's own schema reads back: one it refuses would be
+  // stored, answered 500 and leave the store unreadable at the next start.
+  for (const c of wanted) {
+    const parsed = ContainerConfiguration.safeParse(c);
+    if (!parsed.success)
+      throw fileError(
+        'application',
+        parsed.error.issues.map((i) => ({
+          path: [c.name, ...i.path.filter((p): p is string | number => typeof p !== 'symbol')],
+          message: i.message,
+        })),
+      );
   }
   wanted.forEach((c, i) => checkContainer(next, c, wanted.slice(0, i)));
   let containers = containersOf(next);
