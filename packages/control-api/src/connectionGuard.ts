@@ -4,8 +4,11 @@
  *   else the oldest silent connection (no request yet; with TLS, no finished handshake: no certificate needed) of the
  *   address holding the most silent ones, when that is not the newcomer's address. One peer re-opening silent
  *   connections as fast as they are cut no longer keeps every other client out (F1); its own newcomers are refused.
- * - an answer whose bytes make no progress for limits.writeStallMs (a client that stopped reading; a watch whose
- *   heartbeats pile up) has its connection closed: before, it held its slot and its buffers for ever (F1b).
+ * - an answer whose bytes make no progress for limits.writeStallMs (a client that stopped reading) has its connection
+ *   closed: before, it held its slot and its buffers for ever (F1b). Progress is bytes the kernel took, so an unread
+ *   watch is seen only once the peer's window and the send buffer are full: hours to days for heartbeats (review
+ *   FR19-8). It then holds a slot and kernel buffers, as a watch read slowly does; Node exposes no unacknowledged
+ *   byte count (TCP_USER_TIMEOUT, SIOCOUTQ) to do better without a protocol change.
  */
 import type { Server, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
