@@ -563,7 +563,9 @@ export class ControlState {
       return this.generation;
     }
     // The file systems of mounted restores (T5 F8) are read from the report as received (settleBackups) only: never
-    // kept, shared or answered (agents one release behind parse node states strictly).
+    // kept, shared or answered (agents one release behind parse node states strictly, replicas the shared reports).
+    // Not the general rule for a new optional member (sent only while used), nor configuration_version's (kept and
+    // shared, not answered): either would put it in front of a strict reader during a rolling upgrade.
     const kept = withoutReportedFilesystems(report);
     const json = this.nodes.record(kept, now);
     if (this.floor !== undefined) this.judgeFloor(report.uuid);
