@@ -9,76 +9,25 @@
  * transaction to its log but cannot commit it; the replica times out and answers 503. When a
  * follower restarts, the old leader (its log the longest) wins the election and commits the entry.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { z } from 'zod';
 import { FlockerClient } from '@flocker/api';
-import { EtcdTestCluster } from '@flocker/control-api/testing';
-import { removeTree } from './removeTree';
+import { EtcdBed, etcdStoreArgs } from './testing/etcdBed';
 
 jest.setTimeout(180_000);
 
-const REPO = resolve(__dirname, '../..');
-const CONTROL_MAIN = join(REPO, 'packages/control-api/dist/main.js');
-const Listening = z.object({ listening: z.string(), port: z.number() });
-
-let dir: string;
-let etcd: EtcdTestCluster;
-const procs: ChildProcess[] = [];
-
-async function startReplica(args: string[], logFile: string): Promise<string> {
-  const proc = spawn(
-    process.execPath,
-    [CONTROL_MAIN, '--insecure-http', '--host', '127.0.0.1', '--port', '0', '--log-level', 'info', ...args],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  procs.push(proc);
-  const log = createWriteStream(logFile, { flags: 'a' });
-  proc.stderr?.pipe(log);
-  const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
-  const url = await new Promise<string>((res, rej) => {
-    proc.once('exit', (code) => rej(new Error(`flocker-control exited with ${String(code)}`)));
-    lines.once('line', (line) => res(Listening.parse(JSON.parse(line)).listening));
-  });
-  lines.on('line', (l) => log.write(`${l}\n`));
-  return url;
-}
+let bed: EtcdBed;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'flocker-t4-phantom-'));
-  etcd = await EtcdTestCluster.start();
+  bed = await EtcdBed.start('flocker-t4-phantom-');
 });
 
 afterAll(async () => {
-  await Promise.all(
-    procs.map(async (p) => {
-      if (p.exitCode !== null || p.signalCode !== null) return;
-      const gone = new Promise<void>((r) => p.once('exit', () => r()));
-      p.kill('SIGKILL');
-      await gone;
-    }),
-  );
-  await etcd?.stop();
-  if (process.env.T4_KEEP === undefined) removeTree(dir);
+  await bed?.close();
 });
 
 it('a create answered 503 while quorum is lost either never lands or says it may still land', async () => {
-  const args = [
-    '--store',
-    'etcd',
-    '--etcd-endpoints',
-    etcd.endpoints.join(','),
-    '--etcd-prefix',
-    `/t4-phantom-${process.pid}`,
-    '--etcd-timeout',
-    '2',
-  ];
-  const url = await startReplica(args, join(dir, 'control-1.log'));
+  const { etcd } = bed;
+  const args = etcdStoreArgs({ endpoints: etcd.endpoints, prefix: `/t4-phantom-${process.pid}`, etcdTimeout: 2 });
+  const { url } = await bed.startReplica(args, 'control-1.log');
   const client = new FlockerClient({ baseUrl: url, timeoutMs: 10_000 });
   const node = '11111111-2222-4333-8444-555555555555';
   await client.reportNodeState({
