@@ -3,7 +3,11 @@
  * fills up, the loop device fails writes, ext4 aborts its journal and goes read-only, and the container gets EIO and
  * EROFS — while the volume still showed "mounted" and `flocker status` "converged". The mount table says so: the
  * file system's own options turn "ro" (kernels before 6.12) or carry "emergency_ro" / "shutdown" (6.12 on, where the
- * mount's own options stay "rw"). The agent reports it as the dataset's error, with the way out.
+ * mount's own options stay "rw"). The agent reports it as the dataset's error, with the way out. The mount table says
+ * so from the first write (or atime update) that starts a journal handle after the journal aborted: until then it
+ * shows "rw" (measured on 6.18: 16 s by hand until an ls, 30 s in an e2e run), and a write whose handle was open when
+ * the journal aborted fails with EROFS without marking it. Nothing the agent can read without writing to the volume
+ * tells that window apart (errors_count in /sys/fs/ext4 stays 0 too).
  *
  * What recovers it (measured on 6.18 with a full tmpfs pool): `mount -o remount,rw` does not (emergency_ro stays);
  * an unmount and a new mount does, once space is free: ext4 replays its journal, and writes acknowledged before the
