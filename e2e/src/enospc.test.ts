@@ -84,6 +84,15 @@ async function json(url: string, method: string, body?: unknown): Promise<{ stat
   return { status: res.status, body: parsed };
 }
 
+/** Polls `ok` every 20 ms until it holds (30 s at most). */
+async function until(what: string, ok: () => boolean): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** Fills the file system with `dd` until it is full (dd fails with ENOSPC). */
 function fill(file: string): void {
   const r = spawnSync('dd', ['if=/dev/zero', `of=${file}`, 'bs=64k'], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -209,13 +218,17 @@ describe('control service on a full disk (tmpfs + dd)', () => {
       const logFile = path.join(mnt, `${factory}.log`);
       const log = fs.openSync(logFile, 'a');
       const go = path.join(base, `${factory}.go`);
+      const full = path.join(base, `${factory}.full`);
       const script = `
       const fs = require('node:fs');
       const logger = require(${JSON.stringify(path.join(CODE_ROOT, module))}).${factory}('debug');
       logger.info('before the disk filled');
+      process.send?.(0);
       let i = 0;
+      let whileFull = 0;
       const timer = setInterval(() => {
         logger.info('working', { i: i++, pad: 'x'.repeat(300) });
+        if (fs.existsSync(${JSON.stringify(full)})) process.send?.(++whileFull);
         if (fs.existsSync(${JSON.stringify(go)})) {
           clearInterval(timer);
           logger.info('after space was freed');
@@ -223,14 +236,20 @@ describe('control service on a full disk (tmpfs + dd)', () => {
         }
       }, 2);
     `;
-      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', log, 'pipe'] });
+      // The child tells over IPC that it logs, then how many lines it logged once told the disk is full: the test
+      // waits for those rather than sleeping (under load the child's start alone could outlast a fixed sleep: nothing
+      // logged on the full disk, nothing dropped).
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', log, 'pipe', 'ipc'] });
       fs.closeSync(log);
       let stderr = '';
       child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+      let whileFull = -1;
+      child.on('message', (n) => (whileFull = Number(n)));
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      await new Promise((r) => setTimeout(r, 300));
+      await until('the child to log', () => whileFull >= 0);
       fill(path.join(mnt, 'fill'));
-      await new Promise((r) => setTimeout(r, 500));
+      fs.writeFileSync(full, '');
+      await until('lines logged on the full disk', () => whileFull >= 50);
       fs.rmSync(path.join(mnt, 'fill'));
       fs.writeFileSync(go, '');
       expect(await exited).toBe(42);

@@ -488,6 +488,8 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
       listing();
       await until(() => pool.held === 2);
       await new Promise((r) => setTimeout(r, 200));
+      // Turns go on meanwhile: two reports at least (awaited: under load 200 ms may hold fewer).
+      await until(() => control.reports.length - mark > 1);
       const during = control.reports.slice(mark).map((r) => r.configuration_version);
       moving();
       expect(during.length).toBeGreaterThan(1);

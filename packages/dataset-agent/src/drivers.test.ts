@@ -51,7 +51,8 @@ describe('createAgentDriver', () => {
       });
       const t0 = Date.now();
       const d = await createAgentDriver(config.dataset, NODE, logger);
-      expect(Date.now() - t0).toBeLessThan(1000); // the check waits up to 5 s for EC2
+      // The check waits up to 5 s for EC2: well below that (a loaded host takes more than the usual few ms).
+      expect(Date.now() - t0).toBeLessThan(4_000);
       expect(d.instanceId).toBe('i-0123456789abcdef0');
       expect(sockets.size).toBe(0);
       expect(d.checkInstance).toBeDefined();
