@@ -250,21 +250,21 @@ async function waitUntil<T>(
     since = snapshot.generation;
     const r = await check(snapshot);
     if ('done' in r) return r.done;
-    const line = r.error ? `${r.step} — ${r.error}` : r.step;
+    // One line each, whatever a host or an agent's error message holds.
+    const step = visible(r.step);
+    const error = r.error !== undefined ? visible(r.error) : undefined;
+    const line = error ? `${step} — ${error}` : step;
     // A terminal gets every change; a log (a pipe, a file) the same lines once per stage reached (and error): not
     // per tick of figures, nor per round of a move whose source stays in use (copying, caught up, copying, …).
-    const stage = `${r.stage ?? r.step}${r.error ? ` — ${r.error}` : ''}`;
+    const stage = `${r.stage ?? step}${error ? ` — ${error}` : ''}`;
     if (line !== last) {
       if (io.interactive || !logged.has(stage)) io.err(`  … ${line}`);
       last = line;
       logged.add(stage);
     }
-    if (r.fatal) throw new CliError(r.exitCode ?? EXIT.FAILURE, r.error ?? r.step, r.code);
+    if (r.fatal) throw new CliError(r.exitCode ?? EXIT.FAILURE, error ?? step, r.code);
     if (Date.now() >= deadline) {
-      throw new CliError(
-        EXIT.TIMEOUT,
-        `timed out after ${timeoutSeconds}s while ${r.step}${r.error ? `: ${r.error}` : ''}`,
-      );
+      throw new CliError(EXIT.TIMEOUT, `timed out after ${timeoutSeconds}s while ${step}${error ? `: ${error}` : ''}`);
     }
   }
 }
@@ -675,10 +675,14 @@ export function buildCli(
             warn(a, overcommitWarning(node, size, a.name));
             const d = await client.createDataset({ primary: node.uuid, maximum_size: size, metadata });
             if (!a.wait)
-              return print(a, await freshView(client, d), () => `Created ${a.name} (${d.dataset_id}) on ${node.host}`);
-            if (!a.json) io.err(`Creating ${a.name} (${formatSize(size)}) on ${node.host}`);
+              return print(
+                a,
+                await freshView(client, d),
+                () => `Created ${a.name} (${d.dataset_id}) on ${visible(node.host)}`,
+              );
+            if (!a.json) io.err(`Creating ${a.name} (${formatSize(size)}) on ${visible(node.host)}`);
             const path = await waitForMounted(client, io, d.dataset_id, node.uuid, a.timeout);
-            print(a, await freshView(client, d), () => `${a.name} is mounted on ${node.host} at ${path}`);
+            print(a, await freshView(client, d), () => `${a.name} is mounted on ${visible(node.host)} at ${path}`);
           }),
         )
         .command(
@@ -736,7 +740,10 @@ export function buildCli(
                     .join(', ') || '-'
                 }`,
                 ...errors.map((e) => `Error:      ${visible(errorText(e))}`),
-              ].join('\n'),
+              ]
+                // Each entry is one line: a line feed in a host, path, holder or reason it shows cannot start another.
+                .map(visible)
+                .join('\n'),
             );
           }),
         )
@@ -834,7 +841,7 @@ export function buildCli(
               if (a.whenReleased)
                 throw new CliError(
                   EXIT.CONFLICT,
-                  `volume ${nameOf(d) || d.dataset_id} cannot move, even when released: ${e.description}`,
+                  `volume ${visible(nameOf(d) || d.dataset_id)} cannot move, even when released: ${e.description}`,
                   'LEASE_HELD',
                 );
               const leases = await client.listLeases().catch(() => snapshot.leases);
@@ -845,12 +852,14 @@ export function buildCli(
               return print(
                 a,
                 await freshView(client, moved),
-                () => `Moving ${nameOf(d) || d.dataset_id} to ${node.host}`,
+                () => `Moving ${visible(nameOf(d) || d.dataset_id)} to ${visible(node.host)}`,
               );
-            const name = nameOf(d) || d.dataset_id;
-            const from = snapshot.nodes.find((n) => n.uuid === d.primary)?.host ?? d.primary;
+            // Shown in text only: visible, so a line feed in a name or host cannot start a line.
+            const name = visible(nameOf(d) || d.dataset_id);
+            const from = visible(snapshot.nodes.find((n) => n.uuid === d.primary)?.host ?? d.primary);
             const whenReleased = a.whenReleased && d.primary !== node.uuid ? ` once nothing on ${from} uses it` : '';
-            if (!a.json) io.err(`Moving ${name} to ${node.host}${whenReleased ? ` (finishing${whenReleased})` : ''}`);
+            if (!a.json)
+              io.err(`Moving ${name} to ${visible(node.host)}${whenReleased ? ` (finishing${whenReleased})` : ''}`);
             const wait = waitForMounted(
               client,
               io,
@@ -870,7 +879,7 @@ export function buildCli(
                 );
               const staysAsked = `The move stays asked for: it finishes once that is done (follow it: flocker volumes show ${name}).`;
               if (e.exitCode === EXIT.REFUSED && e.code !== 'SOURCE_UNREACHABLE')
-                throw new CliError(e.exitCode, `refused on ${node.host}: ${e.message}\n${staysAsked}`, e.code);
+                throw new CliError(e.exitCode, `refused on ${visible(node.host)}: ${e.message}\n${staysAsked}`, e.code);
               if (e.code !== 'SOURCE_UNREACHABLE') throw e;
               const now = await client.waitForCluster(undefined, 0);
               const advice = deadSourceAdvice(now, name, d.dataset_id, node.uuid, e.message, Date.now());
@@ -885,7 +894,7 @@ export function buildCli(
             print(
               a,
               await freshView(client, moved),
-              () => `${nameOf(d) || d.dataset_id} is mounted on ${node.host} at ${path}`,
+              () => `${visible(nameOf(d) || d.dataset_id)} is mounted on ${visible(node.host)} at ${path}`,
             );
           }),
         )
@@ -934,12 +943,12 @@ export function buildCli(
             let source: SnapshotConfiguration;
             if (a.volume !== undefined) {
               const d = resolveDataset(datasets, a.volume);
-              noLocalSnapshots(snapshot, d.primary, `a clone of ${nameOf(d) || d.dataset_id}`);
+              noLocalSnapshots(snapshot, d.primary, `a clone of ${visible(nameOf(d) || d.dataset_id)}`);
               source = await client.createSnapshot({
                 dataset_id: d.dataset_id,
                 metadata: { 'clusterhq:flocker:clone-of': a.name },
               });
-              if (!a.json) io.err(`Taking a snapshot of ${nameOf(d) || d.dataset_id} (${source.snapshot_id})`);
+              if (!a.json) io.err(`Taking a snapshot of ${visible(nameOf(d) || d.dataset_id)} (${source.snapshot_id})`);
               await waitUntil(client, io, a.timeout, (s) => takenPhase(s, source));
             } else source = resolveSnapshot(snapshots, a.snapshot ?? '');
             const from = datasets.find((d) => d.dataset_id === source.dataset_id);
@@ -948,7 +957,7 @@ export function buildCli(
               : defaultCloneNode(from?.deleted === false ? from.primary : null, snapshot.nodes);
             if (!node) throw new CliError(EXIT.FAILURE, 'no live node to create the clone on');
             // A local node's agent does not fill a clone from its snapshot (issue 24): it would be created empty.
-            noLocalSnapshots(snapshot, node.uuid, `a clone on ${node.host}`);
+            noLocalSnapshots(snapshot, node.uuid, `a clone on ${visible(node.host)}`);
             if (size !== undefined) {
               const beyond = beyondBackendProblem(node, size, a.name);
               if (beyond !== undefined) throw beyond;
@@ -962,13 +971,19 @@ export function buildCli(
               metadata,
             });
             if (!a.wait)
-              return print(a, await freshView(client, d), () => `Cloning ${a.name} (${d.dataset_id}) on ${node.host}`);
+              return print(
+                a,
+                await freshView(client, d),
+                () => `Cloning ${a.name} (${d.dataset_id}) on ${visible(node.host)}`,
+              );
             if (!a.json)
-              io.err(`Cloning ${a.name} from snapshot ${snapshotName(source) || source.snapshot_id} on ${node.host}`);
+              io.err(
+                `Cloning ${a.name} from snapshot ${snapshotName(source) || source.snapshot_id} on ${visible(node.host)}`,
+              );
             const path = await waitForMounted(client, io, d.dataset_id, node.uuid, a.timeout);
             // The clone holds its own copy now: the snapshot taken for it (--volume) has done its job.
             if (a.volume !== undefined) await client.deleteSnapshot(source.snapshot_id);
-            print(a, await freshView(client, d), () => `${a.name} is mounted on ${node.host} at ${path}`);
+            print(a, await freshView(client, d), () => `${a.name} is mounted on ${visible(node.host)} at ${path}`);
           }),
         )
         .command(
@@ -992,7 +1007,7 @@ export function buildCli(
               .example('$0 volumes schedule pgdata --off', ''),
           run<GlobalArgs & { volume: string; schedule?: string; keep?: string; off: boolean }>(async (a, client) => {
             const d = resolveDataset(await client.listDatasets(), a.volume);
-            const name = nameOf(d) || d.dataset_id;
+            const name = visible(nameOf(d) || d.dataset_id); // text only
             let patch: Record<string, string | null>;
             if (a.off) {
               if (a.schedule !== undefined || a.keep !== undefined)
@@ -1031,7 +1046,7 @@ export function buildCli(
             const d = resolveDataset(await client.listDatasets(), a.volume);
             const size = sizeArgument('size', a.size, MINIMUM_DATASET_SIZE);
             const current = d.maximum_size ?? 0;
-            const name = nameOf(d) || d.dataset_id;
+            const name = visible(nameOf(d) || d.dataset_id); // text only
             const on = (await client.waitForCluster(undefined, 0)).nodes.find((n) => n.uuid === d.primary);
             if (on !== undefined && size > current) {
               const beyond = beyondBackendProblem(on, size, `${name} grown`);
@@ -1048,7 +1063,11 @@ export function buildCli(
               return print(a, await freshView(client, grown), () => `Resizing ${name} to ${formatSize(size)}`);
             if (!a.json) io.err(`Resizing ${name} from ${formatSize(current)} to ${formatSize(size)}`);
             const done = await waitUntil(client, io, a.timeout, (s) => resizePhase(s, d.dataset_id, size));
-            print(a, await freshView(client, grown), () => `${name} is ${formatSize(done.size)} on ${done.host}`);
+            print(
+              a,
+              await freshView(client, grown),
+              () => `${name} is ${formatSize(done.size)} on ${visible(done.host)}`,
+            );
           }),
         )
         .command(
@@ -1088,10 +1107,10 @@ export function buildCli(
             if (a.force && leases.some((l) => l.dataset_id === d.dataset_id)) await client.releaseLease(d.dataset_id);
             const deleted = await client.deleteDataset(d.dataset_id);
             if (a.wait) {
-              if (!a.json) io.err(`Destroying ${nameOf(d) || d.dataset_id}`);
+              if (!a.json) io.err(`Destroying ${visible(nameOf(d) || d.dataset_id)}`);
               await waitUntil(client, io, a.timeout, (s) => destroyProgress(s, d.dataset_id));
             }
-            print(a, await freshView(client, deleted), () => `Destroyed ${nameOf(d) || d.dataset_id}`);
+            print(a, await freshView(client, deleted), () => `Destroyed ${visible(nameOf(d) || d.dataset_id)}`);
           }),
         )
         .demandCommand(1, 'Name a volumes command: list, create, show, move, clone, schedule, resize or destroy'),
@@ -1112,14 +1131,15 @@ export function buildCli(
           run<GlobalArgs & { volume: string; name?: string; wait: boolean; timeout: number }>(async (a, client) => {
             const [datasets, cluster] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0)]);
             const d = resolveDataset(datasets, a.volume);
-            noLocalSnapshots(cluster, d.primary, `a snapshot of ${nameOf(d) || d.dataset_id}`);
+            noLocalSnapshots(cluster, d.primary, `a snapshot of ${visible(nameOf(d) || d.dataset_id)}`);
             const s = await client.createSnapshot({
               dataset_id: d.dataset_id,
               ...(a.name !== undefined ? { metadata: { name: a.name } } : {}),
             });
             const label = a.name ?? s.snapshot_id;
-            if (!a.wait) return print(a, s, () => `Snapshot ${label} of ${nameOf(d) || d.dataset_id} requested`);
-            if (!a.json) io.err(`Taking snapshot ${label} of ${nameOf(d) || d.dataset_id}`);
+            if (!a.wait)
+              return print(a, s, () => `Snapshot ${label} of ${visible(nameOf(d) || d.dataset_id)} requested`);
+            if (!a.json) io.err(`Taking snapshot ${label} of ${visible(nameOf(d) || d.dataset_id)}`);
             const held = await waitUntil(client, io, a.timeout, (c) => takenPhase(c, s));
             print(a, { ...s, state: held }, () => `Snapshot ${label} taken at ${held.created_at} (${held.status})`);
           }),
@@ -1185,7 +1205,9 @@ export function buildCli(
                 `Taken:      ${r.taken_at ?? '-'}`,
                 `State:      ${r.state}${r.reason !== null ? ` — ${r.reason}` : ''}`,
                 `Scheduled:  ${r.scheduled ?? 'no (taken by hand)'}`,
-              ].join('\n'),
+              ]
+                .map(visible)
+                .join('\n'),
             );
           }),
         )
@@ -1200,7 +1222,7 @@ export function buildCli(
           run<GlobalArgs & { snapshot: string; wait: boolean; timeout: number }>(async (a, client) => {
             const s = resolveSnapshot(await client.listSnapshots(), a.snapshot);
             const deleted = await client.deleteSnapshot(s.snapshot_id);
-            const label = snapshotName(s) || s.snapshot_id;
+            const label = visible(snapshotName(s) || s.snapshot_id);
             if (a.wait) {
               if (!a.json) io.err(`Destroying snapshot ${label}`);
               await waitUntil(client, io, a.timeout, (c) => destroyedPhase(c, s));
@@ -1242,7 +1264,7 @@ export function buildCli(
                 client.waitForCluster(undefined, 0),
               ]);
               const d = resolveDataset(datasets, a.volume);
-              const label = nameOf(d) || d.dataset_id;
+              const label = visible(nameOf(d) || d.dataset_id);
               noLocalSnapshots(cluster, d.primary, `a backup of ${label}`);
               const req = await client.createBackup({
                 dataset_id: d.dataset_id,
@@ -1256,7 +1278,9 @@ export function buildCli(
                 [
                   `Backup ${done.stored_backup_id ?? req.backup_id} of ${label} stored in ${a.to}`,
                   `  ${formatSize(done.data_bytes ?? 0)} of data, ${formatSize(done.uploaded_bytes ?? 0)} uploaded`,
-                ].join('\n'),
+                ]
+                  .map(visible)
+                  .join('\n'),
               );
             },
           ),
@@ -1370,7 +1394,7 @@ export function buildCli(
               node = alive[0];
             }
             // A local node's agent does not fill a volume from a backup (issue 24): it would be created empty.
-            noLocalSnapshots(snapshot, node.uuid, `a restore on ${node.host}`);
+            noLocalSnapshots(snapshot, node.uuid, `a restore on ${visible(node.host)}`);
             const manifest = await readManifest(s3Store(a.from, a, process.env), a.backup).catch((e: unknown) => {
               throw backupCliError(e) ?? e;
             });
@@ -1381,10 +1405,11 @@ export function buildCli(
               metadata: { [METADATA_NAME_KEY]: a.name },
               source_backup: { target: a.from, backup_id: manifest.backupId },
             });
-            if (!a.wait) return print(a, d, () => `Restoring ${a.name} (${d.dataset_id}) on ${node.host}`);
-            if (!a.json) io.err(`Restoring ${manifest.backupId} into ${a.name} (${formatSize(size)}) on ${node.host}`);
+            if (!a.wait) return print(a, d, () => `Restoring ${a.name} (${d.dataset_id}) on ${visible(node.host)}`);
+            if (!a.json)
+              io.err(`Restoring ${manifest.backupId} into ${a.name} (${formatSize(size)}) on ${visible(node.host)}`);
             const path = await waitUntil(client, io, a.timeout, (c) => restorePhase(c, d.dataset_id, node.uuid));
-            print(a, { ...d, path }, () => `${a.name} is restored and mounted on ${node.host} at ${path}`);
+            print(a, { ...d, path }, () => `${a.name} is restored and mounted on ${visible(node.host)} at ${path}`);
           }),
         )
         .command(
@@ -1411,11 +1436,16 @@ export function buildCli(
             };
             print(a, out, () =>
               r.problems.length === 0
-                ? `Backup ${r.manifest.backupId} verified: ${r.chunksChecked} chunks (${formatSize(r.bytesRead)} read) restore`
-                : [
+                ? visible(
+                    `Backup ${r.manifest.backupId} verified: ${r.chunksChecked} chunks (${formatSize(r.bytesRead)} read) restore`,
+                  )
+                : // One line each: a manifest's id or a store's error message is the store's text.
+                  [
                     `Backup ${r.manifest.backupId} cannot be restored: ${r.problems.length} object(s) missing or damaged in ${a.from}`,
                     ...r.problems.map((p) => `  chunk ${p.index}: ${p.code} ${p.message}`),
-                  ].join('\n'),
+                  ]
+                    .map(visible)
+                    .join('\n'),
             );
             if (r.problems.length > 0) process.exitCode = EXIT.FAILURE;
           }),
@@ -1604,7 +1634,7 @@ export function buildCli(
               a,
               lease,
               () =>
-                `Leased ${nameOf(d) || d.dataset_id} to ${shortId(nodeUuid)} (expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''})`,
+                `Leased ${visible(nameOf(d) || d.dataset_id)} to ${shortId(nodeUuid)} (expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''})`,
             );
           }),
         )
@@ -1638,7 +1668,7 @@ export function buildCli(
             );
             warn(a, inUseWarning(warning));
             const lease = await client.releaseLease(d.dataset_id);
-            print(a, lease, () => `Released the lease on ${nameOf(d) || d.dataset_id}`);
+            print(a, lease, () => `Released the lease on ${visible(nameOf(d) || d.dataset_id)}`);
           }),
         )
         .demandCommand(1, 'Name a leases command: list, acquire or release'),

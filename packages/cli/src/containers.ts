@@ -12,6 +12,7 @@ import {
   serverNow,
 } from '@flocker/api';
 import { type AgentSilence, agentSilenceText, silentContainerAgent } from './containersAgentSilence';
+import { visible } from './format';
 
 export interface ContainerView extends ContainerConfiguration {
   /** Host of the node it is configured on (a short UUID when that node never reported). */
@@ -135,17 +136,22 @@ function stateNote(c: ContainerView): string {
 
 /** `containers show`: one container in lines. */
 export function containerText(c: ContainerView): string {
-  return [
-    `Name:       ${c.name}`,
-    `Image:      ${c.image}`,
-    `Node:       ${c.node} (${c.node_uuid})${c.reported_node !== null ? `; still reported on ${c.reported_node}` : ''}`,
-    `State:      ${c.state}${stateNote(c)}`,
-    `Volume:     ${c.volume !== null ? `${c.volume} at ${c.volumes[0]?.mountpoint ?? '?'}` : '-'}`,
-    `Ports:      ${c.ports.map((p) => `${p.external}->${p.internal}`).join(', ') || '-'}`,
-    `Links:      ${c.links.map((l) => `${l.alias}:${l.local_port}->${l.remote_port}`).join(', ') || '-'}`,
-    `Restart:    ${c.restart_policy.name}`,
-    ...(c.command_line !== undefined ? [`Command:    ${c.command_line.join(' ')}`] : []),
-    `Env:        ${Object.keys(c.environment).join(', ') || '-'}`,
-    ...(c.error !== null ? [`Error:      ${containerErrorText(c.error)}`] : []),
-  ].join('\n');
+  return (
+    [
+      `Name:       ${c.name}`,
+      `Image:      ${c.image}`,
+      `Node:       ${c.node} (${c.node_uuid})${c.reported_node !== null ? `; still reported on ${c.reported_node}` : ''}`,
+      `State:      ${c.state}${stateNote(c)}`,
+      `Volume:     ${c.volume !== null ? `${c.volume} at ${c.volumes[0]?.mountpoint ?? '?'}` : '-'}`,
+      `Ports:      ${c.ports.map((p) => `${p.external}->${p.internal}`).join(', ') || '-'}`,
+      `Links:      ${c.links.map((l) => `${l.alias}:${l.local_port}->${l.remote_port}`).join(', ') || '-'}`,
+      `Restart:    ${c.restart_policy.name}`,
+      ...(c.command_line !== undefined ? [`Command:    ${c.command_line.join(' ')}`] : []),
+      `Env:        ${Object.keys(c.environment).join(', ') || '-'}`,
+      ...(c.error !== null ? [`Error:      ${containerErrorText(c.error)}`] : []),
+    ]
+      // Each entry is one line: a line feed in an image, host, path, command word or message cannot start another.
+      .map(visible)
+      .join('\n')
+  );
 }

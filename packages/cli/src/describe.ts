@@ -181,5 +181,6 @@ export function describeText(x: VolumeDescription, now: number = Date.now()): st
     `Events:${x.events.length ? '' : '       none'}`,
     ...x.events.map((e) => `  ${e.time}  ${e.kind}  ${e.message}`),
   ];
-  return lines.join('\n');
+  // Each entry is one line: a line feed in a path, holder, snapshot name or event message cannot start another.
+  return lines.map(visible).join('\n');
 }

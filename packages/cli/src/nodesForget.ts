@@ -7,6 +7,7 @@
  */
 import { FlockerApiError, type FlockerClient, type ForgottenNode } from '@flocker/api';
 import { CliError, EXIT } from './errors';
+import { visible } from './format';
 
 /** The node forgotten; a 409's list of what to do first, one line each. */
 export async function forgetNode(client: FlockerClient, node: string): Promise<ForgottenNode> {
@@ -18,7 +19,8 @@ export async function forgetNode(client: FlockerClient, node: string): Promise<F
       const head = e.description.endsWith(joined)
         ? e.description.slice(0, e.description.length - joined.length).trimEnd()
         : e.description;
-      throw new CliError(EXIT.CONFLICT, [head, ...e.errors.map((x) => `  - ${x}`)].join('\n'), e.code);
+      // One line each: the items name hosts and volumes other parties chose.
+      throw new CliError(EXIT.CONFLICT, [head, ...e.errors.map((x) => `  - ${visible(x)}`)].join('\n'), e.code);
     }
     throw e;
   }
@@ -26,7 +28,7 @@ export async function forgetNode(client: FlockerClient, node: string): Promise<F
 
 /** What a person reads once it is forgotten. */
 export function forgottenText(f: ForgottenNode): string {
-  const name = f.host === undefined ? `node ${f.uuid}` : `host ${f.host} (node ${f.uuid})`;
+  const name = f.host === undefined ? `node ${f.uuid}` : `host ${visible(f.host)} (node ${f.uuid})`;
   const lines = [`Forgot ${name}: it is no longer shown, dead or alive, nor after a control service restart.`];
   if (f.accepted_loss_datasets.length > 0)
     lines.push(

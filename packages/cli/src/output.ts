@@ -3,7 +3,7 @@
  * function returns the text to print.
  */
 import { Document, visit } from 'yaml';
-import { hasUnsafe, table } from './format';
+import { hasUnsafe, table, visible } from './format';
 
 export const OUTPUT_FORMATS = ['wide', 'json', 'yaml', 'name'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -62,11 +62,12 @@ export interface ListSpec<T> {
 }
 
 export function renderList<T>(a: OutputArgs, rows: readonly T[], spec: ListSpec<T>): string {
-  if (a.quiet === true) return rows.map(spec.id).join('\n');
+  // One a line: a name holding a line feed must not read as two to a script (`-o name | xargs`).
+  if (a.quiet === true) return rows.map((r) => visible(spec.id(r))).join('\n');
   const format = outputFormat(a);
   const s = structured(format, rows);
   if (s !== undefined) return s;
-  if (format === 'name') return rows.map(spec.name).join('\n');
+  if (format === 'name') return rows.map((r) => visible(spec.name(r))).join('\n');
   if (format === 'wide' && spec.wideHeaders && spec.wideCells) {
     const wide = spec.wideCells;
     return table(

@@ -4,6 +4,7 @@
  */
 import { type ClusterSnapshot, type DatasetState, deadSourceOf, isLocalBackend, shownMountedPath } from '@flocker/api';
 import { localCloneNotFilled, localMoveOf, localMoveText, replicaOf, replicaText } from '@flocker/web-ui';
+import { visible } from './format';
 
 export type Phase =
   | { phase: 'mounted'; path: string }
@@ -214,7 +215,8 @@ export function deadSourceAdvice(
     lines.push(
       `There is a standby ${replicaText({ ...replica, host: target?.host ?? targetUuid }, now)}: to start from it, losing every write after it, run flocker volumes move ${volume} ${target?.host ?? targetUuid} --accept-replica-loss.`,
     );
-  return lines.join('\n');
+  // One line each: a line feed in a host cannot start another.
+  return lines.map(visible).join('\n');
 }
 
 /** True once no node has the dataset and the backend holds no volume for it. */

@@ -18,7 +18,7 @@ import {
   serverNow,
 } from '@flocker/api';
 import { errorMessage, pollUntil } from '@flocker/runtime';
-import { visibleText } from '../format';
+import { visible, visibleText } from '../format';
 import { connect, type ConnectionArgs } from '../connection';
 import { agentSilenceText, type ListedNode, silentContainerAgent } from '../containersAgentSilence';
 import { CliError, EXIT } from '../errors';
@@ -152,7 +152,7 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
   const containers = await client.compose({ deployment: files.deployment, applications: files.applications });
   if (!planFirst) for (const line of formatPlan(plan, a.deployment)) io.out(line);
   const nodes = new Map(nodeList.map((n) => [n.uuid, n.host]));
-  for (const c of containers) io.out(`${c.name}: ${c.image} on ${nodes.get(c.node_uuid) ?? c.node_uuid}`);
+  for (const c of containers) io.out(visible(`${c.name}: ${c.image} on ${nodes.get(c.node_uuid) ?? c.node_uuid}`));
   if (!a.wait) return;
   const changed = new Set([...plan.added, ...plan.changed].map((e) => e.name));
   const before = errorStreaks(stateBefore);
@@ -182,7 +182,7 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
       missing = notYetRunning(containers, state);
       retrying = containers.flatMap((c) => {
         const why = missing.includes(c.name) ? whyNotRunning(c, state, nodeList) : undefined;
-        return why === undefined ? [] : [`${c.name}: ${why}`];
+        return why === undefined ? [] : [`${c.name}: ${visible(why)}`];
       });
       return missing.length === 0 ? true : undefined;
     },

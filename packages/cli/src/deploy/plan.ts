@@ -15,6 +15,7 @@ import {
   METADATA_NAME_KEY,
   type NodeSummary,
 } from '@flocker/api';
+import { visible } from '../format';
 
 export interface PlanEntry {
   name: string;
@@ -124,7 +125,8 @@ export function formatPlan(plan: DeployPlan, deploymentFile: string): string[] {
   }
   for (const e of plan.unchanged) lines.push(`  = ${e.name}: ${e.image} on ${e.node}`);
   for (const key of plan.unknownNodes) lines.push(`  ! ${deploymentFile} names node ${key}, which is not known`);
-  return lines;
+  // One line each: a line feed in a host or another client's image cannot start another.
+  return lines.map(visible);
 }
 
 /** What to do about an error that retrying will not fix. */
@@ -174,5 +176,7 @@ export function errorStreaks(state: readonly ContainerState[]): Map<string, stri
 
 export function describeStuck(s: StuckContainer, host: string): string {
   const remedy = REMEDY[s.error.code]?.(s.image);
-  return `${s.name} cannot start on ${host}: ${s.error.code}: ${s.error.message}${remedy !== undefined ? ` (${remedy})` : ''}`;
+  return visible(
+    `${s.name} cannot start on ${host}: ${s.error.code}: ${s.error.message}${remedy !== undefined ? ` (${remedy})` : ''}`,
+  );
 }
