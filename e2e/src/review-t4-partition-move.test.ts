@@ -8,57 +8,23 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FlockerClient } from '@flocker/api';
-import { EtcdBed, etcdStoreArgs, MiB, stopProcess } from './testing/etcdBed';
+import { stopProcess, useEtcdBed } from './testing/etcdBed';
+import { startCutOffBed } from './testing/replicaCutOff';
 
 jest.setTimeout(240_000);
 
-let bed: EtcdBed;
-
-beforeAll(async () => {
-  bed = await EtcdBed.start('flk-t4-part2-');
-});
-
-afterAll(async () => {
-  await bed?.close();
-});
+const theBed = useEtcdBed('flk-t4-part2-');
 
 it('a node cut off with its replica, declared dead, its dataset moved with its writer still writing: no write acknowledged on it after the move, none lost', async () => {
-  const { dir, etcd } = bed;
-  const prefix = `/t4-part-${process.pid}`;
-  const holes = await bed.blackholes();
-  const store = (endpoints: string[]) =>
-    etcdStoreArgs({ endpoints, prefix, etcdTimeout: 2, nodeTimeout: 10, leaseGrace: 2 });
-  const replicas = [
-    await bed.startReplica(store(holes.map((h) => h.endpoint))),
-    await bed.startReplica(store(etcd.endpoints)),
-    await bed.startReplica(store(etcd.endpoints)),
-  ];
-  const urls = replicas.map((r) => r.url);
-  const hostPort = replicas.map((r) => r.hostPort);
-  const orders: Record<string, string[]> = {
-    // a reaches replica 0 only (cut off with it): since 7441b22 an agent naming the healthy replicas too moves to
-    // them when replica 0 answers STORE_UNAVAILABLE, and is never declared dead (review-t4-replica-partition).
+  const bed = theBed();
+  const { dir } = bed;
+  // a reaches replica 0 only (cut off with it): since 7441b22 an agent naming the healthy replicas too moves to
+  // them when replica 0 answers STORE_UNAVAILABLE, and is never declared dead (review-t4-replica-partition).
+  const { holes, healthy, uuids, datasetId, onA, ack, writer } = await startCutOffBed(bed, 10, (hostPort) => ({
     a: [hostPort[0]!],
     b: [hostPort[1]!, hostPort[2]!, hostPort[0]!],
-  };
-  const healthy = new FlockerClient({ baseUrl: urls[1]!, baseUrls: [urls[2]!], timeoutMs: 3_000 });
-
-  for (const name of ['a', 'b']) bed.startAgent(name, orders[name]!, { era: `era-t4p-${name}` });
-  const uuids = new Map<string, string>();
-  for (const name of ['a', 'b']) uuids.set(name, await bed.registered(name, healthy));
-  const ds = await healthy.createDataset({
-    primary: uuids.get('a')!,
-    maximum_size: 64 * MiB,
-    metadata: { name: 't4-part' },
-  });
-  const onA = join(dir, 'a', 'mnt', ds.dataset_id);
+  }));
   const mountedAt = (p: string) => bed.mountedAt(p);
-  await bed.waitFor('the dataset mounted on a', () => mountedAt(onA), 60_000);
-  const ack = join(dir, 'ack');
-  const writer = bed.startWriter(onA, ack);
-  await bed.waitFor('the writer to write', () => existsSync(ack));
-  await new Promise((r) => setTimeout(r, 1_000));
 
   for (const h of holes) h.block();
   const cutAt = Date.now();
@@ -68,8 +34,8 @@ it('a node cut off with its replica, declared dead, its dataset moved with its w
     30_000,
   );
   await new Promise((r) => setTimeout(r, 3_000));
-  await healthy.updateDataset(ds.dataset_id, { primary: uuids.get('b')! });
-  const onB = join(dir, 'b', 'mnt', ds.dataset_id);
+  await healthy.updateDataset(datasetId, { primary: uuids.get('b')! });
+  const onB = join(dir, 'b', 'mnt', datasetId);
   await bed.waitFor('the dataset mounted on b', () => mountedAt(onB), 60_000);
   const mountedOnBAt = Date.now();
   const ackAtB = Number(readFileSync(ack, 'utf8'));

@@ -10,21 +10,14 @@
  * follower restarts, the old leader (its log the longest) wins the election and commits the entry.
  */
 import { FlockerClient } from '@flocker/api';
-import { EtcdBed, etcdStoreArgs } from './testing/etcdBed';
+import { etcdStoreArgs, useEtcdBed } from './testing/etcdBed';
 
 jest.setTimeout(180_000);
 
-let bed: EtcdBed;
-
-beforeAll(async () => {
-  bed = await EtcdBed.start('flocker-t4-phantom-');
-});
-
-afterAll(async () => {
-  await bed?.close();
-});
+const theBed = useEtcdBed('flocker-t4-phantom-');
 
 it('a create answered 503 while quorum is lost either never lands or says it may still land', async () => {
+  const bed = theBed();
   const { etcd } = bed;
   const args = etcdStoreArgs({ endpoints: etcd.endpoints, prefix: `/t4-phantom-${process.pid}`, etcdTimeout: 2 });
   const { url } = await bed.startReplica(args, 'control-1.log');

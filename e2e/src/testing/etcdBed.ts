@@ -35,14 +35,16 @@ export const MiB = 1024 * 1024;
 const Listening = z.object({ listening: z.string(), port: z.number() });
 const NodeJson = z.object({ uuid: z.string() });
 
+export interface EtcdStoreOptions {
+  readonly endpoints: readonly string[];
+  readonly prefix: string;
+  readonly etcdTimeout?: number;
+  readonly nodeTimeout?: number | string;
+  readonly leaseGrace?: number;
+}
+
 /** A replica's store flags: etcd at `endpoints` under `prefix`; the timeouts in seconds, each left out when unset. */
-export function etcdStoreArgs(o: {
-  endpoints: readonly string[];
-  prefix: string;
-  etcdTimeout?: number;
-  nodeTimeout?: number | string;
-  leaseGrace?: number;
-}): string[] {
+export function etcdStoreArgs(o: EtcdStoreOptions): string[] {
   return [
     '--store',
     'etcd',
@@ -255,6 +257,22 @@ export class EtcdBed {
     return r;
   }
 
+  /**
+   * Three replicas on one store (`store`, its endpoints those of etcd), replica 0 reaching etcd through the
+   * blackholes returned (one in front of each member), so that it can be cut off from etcd alone.
+   */
+  async startReplicasBehindHoles(
+    store: Omit<EtcdStoreOptions, 'endpoints'>,
+  ): Promise<{ holes: Blackhole[]; replicas: ControlReplica[] }> {
+    const holes = await this.blackholes();
+    const replicas = [
+      await this.startReplica(etcdStoreArgs({ ...store, endpoints: holes.map((h) => h.endpoint) })),
+      await this.startReplica(etcdStoreArgs({ ...store, endpoints: this.etcd.endpoints })),
+      await this.startReplica(etcdStoreArgs({ ...store, endpoints: this.etcd.endpoints })),
+    ];
+    return { holes, replicas };
+  }
+
   /** `<dir>/<name>`: the agent's state, mount root and era file are under it. */
   nodeDir(name: string): string {
     return join(this.dir, name);
@@ -323,6 +341,26 @@ export class EtcdBed {
   }
 
   /**
+   * A 64 MiB dataset `name` made through `client` with node `uuid` (agent `agent`) its primary, waited for
+   * mounted there, and a writer in it (startWriter, acknowledging to `<dir>/ack`) that has written for 1 s.
+   */
+  async mountedWithWriter(
+    client: FlockerClient,
+    agent: string,
+    uuid: string,
+    name: string,
+  ): Promise<{ datasetId: string; mount: string; ack: string; writer: ChildProcess }> {
+    const ds = await client.createDataset({ primary: uuid, maximum_size: 64 * MiB, metadata: { name } });
+    const mount = this.mountPath(agent, ds.dataset_id);
+    await this.waitFor(`the dataset mounted on ${agent}`, () => this.mountedAt(mount), 60_000);
+    const ack = join(this.dir, 'ack');
+    const writer = this.startWriter(mount, ack);
+    await this.waitFor('the writer to write', () => existsSync(ack));
+    await new Promise((r) => setTimeout(r, 1_000));
+    return { datasetId: ds.dataset_id, mount, ack, writer };
+  }
+
+  /**
    * A writer in `mount` (its cwd, which keeps the mount busy): every 20 ms appends the next number to seq.log,
    * fsyncs, then writes the count acknowledged so far to `ack`; exits 3 on the first failure (writer.log says why).
    */
@@ -355,4 +393,22 @@ catch(e){console.error(new Date().toISOString()+' writer stopped after '+i+': '+
     }
     if (survivors.length > 0) throw new Error(`agent processes still alive after SIGKILL: ${survivors.join(' ')}`);
   }
+}
+
+/**
+ * An EtcdBed started before the file's tests and closed after them (call at the top level of a test file);
+ * answers a getter for it.
+ */
+export function useEtcdBed(tmpPrefix: string): () => EtcdBed {
+  let bed: EtcdBed | undefined;
+  beforeAll(async () => {
+    bed = await EtcdBed.start(tmpPrefix);
+  });
+  afterAll(async () => {
+    await bed?.close();
+  });
+  return () => {
+    if (bed === undefined) throw new Error('the etcd bed did not start');
+    return bed;
+  };
 }
