@@ -3,6 +3,9 @@
 /** @type {import('jest').Config} */
 module.exports = {
   testSequencer: '<rootDir>/scripts/jest-sequencer.js',
+  // Jest's default 5 s per test is a flake under load (CI's two workers on two cores, or helpers' e2e runs): heavy
+  // property and burst tests took 5-8 s so. A test that hangs still fails, 20 s in.
+  testTimeout: 20_000,
   projects: [
     {
       displayName: 'unit',

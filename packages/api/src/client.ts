@@ -167,6 +167,14 @@ export const LEFT_REPLICA = 'LEFT_REPLICA';
 const neverSent = new WeakSet<FlockerApiError>();
 
 /**
+ * The connection closed under the request before any answer: most often a kept-alive connection the server closed
+ * (idle at its connection limit or its keep-alive timeout) just as the client reused it. A call safe to repeat is
+ * asked once more, on a new connection, even of the same replica (see call).
+ */
+const CLOSED_UNANSWERED = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+const closedUnanswered = new WeakSet<FlockerApiError>();
+
+/**
  * The 503 codes of a replica that cannot use its store while the other replicas may (review T4 F2: one cut off from
  * etcd is alive and answers every store call so): the client leaves it, and a call safe to repeat is asked of the
  * next replica at once. STORE_OUTCOME_UNKNOWN: a write etcd did not confirm (it may still be applied).
@@ -828,6 +836,7 @@ export class FlockerClient {
     const schema = answer ?? (view && this.strictViews ? success : lenientSchema(success));
     const idempotent = method === 'GET' || input.idempotent === true || SAFE_TO_REPEAT.has(route);
     const urls = this.controlUrls;
+    let askedAgain = false;
     for (let i = 0; ; i++) {
       const url = urls[i] as string;
       const asked = this.leaves;
@@ -842,6 +851,12 @@ export class FlockerClient {
       } catch (err) {
         if (!(err instanceof FlockerApiError)) throw err;
         if (storeDown(err)) this.leave(url, err);
+        if (i + 1 >= urls.length && idempotent && !askedAgain && closedUnanswered.has(err)) {
+          // The last replica closed the connection unanswered: once more on a new connection.
+          askedAgain = true;
+          i--;
+          continue;
+        }
         if (i + 1 >= urls.length || !mayResend(err, idempotent)) throw err;
       }
     }
@@ -915,7 +930,9 @@ export class FlockerClient {
         timedOut ? 'REQUEST_TIMEOUT' : 'CONTROL_SERVICE_UNREACHABLE',
         `${method} ${baseUrl}${path} failed: ${errorMessage(err)}`,
       );
-      if (NOT_SENT.has(errorCode(err) ?? '')) neverSent.add(failure);
+      const code = errorCode(err) ?? '';
+      if (NOT_SENT.has(code)) neverSent.add(failure);
+      else if (!timedOut && CLOSED_UNANSWERED.has(code)) closedUnanswered.add(failure);
       throw failure;
     }
     const receivedAt = performance.now();
