@@ -8,56 +8,22 @@
  * held for good; fixed by recording the Mount as pending first (FlockerVolumeBackend, crashMidMount.test.ts).
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { FlockerClient } from '@flocker/api';
-import { createLogger, startControlService, type ControlService } from '@flocker/control-api';
-import { ClusterPki } from './cluster/pki';
-import { buildTinyRootfsTar, cleanupUnder, DockerDaemon, exec, TINY_IMAGE, until } from './docker';
-import { ChildService, packageMain } from './docker/FlockerDockerStack';
-import { removeTree } from './removeTree';
+import { TINY_IMAGE, until } from './docker';
+import { ManagedPluginBed } from './testing/managedPluginBed';
 
 jest.setTimeout(300_000);
 
-const BUILD = path.resolve(__dirname, '../../packages/volume-plugin/managed/build.sh');
-const slot = process.pid % 250;
-const NETNS = `t5mp${process.pid}`;
-const VETH = `t5mp${process.pid}`.slice(0, 15);
-const ROOT_IP = `10.79.${slot}.1`;
-const NS_IP = `10.79.${slot}.2`;
 const PLUGIN = 'flocker/flocker:t5';
 const ENTRY = '/app/packages/volume-plugin/dist/main.js';
 
 describe('review T5: the managed plugin under faults', () => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 't5mp-'));
-  const etc = path.join(root, 'etc');
-  const stateDir = path.join(root, 'state');
-  const mountRoot = path.join(root, 'mnt');
-  const dockerd = new DockerDaemon(path.join(root, 'd'), `/t5mp-${process.pid}`, { netns: NETNS });
-  let control: ControlService | undefined;
-  let client: FlockerClient;
-  let agent: ChildService | undefined;
-  const docker = (...args: string[]) => dockerd.docker(args, { timeoutMs: 120_000 });
-  const run = (vol: string, script: string, extra: string[] = []) =>
-    docker(
-      'run',
-      '--network',
-      'none',
-      ...extra,
-      '-v',
-      `${vol}:/data`,
-      '--volume-driver',
-      PLUGIN,
-      TINY_IMAGE,
-      'sh',
-      '-c',
-      script,
-    );
-  const dataset = async (name: string) =>
-    (await client.listDatasets()).find((d) => !d.deleted && d.metadata.name === name);
+  const bed = new ManagedPluginBed({ tag: 't5mp', subnet: 79, plugin: PLUGIN, host: 't5-managed' });
+  const { dockerd } = bed;
+  const docker = (...args: string[]) => bed.docker(...args);
+  const run = (vol: string, script: string, extra: string[] = []) => bed.run(vol, script, extra);
   const leaseOf = async (name: string) => {
-    const id = (await dataset(name))?.dataset_id;
-    return (await client.listLeases()).find((l) => l.dataset_id === id);
+    const id = (await bed.dataset(name))?.dataset_id;
+    return (await bed.client.listLeases()).find((l) => l.dataset_id === id);
   };
   const pluginId = async () => (await docker('plugin', 'inspect', '-f', '{{.Id}}', PLUGIN)).stdout.trim();
   /** The plugin's node process: the entrypoint, its parent the shim of this plugin id. */
@@ -76,103 +42,15 @@ describe('review T5: the managed plugin under faults', () => {
     }
     return out;
   };
-  const configure = () =>
-    docker(
-      'plugin',
-      'set',
-      PLUGIN,
-      `config.source=${etc}`,
-      `state.source=${stateDir}`,
-      `mountroot.source=${mountRoot}`,
-      `docker.source=${dockerd.socket}`,
-      'FLOCKER_STATE_DIR=/var/lib/flocker',
-      `FLOCKER_CONTROL_URL=https://${ROOT_IP}:${control?.port}`,
-      'FLOCKER_CA_FILE=/etc/flocker/cluster.crt',
-      'FLOCKER_CERT_FILE=/etc/flocker/node.crt',
-      'FLOCKER_KEY_FILE=/etc/flocker/node.key',
-    );
 
   beforeAll(async () => {
-    for (const d of [etc, stateDir, mountRoot]) fs.mkdirSync(d, { recursive: true });
-    await exec(['mount', '--bind', mountRoot, mountRoot]);
-    await exec(['mount', '--make-shared', mountRoot]);
-    await exec(['ip', 'netns', 'add', NETNS]);
-    await exec(['ip', 'link', 'add', VETH, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', NETNS]);
-    await exec(['ip', 'addr', 'add', `${ROOT_IP}/30`, 'dev', VETH]);
-    await exec(['ip', 'link', 'set', VETH, 'up']);
-    await exec(['ip', '-n', NETNS, 'addr', 'add', `${NS_IP}/30`, 'dev', 'eth0']);
-    await exec(['ip', '-n', NETNS, 'link', 'set', 'eth0', 'up']);
-    await exec(['ip', '-n', NETNS, 'link', 'set', 'lo', 'up']);
-    const pki = await ClusterPki.create(path.join(root, 'pki'), ['127.0.0.1', ROOT_IP]);
-    control = await startControlService({
-      port: 0,
-      host: ROOT_IP,
-      dataDir: path.join(root, 'control'),
-      logger: createLogger('error'),
-      tls: pki.serverCredentials(),
-    });
-    client = new FlockerClient({ baseUrl: control.url, dispatcher: await pki.userDispatcher('admin') });
-    await pki.installNode(etc);
-    fs.writeFileSync(
-      path.join(etc, 'agent.yml'),
-      [
-        'version: 1',
-        `control-service: {hostname: ${ROOT_IP}, port: ${control.port}}`,
-        `dataset: {backend: loopback, root_path: ${path.join(root, 'pool')}}`,
-        `node: {state_dir: ${stateDir}, mount_root: ${mountRoot}, host: t5-managed, docker_socket: ${dockerd.socket}}`,
-        '',
-      ].join('\n'),
-    );
-    agent = new ChildService(
-      'agent',
-      [process.execPath, packageMain('@flocker/dataset-agent'), '--config', path.join(etc, 'agent.yml')],
-      path.join(root, 'agent.log'),
-    );
-    agent.start();
-    await until('node.json', () => fs.existsSync(path.join(stateDir, 'node.json')), 30_000, 100);
-    await dockerd.start();
-    await docker('import', await buildTinyRootfsTar(root), TINY_IMAGE);
-    await exec([BUILD, '--no-compile', '--no-create', '--out', path.join(root, 'build'), PLUGIN], {
-      timeoutMs: 120_000,
-    });
-    await docker('plugin', 'create', PLUGIN, path.join(root, 'build'));
-    await configure();
-    await docker('plugin', 'enable', PLUGIN);
+    await bed.start();
+    await bed.installPlugin();
   }, 240_000);
 
-  afterAll(async () => {
-    if (dockerd.pid() !== undefined) {
-      const ids = (await dockerd.docker(['ps', '-aq'], { check: false })).stdout.split('\n').filter(Boolean);
-      if (ids.length > 0) await dockerd.docker(['rm', '-f', ...ids], { check: false });
-      for (const p of (await dockerd.docker(['plugin', 'ls', '-q'], { check: false })).stdout
-        .split('\n')
-        .filter(Boolean))
-        await dockerd.docker(['plugin', 'rm', '-f', p], { check: false });
-    }
-    await dockerd.stop().catch(() => undefined);
-    await agent?.stop();
-    await control?.close();
-    await cleanupUnder(root);
-    await exec(['umount', '-l', mountRoot], { check: false });
-    await exec(['ip', 'link', 'del', VETH], { check: false });
-    await exec(['ip', 'netns', 'del', NETNS], { check: false });
-    for (const ctl of fs.existsSync('/sys/fs/cgroup') ? fs.readdirSync('/sys/fs/cgroup') : []) {
-      const dir = path.join('/sys/fs/cgroup', ctl, `t5mp-${process.pid}`);
-      if (fs.existsSync(dir))
-        await exec(['find', dir, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';'], { check: false });
-    }
-    removeTree(root);
-  }, 120_000);
+  afterAll(() => bed.close(), 120_000);
 
-  afterEach(() => {
-    const state = expect.getState();
-    if (state.assertionCalls !== state.numPassingAsserts) {
-      const tail = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8').slice(-3000) : '');
-      process.stderr.write(
-        `---- agent\n${tail(path.join(root, 'agent.log'))}\n---- dockerd\n${dockerd.log().slice(-5000)}\n`,
-      );
-    }
-  });
+  afterEach(() => bed.reportIfFailed());
 
   it('kill -9 of the plugin while a container uses a volume: a second container gets the same data; the lease goes after both stop', async () => {
     await run('t5-kill', 'echo one > /data/f; exec sleep 600', ['-d', '--name', 't5-kill1']);
@@ -245,7 +123,7 @@ describe('review T5: the managed plugin under faults', () => {
     console.log(
       `docker rm -f while the plugin is disabled: exit ${rmWhileDisabled.code} ${rmWhileDisabled.stderr.trim()}`,
     );
-    await configure().catch(() => undefined);
+    await bed.configure().catch(() => undefined);
     await docker('plugin', 'enable', PLUGIN);
     const released = await until(
       'the lease released',
@@ -263,7 +141,7 @@ describe('review T5: the managed plugin under faults', () => {
 
   it('the plugin killed -9 during a Mount (lease taken, volume not mounted yet): no container uses it, the lease goes', async () => {
     // The agent away, so the Mount waits for the mount with the lease already taken.
-    await agent?.stop();
+    await bed.agent?.stop();
     const running = dockerd.docker(
       ['run', '--rm', '--network', 'none', '-v', 't5-mid:/data', '--volume-driver', PLUGIN, TINY_IMAGE, 'true'],
       { check: false, timeoutMs: 200_000 },
@@ -275,7 +153,7 @@ describe('review T5: the managed plugin under faults', () => {
     console.log(`docker run whose Mount was cut by the kill: exit ${r.code} ${r.stderr.trim().slice(0, 300)}`);
     // dockerd retries the Mount on the restarted plugin without its body: the answer says so, not "not understood".
     expect(r.stderr).not.toMatch(/not understood/);
-    agent?.start();
+    bed.agent?.start();
     await until('the plugin restarted', async () => (await pluginPids()).length === 1, 60_000, 200);
     const released = await until(
       'the lease released',
