@@ -53,19 +53,34 @@ export class DockerOps implements ContainerRuntime {
           state,
           image: i.Image,
         };
-        // When an exited container last ran tells whether the node's fence stopped it (calculateContainerChanges).
-        return state === 'exited' ? { ...observed, ...(await this.times(i.Id)) } : observed;
+        // When an exited container last ran tells whether the node's fence stopped it (calculateContainerChanges);
+        // its exit code and restarts, why it does not run (reportOf), as for one up for seconds only (a crash loop's
+        // short run: Docker's Status says "Up 3 seconds"; inspected only then, not every container every turn).
+        const recent = state === 'running' && /^Up (Less than a second|\d+ seconds?)\b/.test(i.Status);
+        return state === 'exited' || state === 'restarting' || recent
+          ? { ...observed, ...(await this.times(i.Id)) }
+          : observed;
       }),
     );
   }
 
-  private async times(id: string): Promise<Pick<ObservedContainer, 'startedAt' | 'finishedAt'>> {
+  private async times(
+    id: string,
+  ): Promise<Pick<ObservedContainer, 'startedAt' | 'finishedAt' | 'createdAt' | 'exitCode' | 'restartCount'>> {
     try {
       const parsed = ContainerTimes.safeParse(await this.docker.getContainer(id).inspect());
       if (!parsed.success) return {};
-      const startedAt = dockerTime(parsed.data.State.StartedAt);
-      const finishedAt = dockerTime(parsed.data.State.FinishedAt);
-      return { ...(startedAt !== undefined ? { startedAt } : {}), ...(finishedAt !== undefined ? { finishedAt } : {}) };
+      const { State, Created, RestartCount } = parsed.data;
+      const startedAt = dockerTime(State.StartedAt);
+      const finishedAt = dockerTime(State.FinishedAt);
+      const createdAt = dockerTime(Created);
+      return {
+        ...(startedAt !== undefined ? { startedAt } : {}),
+        ...(finishedAt !== undefined ? { finishedAt } : {}),
+        ...(createdAt !== undefined ? { createdAt } : {}),
+        ...(State.ExitCode !== undefined ? { exitCode: State.ExitCode } : {}),
+        ...(RestartCount !== undefined ? { restartCount: RestartCount } : {}),
+      };
     } catch (err) {
       // Gone meanwhile: the next turn lists it no more.
       if (statusOf(err) === 404) return {};
@@ -134,7 +149,15 @@ export class DockerOps implements ContainerRuntime {
 }
 
 const ContainerTimes = z.object({
-  State: z.object({ StartedAt: z.string().optional(), FinishedAt: z.string().optional() }).loose(),
+  Created: z.string().optional(),
+  RestartCount: z.number().int().nonnegative().optional(),
+  State: z
+    .object({
+      StartedAt: z.string().optional(),
+      FinishedAt: z.string().optional(),
+      ExitCode: z.number().int().optional(),
+    })
+    .loose(),
 });
 
 /** Docker's RFC 3339 time (ns precision) in ms; undefined for its zero time (0001-01-01: never). */

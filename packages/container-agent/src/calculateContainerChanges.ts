@@ -26,6 +26,11 @@ export interface ObservedContainer {
   /** When Docker last started it / it last stopped (ms; for an exited container; absent if it never ran). */
   startedAt?: number;
   finishedAt?: number;
+  /** For an exited or restarting container (Docker's inspect): when it was created, its last exit code, and how
+   * many times Docker's restart policy restarted it since it was last started by hand (or by the agent). */
+  createdAt?: number;
+  exitCode?: number;
+  restartCount?: number;
 }
 
 export type ContainerChange =

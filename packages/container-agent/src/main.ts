@@ -89,6 +89,7 @@ async function main(): Promise<void> {
     nodeUuid: settings.nodeUuid,
     logger,
     resyncMs: resync * 1000,
+    startSettleMs: 1000,
   });
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {

@@ -1,0 +1,170 @@
+/**
+ * A container Docker keeps restarting is not running (review T8, TD-1): Docker's state "restarting" is the crash
+ * loop's (the container exited and waits for its restart policy's back-off). It is reported running: false, with why
+ * (exit code, restarts) in its error, so /v1/state/containers, `flocker containers list` and flocker-deploy --wait
+ * no longer count it. An exited container says its exit code likewise.
+ */
+import { ContainerConfiguration, type ContainerReport } from '@flocker/api';
+import { ManualClock } from '@flocker/runtime/testing';
+import winston from 'winston';
+import type { ObservedContainer } from './calculateContainerChanges';
+import { ContainerAgent, reportOf, type AgentClient } from './ContainerAgent';
+import type { DesiredContainer, DockerSpec } from './desiredContainers';
+import type { ContainerRuntime } from './DockerOps';
+
+const CREATED = Date.parse('2026-12-06T12:00:00.000Z');
+const EXITED = Date.parse('2026-12-06T12:00:07.000Z');
+const want: DesiredContainer = {
+  spec: { name: 'crashy', image: 'tiny', env: [], ports: [], restartPolicy: { Name: 'always', MaximumRetryCount: 0 } },
+  hash: 'h',
+  volumeHere: true,
+};
+const observed = (o: Partial<ObservedContainer>): ObservedContainer => ({
+  id: 'id-crashy',
+  name: 'crashy',
+  hash: 'h',
+  state: 'running',
+  image: 'tiny',
+  ...o,
+});
+
+describe('a container Docker keeps restarting (TD-1)', () => {
+  test('is reported not running, with its last exit code and restart count', () => {
+    const [c] = reportOf(
+      [observed({ state: 'restarting', exitCode: 3, restartCount: 7, createdAt: CREATED, finishedAt: EXITED })],
+      new Map(),
+      [want],
+    ).containers;
+    expect(c).toEqual({
+      name: 'crashy',
+      image: 'tiny',
+      running: false,
+      error: {
+        code: 'DOCKER_ERROR',
+        message: 'crash loop: exited with code 3, restarted 7 times by Docker (restart policy), restarting again',
+        attempts: 7,
+        since: new Date(CREATED).toISOString(),
+      },
+    });
+  });
+
+  test('restarting before Docker counted a restart, or without what inspect tells: still not running', () => {
+    const [c] = reportOf([observed({ state: 'restarting', restartCount: 0 })], new Map(), [want]).containers;
+    expect(c).toMatchObject({ running: false, error: { code: 'DOCKER_ERROR', attempts: 1 } });
+    expect(c?.error?.message).toMatch(/^crash loop: exited, restarted 0 times/);
+    expect(c?.error?.since).toEqual(expect.any(String));
+  });
+
+  test('an exited container says its exit code; a running one has no error', () => {
+    const [exited] = reportOf(
+      [observed({ state: 'exited', exitCode: 3, restartCount: 0, finishedAt: EXITED })],
+      new Map(),
+      [want],
+    ).containers;
+    expect(exited).toEqual({
+      name: 'crashy',
+      image: 'tiny',
+      running: false,
+      error: {
+        code: 'DOCKER_ERROR',
+        message: 'exited with code 3',
+        attempts: 1,
+        since: new Date(EXITED).toISOString(),
+      },
+    });
+    // A container Docker restarted that runs again: running once up for 10 s (Docker's own rule: its restart
+    // back-off starts afresh only after a run that long), or without a restart.
+    const up = (since: number, restartCount: number) =>
+      reportOf([observed({ state: 'running', restartCount, startedAt: since })], new Map(), [want], EXITED + 9_999)
+        .containers;
+    expect(up(EXITED - 1, 4)).toEqual([{ name: 'crashy', image: 'tiny', running: true }]);
+    expect(up(EXITED, 0)).toEqual([{ name: 'crashy', image: 'tiny', running: true }]);
+    expect(reportOf([observed({ state: 'running' })], new Map(), [want]).containers).toEqual([
+      { name: 'crashy', image: 'tiny', running: true },
+    ]);
+  });
+
+  test('running again for less than 10 s after Docker restarted it: still the crash loop, not running', () => {
+    const [c] = reportOf(
+      [observed({ state: 'running', restartCount: 4, startedAt: EXITED, createdAt: CREATED })],
+      new Map(),
+      [want],
+      EXITED + 2_000,
+    ).containers;
+    expect(c).toEqual({
+      name: 'crashy',
+      image: 'tiny',
+      running: false,
+      error: {
+        code: 'DOCKER_ERROR',
+        message: 'crash loop: restarted 4 times by Docker (restart policy), up again for 2 s only',
+        attempts: 4,
+        since: new Date(CREATED).toISOString(),
+      },
+    });
+  });
+
+  test("the agent's own failure to start it wins over what Docker says", () => {
+    const error = { code: 'PORT_IN_USE' as const, message: 'port taken', attempts: 2, since: 'x' };
+    const failures = new Map([['crashy', { hash: 'h', image: 'tiny', error, retryAt: 0 }]]);
+    expect(reportOf([observed({ state: 'exited', exitCode: 128 })], failures, [want]).containers).toEqual([
+      { name: 'crashy', image: 'tiny', running: false, error },
+    ]);
+  });
+});
+
+describe('the report after a start (TD-1)', () => {
+  /** Docker as seen after a start: the container runs for an instant, then Docker restarts it again and again. */
+  class CrashingRuntime implements ContainerRuntime {
+    private containers: ObservedContainer[] = [];
+    constructor(private readonly clock: ManualClock) {}
+    async list() {
+      return this.containers.map((c) =>
+        this.clock.now() > (c.startedAt ?? 0)
+          ? { ...c, state: 'restarting' as const, exitCode: 3, restartCount: 1 }
+          : { ...c },
+      );
+    }
+    async create(s: DockerSpec, hash: string) {
+      this.containers.push({
+        id: 'id1',
+        name: s.name,
+        hash,
+        state: 'running',
+        image: s.image,
+        startedAt: this.clock.now(),
+      });
+    }
+    async start() {}
+    async remove() {}
+  }
+
+  test('waits startSettleMs before looking: a container that exits at once is not reported running', async () => {
+    const ME = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+    const crashy = ContainerConfiguration.parse({ name: 'crashy', node_uuid: ME, image: 'tiny' });
+    const reports: ContainerReport[] = [];
+    const client: AgentClient = {
+      waitForCluster: async () => ({ generation: 'g', configuration_tag: 'v1', datasets: [], leases: [], nodes: [] }),
+      listContainers: async () => [crashy],
+      listDatasets: async () => [],
+      listNodes: async () => [{ uuid: ME, host: '10.0.0.1' }],
+      reportContainers: async (_n, r) => {
+        reports.push(r);
+        return { generation: 'g' };
+      },
+    };
+    const clock = new ManualClock();
+    const logger = winston.createLogger({ silent: true });
+    const runtime = new CrashingRuntime(clock);
+    const agent = new ContainerAgent({ client, runtime, nodeUuid: ME, logger, clock, startSettleMs: 1_000 });
+    const turn = agent.converge();
+    // The turn waits on the clock before its report; once it has passed, Docker says restarting.
+    for (let i = 0; i < 10_000 && clock.pending === 0; i++) await new Promise((r) => setImmediate(r));
+    expect(reports).toEqual([]);
+    await clock.advance(1_000);
+    await turn;
+    expect(reports.map((r) => r.containers.map((c) => [c.name, c.running, c.error?.code]))).toEqual([
+      [['crashy', false, 'DOCKER_ERROR']],
+    ]);
+  });
+});
