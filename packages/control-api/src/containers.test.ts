@@ -179,6 +179,42 @@ describe('compose (flocker-deploy)', () => {
     expect(second.config.datasets.size).toBe(1);
   });
 
+  test('a changed volume maximum_size: a larger one grows the volume, a smaller one is refused (review T8, TD-3)', () => {
+    const MIB = 1024 * 1024;
+    let c = registerNode(emptyConfiguration, { uuid: A, host: '10.0.0.1' });
+    const sized = (size: string | undefined) => ({
+      version: 1,
+      applications: {
+        db: {
+          image: 'busybox',
+          volume: { mountpoint: '/data', ...(size !== undefined ? { maximum_size: size } : {}) },
+        },
+      },
+    });
+    const deployment = { version: 1, nodes: { [A]: ['db'] } };
+    c = compose(c, sized('64M'), deployment, T0, ids).config;
+    const sizeOf = (conf: Configuration) =>
+      [...conf.datasets.values()].find((d) => d.metadata['name'] === 'db')?.maximum_size;
+    expect(sizeOf(c)).toBe(64 * MIB);
+    // Larger: the dataset's maximum_size grows (the agents resize it, as for PATCH maximum_size); applied again,
+    // nothing changes.
+    const grown = compose(c, sized('128M'), deployment, T0, ids).config;
+    expect(sizeOf(grown)).toBe(128 * MIB);
+    expect(grown.version).toBeGreaterThan(c.version);
+    expect(compose(grown, sized('128M'), deployment, T0, ids).config).toBe(grown);
+    // No size in the file: the volume keeps its own.
+    expect(compose(grown, sized(undefined), deployment, T0, ids).config).toBe(grown);
+    // Smaller: refused, nothing changed; the message names the volume and both sizes.
+    expect(code(() => compose(grown, sized('64M'), deployment, T0, ids))).toBe('400 DATASET_SHRINK');
+    expect(() => compose(grown, sized('64M'), deployment, T0, ids)).toThrow(
+      /volume db is 128 MiB.*maximum_size 64 MiB.*do not shrink/,
+    );
+    // A volume without a maximum_size (its backend's default, maybe larger): left as it is, never shrunk.
+    let unsized = registerNode(emptyConfiguration, { uuid: A, host: '10.0.0.1' });
+    unsized = compose(unsized, sized(undefined), deployment, T0, ids).config;
+    expect(compose(unsized, sized('64M'), deployment, T0, ids).config).toBe(unsized);
+  });
+
   test.each([
     ['an application not in the file', { version: 1, nodes: { [A]: ['nope'] } }, '400 UNKNOWN_APPLICATION'],
     ['an unknown node', { version: 1, nodes: { '10.9.9.9': ['db'] } }, '400 UNKNOWN_NODE'],

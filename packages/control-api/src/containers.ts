@@ -14,6 +14,7 @@ import {
   ContainerConfiguration,
   type DatasetConfiguration,
   formatIssuePath,
+  formatSize,
   METADATA_NAME_KEY,
   parseApplicationFile,
   parseDeploymentFile,
@@ -209,10 +210,33 @@ function fileError(which: string, issues: { path: (string | number)[]; message: 
 }
 
 /**
+ * An existing volume an application file gives another maximum_size (review T8, TD-3): grown to a larger one, as
+ * updateDataset grows one (its agent resizes it); a smaller one is refused (volumes do not shrink), rather than
+ * silently ignored. Unchanged without a size in the file, with the same one, or for a volume without a size, so the
+ * same files applied again change nothing.
+ */
+function resizedForApplication(
+  found: DatasetConfiguration,
+  volumeName: string,
+  asked: number | undefined,
+): DatasetConfiguration {
+  const had = found.maximum_size ?? undefined;
+  // Without a maximum_size the volume has its backend's default size, which may be larger: left as it is.
+  if (asked === undefined || had === undefined || asked === had) return found;
+  if (asked < had) {
+    throw new ConfigurationError(
+      'DATASET_SHRINK',
+      `The volume ${volumeName} is ${formatSize(had)} (${had} bytes); the application file gives it maximum_size ${formatSize(asked)} (${asked} bytes), and volumes do not shrink: give it at least ${formatSize(had)}, or no maximum_size.`,
+    );
+  }
+  return { ...found, maximum_size: asked };
+}
+
+/**
  * flocker-deploy: the configured containers become exactly the deployed applications.
  * A container whose node changed moves (and its volume with it); an application
  * with a volume gets the dataset of that name (the application's own unless the file names
- * one), created on its node if missing.
+ * one), created on its node if missing, grown if the file gives it a larger maximum_size.
  */
 export function compose(
   config: Configuration,
@@ -256,7 +280,12 @@ export function compose(
           deleted: false,
         };
         next = { ...next, version: next.version + 1, datasets: setEntry(next.datasets, dataset.dataset_id, dataset) };
-      } else dataset = found;
+      } else {
+        dataset = found;
+        const resized = resizedForApplication(found, volumeName, app.volume.maximum_size);
+        if (resized !== found)
+          next = { ...next, version: next.version + 1, datasets: setEntry(next.datasets, found.dataset_id, resized) };
+      }
       volumes = [{ dataset_id: dataset.dataset_id, mountpoint: app.volume.mountpoint }];
     }
     wanted.push({

@@ -12,6 +12,7 @@ import {
   type ContainerError,
   type ContainerState,
   type DatasetConfiguration,
+  formatSize,
   METADATA_NAME_KEY,
   type NodeSummary,
 } from '@flocker/api';
@@ -33,6 +34,8 @@ export interface DeployPlan {
   unchanged: PlanEntry[];
   /** Deployment-file node keys that name no known node (the control service will refuse them). */
   unknownNodes: string[];
+  /** Applications whose maximum_size is smaller than their existing volume's (the control service refuses: TD-3). */
+  shrinks: string[];
 }
 
 /** A deployment file's node key → a node UUID: the UUID itself or the address a node reports. */
@@ -90,7 +93,13 @@ export function deployPlan(
     const n = d.metadata[METADATA_NAME_KEY];
     if (n !== undefined) volumeNames.set(d.dataset_id, n);
   }
-  const plan: DeployPlan = { added: [], changed: [], removed: [], unchanged: [], unknownNodes: [] };
+  const sizes = new Map<string, number>();
+  for (const d of datasets) {
+    const n = d.metadata[METADATA_NAME_KEY];
+    // The one compose uses: the first live dataset of that name.
+    if (n !== undefined && !d.deleted && !sizes.has(n) && d.maximum_size != null) sizes.set(n, d.maximum_size);
+  }
+  const plan: DeployPlan = { added: [], changed: [], removed: [], unchanged: [], unknownNodes: [], shrinks: [] };
   const current = new Map(configured.map((c) => [c.name, c]));
   for (const [name, key] of placement) {
     const app = apps[name];
@@ -98,12 +107,23 @@ export function deployPlan(
     const node = resolveNode(key, nodes);
     if (node === undefined && !plan.unknownNodes.includes(key)) plan.unknownNodes.push(key);
     const where = node === undefined ? key : host(node);
+    // An existing volume given another size (TD-3): compose grows it, or refuses a smaller one.
+    const volumeName = app.volume === undefined ? undefined : (app.volume.name ?? name);
+    const had = volumeName === undefined ? undefined : sizes.get(volumeName);
+    const asked = app.volume?.maximum_size;
+    const resize: string[] = [];
+    if (had !== undefined && asked !== undefined && asked > had)
+      resize.push(`maximum_size ${formatSize(had)} → ${formatSize(asked)} (the volume grows)`);
+    if (had !== undefined && asked !== undefined && asked < had)
+      plan.shrinks.push(
+        `${name}: maximum_size ${formatSize(asked)} is smaller than the volume ${volumeName} (${formatSize(had)}): volumes do not shrink, the deploy will be refused`,
+      );
     const was = current.get(name);
     if (was === undefined) {
-      plan.added.push({ name, image: app.image, node: where, changes: [] });
+      plan.added.push({ name, image: app.image, node: where, changes: resize });
       continue;
     }
-    const changes = differences(name, app, was, volumeNames, host, node, key);
+    const changes = [...differences(name, app, was, volumeNames, host, node, key), ...resize];
     (changes.length > 0 ? plan.changed : plan.unchanged).push({ name, image: app.image, node: where, changes });
   }
   for (const c of configured) {
@@ -118,13 +138,15 @@ export function formatPlan(plan: DeployPlan, deploymentFile: string): string[] {
   const lines = [
     `plan: ${plan.added.length} to add, ${plan.changed.length} to change, ${plan.removed.length} to remove, ${plan.unchanged.length} unchanged`,
   ];
-  for (const e of plan.added) lines.push(`  + ${e.name}: ${e.image} on ${e.node}`);
+  for (const e of plan.added)
+    lines.push(`  + ${e.name}: ${e.image} on ${e.node}${e.changes.length > 0 ? ` (${e.changes.join('; ')})` : ''}`);
   for (const e of plan.changed) lines.push(`  ~ ${e.name}: ${e.changes.join('; ')}`);
   for (const e of plan.removed) {
     lines.push(`  - ${e.name}: ${e.image} on ${e.node} (configured now, not in ${deploymentFile}: removed)`);
   }
   for (const e of plan.unchanged) lines.push(`  = ${e.name}: ${e.image} on ${e.node}`);
   for (const key of plan.unknownNodes) lines.push(`  ! ${deploymentFile} names node ${key}, which is not known`);
+  for (const shrink of plan.shrinks) lines.push(`  ! ${shrink}`);
   // One line each: a line feed in a host or another client's image cannot start another.
   return lines.map(visible);
 }
