@@ -67,7 +67,9 @@ export async function startTestCinder(auth: 'noauth' | 'keystone' = 'noauth'): P
   await sweepStale();
   const state = await fs.mkdtemp(path.join(os.tmpdir(), PREFIX));
   const port = await freePort();
-  const kport = await freePort();
+  // freePort() may hand the port it just freed out again: Cinder and Keystone must not be given one port (as 9867d82).
+  let kport = await freePort();
+  while (kport === port) kport = await freePort();
   const env = {
     ...process.env,
     CINDER_STATE: state,
