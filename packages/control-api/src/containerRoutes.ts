@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ContainerConfiguration, ReportResponse } from '@flocker/api';
 import { compose, containersOf, createContainer, deleteContainer, moveContainer } from './containers';
+import { sizeBeyondBackend } from './backendLimits';
 import { serviceDataNodeRule } from './dataNode';
 import { RequestError } from './errors';
 import type { Handlers } from './routeSpec';
@@ -43,10 +44,20 @@ export const containerHandlers: Pick<Handlers, ContainerRouteName> = {
     return { status: 200, body: ContainerConfiguration.parse(applied.result), tag: state.configurationTag };
   },
   compose: async (state, { body, ifMatches }) => {
-    const applied = await state.mutate(
-      (c, now) => compose(c, body.applications, body.deployment, now, undefined, serviceDataNodeRule(state)),
-      ifMatches,
-    );
+    const applied = await state.mutate((c, now) => {
+      const done = compose(c, body.applications, body.deployment, now, undefined, serviceDataNodeRule(state));
+      // A volume it creates, grows or moves, beyond its primary's backend: refused as the datasets routes refuse it
+      // (its agent would fail with INVALID_SIZE forever).
+      if (done.config.datasets !== c.datasets) {
+        for (const d of done.config.datasets.values()) {
+          const was = c.datasets.get(d.dataset_id);
+          if (was !== undefined && was.maximum_size === d.maximum_size && was.primary === d.primary) continue;
+          const tooLarge = sizeBeyondBackend(d.maximum_size, state.reportedNode(d.primary));
+          if (tooLarge !== undefined) throw tooLarge;
+        }
+      }
+      return done;
+    }, ifMatches);
     return { status: 200, body: z.array(ContainerConfiguration).parse(applied.result), tag: state.configurationTag };
   },
   listContainerState: (state) => ({ status: 200, body: state.containerStates() }),
