@@ -15,6 +15,7 @@ import {
   FlockerApiError,
   type FlockerClient,
   LEFT_REPLICA,
+  type NodeStateSummary,
   serverNow,
 } from '@flocker/api';
 import { errorMessage, pollUntil } from '@flocker/runtime';
@@ -24,7 +25,16 @@ import { agentSilenceText, type ListedNode, silentContainerAgent } from '../cont
 import { CliError, EXIT } from '../errors';
 import { clientVersion } from '../version';
 import { DeployFileError, readDeployFiles } from './files';
-import { deployPlan, describeStuck, errorStreaks, formatPlan, stuckContainers } from './plan';
+import { deployPlan, describeStuck, errorStreaks, formatPlan, resolveNode, stuckContainers } from './plan';
+import {
+  deadNodes,
+  exitedForGood,
+  isExit,
+  type KnownNode,
+  onDeadNodes,
+  planNodes,
+  replacedWhileWaiting,
+} from './waitVerdict';
 
 export interface DeployIo {
   out(text: string): void;
@@ -56,10 +66,14 @@ function isConfigured(c: ContainerConfiguration, s: ContainerState): boolean {
 export function notYetRunning(
   configured: readonly ContainerConfiguration[],
   state: readonly ContainerState[],
+  deadNodes: ReadonlySet<string> = new Set(),
 ): string[] {
+  // A dead node's last report (the control service lists it for a while) is not a container running now (TD-4).
   return configured
     .filter(
-      (c) => !state.some((s) => s.name === c.name && s.node_uuid === c.node_uuid && s.running && isConfigured(c, s)),
+      (c) =>
+        deadNodes.has(c.node_uuid) ||
+        !state.some((s) => s.name === c.name && s.node_uuid === c.node_uuid && s.running && isConfigured(c, s)),
     )
     .map((c) => c.name);
 }
@@ -130,15 +144,36 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
     }
   };
   const files = readDeployFiles(read(a.deployment), read(a.application));
-  const [configured, nodeList, datasets, stateBefore] = await Promise.all([
-    client.listContainers(),
-    client.listNodes(),
-    client.listDatasets(),
+  // The cluster view first: its configuration tag is then no newer than the containers read after it, so a change
+  // between the two reads makes the conditional compose refuse (never apply a plan made from a configuration older
+  // than the tag). It lists dead nodes too (listNodes: live ones only), which the plan names as such (TD-4).
+  const readPlan = async () => {
+    const view = await client.waitForCluster(undefined, 0);
+    const [configured, datasets] = await Promise.all([client.listContainers(), client.listDatasets()]);
+    const known: KnownNode[] = view.nodes.map((n) => ({
+      uuid: n.uuid,
+      host: n.host,
+      alive: n.alive,
+      dead_since: n.dead_since,
+    }));
+    const resolvable = planNodes(known);
+    const plan = deployPlan(files.apps, files.placement, configured, resolvable, datasets);
+    const lines = [
+      ...formatPlan(plan, a.deployment),
+      ...deadPlacements(files.placement, files.apps, resolvable, a.deployment),
+    ];
+    return { tag: view.configuration_tag, known, configured, plan, lines };
+  };
+  const [planned, stateBefore] = await Promise.all([
+    readPlan(),
     a.wait ? client.listContainerState() : Promise.resolve([]),
   ]);
-  const plan = deployPlan(files.apps, files.placement, configured, nodeList, datasets);
+  const { known, plan } = planned;
+  const printPlan = () => {
+    for (const line of planned.lines) io.out(line);
+  };
   if (a['dry-run']) {
-    for (const line of formatPlan(plan, a.deployment)) io.out(line);
+    printPlan();
     if (plan.unknownNodes.length > 0) {
       throw new CliError(EXIT.USAGE, `${a.deployment} names unknown node(s): ${plan.unknownNodes.join(', ')}`);
     }
@@ -148,14 +183,40 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
   // A node no live node reports may still be known to the control service (a dead one, named by its UUID or address):
   // it decides. Its refusal comes without a plan that reads as if it were being applied; an accepted plan follows.
   const planFirst = plan.unknownNodes.length === 0;
-  if (planFirst) for (const line of formatPlan(plan, a.deployment)) io.out(line);
-  const containers = await client.compose({ deployment: files.deployment, applications: files.applications });
-  if (!planFirst) for (const line of formatPlan(plan, a.deployment)) io.out(line);
-  const nodes = new Map(nodeList.map((n) => [n.uuid, n.host]));
-  for (const c of containers) io.out(visible(`${c.name}: ${c.image} on ${nodes.get(c.node_uuid) ?? c.node_uuid}`));
+  if (planFirst) printPlan();
+  let containers: ContainerConfiguration[] | undefined;
+  // Applied only to the configuration the plan was made from (TD-2): a deploy racing this one is not undone silently.
+  // The tag covers the whole configuration, leases and datasets too (a dead node's leases released, a volume plugin's
+  // lease taken): refused for such a change, the compose is sent again while the containers and the plan read again
+  // are what was planned.
+  for (let tag = planned.tag, attempt = 1; containers === undefined; attempt++) {
+    try {
+      containers = await client.compose(
+        { deployment: files.deployment, applications: files.applications },
+        { ifConfigurationMatches: tag },
+      );
+    } catch (e) {
+      if (!(e instanceof FlockerApiError) || e.status !== 412) throw e;
+      const again = await readPlan();
+      if (attempt >= COMPOSE_ATTEMPTS || !samePlan(planned, again)) {
+        throw new CliError(
+          EXIT.CONFLICT,
+          `the configuration changed since ${planFirst ? 'the plan above was made' : 'this deploy read it'} (another flocker-deploy or API client changed it): nothing was applied. Run flocker-deploy again to see the plan against the current configuration.`,
+        );
+      }
+      tag = again.tag;
+    }
+  }
+  if (!planFirst) printPlan();
+  const hosts = new Map(known.map((n) => [n.uuid, n.host]));
+  const hostOf = (uuid: string) => hosts.get(uuid) ?? uuid;
+  for (const c of containers) io.out(visible(`${c.name}: ${c.image} on ${hostOf(c.node_uuid)}`));
   if (!a.wait) return;
   const changed = new Set([...plan.added, ...plan.changed].map((e) => e.name));
   const before = errorStreaks(stateBefore);
+  const knownDead = new Set(known.filter((n) => !n.alive).map((n) => n.uuid));
+  const seenAlive = new Set(known.filter((n) => n.alive).map((n) => n.uuid));
+  const deadSince = new Map(known.map((n) => [n.uuid, n.dead_since]));
   let missing: string[] = containers.map((c) => c.name);
   let retrying: string[] = [];
   /** The control service not answering (restarting, say) while we wait: the configuration is applied, so retried. */
@@ -163,25 +224,74 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
   await pollUntil(
     async () => {
       let state: ContainerState[];
+      let configuredNow: ContainerConfiguration[];
+      let alive: NodeStateSummary[];
       try {
-        state = await client.listContainerState();
+        [state, configuredNow, alive] = await Promise.all([
+          client.listContainerState(),
+          client.listContainers(),
+          client.listNodes(),
+        ]);
         unreachable = undefined;
       } catch (e) {
         if (!(e instanceof FlockerApiError) || !isTransient(e)) throw e;
         unreachable = e;
         return undefined;
       }
+      for (const n of alive) hosts.set(n.uuid, n.host);
+      const replaced = replacedWhileWaiting(containers, configuredNow);
+      if (replaced.length > 0) {
+        const lines = replaced.map((r) =>
+          visible(
+            r.now === undefined
+              ? `${r.name} is no longer configured`
+              : r.now.node_uuid !== r.was.node_uuid
+                ? `${r.name} is now configured on ${hostOf(r.now.node_uuid)} (this deploy put it on ${hostOf(r.was.node_uuid)})`
+                : `${r.name} is now configured differently on ${hostOf(r.now.node_uuid)}`,
+          ),
+        );
+        throw new CliError(
+          EXIT.CONFLICT,
+          `the configuration this deploy applied was replaced while waiting (another flocker-deploy or API client): ${lines.join('; ')}. Nothing more to wait for: see flocker containers list.`,
+        );
+      }
+      const aliveNow = new Set(alive.map((n) => n.uuid));
+      for (const uuid of aliveNow) seenAlive.add(uuid);
+      const dead = deadNodes(knownDead, seenAlive, aliveNow);
+      const onDead = onDeadNodes(containers, dead);
+      if (onDead.length > 0) {
+        throw new CliError(
+          EXIT.FAILURE,
+          onDead
+            .map((c) => `${c.name}: ${deadNodeText(c.name, hostOf(c.node_uuid), deadSince.get(c.node_uuid))}`)
+            .join('\n  '),
+        );
+      }
       const stuck = stuckContainers(containers, state, changed, before);
       if (stuck.length > 0) {
-        const lines = stuck.map((x) => describeStuck(x, nodes.get(x.node_uuid) ?? x.node_uuid));
+        const lines = stuck.map((x) => describeStuck(x, hostOf(x.node_uuid)));
         throw new CliError(
           EXIT.FAILURE,
           `${lines.join('\n  ')}\n  (the container agent keeps retrying; deploy again once it is fixed)`,
         );
       }
-      missing = notYetRunning(containers, state);
+      const exited = exitedForGood(containers, state, dead);
+      if (exited.length > 0) {
+        throw new CliError(
+          EXIT.FAILURE,
+          exited
+            .map((c) =>
+              visible(
+                `${c.name} ${exitOf(c, state)} on ${hostOf(c.node_uuid)} and its restart_policy is never: it will not be started again (its output: docker logs ${c.name} on that node; set restart_policy: {name: on-failure} or always in the application file to have it restarted)`,
+              ),
+            )
+            .join('\n  '),
+        );
+      }
+      missing = notYetRunning(containers, state, dead);
+      const listed = known.map((n) => ({ ...n, alive: !dead.has(n.uuid) }));
       retrying = containers.flatMap((c) => {
-        const why = missing.includes(c.name) ? whyNotRunning(c, state, nodeList) : undefined;
+        const why = missing.includes(c.name) ? whyNotRunning(c, state, listed) : undefined;
         return why === undefined ? [] : [`${c.name}: ${visible(why)}`];
       });
       return missing.length === 0 ? true : undefined;
@@ -205,6 +315,52 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
     },
   );
   io.out('deployed: every container is running on its node');
+}
+
+/** Conditional composes refused for changes that leave the plan as it was (leases, say) before giving up. */
+const COMPOSE_ATTEMPTS = 5;
+
+/** The same containers configured and the same plan lines: what the user read still holds. */
+function samePlan(
+  a: { configured: readonly ContainerConfiguration[]; lines: readonly string[] },
+  b: { configured: readonly ContainerConfiguration[]; lines: readonly string[] },
+): boolean {
+  const ids = (cs: readonly ContainerConfiguration[]) =>
+    JSON.stringify(cs.map((c) => `${c.name}@${c.node_uuid}#${containerConfigId(c)}`).sort());
+  return ids(a.configured) === ids(b.configured) && JSON.stringify(a.lines) === JSON.stringify(b.lines);
+}
+
+/** "exited", or the container agent's "exited with code N" when it reports it. */
+function exitOf(c: ContainerConfiguration, state: readonly ContainerState[]): string {
+  const error = state.find((s) => s.name === c.name && s.node_uuid === c.node_uuid)?.error;
+  return error !== undefined && isExit(error) ? error.message : 'exited';
+}
+
+/** What the operator does about an application whose node died (packages/cli/docs/flocker-deploy.md). */
+function deadNodeText(name: string, host: string, since: string | undefined): string {
+  return visible(
+    `node ${host} is dead${since !== undefined ? ` (declared dead at ${since})` : ''}: ${name} runs nowhere and is not moved on its own; deploy ${name} to another node to run it there (its volume follows)`,
+  );
+}
+
+/** Plan lines for the applications the deployment file places on a dead node (TD-4): they will not run there. */
+function deadPlacements(
+  placement: ReadonlyMap<string, string>,
+  apps: Readonly<Record<string, unknown>>,
+  nodes: readonly KnownNode[],
+  deploymentFile: string,
+): string[] {
+  const lines: string[] = [];
+  for (const [name, key] of placement) {
+    if (apps[name] === undefined) continue;
+    const uuid = resolveNode(key, nodes);
+    const node = nodes.find((n) => n.uuid === uuid);
+    if (node === undefined || node.alive) continue;
+    lines.push(
+      `  ! ${deploymentFile} places ${name} on a dead node: ${deadNodeText(name, node.host, node.dead_since)}`,
+    );
+  }
+  return lines;
 }
 
 export function buildDeployCli(

@@ -1,0 +1,66 @@
+/**
+ * Review T8 (tester TD, session 20), TD-1's CLI half: with `restart_policy: never` a container that exits is not
+ * started again, yet `flocker-deploy --wait` waited out its whole --timeout (exit 5, "reported stopped on its node").
+ * It now stops at once (exit 1), saying the container exited and will not be started again.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
+import { clusterForSuite } from './cluster/suite';
+import { flockerDeploy, hostOf } from './review-t8-deploy';
+
+jest.setTimeout(240_000);
+
+let cluster: Cluster;
+let a: ClusterHost;
+let dir: string;
+
+const APPLICATION = `version: 1
+applications:
+  oneshot:
+    image: ${TINY_IMAGE}
+    restart_policy:
+      name: never
+    command_line: ["sh", "-c", "echo done; exit 3"]
+`;
+
+clusterForSuite(
+  { hosts: 1, withDocker: true, nodeTimeoutSeconds: 10 },
+  async (started) => {
+    cluster = started;
+    [a] = cluster.hosts as [ClusterHost];
+    await a.startContainerAgent();
+    dir = fs.mkdtempSync(path.join(cluster.baseDir, 'fxd1-never-'));
+  },
+  async () => {
+    await flockerDeploy(cluster, dir, 'version: 1\nnodes: {}\n', APPLICATION, []).catch(() => undefined);
+    await waitFor(
+      'containers removed',
+      async () => ((await cluster.client.listContainerState()).length === 0 ? true : undefined),
+      { timeoutMs: 30_000, intervalMs: 250 },
+    ).catch(() => undefined);
+  },
+);
+
+describe('restart_policy never, the container exited (review T8, TD-1 CLI half)', () => {
+  it('--wait stops early with exit 1 saying it exited, not at its timeout', async () => {
+    const host = await hostOf(cluster, a);
+    // A timeout far above what the early stop takes even under load: running it out is the failure.
+    const started = Date.now();
+    const r = await flockerDeploy(cluster, dir, `version: 1\nnodes:\n  ${host}: [oneshot]\n`, APPLICATION, [
+      '--wait',
+      '--timeout',
+      '150',
+    ]);
+    const tookMs = Date.now() - started;
+    expect({ code: r.code, stderr: r.stderr }).toEqual({
+      code: 1,
+      stderr: expect.stringMatching(
+        /oneshot exited[^\n]* and its restart_policy is never: it will not be started again/,
+      ),
+    });
+    // The exit code as the container agent reports it (dabf9cb).
+    expect(r.stderr).toMatch(/oneshot exited with code 3 on /);
+    expect(tookMs).toBeLessThan(120_000);
+  });
+});

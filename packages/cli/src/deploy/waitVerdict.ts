@@ -1,0 +1,104 @@
+/**
+ * flocker-deploy's decisions about what it read, pure (review T8, session 20): which nodes the plan resolves names
+ * against, and what ends a --wait for good before its timeout — the configuration it waits for replaced by another
+ * deploy (TD-2), a container's node declared dead (TD-4), a container that exited and will not be started again
+ * (restart_policy never, TD-1).
+ */
+import { type ContainerConfiguration, containerConfigId, type ContainerError, type ContainerState } from '@flocker/api';
+
+/** A node as the cluster view lists it: every known node, dead ones too (GET /v1/state/nodes lists live ones only). */
+export interface KnownNode {
+  uuid: string;
+  host: string;
+  alive: boolean;
+  dead_since?: string | undefined;
+}
+
+/**
+ * The nodes a deployment file's keys are resolved against: every live node, and each dead node whose address no live
+ * node reports (a host reinstalled under a new UUID at the same address means the live one). A dead node is known to
+ * the control service, which accepts it: the plan must say it is dead, not "not known", and not show a move when the
+ * container stays where it is configured.
+ */
+export function planNodes(nodes: readonly KnownNode[]): KnownNode[] {
+  const liveHosts = new Set(nodes.filter((n) => n.alive).map((n) => n.host));
+  return nodes.filter((n) => n.alive || !liveHosts.has(n.host));
+}
+
+/** What the wait saw replaced: `now` is the container's configuration now, undefined when it is no longer configured. */
+export interface Replaced {
+  name: string;
+  was: ContainerConfiguration;
+  now: ContainerConfiguration | undefined;
+}
+
+/**
+ * Pure: the containers this deploy waits for that are configured differently now (another deploy or API client
+ * replaced the configuration meanwhile): waiting for them can only run out the timeout.
+ */
+export function replacedWhileWaiting(
+  waited: readonly ContainerConfiguration[],
+  configuredNow: readonly ContainerConfiguration[],
+): Replaced[] {
+  return waited.flatMap((was) => {
+    const now = configuredNow.find((c) => c.name === was.name);
+    if (now !== undefined && now.node_uuid === was.node_uuid && containerConfigId(now) === containerConfigId(was))
+      return [];
+    return [{ name: was.name, was, now }];
+  });
+}
+
+/**
+ * The nodes declared dead as far as --wait knows: known dead in the view read for the plan, or listed alive once and
+ * no longer (GET /v1/state/nodes lists live nodes). A node never listed is not judged (a node alive with its state
+ * not known yet is in no list): its reports count as before.
+ */
+export function deadNodes(
+  knownDead: ReadonlySet<string>,
+  seenAlive: ReadonlySet<string>,
+  aliveNow: ReadonlySet<string>,
+): Set<string> {
+  return new Set([...knownDead, ...seenAlive].filter((uuid) => !aliveNow.has(uuid)));
+}
+
+/**
+ * Pure: the containers whose node is dead. Its last report (kept by the control service for a while) says nothing about
+ * now: a powered-off host runs nothing, and the container will not run there again (a node declared dead stays out).
+ */
+export function onDeadNodes(
+  waited: readonly ContainerConfiguration[],
+  dead: ReadonlySet<string>,
+): ContainerConfiguration[] {
+  return waited.filter((c) => dead.has(c.node_uuid));
+}
+
+/**
+ * Pure: the containers with restart_policy never that ran the deployed configuration and exited: the container agent
+ * does not start them again, so waiting can only run out the timeout. Only a report naming the configuration it runs
+ * counts (an agent from before session 18 names none, and then the old container cannot be told from the new). A
+ * stopped container is reported without an error, or (container agents since session 20, TD-1) with Docker's exit as
+ * a DOCKER_ERROR whose message begins "exited"; any other error is a failure to create or start, which the agent
+ * retries.
+ */
+export function exitedForGood(
+  waited: readonly ContainerConfiguration[],
+  state: readonly ContainerState[],
+  dead: ReadonlySet<string> = new Set(),
+): ContainerConfiguration[] {
+  return waited.filter((c) => {
+    if (c.restart_policy.name !== 'never' || dead.has(c.node_uuid)) return false;
+    const s = state.find((x) => x.name === c.name && x.node_uuid === c.node_uuid);
+    return (
+      s !== undefined &&
+      !s.running &&
+      (s.error === undefined || isExit(s.error)) &&
+      s.config !== undefined &&
+      s.config === containerConfigId(c)
+    );
+  });
+}
+
+/** The container agent's report of a container Docker says exited ("exited with code 3"), not a failure it retries. */
+export function isExit(e: ContainerError): boolean {
+  return e.code === 'DOCKER_ERROR' && /^exited\b/.test(e.message);
+}
