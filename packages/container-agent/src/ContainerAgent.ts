@@ -115,11 +115,12 @@ function crashLooping(o: ObservedContainer, now: number): boolean {
  * Why Docker does not run a container (review T8, TD-1), in the report's error (the reason member the schema has: a
  * new code would make clients one release behind refuse the answer): DOCKER_ERROR, the exit code and, for a crash
  * loop (Docker's state restarting, or a short run between), its restart count as attempts, since its creation. None
- * for a container that runs.
+ * for a container that runs, or that exited with code 0.
  */
 export function stoppedReason(o: ObservedContainer, now = Date.now()): ContainerError | undefined {
   const exit = o.exitCode !== undefined ? `exited with code ${o.exitCode}` : 'exited';
-  if (o.state === 'exited' && o.exitCode !== undefined)
+  // Exit code 0 is a clean stop (a job done): reported stopped, as before, not failing.
+  if (o.state === 'exited' && o.exitCode !== undefined && o.exitCode !== 0)
     return { code: 'DOCKER_ERROR', message: exit, attempts: 1, since: new Date(o.finishedAt ?? now).toISOString() };
   const restarts = o.restartCount ?? 0;
   const loop = { code: 'DOCKER_ERROR' as const, attempts: Math.max(1, restarts) };

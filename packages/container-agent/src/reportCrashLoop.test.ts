@@ -55,7 +55,7 @@ describe('a container Docker keeps restarting (TD-1)', () => {
     expect(c?.error?.since).toEqual(expect.any(String));
   });
 
-  test('an exited container says its exit code; a running one has no error', () => {
+  test('an exited container says its exit code unless 0; a running one has no error', () => {
     const [exited] = reportOf(
       [observed({ state: 'exited', exitCode: 3, restartCount: 0, finishedAt: EXITED })],
       new Map(),
@@ -72,6 +72,10 @@ describe('a container Docker keeps restarting (TD-1)', () => {
         since: new Date(EXITED).toISOString(),
       },
     });
+    // Exit code 0: stopped cleanly (a job done, or a user's stop of a process that exits 0), no error.
+    expect(
+      reportOf([observed({ state: 'exited', exitCode: 0, finishedAt: EXITED })], new Map(), [want]).containers,
+    ).toEqual([{ name: 'crashy', image: 'tiny', running: false }]);
     // A container Docker restarted that runs again: running once up for 10 s (Docker's own rule: its restart
     // back-off starts afresh only after a run that long), or without a restart.
     const up = (since: number, restartCount: number) =>
