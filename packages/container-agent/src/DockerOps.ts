@@ -64,23 +64,9 @@ export class DockerOps implements ContainerRuntime {
     );
   }
 
-  private async times(
-    id: string,
-  ): Promise<Pick<ObservedContainer, 'startedAt' | 'finishedAt' | 'createdAt' | 'exitCode' | 'restartCount'>> {
+  private async times(id: string): Promise<Inspected> {
     try {
-      const parsed = ContainerTimes.safeParse(await this.docker.getContainer(id).inspect());
-      if (!parsed.success) return {};
-      const { State, Created, RestartCount } = parsed.data;
-      const startedAt = dockerTime(State.StartedAt);
-      const finishedAt = dockerTime(State.FinishedAt);
-      const createdAt = dockerTime(Created);
-      return {
-        ...(startedAt !== undefined ? { startedAt } : {}),
-        ...(finishedAt !== undefined ? { finishedAt } : {}),
-        ...(createdAt !== undefined ? { createdAt } : {}),
-        ...(State.ExitCode !== undefined ? { exitCode: State.ExitCode } : {}),
-        ...(RestartCount !== undefined ? { restartCount: RestartCount } : {}),
-      };
+      return inspected(await this.docker.getContainer(id).inspect());
     } catch (err) {
       // Gone meanwhile: the next turn lists it no more.
       if (statusOf(err) === 404) return {};
@@ -156,9 +142,32 @@ const ContainerTimes = z.object({
       StartedAt: z.string().optional(),
       FinishedAt: z.string().optional(),
       ExitCode: z.number().int().optional(),
+      Running: z.boolean().optional(),
     })
     .loose(),
 });
+
+type Inspected = Pick<ObservedContainer, 'startedAt' | 'finishedAt' | 'createdAt' | 'exitCode' | 'restartCount'>;
+
+/**
+ * What `docker inspect` tells of a container's runs (pure). Its ExitCode only while it is not running: Docker resets
+ * it to 0 at each start, so one started again between the list and the inspect would read as "exited with code 0".
+ */
+export function inspected(json: unknown): Inspected {
+  const parsed = ContainerTimes.safeParse(json);
+  if (!parsed.success) return {};
+  const { State, Created, RestartCount } = parsed.data;
+  const startedAt = dockerTime(State.StartedAt);
+  const finishedAt = dockerTime(State.FinishedAt);
+  const createdAt = dockerTime(Created);
+  return {
+    ...(startedAt !== undefined ? { startedAt } : {}),
+    ...(finishedAt !== undefined ? { finishedAt } : {}),
+    ...(createdAt !== undefined ? { createdAt } : {}),
+    ...(State.ExitCode !== undefined && State.Running !== true ? { exitCode: State.ExitCode } : {}),
+    ...(RestartCount !== undefined ? { restartCount: RestartCount } : {}),
+  };
+}
 
 /** Docker's RFC 3339 time (ns precision) in ms; undefined for its zero time (0001-01-01: never). */
 export function dockerTime(t: string | undefined): number | undefined {
