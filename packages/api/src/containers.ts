@@ -142,7 +142,9 @@ export const ContainerError = z
     since: z.string().max(64).describe('When the first of them failed (ISO 8601, the agent clock).'),
   })
   .strict()
-  .describe('The last failure to create or start the container; absent once it runs.');
+  .describe(
+    'The last failure to create or start the container, or why Docker does not run it (a crash loop, a non-zero exit: DOCKER_ERROR); absent while it runs.',
+  );
 
 /**
  * Which configuration a reported container runs: containerConfigId of the configured container whose spec it runs
