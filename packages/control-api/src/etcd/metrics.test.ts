@@ -33,7 +33,8 @@ it('/readyz fails naming etcd without a quorum, flocker_etcd_up follows, and bot
   const store = new EtcdConfigurationStore({
     endpoints: etcd.endpoints,
     prefix: `/t-${randomUUID()}`,
-    timeoutMs: 1000,
+    // A healthy etcd on a loaded host must answer the first /readyz within it (1 s failed under load).
+    timeoutMs: 2000,
   });
   const svc = await startOnLoopback({ store, metrics: { host: '127.0.0.1', port: 0 } });
   const url = svc.metricsUrl ?? '';

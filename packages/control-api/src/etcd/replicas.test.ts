@@ -270,6 +270,8 @@ describe('EtcdConfigurationStore', () => {
         await writer.commit(next, config);
         config = next;
       }
+      // The watch's puts arrive after the commits: wait for the first (a fixed 300 ms fails under load).
+      await eventually(() => snapshots.length > 0, 10_000);
       await new Promise((r) => setTimeout(r, 300));
       expect(snapshots.length).toBeGreaterThan(0);
       expect(snapshots.length).toBeLessThanOrEqual(20);
@@ -623,7 +625,8 @@ describe('control replicas sharing one etcd cluster', () => {
   });
 
   it('a node report whose publication to etcd fails is answered 503 STORE_UNAVAILABLE, not 200', async () => {
-    const r1 = await replica({ timeoutMs: 1000 });
+    // 2 s: a healthy etcd on a loaded host must take the first report and write inside it.
+    const r1 = await replica({ timeoutMs: 2000 });
     await r1.client.reportNodeState(report(A));
     await withoutQuorum(async () => {
       // A changed report must reach etcd (an unchanged one inside the refresh interval need not).
@@ -670,7 +673,8 @@ describe('control replicas sharing one etcd cluster', () => {
   });
 
   it('quorum lost (two of three members stopped): writes fail with 503 STORE_OUTCOME_UNKNOWN and resume with quorum', async () => {
-    const r1 = await replica({ timeoutMs: 1000 });
+    // 2 s: a healthy etcd on a loaded host must take the first report and write inside it.
+    const r1 = await replica({ timeoutMs: 2000 });
     await r1.client.reportNodeState(report(A));
     await r1.client.createDataset({ primary: A });
     await withoutQuorum(async () => {

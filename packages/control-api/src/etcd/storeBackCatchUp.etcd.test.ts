@@ -32,8 +32,9 @@ async function until(done: () => boolean): Promise<void> {
 
 it('the reports stored meanwhile are delivered before the store is said to answer again', async () => {
   const prefix = `/back-${randomUUID()}`;
-  const x = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix, timeoutMs: 600, probeMs: 200 });
-  const y = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix, timeoutMs: 600 });
+  // 2 s: at 600 ms (200 ms an attempt) a loaded host's healthy etcd could fail x's real probes before the cut.
+  const x = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix, timeoutMs: 2000, probeMs: 200 });
+  const y = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix, timeoutMs: 2000 });
   const seen: string[] = [];
   const listener: StoreListener = {
     configuration: () => undefined,

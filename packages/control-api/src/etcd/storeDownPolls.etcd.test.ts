@@ -33,7 +33,9 @@ it('long-polls end with 503 STORE_UNAVAILABLE while the store is unreachable, ne
   const store = new EtcdConfigurationStore({
     endpoints: etcd.endpoints,
     prefix: `/t-${randomUUID()}`,
-    timeoutMs: 600,
+    // A healthy etcd that fsyncs on a loaded host may not answer within 600 ms (200 ms an attempt): 2 s, still well
+    // inside the 10 s detection bound (2 failed probes of up to 2 s, 300 ms apart).
+    timeoutMs: 2000,
     probeMs: 300,
   });
   const svc = await startOnLoopback({ store });
@@ -45,7 +47,7 @@ it('long-polls end with 503 STORE_UNAVAILABLE while the store is unreachable, ne
     const cut = Date.now();
     await Promise.all(followers.map((i) => etcd.kill(i)));
     expect(await waiting).toEqual({ status: 503, code: 'STORE_UNAVAILABLE' });
-    // Within the probe's bound (2 failures of ~4 attempts of 200 ms each, 300 ms apart), far below a 30 s poll.
+    // Within the probe's bound (2 failures of up to 3 attempts of ~670 ms each, 300 ms apart), far below a 30 s poll.
     expect(Date.now() - cut).toBeLessThan(10_000);
     expect(await poll(svc.url, first.generation, 30_000)).toEqual({ status: 503, code: 'STORE_UNAVAILABLE' });
     for (const i of followers) await etcd.restart(i);
@@ -65,7 +67,9 @@ it('a streaming watch under way ends when the store stops answering, and a new o
   const store = new EtcdConfigurationStore({
     endpoints: etcd.endpoints,
     prefix: `/t-${randomUUID()}`,
-    timeoutMs: 600,
+    // A healthy etcd that fsyncs on a loaded host may not answer within 600 ms (200 ms an attempt): 2 s, still well
+    // inside the 10 s detection bound (2 failed probes of up to 2 s, 300 ms apart).
+    timeoutMs: 2000,
     probeMs: 300,
   });
   const svc = await startOnLoopback({ store });
