@@ -168,6 +168,18 @@ export class EtcdTestCluster {
 
   static async start(size = 3, options: EtcdTestClusterOptions = {}): Promise<EtcdTestCluster> {
     execFileSync(SCRIPT, ['install'], { stdio: 'inherit' });
+    // A start that fails is tried again on new ports: the ports are free when chosen, but another process (the other
+    // jest worker starting its own cluster) may bind one before etcd does, and a loaded host may take the 20 s.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await EtcdTestCluster.startOnce(size, options);
+      } catch (err) {
+        if (attempt >= 3) throw err;
+      }
+    }
+  }
+
+  private static async startOnce(size: number, options: EtcdTestClusterOptions): Promise<EtcdTestCluster> {
     const dir = mkdtempSync(path.join(tmpdir(), 'flocker-etcd-'));
     const members: Member[] = [];
     // A port freed by one freePort() may be handed out again by the next: never give two listeners one port (ci25:
