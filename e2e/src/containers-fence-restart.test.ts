@@ -179,8 +179,20 @@ describe('a deployed container after its node fenced itself (control service out
       expect((await a.docker(['inspect', '--format', '{{.State.Running}}', 'db'])).stdout.trim()).toBe('false');
       await a.killAgent('SIGKILL');
       if (order === 'before') {
+        const restartedAt = fs.statSync(agentLog).size;
         await a.startAgent({ wait: false });
-        await sleep(3000);
+        // The restarted agent must have found the control service gone before it comes back (a fixed 3 s was
+        // shorter than the agent's start under load: it then met the control service at once and lifted the fence
+        // the other way, ci flake seen by FXD2 in session 20).
+        await waitFor(
+          'the restarted agent to find the control service unreachable',
+          async () =>
+            fs.readFileSync(agentLog, 'utf8').slice(restartedAt).includes('"cannot reach the control service"')
+              ? true
+              : undefined,
+          { timeoutMs: 30_000, intervalMs: 250 },
+        );
+        await sleep(1000);
         await cluster.startControl();
       } else {
         await cluster.startControl();
