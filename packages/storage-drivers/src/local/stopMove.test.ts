@@ -16,6 +16,15 @@ import { MOVE_ID as ID, memoryEngine, recordingTarget } from './moverTestSupport
 import type { StatusAnswer, TargetApi } from './transfer';
 
 /** A source whose sends never end by themselves (a large full send): only abort() ends them, with an error. */
+/** Waits for something the test started to happen (a fixed sleep fails on a loaded host). */
+async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 function source(): LocalEngine & { aborted: number; retired: boolean; sends: SendStream[] } {
   const e = {
     ...memoryEngine(),
@@ -94,6 +103,8 @@ describe('a move stopped (its dataset deleted)', () => {
       () => 'done',
       () => 'failed',
     );
+    await eventually(() => receiving > 0);
+    // The signal is aborted now: give a wrong abort of the send time to happen (a check that nothing happens).
     await new Promise((r) => setTimeout(r, 100));
     expect(receiving).toBe(1);
     expect(a.aborted).toBe(0);

@@ -13,6 +13,15 @@ import { partialBufferAction, TransferClient, TransferServer } from './transfer'
 
 const ID = '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10';
 
+/** Waits for something the test started to happen (a fixed sleep fails on a loaded host). */
+async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /**
  * Snapshots are byte strings; a stream is "<name>|<identity>|<data>|END", incremental or not. Like
  * `btrfs receive -e`, the receive stops at its end marker (what follows is the transfer's business).
@@ -373,7 +382,7 @@ describe('local transfer over mutual TLS', () => {
     raw.write(`${JSON.stringify({ op: 'receive', datasetId: ID, name: 'move-000001', parent: null, identity })}\n`);
     raw.write(Buffer.concat([header, payload, Buffer.alloc(4)]));
     // The engine has accepted the stream (its end marker) by the time the bad trailer comes.
-    await new Promise((r) => setTimeout(r, 100));
+    await eventually(() => target.snapshots.length > 0);
     expect(target.snapshots.map((s) => s.name)).toEqual(['move-000001']);
     raw.write(`${JSON.stringify({ bytes: payload.length + 1 })}\n`);
     expect(JSON.parse(await answer)).toMatchObject({ ok: false, code: 'INTEGRITY' });
