@@ -35,7 +35,8 @@ describe('serverNow', () => {
       await new Promise((r) => setTimeout(r, 120));
       const later = serverNow(answer) ?? 0;
       expect(later - (first ?? 0)).toBeGreaterThanOrEqual(100);
-      expect(later - (first ?? 0)).toBeLessThan(1_000);
+      // The 120 ms passed, not the hour of skew (a loaded host may take a few seconds over the sleep).
+      expect(later - (first ?? 0)).toBeLessThan(10_000);
     } finally {
       skewed.mockRestore();
       await srv.close();

@@ -259,7 +259,8 @@ describe('FlockerClient: a replica whose store is unreachable (503 STORE_UNAVAIL
     expect(ended.message).toContain('STORE_UNAVAILABLE');
     // The long-poll is asked again of the healthy replica, which answers at once (another generation).
     expect((await poll).generation).toBe('h.1.1');
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // Far below the 10 s long-poll it would otherwise be (2 s was tight on a loaded host).
+    expect(Date.now() - started).toBeLessThan(6_000);
     // Watched again: from the replica the client moved to.
     for await (const answer of client.watchCluster(NODE)) {
       expect(answer.generation).toBe('h.1.1');
