@@ -3,8 +3,11 @@
  * pod here still uses the volume. The node service takes its `csi` share again while nobody else
  * took the volume, and never takes it from another node (it reports that instead).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { FlockerApiError, type ClusterSnapshot, type Lease, type NodeState } from '@flocker/api';
-import { leaseRecovery, type ControlClient, type CsiDriver } from './CsiDriver';
+import { leaseRecovery, leaseUse, type ControlClient, type CsiDriver } from './CsiDriver';
 import { fakeNode, oneDatasetWorld, quietDriver, type World } from './csiTestSupport';
 import type { MountInfoEntry } from './mapping';
 
@@ -118,9 +121,9 @@ describe('leaseRecovery', () => {
 });
 
 describe('CsiDriver.recoverLeases', () => {
-  it('takes the csi share again for a volume staged here once the lease is gone (agent back), and never from another node', async () => {
+  it('takes the csi share again for a volume staged and used here once the lease is gone (agent back), and never from another node', async () => {
     const w = world();
-    const d = driver(w, [agentMount]);
+    const d = driver(w, [agentMount, podMount]);
     await d.nodeStageVolume(STAGE);
     expect(d.stagedVolumes()).toEqual([ID]);
     // The control service released it (the agent was dead longer than T+G) while the agent was down: left alone.
@@ -368,5 +371,207 @@ describe('CsiDriver.recoverLeases', () => {
     watch.stop();
     await watch.done;
     expect(w.leases).toEqual([{ dataset_id: ID, node_uuid: ME, expires: null, holders: ['csi'] }]);
+  });
+});
+
+/**
+ * Review T7 (TK-1, TK-2): a lease share of this node no pod here uses is let go. TK-1: the plugin killed mid-stage
+ * (lease taken, never answered) kept that share for ever once restarted, and took it back after an operator's
+ * flocker leases release --force; TK-2: the kubelet killed mid-stage never unstages what it lost track of.
+ */
+describe('leaseUse', () => {
+  it('published with any other mount of the agent mount; unpublished with none, or nothing here while another node is the primary; else unknown', () => {
+    const w = world();
+    const s = snap(w);
+    expect(leaseUse(s, ID, ME, [agentMount, podMount])).toBe('published');
+    expect(leaseUse(s, ID, ME, [agentMount])).toBe('unpublished');
+    // Any other mount of it counts as use (a Docker container's, another orchestrator's): never let go.
+    const dockerMount = { ...podMount, mountPoint: '/var/lib/docker/overlay2/x/merged/data' };
+    expect(leaseUse(s, ID, ME, [agentMount, dockerMount])).toBe('published');
+    expect(leaseUse(s, ID, ME, [agentMount, { ...podMount, device: '7:2' }])).toBe('unpublished');
+    // The agent reports it mounted but this namespace does not show the mount: not decided.
+    expect(leaseUse(s, ID, ME, [podMount])).toBe('unknown');
+    // Not reported here: unpublished only while another node is the primary and this node's agent is alive.
+    w.nodes = [node(ME, { manifestations: [] }), node(OTHER)];
+    expect(leaseUse(snap(w), ID, ME, [])).toBe('unknown');
+    w.datasets[0]!.primary = OTHER;
+    expect(leaseUse(snap(w), ID, ME, [])).toBe('unpublished');
+    w.nodes = [node(ME, { manifestations: [], alive: false }), node(OTHER)];
+    expect(leaseUse(snap(w), ID, ME, [])).toBe('unknown');
+    w.nodes = [
+      node(ME, { manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 1, status: 'attached' }] }),
+      node(OTHER),
+    ];
+    expect(leaseUse(snap(w), ID, ME, [])).toBe('unknown');
+    w.datasets[0]!.deleted = true;
+    expect(leaseUse(snap(w), ID, ME, [agentMount])).toBe('unknown');
+  });
+});
+
+describe('CsiDriver: a lease share no pod on this node uses is released (review T7)', () => {
+  const ours = (): Lease => ({ dataset_id: ID, node_uuid: ME, expires: null, holders: ['csi'] });
+
+  /** One watch pass as watchLeases makes it. */
+  async function pass(d: CsiDriver, w: World, now?: number): Promise<void> {
+    await d.findStaged(snap(w));
+    await d.recoverLeases(snap(w));
+    await d.releaseUnused(snap(w), now);
+  }
+
+  it('TK-1: a share held since before the plugin started (a stage cut short by a crash) is released at once when no pod here uses it', async () => {
+    const w = world();
+    w.leases = [ours()];
+    const d = quietDriver(client(w), ME, [agentMount], { unusedReleaseMs: 3_600_000 });
+    await pass(d, w);
+    expect(w.leases).toEqual([]);
+    expect(w.calls).toEqual(['release csi']);
+    expect(d.stagedVolumes()).toEqual([]);
+    // Never taken again.
+    for (let i = 0; i < 2; i++) await pass(d, w);
+    expect(w.calls).toEqual(['release csi']);
+  });
+
+  it('TK-1: killed before the move (another node still the primary, nothing here): released at once too', async () => {
+    const w = world();
+    w.datasets[0]!.primary = OTHER;
+    w.nodes = [node(ME, { manifestations: [] }), node(OTHER)];
+    w.leases = [ours()];
+    const d = quietDriver(client(w), ME, [], { unusedReleaseMs: 3_600_000 });
+    await pass(d, w);
+    expect(w.leases).toEqual([]);
+  });
+
+  it('a share held since before the start that a pod here uses is kept; one the agent has not reported mounted yet is left for later', async () => {
+    const w = world();
+    w.leases = [ours()];
+    const d = quietDriver(client(w), ME, [agentMount, podMount], { unusedReleaseMs: 0 });
+    for (let i = 0; i < 2; i++) await pass(d, w);
+    expect(w.leases).toEqual([ours()]);
+    expect(d.stagedVolumes()).toEqual([ID]);
+    w.nodes = [node(ME, { manifestations: [] }), node(OTHER)];
+    const early = quietDriver(client(w), ME, [], { unusedReleaseMs: 0 });
+    await pass(early, w);
+    expect(w.leases).toEqual([ours()]);
+    expect(w.calls).toEqual([]);
+  });
+
+  it("TK-1: an operator's forced release of a volume staged here that no pod here uses is not taken back (only a used one is)", async () => {
+    const w = world();
+    const d = quietDriver(client(w), ME, [agentMount], { unusedReleaseMs: 3_600_000 });
+    await d.nodeStageVolume(STAGE);
+    w.leases = [];
+    w.calls = [];
+    for (let i = 0; i < 3; i++) await pass(d, w);
+    expect(w.calls).toEqual([]);
+    expect(w.leases).toEqual([]);
+    expect(d.stagedVolumes()).toEqual([]);
+  });
+
+  it('TK-2: a volume staged by this plugin and never published keeps its share for the grace period, then it is released; a published one never is', async () => {
+    const w = world();
+    const d = quietDriver(client(w), ME, [agentMount], { unusedReleaseMs: 60_000 });
+    await d.nodeStageVolume(STAGE);
+    const t0 = Date.now();
+    await pass(d, w, t0);
+    await pass(d, w, t0 + 59_000);
+    expect(w.leases).toEqual([ours()]);
+    expect(d.stagedVolumes()).toEqual([ID]);
+    // Released at the first pass from the grace period on (the mount table is read at most every 5 s).
+    await pass(d, w, t0 + 65_000);
+    expect(w.leases).toEqual([]);
+    expect(d.stagedVolumes()).toEqual([]);
+
+    const w2 = world();
+    const used = quietDriver(client(w2), ME, [agentMount, podMount], { unusedReleaseMs: 60_000 });
+    await used.nodeStageVolume(STAGE);
+    for (const dt of [0, 60_000, 120_000, 3_600_000]) await pass(used, w2, t0 + dt);
+    expect(w2.leases).toEqual([ours()]);
+  });
+
+  it('TK-2: the grace period starts again once a pod here has used the volume', async () => {
+    const w = world();
+    const mounts = [agentMount];
+    const d = quietDriver(client(w), ME, [], {
+      unusedReleaseMs: 60_000,
+      mounter: { mounts: async () => mounts, bind: async () => undefined, unmount: async () => undefined },
+    });
+    await d.nodeStageVolume(STAGE);
+    const t0 = Date.now();
+    await pass(d, w, t0);
+    mounts.push(podMount);
+    await pass(d, w, t0 + 30_000);
+    mounts.pop();
+    await pass(d, w, t0 + 60_000);
+    await pass(d, w, t0 + 89_000);
+    expect(w.leases).toEqual([ours()]);
+    await pass(d, w, t0 + 120_000);
+    expect(w.leases).toEqual([]);
+  });
+
+  it('a stage that failed and could not release its share (control service unreachable) has it released later, once unused', async () => {
+    const w = world();
+    w.datasets[0]!.primary = OTHER;
+    w.nodes = [node(ME, { manifestations: [] }), node(OTHER)];
+    const base = client(w);
+    let down = true;
+    const c: ControlClient = {
+      ...base,
+      updateDataset: () => Promise.reject(new Error('connection refused')),
+      listLeases: () => (down ? Promise.reject(new Error('connection refused')) : base.listLeases()),
+    };
+    const d = quietDriver(c, ME, [], { unusedReleaseMs: 60_000 });
+    await pass(d, w); // the plugin's first pass, at its start
+    await expect(d.nodeStageVolume(STAGE)).rejects.toThrow(/connection refused/);
+    expect(w.leases).toEqual([ours()]);
+    down = false;
+    const t0 = Date.now();
+    await pass(d, w, t0);
+    expect(w.leases).toEqual([ours()]);
+    await pass(d, w, t0 + 65_000);
+    expect(w.leases).toEqual([]);
+  });
+
+  it('publish after the share was released stages again when the kubelet staged it (its staging directory exists); FAILED_PRECONDITION otherwise', async () => {
+    const w = world();
+    const staging = mkdtempSync(join(tmpdir(), 'csi-restage-'));
+    const binds: string[] = [];
+    const d = quietDriver(client(w), ME, [], {
+      unusedReleaseMs: 0,
+      mounter: {
+        mounts: async () => [agentMount],
+        bind: async (src, dst) => void binds.push(`${src} -> ${dst}`),
+        unmount: async () => undefined,
+      },
+    });
+    const target = join(staging, 'target');
+    try {
+      await d.nodeStageVolume({ ...STAGE, staging_target_path: staging });
+      await pass(d, w);
+      expect(w.leases).toEqual([]);
+      await expect(
+        d.nodePublishVolume({ ...STAGE, staging_target_path: '/tmp/never-used-staging', target_path: target }),
+      ).rejects.toMatchObject({ message: expect.stringMatching(/is not staged on this node/) });
+      expect(binds).toEqual([]);
+      await d.nodePublishVolume({ ...STAGE, staging_target_path: staging, target_path: target });
+      expect(w.leases).toEqual([ours()]);
+      expect(binds).toEqual([`${AGENT_PATH} -> ${target}`]);
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
+  });
+
+  it('publish never stages again while another node holds the lease', async () => {
+    const w = world();
+    const staging = mkdtempSync(join(tmpdir(), 'csi-restage-'));
+    try {
+      w.leases = [{ dataset_id: ID, node_uuid: OTHER, expires: null, holders: ['csi'] }];
+      const d = quietDriver(client(w), ME, [agentMount]);
+      await expect(
+        d.nodePublishVolume({ ...STAGE, staging_target_path: staging, target_path: join(staging, 'target') }),
+      ).rejects.toMatchObject({ message: expect.stringMatching(/in use on node other/) });
+      expect(w.leases).toEqual([{ dataset_id: ID, node_uuid: OTHER, expires: null, holders: ['csi'] }]);
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
   });
 });

@@ -156,6 +156,12 @@ export interface CsiDriverOptions {
   handoverWaitMs?: number;
   /** How long NodeGetInfo waits for this node's agent to report for the first time (default 30 s). */
   nodeInfoWaitMs?: number;
+  /**
+   * How long this node's `csi` lease share may hold a volume no pod on this node uses (no kubelet publish
+   * target binds it) before the node service releases it (default 30 s; see releaseUnused). A share found
+   * so at start is released at once.
+   */
+  unusedReleaseMs?: number;
 }
 
 /** StorageClass parameters CreateVolume understands; keys with the csi.storage.k8s.io/ prefix are the CO's and ignored. */
@@ -170,6 +176,10 @@ function firstProblem(caps: readonly VolumeCapabilityWire[]): string | undefined
     if (p !== undefined) return p;
   }
   return undefined;
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isDirectory() === true;
 }
 
 function liveDataset(datasets: readonly DatasetConfiguration[], id: string): DatasetConfiguration | undefined {
@@ -276,7 +286,10 @@ export function waitReason(s: ClusterSnapshot | undefined, nodeUuid: string, dat
 export type LeaseRecovery =
   /** This node's `csi` share holds the lease: nothing to do. */
   | { kind: 'held' }
-  /** No lease (or only another share of this node's), this node the primary and its agent alive: take the share again. */
+  /**
+   * No lease (or only another share of this node's), this node the primary and its agent alive: take the share
+   * again if a pod here uses the volume (recoverLeases reads the mounts: see leaseUse), else forget it.
+   */
   | { kind: 'retake' }
   /** This node's agent is not alive: the control service released (or will release) the lease of a dead node; leave it. */
   | { kind: 'agent-down' }
@@ -300,7 +313,7 @@ export function leaseRecovery(s: ClusterSnapshot, datasetId: string, me: string)
   if (lease !== undefined && lease.node_uuid !== me) {
     return {
       kind: 'lost',
-      message: `volume ${datasetId} is still staged on this node but node ${nodeName(s, lease.node_uuid)} holds its lease now (this node's lease was released while its dataset agent was down): I/O of pods here using it fails once that node takes the volume; delete them`,
+      message: `volume ${datasetId} is still staged on this node but node ${nodeName(s, lease.node_uuid)} holds its lease now (this node's lease was released: by the control service while its dataset agent was down, or by flocker leases release --force): I/O of pods here using it fails once that node takes the volume; delete them`,
     };
   }
   // Our share still holds it: nothing was lost, whatever the primary (a local move when_released waits for this
@@ -309,11 +322,39 @@ export function leaseRecovery(s: ClusterSnapshot, datasetId: string, me: string)
   if (d.primary !== me) {
     return {
       kind: 'lost',
-      message: `volume ${datasetId} is still staged on this node but its primary is node ${nodeName(s, d.primary)} now (this node's lease was released while its dataset agent was down): I/O of pods here using it fails once that node takes the volume; delete them`,
+      message: `volume ${datasetId} is still staged on this node but its primary is node ${nodeName(s, d.primary)} now (this node's lease was released: by the control service while its dataset agent was down, or by flocker leases release --force): I/O of pods here using it fails once that node takes the volume; delete them`,
     };
   }
   if (s.nodes.find((n) => n.uuid === me)?.alive !== true) return { kind: 'agent-down' };
   return { kind: 'retake' };
+}
+
+/**
+ * Whether anything on this node uses a volume, from the snapshot and this namespace's mount table (the node
+ * plugin's binds are a pod's only way into it): `published` when any other mount shows the agent's mount (a
+ * kubelet publish target; anything else too, a Docker container's or another orchestrator's: counted as use,
+ * never let go); `unpublished` when the agent's mount is the only one, or when nothing of the volume is on this
+ * node at all (no manifestation reported by a live agent, another node its primary); `unknown` otherwise (the
+ * agent has not reported it mounted, or this namespace does not show its mount): never decided on.
+ */
+export type LeaseUse = 'published' | 'unpublished' | 'unknown';
+
+export function leaseUse(
+  s: ClusterSnapshot,
+  datasetId: string,
+  me: string,
+  mounts: readonly MountInfoEntry[],
+): LeaseUse {
+  const d = liveDataset(s.datasets, datasetId);
+  const node = s.nodes.find((n) => n.uuid === me);
+  if (!d || !node) return 'unknown';
+  const m = node.manifestations.find((x) => x.dataset_id === datasetId);
+  if (m === undefined) return node.alive && d.primary !== me ? 'unpublished' : 'unknown';
+  if (m.status !== 'mounted' || !m.path) return 'unknown';
+  const agentPath = m.path;
+  const agent = mountAt(mounts, agentPath);
+  if (!agent) return 'unknown';
+  return mounts.some((x) => sameSource(x, agent) && x.mountPoint !== agentPath) ? 'published' : 'unpublished';
 }
 
 /** Whether this node's `csi` share holds the dataset's lease (by name: an unnamed holder may be anyone's). */
@@ -452,6 +493,14 @@ export class CsiDriver {
    * decides nothing on a volume a call touched during its read: a later pass reads it again.
    */
   private readonly findReads = new Set<Set<string>>();
+  /** Volumes our `csi` share holds that no pod here used when last looked at, since when (ms; -Infinity: at start). */
+  private readonly unusedSince = new Map<string, number>();
+  /** Whether releaseUnused has made its first pass (the leases it finds then were taken before this process). */
+  private unusedLooked = false;
+  /** When releaseUnused last read the mount table (it reads at most every few seconds). */
+  private unusedReadAt = 0;
+  /** Volumes a stage of this process completed (the kubelet was answered): not "held since before it started". */
+  private readonly stagedByThis = new Set<string>();
 
   constructor(opts: CsiDriverOptions) {
     this.opts = opts;
@@ -1026,25 +1075,46 @@ export class CsiDriver {
       const held = lease !== undefined && lease.holders?.includes(LEASE_HOLDER) === true && lease.node_uuid === this.me;
       if (held && d.primary === this.me && source) {
         this.staged.add(id);
+        this.stagedByThis.add(id);
         return {};
       }
-      await this.takeLease(id, deadline);
-      try {
-        if (d.primary !== this.me) {
-          this.logger.info('moving volume to this node', { dataset_id: id, from: d.primary });
-          await this.client.updateDataset(id, { primary: this.me });
-        }
-        const path = await this.waitMounted(id, deadline);
-        this.staged.add(id);
-        this.lost.delete(id);
-        this.logger.info('staged volume', { dataset_id: id, staging_path: staging, agent_path: path });
-        return {};
-      } catch (err) {
-        // Nothing uses it here yet: let another node have it.
-        if (!held) await this.releaseOurLease(id).catch(() => undefined);
-        throw err;
-      }
+      await this.stageHere(id, d, held, staging, deadline);
+      return {};
     });
+  }
+
+  /** The stage proper, under the volume's key: this node's lease, the primary here, the agent's mount. */
+  private async stageHere(
+    id: string,
+    d: DatasetConfiguration,
+    held: boolean,
+    staging: string,
+    deadline: number,
+  ): Promise<void> {
+    await this.takeLease(id, deadline);
+    try {
+      if (d.primary !== this.me) {
+        this.logger.info('moving volume to this node', { dataset_id: id, from: d.primary });
+        await this.client.updateDataset(id, { primary: this.me });
+      }
+      const path = await this.waitMounted(id, deadline);
+      this.staged.add(id);
+      this.stagedByThis.add(id);
+      this.lost.delete(id);
+      this.logger.info('staged volume', { dataset_id: id, staging_path: staging, agent_path: path });
+    } catch (err) {
+      // Nothing uses it here yet: let another node have it. A release that fails (the control service
+      // unreachable) leaves the share to releaseUnused, which lets go of a share no pod here uses.
+      if (!held) {
+        await this.releaseOurLease(id).catch((e: unknown) =>
+          this.logger.warn('could not release the lease after a failed stage: released later, once unused', {
+            dataset_id: id,
+            error: errorMessage(e),
+          }),
+        );
+      }
+      throw err;
+    }
   }
 
   /**
@@ -1161,6 +1231,7 @@ export class CsiDriver {
       await this.unmountAll(staging);
       // Forgotten before the release, so recoverLeases (which takes this volume's in-flight key too) never takes it back.
       this.staged.delete(id);
+      this.stagedByThis.delete(id);
       this.lost.delete(id);
       if (isDatasetId(id)) await this.releaseOurLease(id);
       this.logger.info('unstaged volume', { dataset_id: id, staging_path: staging });
@@ -1189,15 +1260,31 @@ export class CsiDriver {
     const readOnly = req.readonly === true || readOnlyMode(cap);
     return this.exclusive(id, async () => {
       if (!isDatasetId(id)) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
-      const s = await this.snapshot();
-      if (!liveDataset(s.datasets, id)) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
-      const mounts = await this.opts.mounter.mounts();
-      const agentPath = mountedPath(s, this.me, id);
-      const staged = agentPath === undefined ? undefined : mountAt(mounts, agentPath);
-      const ours = heldForCsi(
+      let s = await this.snapshot();
+      const d = liveDataset(s.datasets, id);
+      if (!d) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
+      let mounts = await this.opts.mounter.mounts();
+      let agentPath = mountedPath(s, this.me, id);
+      let staged = agentPath === undefined ? undefined : mountAt(mounts, agentPath);
+      let ours = heldForCsi(
         s.leases.find((l) => l.dataset_id === id),
         this.me,
       );
+      if ((agentPath === undefined || !staged || !ours) && (await isDirectory(staging))) {
+        // The kubelet staged it (its staging directory is there) but this node's share is gone: releaseUnused let
+        // go of a stage no pod used (the kubelet down between stage and publish), or the lease was released.
+        // Stage it again, as NodeStageVolume would: the kubelet, counting it staged, would not call that again.
+        this.logger.info('volume not staged here any more at publish: staging it again', { dataset_id: id });
+        await this.stageHere(id, d, ours, staging, Date.now() + this.opts.stageTimeoutMs);
+        s = await this.snapshot();
+        mounts = await this.opts.mounter.mounts();
+        agentPath = mountedPath(s, this.me, id);
+        staged = agentPath === undefined ? undefined : mountAt(mounts, agentPath);
+        ours = heldForCsi(
+          s.leases.find((l) => l.dataset_id === id),
+          this.me,
+        );
+      }
       if (agentPath === undefined || !staged || !ours)
         throw new CsiError(status.FAILED_PRECONDITION, `volume ${id} is not staged on this node (${staging})`);
       const existing = mountAt(mounts, target);
@@ -1386,10 +1473,23 @@ export class CsiDriver {
         const now = leaseRecovery(fresh, id, this.me);
         this.note(id, now);
         if (now.kind !== 'retake') continue;
+        // Taken again only for a pod here that uses it: released while no pod used it (flocker leases release
+        // --force, or after releaseUnused's share failed), it is let go; a NodePublishVolume stages it again.
+        const use = leaseUse(fresh, id, this.me, await this.opts.mounter.mounts());
+        if (use === 'unknown') continue;
+        if (use === 'unpublished') {
+          this.staged.delete(id);
+          this.unusedSince.delete(id);
+          this.logger.warn(
+            "the lease of a volume staged here was released while no pod on this node used it: left released (not staged here any more; a pod's publish here stages it again)",
+            { dataset_id: id },
+          );
+          continue;
+        }
         try {
           await this.client.acquireLease({ dataset_id: id, node_uuid: this.me, expires: null, holder: LEASE_HOLDER });
           this.logger.warn(
-            'took the lease again for a volume still staged on this node (it was released while the dataset agent was down)',
+            'took the lease again for a volume a pod on this node uses: its lease was released while the volume was published here (by the control service while the dataset agent was down, or by flocker leases release --force) and no other node has taken it',
             { dataset_id: id },
           );
         } catch (err) {
@@ -1407,6 +1507,69 @@ export class CsiDriver {
     }
   }
 
+  /**
+   * Lets go of this node's `csi` share of a volume no pod here uses (leaseUse: no kubelet publish target
+   * binds it) for longer than unusedReleaseMs, and at once of one found so at this process's first pass (taken
+   * before it started: a stage cut short by a crash of this plugin, review T7 TK-1). The kubelet calls
+   * NodeUnstageVolume only for what it knows it staged: a stage it lost track of (killed mid-stage, review T7
+   * TK-2; or a stage this plugin failed whose release failed) would hold the volume here for ever.
+   * Safe: no pod here reaches the volume except through a publish bind, so none loses a write or keeps the
+   * volume open when another node takes it; decided again under the volume's key on a fresh snapshot and mount
+   * table (no stage, publish or unstage runs meanwhile). A later NodePublishVolume stages it again (see there).
+   */
+  async releaseUnused(s: ClusterSnapshot, now: number = Date.now()): Promise<void> {
+    const first = !this.unusedLooked;
+    this.unusedLooked = true;
+    const ours = s.leases.filter((l) => ourCsiLease(s, l.dataset_id, this.me)).map((l) => l.dataset_id);
+    for (const id of [...this.unusedSince.keys()]) if (!ours.includes(id)) this.unusedSince.delete(id);
+    if (ours.length === 0) return;
+    const grace = this.opts.unusedReleaseMs ?? 30_000;
+    // The mount table is read at most every few seconds (passes come with every cluster change).
+    if (!first && now - this.unusedReadAt < Math.min(grace / 2, 5_000)) return;
+    this.unusedReadAt = now;
+    const mounts = await this.opts.mounter.mounts();
+    for (const id of ours) {
+      const use = this.inFlight.has(id) ? 'unknown' : leaseUse(s, id, this.me, mounts);
+      if (use !== 'unpublished') {
+        // A call on it running: looked at afresh once it is done.
+        if (use === 'published' || this.inFlight.has(id)) this.unusedSince.delete(id);
+        continue;
+      }
+      const since = this.unusedSince.get(id) ?? (first && !this.stagedByThis.has(id) ? -Infinity : now);
+      this.unusedSince.set(id, since);
+      if (now - since >= grace) await this.releaseIfUnused(id, since === -Infinity);
+    }
+  }
+
+  private async releaseIfUnused(id: string, atStart: boolean): Promise<void> {
+    if (this.inFlight.has(id)) return;
+    this.inFlight.add(id);
+    try {
+      const fresh = await this.snapshot();
+      if (!ourCsiLease(fresh, id, this.me)) return;
+      if (leaseUse(fresh, id, this.me, await this.opts.mounter.mounts()) !== 'unpublished') return;
+      // Forgotten first: recoverLeases never takes it back.
+      this.staged.delete(id);
+      this.stagedByThis.delete(id);
+      this.lost.delete(id);
+      this.unusedSince.delete(id);
+      await this.releaseOurLease(id);
+      this.logger.warn(
+        atStart
+          ? 'released the lease of a volume no pod on this node uses, held since before this plugin started (a stage cut short by a crash, or staged and never published)'
+          : `released the lease of a volume no pod on this node has used for ${Math.round((this.opts.unusedReleaseMs ?? 30_000) / 1000)} s (staged here and never unstaged: a stage the kubelet lost track of, or a failed stage that could not release it)`,
+        { dataset_id: id },
+      );
+    } catch (err) {
+      this.logger.warn('could not release the lease of a volume no pod on this node uses', {
+        dataset_id: id,
+        error: errorMessage(err),
+      });
+    } finally {
+      this.inFlight.delete(id);
+    }
+  }
+
   private note(id: string, r: LeaseRecovery): void {
     if (r.kind === 'gone') {
       this.staged.delete(id);
@@ -1421,8 +1584,9 @@ export class CsiDriver {
   }
 
   /**
-   * Keeps the leases of the volumes staged here (findStaged, then recoverLeases, on every change
-   * the control service's long-poll brings) until `stop` is called.
+   * Keeps the leases of the volumes staged here that pods here use, and lets go of those no pod here uses
+   * (findStaged, recoverLeases, then releaseUnused, on every change the control service's long-poll
+   * brings and at least every pollMs) until `stop` is called.
    */
   watchLeases(): { stop: () => void; done: Promise<void> } {
     let stopped = false;
@@ -1435,6 +1599,7 @@ export class CsiDriver {
           if (stopped) break;
           await this.findStaged(s);
           await this.recoverLeases(s);
+          await this.releaseUnused(s);
         } catch (err) {
           since = undefined;
           this.logger.debug('lease watch: the control service did not answer', { error: errorMessage(err) });

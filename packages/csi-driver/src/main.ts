@@ -72,6 +72,12 @@ async function main(): Promise<void> {
         'seconds NodeStageVolume waits for a live node to release the lease (a pod moving here while its old node still unstages) before FAILED_PRECONDITION',
       default: 10,
     })
+    .option('unused-release-after', {
+      type: 'number',
+      describe:
+        "node service: seconds this node's lease of a volume no pod here uses (staged, never published or unpublished, never unstaged) is kept before it is released; one found at start is released at once",
+      default: 30,
+    })
     .option('metrics-address', {
       type: 'string',
       describe: 'address of the metrics and health listener (/metrics, /healthz, /readyz)',
@@ -120,6 +126,7 @@ async function main(): Promise<void> {
     defaultSize: parseSize(argv['default-size']),
     stageTimeoutMs: argv['stage-timeout'] * 1000,
     handoverWaitMs: argv['handover-wait'] * 1000,
+    unusedReleaseMs: argv['unused-release-after'] * 1000,
     ...(argv['kubelet-registration-dir'] !== undefined ? { kubeletRegistryDir: argv['kubelet-registration-dir'] } : {}),
     ...(argv['kubelet-csi-endpoint'] !== undefined ? { kubeletCsiEndpoint: argv['kubelet-csi-endpoint'] } : {}),
     logger,

@@ -19,6 +19,8 @@ export interface CsiDriverSettings {
   stageTimeoutMs: number;
   /** See CsiDriverOptions.handoverWaitMs. */
   handoverWaitMs?: number;
+  /** See CsiDriverOptions.unusedReleaseMs. */
+  unusedReleaseMs?: number;
   pollMs?: number;
   protoPath?: string;
   /** Serve the kubelet's plugin registration here (node service), e.g. /var/lib/kubelet/plugins_registry. */
@@ -69,6 +71,7 @@ export async function startCsiDriver(
     stageTimeoutMs: settings.stageTimeoutMs,
     ...(settings.handoverWaitMs !== undefined ? { handoverWaitMs: settings.handoverWaitMs } : {}),
     ...(settings.pollMs !== undefined ? { pollMs: settings.pollMs } : {}),
+    ...(settings.unusedReleaseMs !== undefined ? { unusedReleaseMs: settings.unusedReleaseMs } : {}),
   });
   const server = await serveCsi(driver, settings.endpoint, logger, settings.protoPath);
   // The node service keeps the leases of the volumes staged here (review U6 1b: released while the agent was down).

@@ -1,0 +1,199 @@
+/**
+ * Review T7 (session 20, tester TK): a Kubernetes operator's faults on the Flocker CSI driver.
+ *
+ * The node plugin dies in the middle of NodeStageVolume (after it took the node's `csi` lease share
+ * and moved the dataset here, before it answered) and the pod is meanwhile rescheduled to the other
+ * node. The kubelet saw the stage fail (`Unavailable`, then `connection refused` / driver not
+ * registered: a final error, so it marks the device unmounted and never calls NodeUnstageVolume).
+ * The restarted plugin adopts the lease share it finds at start as "staged here" and keeps it for
+ * ever: the pod on the other node stays ContainerCreating with `FAILED_PRECONDITION … it holds the
+ * lease; used there by csi: unstage it there first`, though nothing runs there. Worse, the
+ * operator's `flocker leases release --force` is undone within a second by the plugin's lease
+ * recovery ("took the lease again … (it was released while the dataset agent was down)"; the agent
+ * never was), so the only way out was to stop the node plugin, release the lease and start it again.
+ *
+ * Fixed (CsiDriver.releaseUnused, recoverLeases): a plugin lets go at start of a share no pod on its node
+ * uses, and takes a released share back only for a volume a pod on its node uses (test 2), saying so.
+ *
+ * Reproduction (root, warm /var/cache/flocker):
+ *   npx tsc -b e2e && npx jest --selectProjects e2e --runInBand e2e/dist/review-t7-stage-interrupted.test.js
+ * Uses its own harness state dir; the harness ports are fixed, so no other scripts/k8s harness may run.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { waitFor } from './cluster/run';
+import { K8S_SCRIPTS, K8sHarness } from './k8s-harness';
+
+jest.setTimeout(3_600_000);
+
+const DIR = '/tmp/flocker-k8s-t7-stage';
+const k8s = new K8sHarness(DIR);
+const kubectl = (args: string[], input?: string): Promise<string> => k8s.kubectl(args, input);
+const pod = 'w-0';
+const pvc = 'data-w-0';
+
+const manifests = `
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: ${pvc}}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: flocker
+  resources: {requests: {storage: 64Mi}}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: w}
+spec:
+  replicas: 1
+  serviceName: w
+  selector: {matchLabels: {app: w}}
+  template:
+    metadata: {labels: {app: w}}
+    spec:
+      automountServiceAccountToken: false
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: w
+        image: docker.io/library/busybox:1.35
+        imagePullPolicy: Never
+        env: [{name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}]
+        command: ["/bin/sh", "-c", "echo \\"started on $NODE\\" >> /data/log; sync /data/log; exec sleep 100000"]
+        volumeMounts: [{name: data, mountPath: /data}]
+      volumes: [{name: data, persistentVolumeClaim: {claimName: ${pvc}}}]
+`;
+
+/** Runs bash with the harness's lib.sh sourced (its `start`, paths and ports). */
+function harnessBash(script: string): Promise<string> {
+  return new Promise((res, rej) => {
+    execFile(
+      'bash',
+      ['-c', `set -eu; source ${join(K8S_SCRIPTS, 'lib.sh')}; ${script}`],
+      { env: { ...process.env, FLOCKER_K8S_DIR: DIR }, timeout: 60_000 },
+      (err, stdout, stderr) => (err ? rej(new Error(`${script}: ${stderr || err.message}`)) : res(stdout)),
+    );
+  });
+}
+
+const pidOf = (name: string): number => Number(readFileSync(join(DIR, 'run', `${name}.pid`), 'utf8').trim());
+const csiLog = (i: number): string => {
+  const f = join(DIR, 'logs', `flocker-csi-n${i}.log`);
+  return existsSync(f) ? readFileSync(f, 'utf8') : '';
+};
+
+/** Starts node i's CSI node plugin as up.sh does. */
+const startNodePlugin = (i: number): Promise<string> =>
+  harnessBash(
+    `D="$K/n${i}"; start flocker-csi-n${i} "$(command -v node)" "$REPO_ROOT/packages/csi-driver/dist/main.js" --mode node ` +
+      `--endpoint "unix://$D/csi.sock" --control-url "http://127.0.0.1:$FLOCKER_PORT" --state-dir "$D/flocker/state" ` +
+      `--kubelet-registration-dir "$D/kubelet/plugins_registry" --stage-timeout 60`,
+  );
+
+beforeAll(async () => {
+  k8s.build();
+  process.stdout.write(await k8s.up());
+});
+
+afterAll(async () => {
+  await k8s.down().catch((e: unknown) => process.stdout.write(`${String(e)}\n`));
+});
+
+describe('review T7: the CSI node plugin killed in the middle of NodeStageVolume, the pod rescheduled meanwhile', () => {
+  let datasetId = '';
+  let node2Uuid = '';
+
+  it('the pod, sent back to node1 while node2 plugin was down mid-stage, runs there with its data once that plugin is back', async () => {
+    // Start on node1.
+    await kubectl(['cordon', 'node2']);
+    await kubectl(['apply', '-f', '-'], manifests);
+    const first = await k8s.podRunning(pod, { node: 'node1' });
+    const pvName = (await kubectl(['get', 'pvc', pvc, '-o', 'jsonpath={.spec.volumeName}'])).trim();
+    datasetId = (await kubectl(['get', 'pv', pvName, '-o', 'jsonpath={.spec.csi.volumeHandle}'])).trim();
+    node2Uuid = (await k8s.csiNodeIds())['node2'] ?? '';
+
+    // Rescheduled to node2; its node plugin is SIGKILLed once it has taken the lease and moved the dataset.
+    await kubectl(['uncordon', 'node2']);
+    await kubectl(['cordon', 'node1']);
+    const logBefore = csiLog(2).length;
+    await kubectl(['delete', 'pod', pod, '--wait=false']);
+    await waitFor(
+      'node2 plugin moving the volume to node2 (NodeStageVolume in flight)',
+      () => (csiLog(2).slice(logBefore).includes('moving volume to this node') ? true : undefined),
+      { timeoutMs: 120_000, intervalMs: 20, context: () => k8s.logTails() },
+    );
+    process.kill(pidOf('flocker-csi-n2'), 'SIGKILL');
+    const onNode2 = await waitFor(
+      `pod ${pod} scheduled on node2`,
+      async () => {
+        const p = await k8s.pod(pod);
+        return p !== undefined && p.metadata.uid !== first.metadata.uid && p.spec.nodeName === 'node2' ? p : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
+
+    // The operator sends it back to node1 (node2 suspect), then node2's plugin is restarted.
+    await kubectl(['cordon', 'node2']);
+    await kubectl(['uncordon', 'node1']);
+    await kubectl(['delete', 'pod', pod, '--wait=false']);
+    await waitFor(
+      `pod ${pod} gone from node2`,
+      async () => ((await k8s.pod(pod))?.metadata.uid !== onNode2.metadata.uid ? true : undefined),
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
+    await startNodePlugin(2);
+
+    // Nothing runs on node2, so the restarted plugin lets go of the lease share of the interrupted stage and the
+    // pod runs on node1 (kubelet retry backoff up to ~2 min included). Before the fix node2 kept the lease for ever.
+    await k8s.podRunning(pod, { node: 'node1', timeoutMs: 300_000 });
+    expect(await kubectl(['exec', pod, '--', 'cat', '/data/log'])).toMatch(
+      /^started on node1\n(.*\n)*started on node1\n$/,
+    );
+    expect(csiLog(2)).toContain(
+      'released the lease of a volume no pod on this node uses, held since before this plugin started',
+    );
+  });
+
+  it("the operator's forced release of the lease of a volume a pod uses on node1 is taken back there, saying so truthfully", async () => {
+    const node1Uuid = (await k8s.csiNodeIds())['node1'] ?? '';
+    await waitFor(
+      'node1 holding the lease for csi',
+      async () =>
+        (await k8s.flocker.listLeases()).some(
+          (l) => l.dataset_id === datasetId && l.node_uuid === node1Uuid && l.holders?.includes('csi') === true,
+        )
+          ? true
+          : undefined,
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    await k8s.flocker.releaseLease(datasetId);
+    await waitFor(
+      'node1 taking the lease back (its pod uses the volume)',
+      async () =>
+        (await k8s.flocker.listLeases()).some((l) => l.dataset_id === datasetId && l.node_uuid === node1Uuid)
+          ? true
+          : undefined,
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
+    expect(csiLog(1)).toContain('took the lease again for a volume a pod on this node uses');
+    expect(csiLog(1)).not.toContain('(it was released while the dataset agent was down)');
+  });
+
+  it("a lease share the operator force-released on node2 (nothing of the pod runs there) is not taken again by node2's plugin", async () => {
+    // No pod wants the volume any more (node1's stage retries would otherwise race the plugin for the lease).
+    await kubectl(['scale', 'statefulset', 'w', '--replicas=0']);
+    await waitFor(`pod ${pod} gone`, async () => ((await k8s.pod(pod)) === undefined ? true : undefined), {
+      timeoutMs: 120_000,
+      intervalMs: 500,
+    });
+    const held = (await k8s.flocker.listLeases()).filter((l) => l.dataset_id === datasetId);
+    if (held.some((l) => l.node_uuid === node2Uuid)) {
+      await k8s.flocker.releaseLease(datasetId);
+      // The plugin's lease recovery runs on every cluster change; give it ample time to (wrongly) act.
+      await new Promise((r) => setTimeout(r, 15_000));
+    }
+    const after = (await k8s.flocker.listLeases()).filter((l) => l.dataset_id === datasetId);
+    expect(after.filter((l) => l.node_uuid === node2Uuid)).toEqual([]);
+    expect(csiLog(2)).not.toContain('took the lease again for a volume still staged on this node');
+  });
+});
