@@ -56,6 +56,8 @@ export interface EtcdTestPki {
 export interface EtcdTestClusterOptions {
   /** Client TLS with client-certificate authentication (peers stay plain on loopback). */
   tls?: boolean;
+  /** Every start attempt ends by then (default 50 s: inside the suites' 60 s beforeAll). */
+  startDeadlineMs?: number;
 }
 
 function openssl(args: string[]): void {
@@ -170,16 +172,24 @@ export class EtcdTestCluster {
     execFileSync(SCRIPT, ['install'], { stdio: 'inherit' });
     // A start that fails is tried again on new ports: the ports are free when chosen, but another process (the other
     // jest worker starting its own cluster) may bind one before etcd does, and a loaded host may take the 20 s.
+    // Every attempt ends within the suites' 60 s hook (review FR-7): an attempt still running when jest gave up on
+    // the hook would leave members nobody stops.
+    const deadline = performance.now() + (options.startDeadlineMs ?? 50_000);
     for (let attempt = 1; ; attempt++) {
+      const left = deadline - performance.now();
       try {
-        return await EtcdTestCluster.startOnce(size, options);
+        return await EtcdTestCluster.startOnce(size, options, Math.min(20_000, Math.max(left, 1_000)));
       } catch (err) {
-        if (attempt >= 3) throw err;
+        if (attempt >= 3 || deadline - performance.now() < 5_000) throw err;
       }
     }
   }
 
-  private static async startOnce(size: number, options: EtcdTestClusterOptions): Promise<EtcdTestCluster> {
+  private static async startOnce(
+    size: number,
+    options: EtcdTestClusterOptions,
+    healthyWithinMs: number,
+  ): Promise<EtcdTestCluster> {
     const dir = mkdtempSync(path.join(tmpdir(), 'flocker-etcd-'));
     const members: Member[] = [];
     // A port freed by one freePort() may be handed out again by the next: never give two listeners one port (ci25:
@@ -200,7 +210,7 @@ export class EtcdTestCluster {
     const cluster = new EtcdTestCluster(dir, members, pki);
     for (let i = 0; i < size; i++) cluster.startMember(i);
     try {
-      await cluster.waitHealthy(cluster.endpoints);
+      await cluster.waitHealthy(cluster.endpoints, healthyWithinMs);
     } catch (err) {
       // The caller never gets the cluster to stop: its members must not outlive the failed start (ci25: they kept
       // jest from exiting).
