@@ -143,6 +143,7 @@ const ContainerTimes = z.object({
       FinishedAt: z.string().optional(),
       ExitCode: z.number().int().optional(),
       Running: z.boolean().optional(),
+      Restarting: z.boolean().optional(),
     })
     .loose(),
 });
@@ -150,8 +151,10 @@ const ContainerTimes = z.object({
 type Inspected = Pick<ObservedContainer, 'startedAt' | 'finishedAt' | 'createdAt' | 'exitCode' | 'restartCount'>;
 
 /**
- * What `docker inspect` tells of a container's runs (pure). Its ExitCode only while it is not running: Docker resets
- * it to 0 at each start, so one started again between the list and the inspect would read as "exited with code 0".
+ * What `docker inspect` tells of a container's runs (pure). Its ExitCode unless it runs again: Docker resets it to 0 at
+ * each start, so one started again between the list and the inspect would read as "exited with code 0". In the restart
+ * back-off Docker shows Running true too, with Restarting true and ExitCode the last exit (moby container/state.go,
+ * SetRestarting): that code is kept (review FR-2).
  */
 export function inspected(json: unknown): Inspected {
   const parsed = ContainerTimes.safeParse(json);
@@ -164,7 +167,9 @@ export function inspected(json: unknown): Inspected {
     ...(startedAt !== undefined ? { startedAt } : {}),
     ...(finishedAt !== undefined ? { finishedAt } : {}),
     ...(createdAt !== undefined ? { createdAt } : {}),
-    ...(State.ExitCode !== undefined && State.Running !== true ? { exitCode: State.ExitCode } : {}),
+    ...(State.ExitCode !== undefined && (State.Running !== true || State.Restarting === true)
+      ? { exitCode: State.ExitCode }
+      : {}),
     ...(RestartCount !== undefined ? { restartCount: RestartCount } : {}),
   };
 }
