@@ -69,6 +69,7 @@ export function reportOf(
   observed: readonly ObservedContainer[],
   failures: Failures = new Map(),
   desired: readonly DesiredContainer[] = [],
+  /** Wall-clock ms, as Docker's container times (review FR-8). */
   now = Date.now(),
 ): ContainerReport {
   const configured = new Map(desired.map((d) => [d.spec.name, d]));
@@ -295,7 +296,8 @@ export class ContainerAgent {
   }
 
   private async report(observed: readonly ObservedContainer[], desired: readonly DesiredContainer[]): Promise<void> {
-    const report = reportOf(observed, this.failures, desired, this.clock.now());
+    // Docker's times are the wall clock's; clock.now() is monotonic for timers, apart after a suspend or a clock step.
+    const report = reportOf(observed, this.failures, desired, this.clock.wallNow());
     const running = report.containers.filter((c) => c.running).length;
     this.metrics.containers.set({ state: 'running' }, running);
     this.metrics.containers.set({ state: 'stopped' }, report.containers.length - running);

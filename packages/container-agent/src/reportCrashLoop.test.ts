@@ -172,3 +172,76 @@ describe('the report after a start (TD-1)', () => {
     ]);
   });
 });
+
+describe("the crash-loop rule reads Docker's times against the wall clock (review FR-8)", () => {
+  const ME = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+  const HOUR = 3_600_000;
+  /** A host whose monotonic clock (now) and wall clock differ, as after a suspend or a step of the wall clock. */
+  class SkewedClock extends ManualClock {
+    constructor(private readonly wallAhead: number) {
+      super();
+    }
+    override wallNow(): number {
+      return this.now() + this.wallAhead;
+    }
+  }
+  /** Docker's view: the created container, restarted 4 times by Docker, up again since `upMs` (wall-clock times). */
+  class RestartedRuntime implements ContainerRuntime {
+    private containers: ObservedContainer[] = [];
+    constructor(
+      private readonly clock: SkewedClock,
+      private readonly upMs: number,
+    ) {}
+    async list() {
+      return this.containers;
+    }
+    async create(s: DockerSpec, hash: string) {
+      const wall = this.clock.wallNow();
+      this.containers.push({
+        ...{ id: 'id1', name: s.name, hash, state: 'running' as const, image: s.image },
+        ...{ restartCount: 4, createdAt: wall - HOUR, startedAt: wall - this.upMs },
+      });
+    }
+    async start() {}
+    async remove() {}
+  }
+  async function reported(wallAhead: number, upMs: number): Promise<ContainerReport['containers']> {
+    const crashy = ContainerConfiguration.parse({ name: 'crashy', node_uuid: ME, image: 'tiny' });
+    const reports: ContainerReport[] = [];
+    const client: AgentClient = {
+      waitForCluster: async () => ({ generation: 'g', configuration_tag: 'v1', datasets: [], leases: [], nodes: [] }),
+      listContainers: async () => [crashy],
+      listDatasets: async () => [],
+      listNodes: async () => [{ uuid: ME, host: '10.0.0.1' }],
+      reportContainers: async (_n, r) => {
+        reports.push(r);
+        return { generation: 'g' };
+      },
+    };
+    const clock = new SkewedClock(wallAhead);
+    const logger = winston.createLogger({ silent: true });
+    const agent = new ContainerAgent({
+      client,
+      runtime: new RestartedRuntime(clock, upMs),
+      nodeUuid: ME,
+      logger,
+      clock,
+    });
+    await agent.converge();
+    expect(reports).toHaveLength(1);
+    return reports[0]?.containers ?? [];
+  }
+
+  test('monotonic clock an hour behind (a suspend): up for a minute is running, no negative uptime', async () => {
+    expect(await reported(HOUR, 60_000)).toEqual([expect.objectContaining({ name: 'crashy', running: true })]);
+    expect((await reported(HOUR, 60_000))[0]).not.toHaveProperty('error');
+  });
+
+  test('monotonic clock an hour ahead (the wall clock stepped back): up for 2 s is still the crash loop', async () => {
+    const [c] = await reported(-HOUR, 2_000);
+    expect(c).toMatchObject({
+      running: false,
+      error: { code: 'DOCKER_ERROR', message: expect.stringMatching(/up again for 2 s only$/) },
+    });
+  });
+});
