@@ -19,7 +19,12 @@ import {
   systemClock,
 } from '@flocker/runtime';
 import type { Logger } from 'winston';
-import { calculateContainerChanges, type ContainerChange, type ObservedContainer } from './calculateContainerChanges';
+import {
+  calculateContainerChanges,
+  type ContainerChange,
+  type ObservedContainer,
+  stoppedByFence,
+} from './calculateContainerChanges';
 import { type DesiredContainer, desiredContainers } from './desiredContainers';
 import { type NodeFence, nodeFence } from './fence';
 import { dockerMessage, statusOf, type ContainerRuntime } from './DockerOps';
@@ -71,13 +76,15 @@ export function reportOf(
   desired: readonly DesiredContainer[] = [],
   /** Wall-clock ms, as Docker's container times (review FR-8). */
   now = Date.now(),
+  /** The node's fence this turn: its victims are reported as the fence's (stoppedReason). */
+  fence: NodeFence = { kind: 'none' },
 ): ContainerReport {
   const configured = new Map(desired.map((d) => [d.spec.name, d]));
   const containers: ContainerReport['containers'] = observed
     .filter((o) => o.name !== '')
     .map((o) => {
-      const error = failures.get(o.name)?.error ?? stoppedReason(o, now);
       const want = configured.get(o.name);
+      const error = failures.get(o.name)?.error ?? fenceReason(o, fence, want) ?? stoppedReason(o, now);
       const current = want !== undefined && want.hash === o.hash;
       // Which configuration it runs: the desired one when it runs the desired spec (a kept container's label may name
       // an earlier configuration of the same spec), else the one it was created for, if labelled.
@@ -134,6 +141,24 @@ export function stoppedReason(o: ObservedContainer, now = Date.now()): Container
   if (o.state !== 'restarting') return undefined;
   const message = `crash loop: ${exit}, restarted ${restarts} times by Docker (restart policy), restarting again`;
   return { ...loop, message, since };
+}
+
+/**
+ * A message beginning "exited" means an exit of its own (flocker-deploy --wait: with restart policy never, it will not
+ * run again). So a container the node's fence stopped is said otherwise while fenced (review FR-3), when the agent will
+ * start it again once the fence is lifted (killedByFence: configured here, its volume still here). Once lifted, the
+ * turn has started it again, or it stays stopped and its exit is what it says.
+ */
+function fenceReason(
+  o: ObservedContainer,
+  fence: NodeFence,
+  want: DesiredContainer | undefined,
+): ContainerError | undefined {
+  if (fence.kind !== 'fenced' || fence.since === undefined || want?.volumeHere !== true || !stoppedByFence(o, fence))
+    return undefined;
+  const code = o.exitCode !== undefined ? ` (exit code ${o.exitCode})` : '';
+  const message = `stopped by this node's fence${code}: started again once the fence is lifted`;
+  return { code: 'DOCKER_ERROR', message, attempts: 1, since: new Date(fence.since).toISOString() };
 }
 
 function describe(change: ContainerChange): Record<string, unknown> {
@@ -268,7 +293,7 @@ export class ContainerAgent {
     // Stopping ends the wait: the report is still sent, from what Docker says then.
     if (started && settleMs > 0)
       await sleep(settleMs, { clock: this.clock, signal: this.stopping.signal }).catch(() => undefined);
-    await this.report(await runtime.list(), desired);
+    await this.report(await runtime.list(), desired, fence);
     return ok;
   }
 
@@ -295,9 +320,13 @@ export class ContainerAgent {
       : { attempts: f.error.attempts, retry_in_ms: Math.max(0, f.retryAt - this.clock.now()) };
   }
 
-  private async report(observed: readonly ObservedContainer[], desired: readonly DesiredContainer[]): Promise<void> {
+  private async report(
+    observed: readonly ObservedContainer[],
+    desired: readonly DesiredContainer[],
+    fence: NodeFence,
+  ): Promise<void> {
     // Docker's times are the wall clock's; clock.now() is monotonic for timers, apart after a suspend or a clock step.
-    const report = reportOf(observed, this.failures, desired, this.clock.wallNow());
+    const report = reportOf(observed, this.failures, desired, this.clock.wallNow(), fence);
     const running = report.containers.filter((c) => c.running).length;
     this.metrics.containers.set({ state: 'running' }, running);
     this.metrics.containers.set({ state: 'stopped' }, report.containers.length - running);

@@ -46,11 +46,18 @@ export type ContainerChange =
  * one volume: a container whose volume went elsewhere meanwhile stays stopped).
  */
 export function killedByFence(want: DesiredContainer, o: ObservedContainer, fence: NodeFence): boolean {
+  return fence.kind === 'lifted' && want.volumeHere && stoppedByFence(o, fence);
+}
+
+/**
+ * Whether this exited container is one the node's fence stopped, lifted or not (its report names it; started before
+ * the fence began, stopped after, not started since).
+ */
+export function stoppedByFence(o: ObservedContainer, fence: NodeFence): boolean {
+  if (fence.kind === 'none' || fence.since === undefined || fence.stopped === undefined) return false;
   return (
-    fence.kind === 'lifted' &&
     o.state === 'exited' &&
     fence.stopped.has(o.name) &&
-    want.volumeHere &&
     o.startedAt !== undefined &&
     o.startedAt < fence.since &&
     (o.finishedAt === undefined || o.finishedAt >= fence.since)

@@ -150,7 +150,14 @@ describe('calculateContainerChanges with the node fence', () => {
   test('exhaustively: never a create or start while fenced; an exited container starts only if the fence killed it and its volume is here', () => {
     const states: DockerState[] = ['created', 'running', 'paused', 'restarting', 'removing', 'exited', 'dead'];
     const times = [undefined, SINCE - 10_000, SINCE - 1, SINCE, SINCE + 1, SINCE + 10_000];
-    const fences: NodeFence[] = [{ kind: 'none' }, { kind: 'fenced' }, lifted(), lifted('db'), lifted('db', 'x')];
+    const fences: NodeFence[] = [
+      { kind: 'none' },
+      { kind: 'fenced' },
+      { kind: 'fenced', since: SINCE, stopped: new Set(['db']) },
+      lifted(),
+      lifted('db'),
+      lifted('db', 'x'),
+    ];
     let cases = 0;
     for (const fence of fences)
       for (const volumeHere of [true, false])
@@ -189,7 +196,7 @@ describe('calculateContainerChanges with the node fence', () => {
                 if (fence.kind === 'lifted' && !expected)
                   expect(got).toEqual(calculateContainerChanges([w], observed, { kind: 'none' }));
               }
-    expect(cases).toBe(5 * 2 * 8 * 6 * 6 * 2);
+    expect(cases).toBe(6 * 2 * 8 * 6 * 6 * 2);
   });
 });
 
@@ -207,10 +214,15 @@ describe('nodeFence: what the node state in the snapshot says', () => {
     expect(nodeFence(ME, [state({ uuid: OTHER, fencing: fencing('fenced') })])).toEqual({ kind: 'none' });
     expect(nodeFence(ME, [state({})])).toEqual({ kind: 'none' });
   });
-  test('fencing, fenced or cleaning up, or declared dead: fenced', () => {
-    expect(nodeFence(ME, [state({ fencing: fencing('fenced', ['db']) })])).toEqual({ kind: 'fenced' });
+  test('fencing, fenced or cleaning up, or declared dead: fenced, with what the fence stopped and since when if said', () => {
+    const db = { kind: 'fenced', since: SINCE, stopped: new Set(['db']) };
+    expect(nodeFence(ME, [state({ fencing: fencing('fenced', ['db']) })])).toEqual(db);
+    expect(nodeFence(ME, [state({ fencing: fencing('fenced') })])).toEqual({ ...db, stopped: new Set() });
     expect(nodeFence(ME, [state({ alive: false })])).toEqual({ kind: 'fenced' });
-    expect(nodeFence(ME, [state({ alive: false, fencing: fencing('recovered', ['db']) })])).toEqual({ kind: 'fenced' });
+    expect(nodeFence(ME, [state({ alive: false, fencing: fencing('recovered', ['db']) })])).toEqual(db);
+    expect(nodeFence(ME, [state({ fencing: { ...fencing('fenced', ['db']), since: 'x' } })])).toEqual({
+      kind: 'fenced',
+    });
   });
   test('recovered and alive: lifted, with what it stopped and since when', () => {
     expect(nodeFence(ME, [state({ fencing: fencing('recovered', ['db', 'web']) })])).toEqual({

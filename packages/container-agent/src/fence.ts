@@ -16,9 +16,10 @@ export type NodeFence =
   /**
    * Fencing, fenced or cleaning up (report state 'fenced'), or declared dead: no container is
    * created or started here (what Docker would start could not get its volume, or could write to it
-   * while another node takes it over).
+   * while another node takes it over). `since` and `stopped` as for 'lifted', when the node has a
+   * fence report: its victims are reported as the fence's, not as exits of their own (review FR-3).
    */
-  | { readonly kind: 'fenced' }
+  | { readonly kind: 'fenced'; readonly since?: number; readonly stopped?: ReadonlySet<string> }
   /**
    * Back in contact and cleaned up (report state 'recovered'), alive: `stopped` are the containers
    * the fence killed (Docker names, which are the Flocker names), `since` when it began (ms, this
@@ -29,10 +30,10 @@ export type NodeFence =
 export function nodeFence(me: string, nodes: readonly NodeState[] | undefined): NodeFence {
   const mine = nodes?.find((n) => n.uuid === me);
   if (mine === undefined) return { kind: 'none' };
-  if (!mine.alive || mine.fencing?.state === 'fenced') return { kind: 'fenced' };
-  if (mine.fencing === undefined) return { kind: 'none' };
-  const since = Date.parse(mine.fencing.since);
   // A time that does not parse names no container the fence killed that could be told apart from one a user stopped.
-  if (Number.isNaN(since)) return { kind: 'none' };
-  return { kind: 'lifted', since, stopped: new Set(mine.fencing.stopped_containers ?? []) };
+  const since = mine.fencing === undefined ? NaN : Date.parse(mine.fencing.since);
+  const stopped = new Set(mine.fencing?.stopped_containers ?? []);
+  if (!mine.alive || mine.fencing?.state === 'fenced')
+    return Number.isNaN(since) ? { kind: 'fenced' } : { kind: 'fenced', since, stopped };
+  return Number.isNaN(since) ? { kind: 'none' } : { kind: 'lifted', since, stopped };
 }

@@ -4,13 +4,14 @@
  * (exit code, restarts) in its error, so /v1/state/containers, `flocker containers list` and flocker-deploy --wait
  * no longer count it. An exited container says its exit code likewise.
  */
-import { ContainerConfiguration, type ContainerReport } from '@flocker/api';
+import { ContainerConfiguration, type ContainerReport, NodeState } from '@flocker/api';
 import { ManualClock } from '@flocker/runtime/testing';
 import winston from 'winston';
 import type { ObservedContainer } from './calculateContainerChanges';
 import { ContainerAgent, reportOf, type AgentClient } from './ContainerAgent';
 import type { DesiredContainer, DockerSpec } from './desiredContainers';
 import type { ContainerRuntime } from './DockerOps';
+import type { NodeFence } from './fence';
 
 const CREATED = Date.parse('2026-12-06T12:00:00.000Z');
 const EXITED = Date.parse('2026-12-06T12:00:07.000Z');
@@ -243,5 +244,100 @@ describe("the crash-loop rule reads Docker's times against the wall clock (revie
       running: false,
       error: { code: 'DOCKER_ERROR', message: expect.stringMatching(/up again for 2 s only$/) },
     });
+  });
+});
+
+describe("a container this node's fence stopped (review FR-3)", () => {
+  const ME = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+  const SINCE = Date.parse('2026-12-06T05:00:00.000Z');
+  /** Ran before the fence began, killed (SIGKILL: 137) after it: what the fence leaves. */
+  const victim = observed({ state: 'exited', exitCode: 137, startedAt: SINCE - 60_000, finishedAt: SINCE + 300 });
+  const fenced: NodeFence = { kind: 'fenced', since: SINCE, stopped: new Set(['crashy']) };
+  const fenceError = {
+    code: 'DOCKER_ERROR',
+    message: "stopped by this node's fence (exit code 137): started again once the fence is lifted",
+    attempts: 1,
+    since: new Date(SINCE).toISOString(),
+  };
+
+  // flocker-deploy --wait takes a DOCKER_ERROR beginning "exited" (or none) for an exit of its own: with restart
+  // policy never, "will not be started again", though the agent starts it again once the fence is lifted.
+  test('while fenced: not reported as an exit of its own', () => {
+    expect(reportOf([victim], new Map(), [want], SINCE + 10_000, fenced).containers).toEqual([
+      { name: 'crashy', image: 'tiny', running: false, error: fenceError },
+    ]);
+    // Stopped with code 0 by the fence: still the fence's, not a clean stop without error.
+    expect(reportOf([{ ...victim, exitCode: 0 }], new Map(), [want], SINCE + 10_000, fenced).containers).toEqual([
+      {
+        name: 'crashy',
+        image: 'tiny',
+        running: false,
+        error: {
+          ...fenceError,
+          message: "stopped by this node's fence (exit code 0): started again once the fence is lifted",
+        },
+      },
+    ]);
+  });
+
+  test("not the fence's (not named, or run again since), not started again, or no fence report: its exit, as before", () => {
+    const exit = (o: ObservedContainer, fence: NodeFence) =>
+      reportOf([o], new Map(), [want], SINCE + 10_000, fence).containers[0]?.error?.message;
+    expect(exit(victim, { kind: 'fenced', since: SINCE, stopped: new Set(['other']) })).toBe('exited with code 137');
+    expect(exit({ ...victim, startedAt: SINCE + 100 }, fenced)).toBe('exited with code 137');
+    expect(exit({ ...victim, finishedAt: SINCE - 1 }, fenced)).toBe('exited with code 137');
+    expect(exit(victim, { kind: 'fenced' })).toBe('exited with code 137');
+    // Its volume went elsewhere meanwhile, or it is no longer configured here: not started again once lifted.
+    expect(
+      reportOf([victim], new Map(), [{ ...want, volumeHere: false }], SINCE, fenced).containers[0]?.error?.message,
+    ).toBe('exited with code 137');
+    expect(reportOf([victim], new Map(), [], SINCE, fenced).containers[0]?.error?.message).toBe('exited with code 137');
+    expect(exit(victim, { kind: 'none' })).toBe('exited with code 137');
+    // Lifted: the turn has started it again (or its start failed: that failure is reported); one left stopped (its
+    // volume went elsewhere meanwhile) will not be started again.
+    expect(exit(victim, { kind: 'lifted', since: SINCE, stopped: new Set(['crashy']) })).toBe('exited with code 137');
+  });
+
+  test("an agent turn while the node's dataset agent reports the fence (still cleaning up): the fence's message", async () => {
+    const crashy = ContainerConfiguration.parse({ name: 'crashy', node_uuid: ME, image: 'tiny' });
+    const reports: ContainerReport[] = [];
+    const client: AgentClient = {
+      waitForCluster: async () => ({ generation: 'g', configuration_tag: 'v1', datasets: [], leases: [], nodes: [] }),
+      listContainers: async () => [crashy],
+      listDatasets: async () => [],
+      listNodes: async () => [{ uuid: ME, host: '10.0.0.1' }],
+      reportContainers: async (_n, r) => {
+        reports.push(r);
+        return { generation: 'g' };
+      },
+    };
+    const runtime: ContainerRuntime = {
+      list: async () => [{ ...victim, hash: 'h' }],
+      create: async () => {},
+      start: async () => {},
+      remove: async () => {},
+    };
+    const node = NodeState.parse({
+      uuid: ME,
+      host: '10.0.0.1',
+      era: 'e',
+      instance_id: 'i',
+      backend: 'loopback',
+      manifestations: [],
+      alive: true,
+      last_seen: '2026-12-06T05:00:10.000Z',
+      fencing: {
+        state: 'fenced',
+        since: new Date(SINCE).toISOString(),
+        reason: 'no confirmed configuration',
+        stopped_containers: ['crashy'],
+      },
+    });
+    const logger = winston.createLogger({ silent: true });
+    const agent = new ContainerAgent({ client, runtime, nodeUuid: ME, logger, clock: new ManualClock(SINCE + 10_000) });
+    await agent.converge({ nodes: [node] });
+    expect(reports.map((r) => r.containers.map((c) => [c.name, c.running, c.error?.message]))).toEqual([
+      [['crashy', false, fenceError.message]],
+    ]);
   });
 });
