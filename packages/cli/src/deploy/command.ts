@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import {
+  type ClusterSnapshot,
   type ContainerConfiguration,
   containerConfigId,
   type ContainerState,
@@ -27,13 +28,14 @@ import { clientVersion } from '../version';
 import { DeployFileError, readDeployFiles } from './files';
 import { deployPlan, describeStuck, errorStreaks, formatPlan, resolveNode, stuckContainers } from './plan';
 import {
-  deadNodes,
   exitedForGood,
   isExit,
   type KnownNode,
+  nodeVerdicts,
   onDeadNodes,
   planNodes,
   replacedWhileWaiting,
+  unlistedNodes,
 } from './waitVerdict';
 
 export interface DeployIo {
@@ -66,13 +68,14 @@ function isConfigured(c: ContainerConfiguration, s: ContainerState): boolean {
 export function notYetRunning(
   configured: readonly ContainerConfiguration[],
   state: readonly ContainerState[],
-  deadNodes: ReadonlySet<string> = new Set(),
+  notCounted: ReadonlySet<string> = new Set(),
 ): string[] {
-  // A dead node's last report (the control service lists it for a while) is not a container running now (TD-4).
+  // A dead node's last report (the control service lists it for a while) is not a container running now (TD-4), nor
+  // is one from a node not listed alive (FR-1).
   return configured
     .filter(
       (c) =>
-        deadNodes.has(c.node_uuid) ||
+        notCounted.has(c.node_uuid) ||
         !state.some((s) => s.name === c.name && s.node_uuid === c.node_uuid && s.running && isConfigured(c, s)),
     )
     .map((c) => c.name);
@@ -214,9 +217,11 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
   if (!a.wait) return;
   const changed = new Set([...plan.added, ...plan.changed].map((e) => e.name));
   const before = errorStreaks(stateBefore);
-  const knownDead = new Set(known.filter((n) => !n.alive).map((n) => n.uuid));
-  const seenAlive = new Set(known.filter((n) => n.alive).map((n) => n.uuid));
+  // Dead only on the control service's word (a view's alive: false), never for missing from the live list (FR-1).
+  let dead = nodeVerdicts(new Set(), new Set(), known);
   const deadSince = new Map(known.map((n) => [n.uuid, n.dead_since]));
+  /** When the cluster view was last read to ask about nodes missing from the live list (throttled). */
+  let viewAskedAt = -Infinity;
   let missing: string[] = containers.map((c) => c.name);
   let retrying: string[] = [];
   /** The control service not answering (restarting, say) while we wait: the configuration is applied, so retried. */
@@ -256,8 +261,23 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
         );
       }
       const aliveNow = new Set(alive.map((n) => n.uuid));
-      for (const uuid of aliveNow) seenAlive.add(uuid);
-      const dead = deadNodes(knownDead, seenAlive, aliveNow);
+      dead = nodeVerdicts(dead, aliveNow);
+      if (unlistedNodes(containers, aliveNow, dead).length > 0 && Date.now() - viewAskedAt >= VIEW_ASK_INTERVAL_MS) {
+        viewAskedAt = Date.now();
+        let view: ClusterSnapshot;
+        try {
+          view = await client.waitForCluster(undefined, 0);
+        } catch (e) {
+          if (!(e instanceof FlockerApiError) || !isTransient(e)) throw e;
+          unreachable = e;
+          return undefined;
+        }
+        for (const n of view.nodes) {
+          hosts.set(n.uuid, n.host);
+          deadSince.set(n.uuid, n.dead_since);
+        }
+        dead = nodeVerdicts(dead, aliveNow, view.nodes);
+      }
       const onDead = onDeadNodes(containers, dead);
       if (onDead.length > 0) {
         throw new CliError(
@@ -288,10 +308,17 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
             .join('\n  '),
         );
       }
-      missing = notYetRunning(containers, state, dead);
+      // A report from a node the live list misses is not counted until the control service lists the node again: a
+      // dead node's last report (kept 30 s) is "running" too, and whether it is dead is not known yet.
+      const unlisted = new Set(unlistedNodes(containers, aliveNow, dead));
+      missing = notYetRunning(containers, state, new Set([...dead, ...unlisted]));
       const listed = known.map((n) => ({ ...n, alive: !dead.has(n.uuid) }));
       retrying = containers.flatMap((c) => {
-        const why = missing.includes(c.name) ? whyNotRunning(c, state, listed) : undefined;
+        const why = !missing.includes(c.name)
+          ? undefined
+          : unlisted.has(c.node_uuid)
+            ? `its node is not listed alive by the control service (restarted and not reported to yet, or its dataset agent is silent)`
+            : whyNotRunning(c, state, listed);
         return why === undefined ? [] : [`${c.name}: ${visible(why)}`];
       });
       return missing.length === 0 ? true : undefined;
@@ -316,6 +343,12 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
   );
   io.out('deployed: every container is running on its node');
 }
+
+/**
+ * How often --wait reads the cluster view while a node it waits on is missing from the live list (a control service
+ * just restarted: for seconds; a node forgotten: until the timeout). The list is polled every 500 ms.
+ */
+const VIEW_ASK_INTERVAL_MS = 2_000;
 
 /** Conditional composes refused for changes that leave the plan as it was (leases, say) before giving up. */
 const COMPOSE_ATTEMPTS = 5;

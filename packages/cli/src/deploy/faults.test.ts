@@ -18,7 +18,14 @@ import {
 import { EXIT } from '../errors';
 import { containerConfig } from '../testing/containers';
 import { runDeploy } from '../testing/deploy';
-import { deadNodes, exitedForGood, onDeadNodes, planNodes, replacedWhileWaiting } from './waitVerdict';
+import {
+  exitedForGood,
+  nodeVerdicts,
+  onDeadNodes,
+  planNodes,
+  replacedWhileWaiting,
+  unlistedNodes,
+} from './waitVerdict';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
@@ -215,11 +222,33 @@ describe("TD-4: an application's node is dead", () => {
     expect(planNodes(nodes).map((n) => n.uuid)).toEqual([B, C]);
   });
 
-  test('deadNodes / onDeadNodes: known dead, or seen alive and no longer listed; never listed is not judged', () => {
-    const dead = deadNodes(new Set([A]), new Set([B, C]), new Set([C]));
-    expect([...dead].sort()).toEqual([A, B]);
+  test("nodeVerdicts / onDeadNodes: dead on the view's word; listed alive is back; missing from both is unchanged", () => {
+    const view = [
+      { uuid: A, host: '10.0.0.1', alive: false },
+      { uuid: B, host: '10.0.0.2', alive: true },
+    ];
+    const dead = nodeVerdicts(new Set(), new Set([C]), view);
+    expect([...dead]).toEqual([A]);
     expect(onDeadNodes([dbOnA, containerConfig('web', C, 'x')], dead).map((c) => c.name)).toEqual(['db']);
-    expect([...deadNodes(new Set(), new Set(), new Set())]).toEqual([]);
+    // Missing from the live list with no view read (a restarted control service): nothing changes either way.
+    expect([...nodeVerdicts(new Set([A]), new Set())]).toEqual([A]);
+    expect([...nodeVerdicts(new Set(), new Set())]).toEqual([]);
+    // Listed alive again (a dead node back, or a stale view): not dead.
+    expect([...nodeVerdicts(new Set([A]), new Set([A]))]).toEqual([]);
+    expect([...nodeVerdicts(new Set(), new Set([A]), [{ uuid: A, host: '10.0.0.1', alive: false }])]).toEqual([]);
+    // The view lists it alive: no longer held dead.
+    expect([...nodeVerdicts(new Set([A]), new Set(), [{ uuid: A, host: '10.0.0.1', alive: true }])]).toEqual([]);
+  });
+
+  test("unlistedNodes: the waited containers' nodes the live list misses and not held dead, once each", () => {
+    const waited = [
+      dbOnA,
+      containerConfig('web', A, 'x'),
+      containerConfig('cache', B, 'x'),
+      containerConfig('q', C, 'x'),
+    ];
+    expect(unlistedNodes(waited, new Set([B]), new Set([C]))).toEqual([A]);
+    expect(unlistedNodes(waited, new Set([A, B, C]), new Set())).toEqual([]);
   });
 });
 

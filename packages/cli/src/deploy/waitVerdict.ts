@@ -49,16 +49,35 @@ export function replacedWhileWaiting(
 }
 
 /**
- * The nodes declared dead as far as --wait knows: known dead in the view read for the plan, or listed alive once and
- * no longer (GET /v1/state/nodes lists live nodes). A node never listed is not judged (a node alive with its state
- * not known yet is in no list): its reports count as before.
+ * Pure: the nodes --wait holds dead, from what it held before (`dead`), the live nodes listed now and, when one was
+ * read, a cluster view. Only the control service's word makes a node dead: a view listing it `alive: false` (with
+ * `dead_since`). Missing from GET /v1/state/nodes is no evidence (review FR-1): that list shows the nodes heard from
+ * since the control service (or the replica answering) started, so after a restart a live node is missing until its
+ * next report. A node listed alive, in either, is not dead (it came back); a node neither lists stays as it was.
  */
-export function deadNodes(
-  knownDead: ReadonlySet<string>,
-  seenAlive: ReadonlySet<string>,
+export function nodeVerdicts(
+  dead: ReadonlySet<string>,
   aliveNow: ReadonlySet<string>,
+  view: readonly KnownNode[] = [],
 ): Set<string> {
-  return new Set([...knownDead, ...seenAlive].filter((uuid) => !aliveNow.has(uuid)));
+  const next = new Set([...dead].filter((uuid) => !aliveNow.has(uuid)));
+  for (const n of view) {
+    if (n.alive || aliveNow.has(n.uuid)) next.delete(n.uuid);
+    else next.add(n.uuid);
+  }
+  return next;
+}
+
+/**
+ * Pure: the nodes of the containers waited for that the live list does not show and that are not held dead: the
+ * cluster view is read to ask the control service about them (not on every poll: a large cluster's view is big).
+ */
+export function unlistedNodes(
+  waited: readonly ContainerConfiguration[],
+  aliveNow: ReadonlySet<string>,
+  dead: ReadonlySet<string>,
+): string[] {
+  return [...new Set(waited.map((c) => c.node_uuid))].filter((uuid) => !aliveNow.has(uuid) && !dead.has(uuid));
 }
 
 /**
