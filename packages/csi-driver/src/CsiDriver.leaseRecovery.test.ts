@@ -398,6 +398,13 @@ describe('leaseUse', () => {
     expect(leaseUse(snap(w), ID, ME, [])).toBe('unpublished');
     w.nodes = [node(ME, { manifestations: [], alive: false }), node(OTHER)];
     expect(leaseUse(snap(w), ID, ME, [])).toBe('unknown');
+    // An agent not alive, its last report (kept by the control service) mounted, the mount there: not decided either
+    // (review FRK-1: the control service's dead-node failover, after the lease grace, is what lets go of it).
+    w.nodes = [node(ME, { alive: false }), node(OTHER)];
+    expect(leaseUse(snap(w), ID, ME, [agentMount])).toBe('unknown');
+    w.datasets[0]!.primary = ME;
+    expect(leaseUse(snap(w), ID, ME, [agentMount])).toBe('unknown');
+    w.datasets[0]!.primary = OTHER;
     w.nodes = [
       node(ME, { manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 1, status: 'attached' }] }),
       node(OTHER),
@@ -438,6 +445,24 @@ describe('CsiDriver: a lease share no pod on this node uses is released (review 
     w.leases = [ours()];
     const d = quietDriver(client(w), ME, [], { unusedReleaseMs: 3_600_000 });
     await pass(d, w);
+    expect(w.leases).toEqual([]);
+  });
+
+  it('a share whose agent is not alive is never released, however long, even if its last report says mounted and unused (review FRK-1)', async () => {
+    const w = world();
+    // The control service keeps a dead agent's last report: mounted; the node (and its kernel mount) is up.
+    w.nodes = [node(ME, { alive: false }), node(OTHER)];
+    w.leases = [ours()];
+    const d = quietDriver(client(w), ME, [agentMount], { unusedReleaseMs: 60_000 });
+    const t0 = Date.now();
+    for (const dt of [0, 65_000, 3_600_000]) await pass(d, w, t0 + dt);
+    expect(w.leases).toEqual([ours()]);
+    expect(w.calls).toEqual([]);
+    // Its agent back and still no pod here: released after the grace period from then, not at once.
+    w.nodes = [node(ME), node(OTHER)];
+    await pass(d, w, t0 + 3_610_000);
+    expect(w.leases).toEqual([ours()]);
+    await pass(d, w, t0 + 3_675_000);
     expect(w.leases).toEqual([]);
   });
 

@@ -335,7 +335,7 @@ export function leaseRecovery(s: ClusterSnapshot, datasetId: string, me: string)
  * kubelet publish target; anything else too, a Docker container's or another orchestrator's: counted as use,
  * never let go); `unpublished` when the agent's mount is the only one, or when nothing of the volume is on this
  * node at all (no manifestation reported by a live agent, another node its primary); `unknown` otherwise (the
- * agent has not reported it mounted, or this namespace does not show its mount): never decided on.
+ * agent not alive, or it has not reported it mounted, or this namespace does not show its mount): never decided on.
  */
 export type LeaseUse = 'published' | 'unpublished' | 'unknown';
 
@@ -347,9 +347,12 @@ export function leaseUse(
 ): LeaseUse {
   const d = liveDataset(s.datasets, datasetId);
   const node = s.nodes.find((n) => n.uuid === me);
-  if (!d || !node) return 'unknown';
+  // An agent not alive: its last report (kept by the control service) is no account of this node now, and a
+  // volume let go here would be force-detached by the node taking it (review FRK-1): the control service's
+  // dead-node failover, after the lease grace and only if configured, decides that.
+  if (!d || !node || !node.alive) return 'unknown';
   const m = node.manifestations.find((x) => x.dataset_id === datasetId);
-  if (m === undefined) return node.alive && d.primary !== me ? 'unpublished' : 'unknown';
+  if (m === undefined) return d.primary !== me ? 'unpublished' : 'unknown';
   if (m.status !== 'mounted' || !m.path) return 'unknown';
   const agentPath = m.path;
   const agent = mountAt(mounts, agentPath);
