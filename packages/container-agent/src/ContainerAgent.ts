@@ -232,7 +232,8 @@ export class ContainerAgent {
     for (const b of blocked) {
       // A blocked container has no spec yet: its "hash" is the reason, so a new reason counts afresh.
       if (!isDue(this.failures, b.name, b.reason, this.clock.now())) continue;
-      const failure = { name: b.name, hash: b.reason, image: b.image, code: 'VOLUME_NOT_FOUND' as const };
+      const at = this.clock.wallNow();
+      const failure = { name: b.name, hash: b.reason, image: b.image, code: 'VOLUME_NOT_FOUND' as const, at };
       this.failures = recordFailure(this.failures, { ...failure, message: b.reason }, this.clock.now(), volumePolicy);
       logger.warn('container cannot run yet', { container: b.name, reason: b.reason, ...this.retryInfo(b.name) });
     }
@@ -280,7 +281,7 @@ export class ContainerAgent {
         const codePolicy = code === 'VOLUME_UNAVAILABLE' ? volumePolicy : policy;
         this.failures = recordFailure(
           this.failures,
-          { name, hash, image, code, message },
+          { name, hash, image, code, message, at: this.clock.wallNow() },
           this.clock.now(),
           codePolicy,
         );

@@ -37,10 +37,13 @@ export function isDue(failures: Failures, name: string, hash: string, now: numbe
   return f === undefined || f.hash !== hash || now >= f.retryAt;
 }
 
-/** One more failure of `name`: counted (same spec, same code) or started afresh, and its next try scheduled. */
+/**
+ * One more failure of `name`: counted (same spec, same code) or started afresh, and its next try scheduled. `now`: the
+ * timers' (monotonic) clock; `what.at`: the wall-clock time of the failure for `since`, a time people read (default now).
+ */
 export function recordFailure(
   failures: Failures,
-  what: { name: string; hash: string; image: string; code: ContainerErrorCode; message: string },
+  what: { name: string; hash: string; image: string; code: ContainerErrorCode; message: string; at?: number },
   now: number,
   policy: BackoffPolicy = DEFAULT_FAILURE_BACKOFF,
   random?: Random,
@@ -52,7 +55,7 @@ export function recordFailure(
     code: what.code,
     message: what.message,
     attempts,
-    since: same ? previous.error.since : new Date(now).toISOString(),
+    since: same ? previous.error.since : new Date(what.at ?? now).toISOString(),
   };
   const next = new Map(failures);
   next.set(what.name, {

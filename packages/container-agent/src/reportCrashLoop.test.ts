@@ -238,6 +238,36 @@ describe("the crash-loop rule reads Docker's times against the wall clock (revie
     expect((await reported(HOUR, 60_000))[0]).not.toHaveProperty('error');
   });
 
+  test("a failure to create it: since is the wall clock's time, not the monotonic clock's", async () => {
+    const crashy = ContainerConfiguration.parse({ name: 'crashy', node_uuid: ME, image: 'tiny' });
+    const reports: ContainerReport[] = [];
+    const client: AgentClient = {
+      waitForCluster: async () => ({ generation: 'g', configuration_tag: 'v1', datasets: [], leases: [], nodes: [] }),
+      listContainers: async () => [crashy],
+      listDatasets: async () => [],
+      listNodes: async () => [{ uuid: ME, host: '10.0.0.1' }],
+      reportContainers: async (_n, r) => {
+        reports.push(r);
+        return { generation: 'g' };
+      },
+    };
+    const refusing: ContainerRuntime = {
+      list: async () => [],
+      create: async () => {
+        throw new Error('No such image: tiny');
+      },
+      start: async () => {},
+      remove: async () => {},
+    };
+    const clock = new SkewedClock(HOUR);
+    const logger = winston.createLogger({ silent: true });
+    await new ContainerAgent({ client, runtime: refusing, nodeUuid: ME, logger, clock }).converge();
+    expect(reports[0]?.containers[0]?.error).toMatchObject({
+      code: 'IMAGE_NOT_FOUND',
+      since: new Date(clock.wallNow()).toISOString(),
+    });
+  });
+
   test('monotonic clock an hour ahead (the wall clock stepped back): up for 2 s is still the crash loop', async () => {
     const [c] = await reported(-HOUR, 2_000);
     expect(c).toMatchObject({
