@@ -533,6 +533,37 @@ describe('CsiDriver: a lease share no pod on this node uses is released (review 
     expect(w.leases).toEqual([]);
   });
 
+  it('the grace period of a new stage starts at that stage, not at an earlier stage of the same volume no pass saw end (review FRK-2)', async () => {
+    const w = world();
+    const d = quietDriver(client(w), ME, [agentMount], { unusedReleaseMs: 60_000 });
+    const t0 = Date.now();
+    await d.nodeStageVolume(STAGE);
+    await pass(d, w, t0); // seen unused once (between stage and publish)
+    // The pod ran and went, the kubelet unstaged, a new pod here staged it again: no pass saw the gap.
+    await d.nodeUnstageVolume(STAGE);
+    await d.nodeStageVolume(STAGE);
+    // The first pass after it: 61 s after the first stage, 0 s after this one (its publish is on its way).
+    await pass(d, w, t0 + 61_000);
+    expect(w.leases).toEqual([ours()]);
+    await pass(d, w, t0 + 126_000);
+    expect(w.leases).toEqual([]);
+  });
+
+  it('a NodeStageVolume of a volume staged here already (a restarted kubelet staging again) starts the grace period again (review FRK-2)', async () => {
+    const w = world();
+    const d = quietDriver(client(w), ME, [agentMount], { unusedReleaseMs: 60_000 });
+    const t0 = Date.now();
+    await d.nodeStageVolume(STAGE);
+    await pass(d, w, t0);
+    w.calls = [];
+    await d.nodeStageVolume(STAGE); // held, primary here, mounted: answered at once
+    expect(w.calls).toEqual([]);
+    await pass(d, w, t0 + 61_000);
+    expect(w.leases).toEqual([ours()]);
+    await pass(d, w, t0 + 126_000);
+    expect(w.leases).toEqual([]);
+  });
+
   it('a stage that failed and could not release its share (control service unreachable) has it released later, once unused', async () => {
     const w = world();
     w.datasets[0]!.primary = OTHER;

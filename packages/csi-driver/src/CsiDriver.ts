@@ -1079,6 +1079,7 @@ export class CsiDriver {
       if (held && d.primary === this.me && source) {
         this.staged.add(id);
         this.stagedByThis.add(id);
+        this.unusedSince.delete(id); // a publish follows: releaseUnused's grace starts now (review FRK-2)
         return {};
       }
       await this.stageHere(id, d, held, staging, deadline);
@@ -1104,6 +1105,8 @@ export class CsiDriver {
       this.staged.add(id);
       this.stagedByThis.add(id);
       this.lost.delete(id);
+      // Its grace period starts at this stage, not at an earlier one no pass saw end (review FRK-2).
+      this.unusedSince.delete(id);
       this.logger.info('staged volume', { dataset_id: id, staging_path: staging, agent_path: path });
     } catch (err) {
       // Nothing uses it here yet: let another node have it. A release that fails (the control service
@@ -1236,6 +1239,7 @@ export class CsiDriver {
       this.staged.delete(id);
       this.stagedByThis.delete(id);
       this.lost.delete(id);
+      this.unusedSince.delete(id);
       if (isDatasetId(id)) await this.releaseOurLease(id);
       this.logger.info('unstaged volume', { dataset_id: id, staging_path: staging });
       return {};
