@@ -564,6 +564,19 @@ describe('CsiDriver: a lease share no pod on this node uses is released (review 
     expect(w.leases).toEqual([]);
   });
 
+  it("unusedReleaseMs 'never' (flocker-csi --unused-release-after 0) releases nothing so, and a forced release is still not taken back for an unused volume (review FRK-6)", async () => {
+    const w = world();
+    w.leases = [ours()];
+    const d = quietDriver(client(w), ME, [agentMount], { unusedReleaseMs: 'never' });
+    const t0 = Date.now();
+    for (const dt of [0, 65_000, 3_600_000]) await pass(d, w, t0 + dt);
+    expect(w.leases).toEqual([ours()]);
+    expect(w.calls).toEqual([]);
+    w.leases = [];
+    await pass(d, w, t0 + 3_700_000);
+    expect(w.calls).toEqual([]);
+  });
+
   it('a stage that failed and could not release its share (control service unreachable) has it released later, once unused', async () => {
     const w = world();
     w.datasets[0]!.primary = OTHER;

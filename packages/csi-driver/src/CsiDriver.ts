@@ -159,9 +159,9 @@ export interface CsiDriverOptions {
   /**
    * How long this node's `csi` lease share may hold a volume no pod on this node uses (no kubelet publish
    * target binds it) before the node service releases it (default 30 s; see releaseUnused). A share found
-   * so at start is released at once.
+   * so at start is released at once. `never`: none is released so (flocker-csi --unused-release-after 0).
    */
-  unusedReleaseMs?: number;
+  unusedReleaseMs?: number | 'never';
 }
 
 /** StorageClass parameters CreateVolume understands; keys with the csi.storage.k8s.io/ prefix are the CO's and ignored. */
@@ -1525,12 +1525,13 @@ export class CsiDriver {
    * table (no stage, publish or unstage runs meanwhile). A later NodePublishVolume stages it again (see there).
    */
   async releaseUnused(s: ClusterSnapshot, now: number = Date.now()): Promise<void> {
+    const grace = this.unusedGraceMs;
+    if (grace === undefined) return;
     const first = !this.unusedLooked;
     this.unusedLooked = true;
     const ours = s.leases.filter((l) => ourCsiLease(s, l.dataset_id, this.me)).map((l) => l.dataset_id);
     for (const id of [...this.unusedSince.keys()]) if (!ours.includes(id)) this.unusedSince.delete(id);
     if (ours.length === 0) return;
-    const grace = this.opts.unusedReleaseMs ?? 30_000;
     // The mount table is read at most every few seconds (passes come with every cluster change).
     if (!first && now - this.unusedReadAt < Math.min(grace / 2, 5_000)) return;
     this.unusedReadAt = now;
@@ -1546,6 +1547,12 @@ export class CsiDriver {
       this.unusedSince.set(id, since);
       if (now - since >= grace) await this.releaseIfUnused(id, since === -Infinity);
     }
+  }
+
+  /** releaseUnused's grace period (ms); undefined: it releases nothing (unusedReleaseMs `never`). */
+  private get unusedGraceMs(): number | undefined {
+    const ms = this.opts.unusedReleaseMs ?? 30_000;
+    return ms === 'never' ? undefined : ms;
   }
 
   private async releaseIfUnused(id: string, atStart: boolean): Promise<void> {
@@ -1564,7 +1571,7 @@ export class CsiDriver {
       this.logger.warn(
         atStart
           ? 'released the lease of a volume no pod on this node uses, held since before this plugin started (a stage cut short by a crash, or staged and never published)'
-          : `released the lease of a volume no pod on this node has used for ${Math.round((this.opts.unusedReleaseMs ?? 30_000) / 1000)} s (staged here and never unstaged: a stage the kubelet lost track of, or a failed stage that could not release it)`,
+          : `released the lease of a volume no pod on this node has used for ${Math.round((this.unusedGraceMs ?? 0) / 1000)} s (staged here and never unstaged: a stage the kubelet lost track of, or a failed stage that could not release it)`,
         { dataset_id: id },
       );
     } catch (err) {

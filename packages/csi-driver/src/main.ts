@@ -10,6 +10,12 @@ import { errorMessage } from '@flocker/runtime';
 import { FlockerClient, tlsDispatcher } from '@flocker/api';
 import { processRegistry, registerCertificateExpiry, startMetricsServer } from '@flocker/metrics';
 
+/**
+ * The shortest --unused-release-after: the kubelet's NodePublish follows its NodeStage within milliseconds, but a
+ * grace shorter than a few seconds would let go of stages whose publish is merely slow (each then staged again).
+ */
+const MIN_UNUSED_RELEASE_S = 5;
+
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
     .scriptName('flocker-csi')
@@ -74,8 +80,7 @@ async function main(): Promise<void> {
     })
     .option('unused-release-after', {
       type: 'number',
-      describe:
-        "node service: seconds this node's lease of a volume no pod here uses (staged, never published or unpublished, never unstaged) is kept before it is released; one found at start is released at once",
+      describe: `node service: seconds this node's lease of a volume no pod here uses (staged, never published or unpublished, never unstaged) is kept before it is released, at least ${MIN_UNUSED_RELEASE_S}; one found at start is released at once; 0 = never released so`,
       default: 30,
     })
     .option('metrics-address', {
@@ -94,6 +99,15 @@ async function main(): Promise<void> {
       return (
         (Number.isInteger(port) && port >= 0 && port <= 65535) ||
         `--metrics-port ${String(port)} is not a port (0 to 65535)`
+      );
+    })
+    // `abc` (NaN) would silently never release (TK-1/TK-2 back), a negative value release at every pass (review FRK-6).
+    .check((a) => {
+      const after = a['unused-release-after'];
+      return (
+        after === 0 ||
+        (Number.isFinite(after) && after >= MIN_UNUSED_RELEASE_S) ||
+        `--unused-release-after ${String(after)} is neither 0 (never release) nor a number of seconds of at least ${MIN_UNUSED_RELEASE_S}`
       );
     })
     .strict()
@@ -126,7 +140,7 @@ async function main(): Promise<void> {
     defaultSize: parseSize(argv['default-size']),
     stageTimeoutMs: argv['stage-timeout'] * 1000,
     handoverWaitMs: argv['handover-wait'] * 1000,
-    unusedReleaseMs: argv['unused-release-after'] * 1000,
+    unusedReleaseMs: argv['unused-release-after'] === 0 ? 'never' : argv['unused-release-after'] * 1000,
     ...(argv['kubelet-registration-dir'] !== undefined ? { kubeletRegistryDir: argv['kubelet-registration-dir'] } : {}),
     ...(argv['kubelet-csi-endpoint'] !== undefined ? { kubeletCsiEndpoint: argv['kubelet-csi-endpoint'] } : {}),
     logger,

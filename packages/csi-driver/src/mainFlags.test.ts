@@ -22,4 +22,36 @@ describe('flocker-csi flags', () => {
       expect(run.stderr).toMatch(/--metrics-port .* is not a port \(0 to 65535\)/);
     }
   });
+
+  it('refuses an --unused-release-after that is not 0 or at least 5 seconds (review FRK-6); 0 passes the check', () => {
+    const run = (after: string) =>
+      spawnSync(
+        process.execPath,
+        [
+          path.join(__dirname, 'main.js'),
+          '--mode',
+          'controller',
+          '--endpoint',
+          '/nonexistent/csi.sock',
+          '--unused-release-after',
+          after,
+        ],
+        { encoding: 'utf8', timeout: 15_000 },
+      );
+    for (const after of ['abc', '-1', '4.9']) {
+      const r = run(after);
+      expect(r.signal).toBeNull();
+      expect({ after, status: r.status }).toEqual({ after, status: 1 });
+      expect(r.stderr).toMatch(
+        /--unused-release-after .* is neither 0 \(never release\) nor a number of seconds of at least 5/,
+      );
+    }
+    for (const after of ['0', '5']) {
+      // Past the flags: it fails only at the socket, which cannot be made there.
+      const r = run(after);
+      expect(r.signal).toBeNull();
+      expect(r.stderr).not.toMatch(/--unused-release-after/);
+      expect(r.stderr).toMatch(/nonexistent/);
+    }
+  }, 120_000); // five node starts, each slow on a loaded host
 });

@@ -20,7 +20,7 @@ export interface CsiDriverSettings {
   /** See CsiDriverOptions.handoverWaitMs. */
   handoverWaitMs?: number;
   /** See CsiDriverOptions.unusedReleaseMs. */
-  unusedReleaseMs?: number;
+  unusedReleaseMs?: number | 'never';
   pollMs?: number;
   protoPath?: string;
   /** Serve the kubelet's plugin registration here (node service), e.g. /var/lib/kubelet/plugins_registry. */
