@@ -385,9 +385,10 @@ describe('leaseUse', () => {
     const s = snap(w);
     expect(leaseUse(s, ID, ME, [agentMount, podMount])).toBe('published');
     expect(leaseUse(s, ID, ME, [agentMount])).toBe('unpublished');
-    // Any other mount of it counts as use (a Docker container's, another orchestrator's): never let go.
-    const dockerMount = { ...podMount, mountPoint: '/var/lib/docker/overlay2/x/merged/data' };
-    expect(leaseUse(s, ID, ME, [agentMount, dockerMount])).toBe('published');
+    // Any other mount of it in this namespace counts as use (not only a kubelet target): never let go. (A Docker
+    // container's binds are in its own namespace, not here: its plugin's `docker` share keeps the lease.)
+    const otherMount = { ...podMount, mountPoint: '/mnt/someone-else/data' };
+    expect(leaseUse(s, ID, ME, [agentMount, otherMount])).toBe('published');
     expect(leaseUse(s, ID, ME, [agentMount, { ...podMount, device: '7:2' }])).toBe('unpublished');
     // The agent reports it mounted but this namespace does not show the mount: not decided.
     expect(leaseUse(s, ID, ME, [podMount])).toBe('unknown');

@@ -330,10 +330,11 @@ export function leaseRecovery(s: ClusterSnapshot, datasetId: string, me: string)
 }
 
 /**
- * Whether anything on this node uses a volume, from the snapshot and this namespace's mount table (the node
- * plugin's binds are a pod's only way into it): `published` when any other mount shows the agent's mount (a
- * kubelet publish target; anything else too, a Docker container's or another orchestrator's: counted as use,
- * never let go); `unpublished` when the agent's mount is the only one, or when nothing of the volume is on this
+ * Whether a pod on this node uses a volume, from the snapshot and this namespace's mount table (the node
+ * plugin's publish binds, made in this namespace, are a pod's only way into it): `published` when any other
+ * mount shows the agent's mount (a kubelet publish target; any other mount of it too: counted as use, never
+ * let go; a Docker container's binds are in its own namespace, not seen here: the Docker plugin's `docker`
+ * share, never released here, keeps those); `unpublished` when the agent's mount is the only one, or when nothing of the volume is on this
  * node at all (no manifestation reported by a live agent, another node its primary); `unknown` otherwise (the
  * agent not alive, or it has not reported it mounted, or this namespace does not show its mount): never decided on.
  */

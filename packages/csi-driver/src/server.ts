@@ -1,5 +1,6 @@
 /** gRPC over a Unix socket: the CSI services of a CsiDriver, every answer or error logged as one structured line. */
 import { rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { csiMetrics, processRegistry } from '@flocker/metrics';
 import type { Logger } from 'winston';
@@ -18,6 +19,18 @@ export function socketPathOf(endpoint: string): string {
   if (endpoint.startsWith('unix:')) return endpoint.slice('unix:'.length);
   if (/^[a-z]+:/.test(endpoint)) throw new Error(`endpoint ${endpoint}: only unix sockets are served`);
   return endpoint;
+}
+
+/** Whether a process listens on the Unix socket (a connect is accepted; a stale socket of a dead one refuses it). */
+export function socketServed(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
 }
 
 type Handler = (request: unknown) => Promise<object>;
@@ -91,6 +104,12 @@ export async function serveCsi(
       NodeGetInfo: u('NodeGetInfo', () => driver.nodeGetInfo()),
     });
   const socketPath = socketPathOf(endpoint);
+  // A second plugin on the same socket would take the kubelet's calls from the first, and its per-process
+  // in-flight keys and mount-table reads would race the first's (review FRK-4): refuse while a process answers.
+  if (await socketServed(socketPath))
+    throw new Error(
+      `${socketPath} is served by another process (a flocker-csi already running here? one node plugin per node): stop it first`,
+    );
   await rm(socketPath, { force: true }); // a stale socket of an earlier run
   await new Promise<void>((resolve, reject) =>
     server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) =>
