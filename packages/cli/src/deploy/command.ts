@@ -29,12 +29,14 @@ import { DeployFileError, readDeployFiles } from './files';
 import { deployPlan, describeStuck, errorStreaks, formatPlan, resolveNode, stuckContainers } from './plan';
 import {
   exitedForGood,
+  finishedJobs,
   isExit,
   type KnownNode,
   nodeVerdicts,
   onDeadNodes,
   planNodes,
   replacedWhileWaiting,
+  reportsExitCodesOf,
   unlistedNodes,
 } from './waitVerdict';
 
@@ -223,6 +225,9 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
   /** When the cluster view was last read to ask about nodes missing from the live list (throttled). */
   let viewAskedAt = -Infinity;
   let missing: string[] = containers.map((c) => c.name);
+  /** One-shot jobs that finished (exit code 0, not started again): done, as running containers are (FR-9). */
+  let finished: ContainerConfiguration[] = [];
+  const cliVersion = clientVersion();
   let retrying: string[] = [];
   /** The control service not answering (restarting, say) while we wait: the configuration is applied, so retried. */
   let unreachable: FlockerApiError | undefined;
@@ -295,14 +300,15 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
           `${lines.join('\n  ')}\n  (the container agent keeps retrying; deploy again once it is fixed)`,
         );
       }
-      const exited = exitedForGood(containers, state, dead);
+      const reportsExitCodes = reportsExitCodesOf(alive, cliVersion);
+      const exited = exitedForGood(containers, state, dead, reportsExitCodes);
       if (exited.length > 0) {
         throw new CliError(
           EXIT.FAILURE,
           exited
             .map((c) =>
               visible(
-                `${c.name} ${exitOf(c, state)} on ${hostOf(c.node_uuid)} and its restart_policy is never: it will not be started again (its output: docker logs ${c.name} on that node; set restart_policy: {name: on-failure} or always in the application file to have it restarted)`,
+                `${c.name} ${exitOf(c, state, reportsExitCodes)} on ${hostOf(c.node_uuid)} and its restart_policy is never: it will not be started again (its output: docker logs ${c.name} on that node; set restart_policy: {name: on-failure} or always in the application file to have it restarted)`,
               ),
             )
             .join('\n  '),
@@ -311,7 +317,10 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
       // A report from a node the live list misses is not counted until the control service lists the node again: a
       // dead node's last report (kept 30 s) is "running" too, and whether it is dead is not known yet.
       const unlisted = new Set(unlistedNodes(containers, aliveNow, dead));
-      missing = notYetRunning(containers, state, new Set([...dead, ...unlisted]));
+      finished = finishedJobs(containers, state, dead, reportsExitCodes);
+      missing = notYetRunning(containers, state, new Set([...dead, ...unlisted])).filter(
+        (name) => !finished.some((c) => c.name === name),
+      );
       const listed = known.map((n) => ({ ...n, alive: !dead.has(n.uuid) }));
       retrying = containers.flatMap((c) => {
         const why = !missing.includes(c.name)
@@ -341,7 +350,14 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
       },
     },
   );
-  io.out('deployed: every container is running on its node');
+  for (const c of finished) {
+    io.out(
+      visible(
+        `${c.name}: finished on ${hostOf(c.node_uuid)}: exited with code 0 (restart_policy ${c.restart_policy.name}: not started again)`,
+      ),
+    );
+  }
+  io.out(`deployed: every container is running on its node${finished.length > 0 ? ', or finished' : ''}`);
 }
 
 /**
@@ -363,10 +379,20 @@ function samePlan(
   return ids(a.configured) === ids(b.configured) && JSON.stringify(a.lines) === JSON.stringify(b.lines);
 }
 
-/** "exited", or the container agent's "exited with code N" when it reports it. */
-function exitOf(c: ContainerConfiguration, state: readonly ContainerState[]): string {
+/**
+ * The container agent's "exited with code N"; else "exited" and, when its agent does not report exit codes (a release
+ * before this CLI's), that the code is not known here: a job that finished cleanly is not told from a failed one.
+ */
+function exitOf(
+  c: ContainerConfiguration,
+  state: readonly ContainerState[],
+  reportsExitCodes: (node: string) => boolean | undefined,
+): string {
   const error = state.find((s) => s.name === c.name && s.node_uuid === c.node_uuid)?.error;
-  return error !== undefined && isExit(error) ? error.message : 'exited';
+  if (error !== undefined && isExit(error)) return error.message;
+  return reportsExitCodes(c.node_uuid) !== false
+    ? 'exited'
+    : `exited (its exit code is not reported by that node's container agent, a release other than this flocker-deploy's ${clientVersion()}: docker inspect ${c.name} there; 0 means it finished)`;
 }
 
 /** What the operator does about an application whose node died (packages/cli/docs/flocker-deploy.md). */
@@ -454,7 +480,7 @@ export function buildDeployCli(
             type: 'boolean',
             default: false,
             describe:
-              'Wait until every container runs on its node; fail early when a container agent cannot start one (e.g. a missing image)',
+              'Wait until every container runs on its node (or, restart_policy never or on-failure, finished with exit code 0); fail early when a container agent cannot start one (e.g. a missing image)',
           })
           .option('timeout', { type: 'number', default: 300, describe: 'Seconds to wait with --wait' }),
       async (args) => {

@@ -18,12 +18,15 @@ import {
 import { EXIT } from '../errors';
 import { containerConfig } from '../testing/containers';
 import { runDeploy } from '../testing/deploy';
+import { clientVersion } from '../version';
 import {
   exitedForGood,
+  finishedJobs,
   nodeVerdicts,
   onDeadNodes,
   planNodes,
   replacedWhileWaiting,
+  reportsExitCodesOf,
   unlistedNodes,
 } from './waitVerdict';
 
@@ -38,6 +41,10 @@ interface Cluster {
   configured: ContainerConfiguration[];
   state: ContainerState[];
   dead: Set<string>;
+  /** The release every node's dataset agent reports (GET /v1/state/nodes `version`); absent: none reported. */
+  version?: string;
+  /** The restart policy of what compose configures (default never). */
+  policy?: ContainerConfiguration['restart_policy'];
   composes: Array<{ req: ComposeRequest; options: WriteOptions | undefined }>;
   calls: string[];
 }
@@ -51,6 +58,7 @@ function fakeCluster(init: Partial<Cluster> = {}): { cluster: Cluster; client: F
       host,
       alive: !cluster.dead.has(uuid),
       ...(cluster.dead.has(uuid) ? { dead_since: '2026-12-06T12:00:00.000Z' } : {}),
+      ...(cluster.version !== undefined ? { version: cluster.version } : {}),
     }));
   const client = {
     waitForCluster: async () => {
@@ -70,7 +78,8 @@ function fakeCluster(init: Partial<Cluster> = {}): { cluster: Cluster; client: F
         throw new FlockerApiError(412, 'CONFIGURATION_CHANGED', 'The configuration changed since tag …');
       const key = Object.keys((req.deployment['nodes'] as Record<string, unknown>) ?? {})[0] ?? '';
       const uuid = Object.keys(HOSTS).find((u) => HOSTS[u] === key) ?? key;
-      cluster.configured = [containerConfig('db', uuid, 'busybox')];
+      const db = containerConfig('db', uuid, 'busybox');
+      cluster.configured = [cluster.policy !== undefined ? { ...db, restart_policy: cluster.policy } : db];
       cluster.tag = `v${Number(cluster.tag.slice(1)) + 1}`;
       return cluster.configured;
     },
@@ -255,7 +264,7 @@ describe("TD-4: an application's node is dead", () => {
 describe('TD-1 (CLI half): restart_policy never and the container exited', () => {
   const db = containerConfig('db', B, 'busybox');
 
-  test('--wait fails at once (exit 1) with what to do, not at its timeout', async () => {
+  test('--wait fails at once (exit 1) with what to do, not at its timeout (an agent that reports no exit code)', async () => {
     const { cluster, client } = fakeCluster();
     const compose = client.compose.bind(client);
     (client as { compose: FlockerClient['compose'] }).compose = async (req, options) => {
@@ -267,9 +276,67 @@ describe('TD-1 (CLI half): restart_policy never and the container exited', () =>
     const r = await runDeploy(['--wait', '--timeout', '120'], client, on('10.0.0.2'), APP);
     expect(r.code).toBe(EXIT.FAILURE);
     expect(r.err.join('\n')).toMatch(
-      /db exited on 10\.0\.0\.2 and its restart_policy is never: it will not be started again/,
+      /db exited \(its exit code is not reported by that node's container agent, a release other than this flocker-deploy's .*; 0 means it finished\) on 10\.0\.0\.2 and its restart_policy is never: it will not be started again/,
     );
     expect(Date.now() - started).toBeLessThan(60_000);
+  });
+
+  /** A fake whose compose configures db on B and whose state then shows it stopped without an error (exit code 0). */
+  const cleanExit = (init: Partial<Cluster>) => {
+    const { cluster, client } = fakeCluster(init);
+    const compose = client.compose.bind(client);
+    (client as { compose: FlockerClient['compose'] }).compose = async (req, options) => {
+      const answer = await compose(req, options);
+      cluster.state = [running(B, answer[0] as ContainerConfiguration, { running: false })];
+      return answer;
+    };
+    return client;
+  };
+
+  test('review FR-9: a one-shot job that exited with code 0 finished: --wait says so and ends 0', async () => {
+    const client = cleanExit({ version: clientVersion() });
+    const r = await runDeploy(['--wait', '--timeout', '120'], client, on('10.0.0.2'), APP);
+    expect(r.err).toEqual([]);
+    expect(r.code).toBe(0);
+    const out = r.out.join('\n');
+    expect(out).toContain('db: finished on 10.0.0.2: exited with code 0 (restart_policy never: not started again)');
+    expect(out).toMatch(/deployed: every container is running on its node, or finished$/);
+  });
+
+  test('review FR-9: on-failure and exit code 0 finished too (Docker restarts only a failure)', async () => {
+    const client = cleanExit({ version: clientVersion(), policy: { name: 'on-failure', maximum_retry_count: 3 } });
+    const r = await runDeploy(['--wait', '--timeout', '120'], client, on('10.0.0.2'), APP);
+    expect(r.code).toBe(0);
+    expect(r.out.join('\n')).toContain('db: finished on 10.0.0.2: exited with code 0 (restart_policy on-failure');
+  });
+
+  test('review FR-9: restart_policy always stopped without an error is not finished: --wait waits for it', async () => {
+    const client = cleanExit({ version: clientVersion(), policy: { name: 'always' } });
+    const r = await runDeploy(['--wait', '--timeout', '1'], client, on('10.0.0.2'), APP);
+    expect(r.code).toBe(EXIT.TIMEOUT);
+    expect(r.out.join('\n')).not.toMatch(/finished|deployed/);
+  });
+
+  test('finishedJobs / reportsExitCodesOf: stopped without an error, policy not always, a node of this release', () => {
+    const stopped = running(B, db, { running: false });
+    const same = reportsExitCodesOf([{ uuid: B, version: '1.2.3' }, { uuid: C }], '1.2.3');
+    // A: not listed (a control service just restarted): not known.
+    expect([same(B), same(C), same(A)]).toEqual([true, false, undefined]);
+    expect(reportsExitCodesOf([{ uuid: B, version: 'unknown' }], 'unknown')(B)).toBe(false);
+    expect(finishedJobs([db], [stopped], new Set(), same).map((c) => c.name)).toEqual(['db']);
+    expect(finishedJobs([db], [stopped], new Set(), () => false)).toEqual([]);
+    expect(finishedJobs([db], [stopped], new Set([B]), same)).toEqual([]);
+    expect(finishedJobs([{ ...db, restart_policy: { name: 'always' } }], [stopped], new Set(), same)).toEqual([]);
+    expect(finishedJobs([db], [running(B, db)], new Set(), same)).toEqual([]);
+    const exit = { code: 'DOCKER_ERROR' as const, message: 'exited with code 3', attempts: 1, since: 's' };
+    expect(finishedJobs([db], [{ ...stopped, error: exit }], new Set(), same)).toEqual([]);
+    // Where exit codes are reported, a stop without an error is a finish, not an exit for good.
+    expect(exitedForGood([db], [stopped], new Set(), same)).toEqual([]);
+    expect(exitedForGood([db], [{ ...stopped, error: exit }], new Set(), same).map((c) => c.name)).toEqual(['db']);
+    // Its node not listed: a stop without an error is judged neither way (until it is listed again).
+    const notListed = reportsExitCodesOf([], '1.2.3');
+    expect(finishedJobs([db], [stopped], new Set(), notListed)).toEqual([]);
+    expect(exitedForGood([db], [stopped], new Set(), notListed)).toEqual([]);
   });
 
   test('the exit code the container agent reports is named', async () => {

@@ -92,29 +92,69 @@ export function onDeadNodes(
 }
 
 /**
- * Pure: the containers with restart_policy never that ran the deployed configuration and exited: the container agent
- * does not start them again, so waiting can only run out the timeout. Only a report naming the configuration it runs
- * counts (an agent from before session 18 names none, and then the old container cannot be told from the new). A
- * stopped container is reported without an error, or (container agents since session 20, TD-1) with Docker's exit as
- * a DOCKER_ERROR whose message begins "exited"; any other error is a failure to create or start, which the agent
- * retries.
+ * Pure: the containers with restart_policy never that ran the deployed configuration and exited with an error: the
+ * container agent does not start them again, so waiting can only run out the timeout. Only a report naming the
+ * configuration it runs counts (an agent from before session 18 names none, and then the old container cannot be told
+ * from the new). Container agents since session 20 (TD-1) report Docker's non-zero exit as a DOCKER_ERROR whose
+ * message begins "exited", and a clean exit (code 0) without an error: that one finished (finishedJobs). An older
+ * agent reports every exit without an error (`reportsExitCodes` false for its node): its exit counts as one here, its
+ * code unknown. Any other error is a failure to create or start, which the agent retries.
  */
 export function exitedForGood(
   waited: readonly ContainerConfiguration[],
   state: readonly ContainerState[],
   dead: ReadonlySet<string> = new Set(),
+  reportsExitCodes: (node: string) => boolean | undefined = () => false,
 ): ContainerConfiguration[] {
   return waited.filter((c) => {
     if (c.restart_policy.name !== 'never' || dead.has(c.node_uuid)) return false;
-    const s = state.find((x) => x.name === c.name && x.node_uuid === c.node_uuid);
-    return (
-      s !== undefined &&
-      !s.running &&
-      (s.error === undefined || isExit(s.error)) &&
-      s.config !== undefined &&
-      s.config === containerConfigId(c)
-    );
+    const s = stoppedReport(c, state);
+    return s !== undefined && (s.error === undefined ? reportsExitCodes(c.node_uuid) === false : isExit(s.error));
   });
+}
+
+/**
+ * Pure (review FR-9): the containers that ran the deployed configuration and finished, a one-shot job done. Stopped
+ * without an error on a node whose container agent reports exit codes (so: exit code 0), where Docker does not start
+ * a clean exit again (restart_policy never, or on-failure). --wait counts them done, as running containers, and says
+ * so: what `docker compose up --wait` users ask of an exited init container (docker/compose#10596).
+ */
+export function finishedJobs(
+  waited: readonly ContainerConfiguration[],
+  state: readonly ContainerState[],
+  dead: ReadonlySet<string>,
+  reportsExitCodes: (node: string) => boolean | undefined,
+): ContainerConfiguration[] {
+  return waited.filter((c) => {
+    if (c.restart_policy.name === 'always' || dead.has(c.node_uuid) || reportsExitCodes(c.node_uuid) !== true)
+      return false;
+    const s = stoppedReport(c, state);
+    return s !== undefined && s.error === undefined;
+  });
+}
+
+/** The report of the deployed configuration of `c` on its node, if it says the container is stopped. */
+function stoppedReport(c: ContainerConfiguration, state: readonly ContainerState[]): ContainerState | undefined {
+  const s = state.find((x) => x.name === c.name && x.node_uuid === c.node_uuid);
+  return s !== undefined && !s.running && s.config !== undefined && s.config === containerConfigId(c) ? s : undefined;
+}
+
+/**
+ * Whether the container agent on a node reports exit codes (session 20 on), as far as the CLI can tell: its node's
+ * dataset agent (the same package, so the same release) reports this CLI's release. Any other (older, newer, or no
+ * version) is not trusted with it: a clean exit is then not told from a failed one. Undefined for a node not listed
+ * (a control service just restarted): not known yet, so a stop without an error is judged neither way.
+ */
+export function reportsExitCodesOf(
+  nodes: readonly { uuid: string; version?: string | undefined }[],
+  cliVersion: string,
+): (node: string) => boolean | undefined {
+  const versions = new Map(nodes.map((n) => [n.uuid, n.version]));
+  return (node) => {
+    if (!versions.has(node)) return undefined;
+    const v = versions.get(node);
+    return cliVersion !== 'unknown' && v !== undefined && v === cliVersion;
+  };
 }
 
 /** The container agent's report of a container Docker says exited ("exited with code 3"), not a failure it retries. */
