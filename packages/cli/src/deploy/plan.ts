@@ -93,11 +93,12 @@ export function deployPlan(
     const n = d.metadata[METADATA_NAME_KEY];
     if (n !== undefined) volumeNames.set(d.dataset_id, n);
   }
-  const sizes = new Map<string, number>();
+  // The size of the volume compose uses: the first live dataset of that name, with or without a size (review FR-9:
+  // skipping unsized ones showed a grow, or missed a refusal, for a volume compose leaves as it is). Undefined: unsized.
+  const sizes = new Map<string, number | undefined>();
   for (const d of datasets) {
     const n = d.metadata[METADATA_NAME_KEY];
-    // The one compose uses: the first live dataset of that name.
-    if (n !== undefined && !d.deleted && !sizes.has(n) && d.maximum_size != null) sizes.set(n, d.maximum_size);
+    if (n !== undefined && !d.deleted && !sizes.has(n)) sizes.set(n, d.maximum_size ?? undefined);
   }
   const plan: DeployPlan = { added: [], changed: [], removed: [], unchanged: [], unknownNodes: [], shrinks: [] };
   const current = new Map(configured.map((c) => [c.name, c]));
