@@ -578,6 +578,41 @@ describe('CsiDriver: a lease share no pod on this node uses is released (review 
     expect(w.calls).toEqual([]);
   });
 
+  it('a CSI call on a volume whose share the lease watch is releasing waits for it, never ABORTED (a DeleteVolume in --mode all: review FRK-7)', async () => {
+    const w = world();
+    w.leases = [ours()];
+    const base = client(w);
+    let entered!: () => void;
+    const inRelease = new Promise<void>((r) => (entered = r));
+    let letGo!: () => void;
+    const gate = new Promise<void>((r) => (letGo = r));
+    const c: ControlClient = {
+      ...base,
+      releaseLease: async (id, options) => {
+        entered();
+        await gate;
+        return base.releaseLease(id, options);
+      },
+      deleteDataset: async (id) => {
+        w.calls.push('delete');
+        const d = w.datasets.find((x) => x.dataset_id === id)!;
+        d.deleted = true;
+        return d;
+      },
+    };
+    const d = quietDriver(c, ME, [agentMount], { mode: 'all', unusedReleaseMs: 3_600_000 });
+    const sweep = pass(d, w); // held since before the start, unused: released at once
+    await inRelease;
+    const deleted = d.deleteVolume({ volume_id: ID }).then(
+      () => 'deleted',
+      (e: unknown) => `refused: ${String(e)}`,
+    );
+    letGo();
+    await sweep;
+    expect(await deleted).toBe('deleted');
+    expect(w.calls).toEqual(['release csi', 'delete']);
+  });
+
   it('a stage that failed and could not release its share (control service unreachable) has it released later, once unused', async () => {
     const w = world();
     w.datasets[0]!.primary = OTHER;

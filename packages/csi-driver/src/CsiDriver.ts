@@ -477,6 +477,8 @@ export class CsiDriver {
   private readonly opts: CsiDriverOptions;
   /** Volumes (by id or name) with a call in flight: a second call on one is ABORTED, as the spec asks. */
   private readonly inFlight = new Set<string>();
+  /** The keys of inFlight the lease watch holds, each with its end: CSI calls wait for it (watchExclusive). */
+  private readonly watchHolds = new Map<string, Promise<void>>();
   /**
    * Volumes staged on this node (node service): added by a successful stage, removed by unstage,
    * found again by findStaged. Their `csi` lease share is taken again when it is gone.
@@ -527,6 +529,9 @@ export class CsiDriver {
   }
 
   private async exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    // The lease watch holds a volume's key for a few control-service round trips: wait for it rather than refuse
+    // the call (csi-sanity, and in --mode all the provisioner's DeleteVolume, do not retry ABORTED: review FRK-7).
+    for (let held = this.watchHolds.get(key); held !== undefined; held = this.watchHolds.get(key)) await held;
     if (this.inFlight.has(key))
       throw new CsiError(status.ABORTED, `an operation on volume ${key} is already in progress`);
     this.inFlight.add(key);
@@ -535,6 +540,24 @@ export class CsiDriver {
       return await fn();
     } finally {
       this.inFlight.delete(key);
+    }
+  }
+
+  /**
+   * Runs fn under the volume's key for the lease watch (recoverLeases, releaseUnused); not at all while a CSI call
+   * holds it. A CSI call arriving meanwhile waits for fn (see exclusive).
+   */
+  private async watchExclusive(id: string, fn: () => Promise<void>): Promise<void> {
+    if (this.inFlight.has(id)) return;
+    this.inFlight.add(id);
+    let done!: () => void;
+    this.watchHolds.set(id, new Promise<void>((r) => (done = r)));
+    try {
+      await fn();
+    } finally {
+      this.inFlight.delete(id);
+      this.watchHolds.delete(id);
+      done();
     }
   }
 
@@ -1474,44 +1497,48 @@ export class CsiDriver {
       const first = leaseRecovery(s, id, this.me);
       this.note(id, first);
       if (first.kind !== 'retake') continue;
-      this.inFlight.add(id);
-      try {
-        if (!this.staged.has(id)) continue;
-        const fresh = await this.snapshot();
-        const now = leaseRecovery(fresh, id, this.me);
-        this.note(id, now);
-        if (now.kind !== 'retake') continue;
-        // Taken again only for a pod here that uses it: released while no pod used it (flocker leases release
-        // --force, or after releaseUnused's share failed), it is let go; a NodePublishVolume stages it again.
-        const use = leaseUse(fresh, id, this.me, await this.opts.mounter.mounts());
-        if (use === 'unknown') continue;
-        if (use === 'unpublished') {
-          this.staged.delete(id);
-          this.unusedSince.delete(id);
-          this.logger.warn(
-            "the lease of a volume staged here was released while no pod on this node used it: left released (not staged here any more; a pod's publish here stages it again)",
-            { dataset_id: id },
-          );
-          continue;
-        }
+      await this.watchExclusive(id, async () => {
         try {
-          await this.client.acquireLease({ dataset_id: id, node_uuid: this.me, expires: null, holder: LEASE_HOLDER });
-          this.logger.warn(
-            'took the lease again for a volume a pod on this node uses: its lease was released while the volume was published here (by the control service while the dataset agent was down, or by flocker leases release --force) and no other node has taken it',
-            { dataset_id: id },
-          );
+          await this.retakeIfUsed(id);
         } catch (err) {
-          // Another node took it first: the next snapshot shows it lost.
-          if (!(err instanceof FlockerApiError) || err.status !== 409) throw err;
+          this.logger.warn('could not take the lease again for a volume staged here', {
+            dataset_id: id,
+            error: errorMessage(err),
+          });
         }
-      } catch (err) {
-        this.logger.warn('could not take the lease again for a volume staged here', {
-          dataset_id: id,
-          error: errorMessage(err),
-        });
-      } finally {
-        this.inFlight.delete(id);
-      }
+      });
+    }
+  }
+
+  /** recoverLeases' take-back of one volume, under its key. */
+  private async retakeIfUsed(id: string): Promise<void> {
+    if (!this.staged.has(id)) return;
+    const fresh = await this.snapshot();
+    const now = leaseRecovery(fresh, id, this.me);
+    this.note(id, now);
+    if (now.kind !== 'retake') return;
+    // Taken again only for a pod here that uses it: released while no pod used it (flocker leases release
+    // --force, or after releaseUnused's share failed), it is let go; a NodePublishVolume stages it again.
+    const use = leaseUse(fresh, id, this.me, await this.opts.mounter.mounts());
+    if (use === 'unknown') return;
+    if (use === 'unpublished') {
+      this.staged.delete(id);
+      this.unusedSince.delete(id);
+      this.logger.warn(
+        "the lease of a volume staged here was released while no pod on this node used it: left released (not staged here any more; a pod's publish here stages it again)",
+        { dataset_id: id },
+      );
+      return;
+    }
+    try {
+      await this.client.acquireLease({ dataset_id: id, node_uuid: this.me, expires: null, holder: LEASE_HOLDER });
+      this.logger.warn(
+        'took the lease again for a volume a pod on this node uses: its lease was released while the volume was published here (by the control service while the dataset agent was down, or by flocker leases release --force) and no other node has taken it',
+        { dataset_id: id },
+      );
+    } catch (err) {
+      // Another node took it first: the next snapshot shows it lost.
+      if (!(err instanceof FlockerApiError) || err.status !== 409) throw err;
     }
   }
 
@@ -1557,32 +1584,30 @@ export class CsiDriver {
   }
 
   private async releaseIfUnused(id: string, atStart: boolean): Promise<void> {
-    if (this.inFlight.has(id)) return;
-    this.inFlight.add(id);
-    try {
-      const fresh = await this.snapshot();
-      if (!ourCsiLease(fresh, id, this.me)) return;
-      if (leaseUse(fresh, id, this.me, await this.opts.mounter.mounts()) !== 'unpublished') return;
-      // Forgotten first: recoverLeases never takes it back.
-      this.staged.delete(id);
-      this.stagedByThis.delete(id);
-      this.lost.delete(id);
-      this.unusedSince.delete(id);
-      await this.releaseOurLease(id);
-      this.logger.warn(
-        atStart
-          ? 'released the lease of a volume no pod on this node uses, held since before this plugin started (a stage cut short by a crash, or staged and never published)'
-          : `released the lease of a volume no pod on this node has used for ${Math.round((this.unusedGraceMs ?? 0) / 1000)} s (staged here and never unstaged: a stage the kubelet lost track of, or a failed stage that could not release it)`,
-        { dataset_id: id },
-      );
-    } catch (err) {
-      this.logger.warn('could not release the lease of a volume no pod on this node uses', {
-        dataset_id: id,
-        error: errorMessage(err),
-      });
-    } finally {
-      this.inFlight.delete(id);
-    }
+    await this.watchExclusive(id, async () => {
+      try {
+        const fresh = await this.snapshot();
+        if (!ourCsiLease(fresh, id, this.me)) return;
+        if (leaseUse(fresh, id, this.me, await this.opts.mounter.mounts()) !== 'unpublished') return;
+        // Forgotten first: recoverLeases never takes it back.
+        this.staged.delete(id);
+        this.stagedByThis.delete(id);
+        this.lost.delete(id);
+        this.unusedSince.delete(id);
+        await this.releaseOurLease(id);
+        this.logger.warn(
+          atStart
+            ? 'released the lease of a volume no pod on this node uses, held since before this plugin started (a stage cut short by a crash, or staged and never published)'
+            : `released the lease of a volume no pod on this node has used for ${Math.round((this.unusedGraceMs ?? 0) / 1000)} s (staged here and never unstaged: a stage the kubelet lost track of, or a failed stage that could not release it)`,
+          { dataset_id: id },
+        );
+      } catch (err) {
+        this.logger.warn('could not release the lease of a volume no pod on this node uses', {
+          dataset_id: id,
+          error: errorMessage(err),
+        });
+      }
+    });
   }
 
   private note(id: string, r: LeaseRecovery): void {
