@@ -530,7 +530,8 @@ export class CsiDriver {
 
   private async exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
     // The lease watch holds a volume's key for a few control-service round trips: wait for it rather than refuse
-    // the call (csi-sanity, and in --mode all the provisioner's DeleteVolume, do not retry ABORTED: review FRK-7).
+    // the call (csi-sanity does not retry ABORTED; no call, a DeleteVolume in --mode all included, should fail
+    // because of background work: review FRK-7).
     for (let held = this.watchHolds.get(key); held !== undefined; held = this.watchHolds.get(key)) await held;
     if (this.inFlight.has(key))
       throw new CsiError(status.ABORTED, `an operation on volume ${key} is already in progress`);
