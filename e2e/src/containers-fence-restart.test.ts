@@ -181,18 +181,21 @@ describe('a deployed container after its node fenced itself (control service out
       if (order === 'before') {
         const restartedAt = fs.statSync(agentLog).size;
         await a.startAgent({ wait: false });
-        // The restarted agent must have found the control service gone before it comes back (a fixed 3 s was
-        // shorter than the agent's start under load: it then met the control service at once and lifted the fence
-        // the other way, ci flake seen by FXD2 in session 20).
+        // The restarted agent must have fenced again (no contact for F from its start) before the control service
+        // comes back: a fixed 3 s was shorter than the agent's start plus F under load, and then it met the control
+        // service before its own fence and lifted the kept one the other way (ci26; 'cannot reach the control
+        // service' + 1 s was not enough either: it comes before F).
         await waitFor(
-          'the restarted agent to find the control service unreachable',
+          'the restarted agent to fence again',
           async () =>
-            fs.readFileSync(agentLog, 'utf8').slice(restartedAt).includes('"cannot reach the control service"')
+            fs
+              .readFileSync(agentLog, 'utf8')
+              .slice(restartedAt)
+              .includes('"fencing this node: stopping containers that use its volumes and unmounting them"')
               ? true
               : undefined,
           { timeoutMs: 30_000, intervalMs: 250 },
         );
-        await sleep(1000);
         await cluster.startControl();
       } else {
         await cluster.startControl();
