@@ -82,5 +82,9 @@ describe('an application whose container keeps crashing (review T8, TD-1)', () =
     // Fixed (FXD2): the container agent reports the crash loop (DOCKER_ERROR, exit code, restarts), and --wait says why.
     expect(seen.every((s) => !s.running)).toBe(true);
     expect(r.stdout + r.stderr).toMatch(/crash loop: .*restarted \d+ times by Docker/);
+    // With its exit code (review FR-2: Docker's restarting state shows Running true, and its ExitCode was dropped):
+    // a sample in the back-off between runs (the short-run variant between carries no code).
+    const messages = seen.map((s) => (s.error as { message?: string } | undefined)?.message ?? '');
+    expect(messages.some((m) => /^crash loop: exited with code 3, restarted \d+ times by Docker/.test(m))).toBe(true);
   });
 });
