@@ -19,69 +19,18 @@
  *   npx tsc -b e2e && npx jest --selectProjects e2e --runInBand e2e/dist/review-t7-stage-interrupted.test.js
  * Uses its own harness state dir; the harness ports are fixed, so no other scripts/k8s harness may run.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCsiClient } from '@flocker/csi-driver';
 import { waitFor } from './cluster/run';
-import { K8S_SCRIPTS, K8sHarness } from './k8s-harness';
+import { K8sHarness } from './k8s-harness';
+import { harnessProcesses, manifests, pod, pvc } from './testing/k8sFaults';
 
 jest.setTimeout(3_600_000);
 
 const DIR = '/tmp/flocker-k8s-t7-stage';
 const k8s = new K8sHarness(DIR);
 const kubectl = (args: string[], input?: string): Promise<string> => k8s.kubectl(args, input);
-const pod = 'w-0';
-const pvc = 'data-w-0';
-
-const manifests = `
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: ${pvc}}
-spec:
-  accessModes: [ReadWriteOnce]
-  storageClassName: flocker
-  resources: {requests: {storage: 64Mi}}
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: w}
-spec:
-  replicas: 1
-  serviceName: w
-  selector: {matchLabels: {app: w}}
-  template:
-    metadata: {labels: {app: w}}
-    spec:
-      automountServiceAccountToken: false
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: w
-        image: docker.io/library/busybox:1.35
-        imagePullPolicy: Never
-        env: [{name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}]
-        command: ["/bin/sh", "-c", "echo \\"started on $NODE\\" >> /data/log; sync /data/log; exec sleep 100000"]
-        volumeMounts: [{name: data, mountPath: /data}]
-      volumes: [{name: data, persistentVolumeClaim: {claimName: ${pvc}}}]
-`;
-
-/** Runs bash with the harness's lib.sh sourced (its `start`, paths and ports). */
-function harnessBash(script: string): Promise<string> {
-  return new Promise((res, rej) => {
-    execFile(
-      'bash',
-      ['-c', `set -eu; source ${join(K8S_SCRIPTS, 'lib.sh')}; ${script}`],
-      { env: { ...process.env, FLOCKER_K8S_DIR: DIR }, timeout: 60_000 },
-      (err, stdout, stderr) => (err ? rej(new Error(`${script}: ${stderr || err.message}`)) : res(stdout)),
-    );
-  });
-}
-
-const pidOf = (name: string): number => Number(readFileSync(join(DIR, 'run', `${name}.pid`), 'utf8').trim());
-const csiLog = (i: number): string => {
-  const f = join(DIR, 'logs', `flocker-csi-n${i}.log`);
-  return existsSync(f) ? readFileSync(f, 'utf8') : '';
-};
+const { bash: harnessBash, pidOf, csiLog } = harnessProcesses(DIR);
 
 /** Starts node i's CSI node plugin as up.sh does. */
 const startNodePlugin = (i: number): Promise<string> =>
