@@ -8,35 +8,14 @@
  * `flocker containers list` says running, and `--wait` ends at once with "deployed: every container is running on
  * its node", exit 0, for an application that never serves.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { sleep, TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
-import { clusterForSuite } from './cluster/suite';
-import { flockerDeploy, hostOf } from './review-t8-deploy';
+import { deploySuite, flockerDeploy, hostOf } from './review-t8-deploy';
 
 jest.setTimeout(240_000);
 
 let cluster: Cluster;
 let a: ClusterHost;
 let dir: string;
-
-clusterForSuite(
-  { hosts: 1, withDocker: true, nodeTimeoutSeconds: 10 },
-  async (started) => {
-    cluster = started;
-    [a] = cluster.hosts as [ClusterHost];
-    await a.startContainerAgent();
-    dir = fs.mkdtempSync(path.join(cluster.baseDir, 'td-crash-'));
-  },
-  async () => {
-    await flockerDeploy(cluster, dir, 'version: 1\nnodes: {}\n', APPLICATION, []).catch(() => undefined);
-    await waitFor(
-      'containers removed',
-      async () => ((await cluster.client.listContainerState()).length === 0 ? true : undefined),
-      { timeoutMs: 30_000, intervalMs: 250 },
-    ).catch(() => undefined);
-  },
-);
 
 const APPLICATION = `version: 1
 applications:
@@ -46,6 +25,12 @@ applications:
       name: always
     command_line: ["sh", "-c", "echo starting; exit 3"]
 `;
+
+deploySuite({ hosts: 1, nodeTimeoutSeconds: 10 }, 'td-crash-', APPLICATION, (started, d) => {
+  cluster = started;
+  [a] = cluster.hosts as [ClusterHost];
+  dir = d;
+});
 
 describe('an application whose container keeps crashing (review T8, TD-1)', () => {
   it('is not reported running, and --wait does not say it is deployed', async () => {

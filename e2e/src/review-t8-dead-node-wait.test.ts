@@ -13,8 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
-import { clusterForSuite } from './cluster/suite';
-import { flockerDeploy, hostOf } from './review-t8-deploy';
+import { deploySuite, flockerDeploy, hostOf } from './review-t8-deploy';
 
 jest.setTimeout(300_000);
 
@@ -41,23 +40,16 @@ applications:
     command_line: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
 `;
 
-clusterForSuite(
-  { hosts: 2, withDocker: true, nodeTimeoutSeconds: 5, leaseGraceSeconds: 2 },
-  async (started) => {
+deploySuite(
+  { hosts: 2, nodeTimeoutSeconds: 5, leaseGraceSeconds: 2 },
+  'td-dead-',
+  APPLICATION,
+  (started, d) => {
     cluster = started;
     [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
-    await Promise.all(cluster.hosts.map((h) => h.startContainerAgent()));
-    dir = fs.mkdtempSync(path.join(cluster.baseDir, 'td-dead-'));
+    dir = d;
   },
-  async () => {
-    await flockerDeploy(cluster, dir, 'version: 1\nnodes: {}\n', APPLICATION, []).catch(() => undefined);
-    await waitFor(
-      'containers removed',
-      async () =>
-        (await cluster.client.listContainerState()).every((c) => c.node_uuid === a.nodeUuid()) ? true : undefined,
-      { timeoutMs: 60_000, intervalMs: 250 },
-    ).catch(() => undefined);
-  },
+  { removed: (states) => states.every((c) => c.node_uuid === a.nodeUuid()), timeoutMs: 60_000 },
 );
 
 describe('an application whose node died (review T8, TD-4)', () => {

@@ -10,11 +10,8 @@
  * If-Match although the API supports it; see /work/notes/s20-TD-findings.md.)
  * Expected: X's wait ends once what it waits for is no longer configured, saying so and naming where db now is.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
-import { clusterForSuite } from './cluster/suite';
-import { flockerDeploy, hostOf } from './review-t8-deploy';
+import { deploySuite, flockerDeploy, hostOf } from './review-t8-deploy';
 
 jest.setTimeout(300_000);
 
@@ -34,22 +31,16 @@ applications:
     command_line: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
 `;
 
-clusterForSuite(
-  { hosts: 3, withDocker: true, nodeTimeoutSeconds: 10 },
-  async (started) => {
+deploySuite(
+  { hosts: 3, nodeTimeoutSeconds: 10 },
+  'td-race-',
+  APPLICATION,
+  (started, d) => {
     cluster = started;
     [a, b, c] = cluster.hosts as [ClusterHost, ClusterHost, ClusterHost];
-    await Promise.all(cluster.hosts.map((h) => h.startContainerAgent()));
-    dir = fs.mkdtempSync(path.join(cluster.baseDir, 'td-race-'));
+    dir = d;
   },
-  async () => {
-    await flockerDeploy(cluster, dir, 'version: 1\nnodes: {}\n', APPLICATION, []).catch(() => undefined);
-    await waitFor(
-      'containers removed',
-      async () => ((await cluster.client.listContainerState()).length === 0 ? true : undefined),
-      { timeoutMs: 60_000, intervalMs: 250 },
-    ).catch(() => undefined);
-  },
+  { timeoutMs: 60_000 },
 );
 
 describe('a deploy replaced by another while it waits (review T8, TD-2)', () => {

@@ -1,7 +1,17 @@
 /** flocker-deploy on a simulated cluster, for the review-t8 suites (tester TD, session 20). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { REPO_ROOT, run, type Cluster, type ClusterHost, type RunResult } from './cluster';
+import type { ContainerState } from '@flocker/api';
+import {
+  REPO_ROOT,
+  run,
+  waitFor,
+  type Cluster,
+  type ClusterHost,
+  type ClusterOptions,
+  type RunResult,
+} from './cluster';
+import { clusterForSuite } from './cluster/suite';
 
 export const DEPLOY_BIN = path.join(REPO_ROOT, 'packages/cli/dist/flocker-deploy.js');
 
@@ -30,4 +40,47 @@ export async function hostOf(cluster: Cluster, h: ClusterHost): Promise<string> 
   const node = (await cluster.client.listNodes()).find((n) => n.uuid === uuid);
   if (node === undefined) throw new Error(`node of host ${h.name} is not alive`);
   return node.host;
+}
+
+/** How a deploySuite's teardown removes the applications before the cluster stops. */
+export interface DeploySuiteTeardown {
+  /** Run first (say, start again an agent the test stopped). */
+  before?: () => Promise<void>;
+  /** When the containers count as removed (default: none reported). */
+  removed?: (states: ContainerState[]) => boolean;
+  /** How long to wait for that (default 30 s). */
+  timeoutMs?: number;
+}
+
+/**
+ * A cluster with Docker and a container agent on every host for the whole suite, and a temp dir (dirPrefix) for
+ * flocker-deploy's files; started(cluster, dir) hands them to the suite. Teardown deploys no nodes with application
+ * and waits for the containers to go, so their volumes are released before the cluster stops.
+ */
+export function deploySuite(
+  options: Omit<ClusterOptions, 'withDocker'>,
+  dirPrefix: string,
+  application: string,
+  started: (cluster: Cluster, dir: string) => void,
+  teardown: DeploySuiteTeardown = {},
+): void {
+  let dir = '';
+  clusterForSuite(
+    { ...options, withDocker: true },
+    async (cluster) => {
+      await Promise.all(cluster.hosts.map((h) => h.startContainerAgent()));
+      dir = fs.mkdtempSync(path.join(cluster.baseDir, dirPrefix));
+      started(cluster, dir);
+    },
+    async (cluster) => {
+      await teardown.before?.();
+      await flockerDeploy(cluster, dir, 'version: 1\nnodes: {}\n', application, []).catch(() => undefined);
+      const removed = teardown.removed ?? ((states) => states.length === 0);
+      await waitFor(
+        'containers removed',
+        async () => (removed(await cluster.client.listContainerState()) ? true : undefined),
+        { timeoutMs: teardown.timeoutMs ?? 30_000, intervalMs: 250 },
+      ).catch(() => undefined);
+    },
+  );
 }

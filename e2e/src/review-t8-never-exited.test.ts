@@ -4,11 +4,8 @@
  * It now stops at once (exit 1), saying the container exited and will not be started again. One that exited with code
  * 0 finished (review FR-9): --wait says so and ends 0.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
-import { clusterForSuite } from './cluster/suite';
-import { flockerDeploy, hostOf } from './review-t8-deploy';
+import { TINY_IMAGE, type Cluster, type ClusterHost } from './cluster';
+import { deploySuite, flockerDeploy, hostOf } from './review-t8-deploy';
 
 jest.setTimeout(240_000);
 
@@ -25,23 +22,11 @@ applications:
     command_line: ["sh", "-c", "echo done; exit 3"]
 `;
 
-clusterForSuite(
-  { hosts: 1, withDocker: true, nodeTimeoutSeconds: 10 },
-  async (started) => {
-    cluster = started;
-    [a] = cluster.hosts as [ClusterHost];
-    await a.startContainerAgent();
-    dir = fs.mkdtempSync(path.join(cluster.baseDir, 'fxd1-never-'));
-  },
-  async () => {
-    await flockerDeploy(cluster, dir, 'version: 1\nnodes: {}\n', APPLICATION, []).catch(() => undefined);
-    await waitFor(
-      'containers removed',
-      async () => ((await cluster.client.listContainerState()).length === 0 ? true : undefined),
-      { timeoutMs: 30_000, intervalMs: 250 },
-    ).catch(() => undefined);
-  },
-);
+deploySuite({ hosts: 1, nodeTimeoutSeconds: 10 }, 'fxd1-never-', APPLICATION, (started, d) => {
+  cluster = started;
+  [a] = cluster.hosts as [ClusterHost];
+  dir = d;
+});
 
 describe('restart_policy never, the container exited (review T8, TD-1 CLI half)', () => {
   it('--wait stops early with exit 1 saying it exited, not at its timeout', async () => {

@@ -7,11 +7,8 @@
  * The container agent is stopped so that the wait is still waiting when the control service is killed and started
  * again; then the container agent comes back and creates the container: --wait must end "deployed", exit 0.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
-import { clusterForSuite } from './cluster/suite';
-import { flockerDeploy, hostOf } from './review-t8-deploy';
+import { deploySuite, flockerDeploy, hostOf } from './review-t8-deploy';
 
 jest.setTimeout(300_000);
 
@@ -26,22 +23,19 @@ applications:
     command_line: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
 `;
 
-clusterForSuite(
-  { hosts: 1, withDocker: true, nodeTimeoutSeconds: 10 },
-  async (started) => {
+deploySuite(
+  { hosts: 1, nodeTimeoutSeconds: 10 },
+  'fxr1-restart-',
+  APPLICATION,
+  (started, d) => {
     cluster = started;
     [a] = cluster.hosts as [ClusterHost];
-    await a.startContainerAgent();
-    dir = fs.mkdtempSync(path.join(cluster.baseDir, 'fxr1-restart-'));
+    dir = d;
   },
-  async () => {
-    if (a.containerAgentPid() === undefined) await a.startContainerAgent().catch(() => undefined);
-    await flockerDeploy(cluster, dir, 'version: 1\nnodes: {}\n', APPLICATION, []).catch(() => undefined);
-    await waitFor(
-      'containers removed',
-      async () => ((await cluster.client.listContainerState()).length === 0 ? true : undefined),
-      { timeoutMs: 30_000, intervalMs: 250 },
-    ).catch(() => undefined);
+  {
+    before: async () => {
+      if (a.containerAgentPid() === undefined) await a.startContainerAgent().catch(() => undefined);
+    },
   },
 );
 

@@ -8,11 +8,8 @@
  * sizes. Expected: the volume is grown (as `flocker volumes resize` does), or the plan says the size is not applied
  * and how to apply it — never a silent "unchanged".
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
-import { clusterForSuite } from './cluster/suite';
-import { flockerDeploy, hostOf } from './review-t8-deploy';
+import { deploySuite, flockerDeploy, hostOf } from './review-t8-deploy';
 
 jest.setTimeout(240_000);
 
@@ -31,23 +28,11 @@ applications:
     command_line: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
 `;
 
-clusterForSuite(
-  { hosts: 1, withDocker: true, nodeTimeoutSeconds: 10 },
-  async (started) => {
-    cluster = started;
-    [a] = cluster.hosts as [ClusterHost];
-    await a.startContainerAgent();
-    dir = fs.mkdtempSync(path.join(cluster.baseDir, 'td-size-'));
-  },
-  async () => {
-    await flockerDeploy(cluster, dir, 'version: 1\nnodes: {}\n', application('64MiB'), []).catch(() => undefined);
-    await waitFor(
-      'containers removed',
-      async () => ((await cluster.client.listContainerState()).length === 0 ? true : undefined),
-      { timeoutMs: 30_000, intervalMs: 250 },
-    ).catch(() => undefined);
-  },
-);
+deploySuite({ hosts: 1, nodeTimeoutSeconds: 10 }, 'td-size-', application('64MiB'), (started, d) => {
+  cluster = started;
+  [a] = cluster.hosts as [ClusterHost];
+  dir = d;
+});
 
 describe('a redeploy with a changed volume maximum_size (review T8, TD-3)', () => {
   it('is applied, or the plan says it is not — never a silent "unchanged"', async () => {

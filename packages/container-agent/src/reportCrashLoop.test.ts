@@ -29,6 +29,30 @@ const observed = (o: Partial<ObservedContainer>): ObservedContainer => ({
   ...o,
 });
 
+/** The control service as node `me`'s container agent sees it: crashy configured there; its reports kept. */
+function agentClient(me: string): { client: AgentClient; reports: ContainerReport[] } {
+  const crashy = ContainerConfiguration.parse({ name: 'crashy', node_uuid: me, image: 'tiny' });
+  const reports: ContainerReport[] = [];
+  const client: AgentClient = {
+    waitForCluster: async () => ({ generation: 'g', configuration_tag: 'v1', datasets: [], leases: [], nodes: [] }),
+    listContainers: async () => [crashy],
+    listDatasets: async () => [],
+    listNodes: async () => [{ uuid: me, host: '10.0.0.1' }],
+    reportContainers: async (_n, r) => {
+      reports.push(r);
+      return { generation: 'g' };
+    },
+  };
+  return { client, reports };
+}
+/** crashy's report: not running, with this Docker error. */
+const notRunning = (message: string, attempts: number, since: number) => ({
+  name: 'crashy',
+  image: 'tiny',
+  running: false,
+  error: { code: 'DOCKER_ERROR', message, attempts, since: new Date(since).toISOString() },
+});
+
 describe('a container Docker keeps restarting (TD-1)', () => {
   test('is reported not running, with its last exit code and restart count', () => {
     const [c] = reportOf(
@@ -36,17 +60,13 @@ describe('a container Docker keeps restarting (TD-1)', () => {
       new Map(),
       [want],
     ).containers;
-    expect(c).toEqual({
-      name: 'crashy',
-      image: 'tiny',
-      running: false,
-      error: {
-        code: 'DOCKER_ERROR',
-        message: 'crash loop: exited with code 3, restarted 7 times by Docker (restart policy), restarting again',
-        attempts: 7,
-        since: new Date(CREATED).toISOString(),
-      },
-    });
+    expect(c).toEqual(
+      notRunning(
+        'crash loop: exited with code 3, restarted 7 times by Docker (restart policy), restarting again',
+        7,
+        CREATED,
+      ),
+    );
   });
 
   test('restarting before Docker counted a restart, or without what inspect tells: still not running', () => {
@@ -62,17 +82,7 @@ describe('a container Docker keeps restarting (TD-1)', () => {
       new Map(),
       [want],
     ).containers;
-    expect(exited).toEqual({
-      name: 'crashy',
-      image: 'tiny',
-      running: false,
-      error: {
-        code: 'DOCKER_ERROR',
-        message: 'exited with code 3',
-        attempts: 1,
-        since: new Date(EXITED).toISOString(),
-      },
-    });
+    expect(exited).toEqual(notRunning('exited with code 3', 1, EXITED));
     // Exit code 0: stopped cleanly (a job done, or a user's stop of a process that exits 0), no error.
     expect(
       reportOf([observed({ state: 'exited', exitCode: 0, finishedAt: EXITED })], new Map(), [want]).containers,
@@ -96,17 +106,9 @@ describe('a container Docker keeps restarting (TD-1)', () => {
       [want],
       EXITED + 2_000,
     ).containers;
-    expect(c).toEqual({
-      name: 'crashy',
-      image: 'tiny',
-      running: false,
-      error: {
-        code: 'DOCKER_ERROR',
-        message: 'crash loop: restarted 4 times by Docker (restart policy), up again for 2 s only',
-        attempts: 4,
-        since: new Date(CREATED).toISOString(),
-      },
-    });
+    expect(c).toEqual(
+      notRunning('crash loop: restarted 4 times by Docker (restart policy), up again for 2 s only', 4, CREATED),
+    );
   });
 
   test("the agent's own failure to start it wins over what Docker says", () => {
@@ -146,18 +148,7 @@ describe('the report after a start (TD-1)', () => {
 
   test('waits startSettleMs before looking: a container that exits at once is not reported running', async () => {
     const ME = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-    const crashy = ContainerConfiguration.parse({ name: 'crashy', node_uuid: ME, image: 'tiny' });
-    const reports: ContainerReport[] = [];
-    const client: AgentClient = {
-      waitForCluster: async () => ({ generation: 'g', configuration_tag: 'v1', datasets: [], leases: [], nodes: [] }),
-      listContainers: async () => [crashy],
-      listDatasets: async () => [],
-      listNodes: async () => [{ uuid: ME, host: '10.0.0.1' }],
-      reportContainers: async (_n, r) => {
-        reports.push(r);
-        return { generation: 'g' };
-      },
-    };
+    const { client, reports } = agentClient(ME);
     const clock = new ManualClock();
     const logger = winston.createLogger({ silent: true });
     const runtime = new CrashingRuntime(clock);
@@ -207,18 +198,7 @@ describe("the crash-loop rule reads Docker's times against the wall clock (revie
     async remove() {}
   }
   async function reported(wallAhead: number, upMs: number): Promise<ContainerReport['containers']> {
-    const crashy = ContainerConfiguration.parse({ name: 'crashy', node_uuid: ME, image: 'tiny' });
-    const reports: ContainerReport[] = [];
-    const client: AgentClient = {
-      waitForCluster: async () => ({ generation: 'g', configuration_tag: 'v1', datasets: [], leases: [], nodes: [] }),
-      listContainers: async () => [crashy],
-      listDatasets: async () => [],
-      listNodes: async () => [{ uuid: ME, host: '10.0.0.1' }],
-      reportContainers: async (_n, r) => {
-        reports.push(r);
-        return { generation: 'g' };
-      },
-    };
+    const { client, reports } = agentClient(ME);
     const clock = new SkewedClock(wallAhead);
     const logger = winston.createLogger({ silent: true });
     const agent = new ContainerAgent({
@@ -239,18 +219,7 @@ describe("the crash-loop rule reads Docker's times against the wall clock (revie
   });
 
   test("a failure to create it: since is the wall clock's time, not the monotonic clock's", async () => {
-    const crashy = ContainerConfiguration.parse({ name: 'crashy', node_uuid: ME, image: 'tiny' });
-    const reports: ContainerReport[] = [];
-    const client: AgentClient = {
-      waitForCluster: async () => ({ generation: 'g', configuration_tag: 'v1', datasets: [], leases: [], nodes: [] }),
-      listContainers: async () => [crashy],
-      listDatasets: async () => [],
-      listNodes: async () => [{ uuid: ME, host: '10.0.0.1' }],
-      reportContainers: async (_n, r) => {
-        reports.push(r);
-        return { generation: 'g' };
-      },
-    };
+    const { client, reports } = agentClient(ME);
     const refusing: ContainerRuntime = {
       list: async () => [],
       create: async () => {
@@ -329,18 +298,7 @@ describe("a container this node's fence stopped (review FR-3)", () => {
   });
 
   test("an agent turn while the node's dataset agent reports the fence (still cleaning up): the fence's message", async () => {
-    const crashy = ContainerConfiguration.parse({ name: 'crashy', node_uuid: ME, image: 'tiny' });
-    const reports: ContainerReport[] = [];
-    const client: AgentClient = {
-      waitForCluster: async () => ({ generation: 'g', configuration_tag: 'v1', datasets: [], leases: [], nodes: [] }),
-      listContainers: async () => [crashy],
-      listDatasets: async () => [],
-      listNodes: async () => [{ uuid: ME, host: '10.0.0.1' }],
-      reportContainers: async (_n, r) => {
-        reports.push(r);
-        return { generation: 'g' };
-      },
-    };
+    const { client, reports } = agentClient(ME);
     const runtime: ContainerRuntime = {
       list: async () => [{ ...victim, hash: 'h' }],
       create: async () => {},
