@@ -35,6 +35,10 @@ node -e '
     if (!fs.existsSync(file)) { f++; console.log(n + ": no results (runner failed)"); continue; }
     const r = JSON.parse(fs.readFileSync(file, "utf8"));
     p += r.numPassedTests; f += r.numFailedTests + (r.numRuntimeErrorTestSuites || 0); s += r.numPendingTests;
+    // The slowest suites, so the next change to the run'"'"'s length knows where its minutes go (CI bound: 60 min).
+    const slow = (r.testResults || []).map((t) => [((t.endTime || 0) - (t.startTime || 0)) / 1000, t.name.replace(process.cwd() + "/", "")])
+      .sort((a, b) => b[0] - a[0]).slice(0, 15);
+    console.log(n + ": slowest suites: " + slow.map(([d, name]) => name + " " + d.toFixed(0) + " s").join(", "));
     console.log(n + ": " + r.numPassedTests + " passed, " + (r.numFailedTests + (r.numRuntimeErrorTestSuites || 0)) + " failed");
   }
   if (p === 0) { f++; console.log("no test ran"); }
