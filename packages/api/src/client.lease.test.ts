@@ -2,7 +2,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FlockerClient } from './client';
-import { CreateLeaseRequest, LeaseHolder, ReleasedLease } from './schemas';
+import { CreateLeaseRequest, Lease, LeaseHolder, ReleasedLease } from './schemas';
 
 const D = '11111111-1111-4111-8111-111111111111';
 const N = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -82,5 +82,49 @@ describe('FlockerClient lease holders', () => {
     );
     // The answer stays strict: an unknown field is refused.
     expect(ReleasedLease.safeParse({ dataset_id: D, node_uuid: N, expires: null, other: 1 }).success).toBe(false);
+  });
+
+  it('acquireLease sends release_on_request; the answer reads release_on_request and release_requested', async () => {
+    const requested = { by: 'api', at: '2026-12-06T15:40:00.000Z' };
+    const srv = await recorder({
+      dataset_id: D,
+      node_uuid: N,
+      expires: null,
+      holders: ['docker'],
+      release_on_request: true,
+      release_requested: requested,
+    });
+    try {
+      const client = new FlockerClient({ baseUrl: srv.url });
+      const lease = await client.acquireLease({
+        dataset_id: D,
+        node_uuid: N,
+        expires: null,
+        holder: 'docker',
+        release_on_request: true,
+      });
+      expect(lease.release_on_request).toBe(true);
+      expect(lease.release_requested).toEqual(requested);
+      expect(JSON.parse(srv.seen[0]?.body ?? '')).toMatchObject({ release_on_request: true });
+      expect(await client.declineReleaseRequest(D)).toMatchObject({ dataset_id: D });
+      expect(srv.seen.map((s) => `${s.method} ${s.url}`)).toEqual([
+        'POST /v1/configuration/leases',
+        `DELETE /v1/configuration/leases/${D}/release-request`,
+      ]);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('release_requested: by a node UUID or api, at an ISO time; release_on_request only true in a lease', () => {
+    const base = { dataset_id: D, node_uuid: N, expires: 3 };
+    expect(Lease.safeParse({ ...base, release_requested: { by: N, at: '2026-12-06T15:40:00Z' } }).success).toBe(true);
+    expect(Lease.safeParse({ ...base, release_requested: { by: 'someone', at: '2026-12-06T15:40:00Z' } }).success).toBe(
+      false,
+    );
+    expect(Lease.safeParse({ ...base, release_requested: { by: 'api', at: 'yesterday' } }).success).toBe(false);
+    expect(Lease.safeParse({ ...base, release_on_request: false }).success).toBe(false);
+    expect(CreateLeaseRequest.safeParse({ ...base, release_on_request: false }).success).toBe(true);
+    expect(CreateLeaseRequest.safeParse({ ...base, release_on_request: 'yes' }).success).toBe(false);
   });
 });

@@ -235,12 +235,14 @@ async function answerError(res: Dispatcher.ResponseData, what: string): Promise<
 
 /**
  * Writes safe to repeat by construction: the agents' reports replace the node's whole state; a lease acquire by the
- * node already holding it renews it (200) and adds the same holder again.
+ * node already holding it renews it (200) and adds the same holder again; a declined release request stays declined.
  */
 const SAFE_TO_REPEAT: ReadonlySet<RouteContract> = new Set<RouteContract>([
   apiRoutes.reportNodeState,
   apiRoutes.reportContainers,
   apiRoutes.acquireLease,
+  // Clearing a release request twice is clearing it once.
+  apiRoutes.declineReleaseRequest,
 ]);
 
 function errorCode(err: unknown): string | undefined {
@@ -550,6 +552,15 @@ export class FlockerClient {
     return (
       await this.call(apiRoutes.releaseLease, { params: { dataset_id: datasetId }, ...(query ? { query } : {}) }, write)
     ).value;
+  }
+
+  /**
+   * The holder's "no" to a request to let go of its `release_on_request` lease (`release_requested`): the volume is
+   * in use. Requests waiting for the lease are refused at once. Idempotent: a lease with no request pending is
+   * answered as it is; no lease at all is 404 LEASE_NOT_FOUND.
+   */
+  async declineReleaseRequest(datasetId: string, options: WriteOptions = {}): Promise<Lease> {
+    return (await this.call(apiRoutes.declineReleaseRequest, { params: { dataset_id: datasetId } }, options)).value;
   }
 
   /** What the control service decided on its own (node deaths, leases of dead nodes released), oldest first. */

@@ -484,6 +484,18 @@ export const LeaseHolder = z
   .regex(/^[a-z][a-z0-9-]{0,31}$/, { message: 'must be 1-32 lower-case letters, digits or -, starting with a letter' })
   .describe('A local user of the lease on its node, such as docker or csi.');
 
+/** Who asked the holder of a `release_on_request` lease to let go of it, and when (the control service's clock). */
+export const LeaseReleaseRequest = z
+  .object({
+    by: z
+      .union([NodeUuid, z.literal('api')])
+      .describe(
+        'The node whose request asked for the lease (its lease, a move to it, a delete), or api (an API user).',
+      ),
+    at: z.iso.datetime({ offset: true }).describe('When the control service recorded the request (ISO 8601).'),
+  })
+  .strict();
+
 export const Lease = z
   .object({
     dataset_id: DatasetId,
@@ -507,6 +519,15 @@ export const Lease = z
       .describe(
         'Present (true) beside holders when an acquire without a holder holds the lease too: only a release without a holder ends that share.',
       ),
+    release_on_request: z
+      .literal(true)
+      .optional()
+      .describe(
+        "Present (true) when the holder promised to let go of the lease when asked while nothing uses it (the Docker plugin keeps an idle volume's lease so): a request this lease would refuse asks for it and waits a few seconds instead (packages/control-api/README.md, the lease hand-over). Absent otherwise.",
+      ),
+    release_requested: LeaseReleaseRequest.optional().describe(
+      'Present while someone asked the holder of a release_on_request lease to let go of it; cleared when the holder declines.',
+    ),
   })
   .strict();
 
@@ -534,6 +555,12 @@ export const CreateLeaseRequest = z
     holder: LeaseHolder.optional().describe(
       "Who on the node takes the lease (docker, csi): acquiring the node's lease again adds the holder. Without: an unnamed share that only a release without holder ends.",
     ),
+    release_on_request: z
+      .boolean()
+      .optional()
+      .describe(
+        'true: the node promises to let go of the lease when asked while nothing uses it (or to decline the request at once); a request the lease would refuse then asks for it and waits for it instead of failing at once. false clears it; absent keeps what the lease had (a new lease: false). An extension of Flocker v1 (a service before it refuses the field: 400).',
+      ),
   })
   .strict();
 
@@ -934,6 +961,7 @@ export type BackendSnapshot = z.infer<typeof BackendSnapshot>;
 export type Lease = z.infer<typeof Lease>;
 export type CreateLeaseRequest = z.infer<typeof CreateLeaseRequest>;
 export type ReleasedLease = z.infer<typeof ReleasedLease>;
+export type LeaseReleaseRequest = z.infer<typeof LeaseReleaseRequest>;
 export type ManifestationState = z.infer<typeof ManifestationState>;
 export type BackendVolume = z.infer<typeof BackendVolume>;
 export type ActionError = z.infer<typeof ActionError>;

@@ -10,6 +10,7 @@ import {
   DatasetConfiguration,
   DatasetId,
   LeaseHolder,
+  LeaseReleaseRequest,
   NodeSummary,
   NodeUuid,
   SnapshotConfiguration,
@@ -31,6 +32,10 @@ export const StoredLeaseSchema = z
     /** Named holders (never empty) and whether an unnamed acquire holds it too; absent in stores from before them. */
     holders: z.array(LeaseHolder).min(1).readonly().optional(),
     unnamed: z.literal(true).optional(),
+    /** The holder lets go of it when asked while unused (session 21); written only when true. */
+    release_on_request: z.literal(true).optional(),
+    /** Someone asked for it (by a node UUID or api, at an ISO time); written only while pending. */
+    release_requested: LeaseReleaseRequest.readonly().optional(),
   })
   .strict();
 

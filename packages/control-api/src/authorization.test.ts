@@ -358,6 +358,31 @@ const table: Row[] = [
     req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: THEIRS }),
     false,
   ],
+  // Declining a release request (session 21): the holder node (its plugin knows the volume is in use) or a user.
+  [
+    'node declines the request for its own lease',
+    node,
+    req('delete', '/v1/configuration/leases/:dataset_id/release-request', { dataset_id: MINE }),
+    true,
+  ],
+  [
+    'node declines for an absent lease (the store answers 404)',
+    node,
+    req('delete', '/v1/configuration/leases/:dataset_id/release-request', { dataset_id: FREE }),
+    true,
+  ],
+  [
+    "node declines the request for another node's lease",
+    node,
+    req('delete', '/v1/configuration/leases/:dataset_id/release-request', { dataset_id: THEIRS }),
+    false,
+  ],
+  [
+    "user declines the request for any node's lease",
+    user,
+    req('delete', '/v1/configuration/leases/:dataset_id/release-request', { dataset_id: THEIRS }),
+    true,
+  ],
   // Others.
   ['the control certificate as a client', control, req('get', '/v1/version'), false],
   ['no identity (unknown common name)', undefined, req('get', '/v1/version'), false],

@@ -214,6 +214,14 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
         ? ALLOW
         : deny(`${who} may release only its own leases; node ${holder} holds the lease on dataset ${id}.`);
     }
+    case 'delete /v1/configuration/leases/:dataset_id/release-request': {
+      const id = (req.params['dataset_id'] ?? '').toLowerCase();
+      const holder = facts.leaseHolder(id);
+      // Declining says "in use here": only the holder knows (its plugin); no lease at all: the store answers 404.
+      return holder === undefined || holder === me
+        ? ALLOW
+        : deny(`${who} may decline only requests for its own leases; node ${holder} holds the lease on dataset ${id}.`);
+    }
     default:
       return deny(`${who} may not ${req.method.toUpperCase()} ${req.route}.`);
   }

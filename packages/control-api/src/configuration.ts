@@ -10,6 +10,7 @@ import type {
   CreateSnapshotRequest,
   DatasetConfiguration,
   Lease,
+  LeaseReleaseRequest,
   NodeSummary,
   SnapshotConfiguration,
   ReleasedLease,
@@ -37,6 +38,13 @@ export interface StoredLease {
   readonly holders?: readonly string[];
   /** Beside holders: an acquire without a holder holds it too. Stored only when true. */
   readonly unnamed?: true;
+  /**
+   * The holder promised to let go of it when asked while nothing uses it (the Docker plugin's idle lease): a request
+   * it would refuse asks for it instead (leaseHandover.ts). Stored only when true.
+   */
+  readonly release_on_request?: true;
+  /** A pending request to let go of it (by: node UUID or api; at: ISO time). Stored only while pending. */
+  readonly release_requested?: Readonly<LeaseReleaseRequest>;
 }
 
 /** Who holds a lease: named holders, and whether an unnamed (holder-less, Flocker v1) acquire does. */
@@ -120,6 +128,9 @@ export function leaseView(lease: StoredLease, now: number): Lease {
     // Omitted while only unnamed acquires hold it: again the lease v1 clients always saw.
     ...(lease.holders !== undefined ? { holders: [...lease.holders] } : {}),
     ...(lease.holders !== undefined && lease.unnamed === true ? { unnamed_holder: true } : {}),
+    // Both omitted unless used: the v1 lease again.
+    ...(lease.release_on_request === true ? { release_on_request: true } : {}),
+    ...(lease.release_requested !== undefined ? { release_requested: { ...lease.release_requested } } : {}),
   };
 }
 
@@ -365,18 +376,41 @@ export function acquireLease(config: Configuration, req: CreateLeaseRequest, now
     req.holder === undefined
       ? { names: had.names, unnamed: true }
       : { names: had.names.includes(req.holder) ? had.names : [...had.names, req.holder], unnamed: had.unnamed };
+  const onRequest = releaseOnRequest(existing, had, shares, req.release_on_request);
   const lease: StoredLease = {
     dataset_id: req.dataset_id,
     node_uuid: req.node_uuid,
     expires_at: req.expires === null ? null : now + Math.round(req.expires * 1000),
     ...(pinned ? { pinned: true as const } : {}),
     ...storedShares(shares),
+    ...(onRequest ? { release_on_request: true as const } : {}),
+    // A request stays pending while the promise holds: the holder answers it (lets go, or declines).
+    ...(onRequest && existing?.release_requested !== undefined
+      ? { release_requested: existing.release_requested }
+      : {}),
   };
   return {
     config: withLeases(config, setEntry(config.leases, req.dataset_id, lease)),
     result: leaseView(lease, now),
     status: existing === undefined ? 201 : 200,
   };
+}
+
+/**
+ * Whether the lease, after an acquire by its node, is still let go of on request. The request's field decides when
+ * given; without it a renewal keeps what the lease had, but a share added by an acquire that did not promise (another
+ * holder, or the first unnamed acquire) clears it: that user never said it lets go when asked.
+ */
+function releaseOnRequest(
+  existing: StoredLease | undefined,
+  had: LeaseShares,
+  shares: LeaseShares,
+  asked: boolean | undefined,
+): boolean {
+  if (asked !== undefined) return asked;
+  if (existing?.release_on_request !== true) return false;
+  const added = shares.names.some((n) => !had.names.includes(n)) || (shares.unnamed && !had.unnamed);
+  return !added;
 }
 
 /**
@@ -407,6 +441,8 @@ export function releaseLease(
         expires_at: existing.expires_at,
         ...(existing.pinned === true ? { pinned: true as const } : {}),
         ...storedShares(shares),
+        ...(existing.release_on_request === true ? { release_on_request: true as const } : {}),
+        ...(existing.release_requested !== undefined ? { release_requested: existing.release_requested } : {}),
       };
       return {
         config: withLeases(config, setEntry(config.leases, datasetId, lease)),

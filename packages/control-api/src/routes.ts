@@ -57,6 +57,7 @@ import { requireBackupNode } from './backups';
 import { type Handlers, implement, type RouteSpec } from './routeSpec';
 import { watchContentType, watchNode } from './agentWatch';
 import { WHOLE_CLUSTER } from './nodeViews';
+import { declineReleaseRequest } from './leaseHandover';
 
 export { canonicalInput } from './routeSpec';
 export type { Reply, RouteContext, RouteSpec } from './routeSpec';
@@ -182,6 +183,11 @@ const datasetHandlers: Omit<
   releaseLease: async (state, { params, query, ifMatches }) => {
     const applied = await state.mutate((c, now) => releaseLease(c, params.dataset_id, now, query.holder), ifMatches);
     return { status: 200, body: ReleasedLease.parse(applied.result), tag: state.configurationTag };
+  },
+  // The holder's "no" to a release request (leaseHandover.ts): its waiters are answered at once.
+  declineReleaseRequest: async (state, { params, ifMatches }) => {
+    const applied = await state.mutate((c, now) => declineReleaseRequest(c, params.dataset_id, now), ifMatches);
+    return { status: 200, body: Lease.parse(applied.result), tag: state.configurationTag };
   },
   reportNodeState: async (state, { params, body: report }, views) => {
     if (report.uuid !== params.uuid) {

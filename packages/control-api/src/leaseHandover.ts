@@ -1,0 +1,140 @@
+/**
+ * The lease hand-over (session 21, README: the lease hand-over): a lease its holder took with `release_on_request` (the Docker
+ * plugin's lease of a volume no container uses any more) is asked for, rather than refused at once, by a request it
+ * blocks; the holder lets go (or declines) and the request is evaluated again. Pure decisions only: which refusal
+ * becomes a request, the request recorded or declined, what a waiter sees at each change and what it answers after
+ * the wait. The wait itself is in handoverWait.ts.
+ */
+import type { Lease, LeaseReleaseRequest } from '@flocker/api';
+import {
+  type Applied,
+  type Configuration,
+  leaseHolderText,
+  leaseView,
+  liveLease,
+  type StoredLease,
+} from './configuration';
+import { ConfigurationError } from './errors';
+import { setEntry } from './PersistentMap';
+
+/** Who asks: the UUID of the node whose request the lease blocks (its lease, a move to it, its delete), or "api". */
+export type Requester = string;
+
+/**
+ * The lease a refusal (LEASE_HELD) of `requester`'s request on `datasetId` may be asked for, or undefined when the
+ * refusal stands as it is: no live lease, a lease whose holder did not promise to let go (the CLI's, the CSI
+ * driver's: as before), the requester's own lease, or a holder node declared dead (the lease grace decides then).
+ */
+export function handoverCandidate(
+  config: Configuration,
+  datasetId: string,
+  requester: Requester,
+  now: number,
+  isDead: (node: string) => boolean,
+): StoredLease | undefined {
+  const lease = liveLease(config, datasetId, now);
+  if (lease?.release_on_request !== true) return undefined;
+  if (lease.node_uuid === requester || isDead(lease.node_uuid)) return undefined;
+  return lease;
+}
+
+/**
+ * Records the request on `holder`'s lease of `datasetId` (release_requested: by, at), unless one is pending already
+ * (the first asker's stays: the holder answers every waiter with one release or one decline) or the lease is no longer
+ * that holder's promise (gone, another node's, the promise withdrawn): then nothing changes. `result`: the request
+ * pending on the lease afterwards, if any.
+ */
+export function requestRelease(
+  config: Configuration,
+  datasetId: string,
+  holder: string,
+  by: Requester,
+  at: string,
+  now: number,
+): Applied<LeaseReleaseRequest | undefined> {
+  const lease = liveLease(config, datasetId, now);
+  if (lease === undefined || lease.node_uuid !== holder || lease.release_on_request !== true) {
+    return { config, result: undefined, status: 200 };
+  }
+  if (lease.release_requested !== undefined) return { config, result: lease.release_requested, status: 200 };
+  const request: LeaseReleaseRequest = { by, at };
+  return {
+    config: withLease(config, { ...lease, release_requested: request }),
+    result: request,
+    status: 200,
+  };
+}
+
+/**
+ * The holder's "no" (DELETE …/release-request): clears the pending request, which answers every waiter at once.
+ * A lease with none pending is answered unchanged (a repeated decline); no live lease is LEASE_NOT_FOUND.
+ */
+export function declineReleaseRequest(config: Configuration, datasetId: string, now: number): Applied<Lease> {
+  const lease = liveLease(config, datasetId, now);
+  if (lease === undefined) {
+    throw new ConfigurationError('LEASE_NOT_FOUND', `There is no lease on the dataset ${datasetId}.`);
+  }
+  if (lease.release_requested === undefined) return { config, result: leaseView(lease, now), status: 200 };
+  const { release_requested: _declined, ...kept } = lease;
+  return { config: withLease(config, kept), result: leaseView(kept, now), status: 200 };
+}
+
+function withLease(config: Configuration, lease: StoredLease): Configuration {
+  return { ...config, version: config.version + 1, leases: setEntry(config.leases, lease.dataset_id, lease) };
+}
+
+/**
+ * What a waiter reads in a configuration: 'gone' (the holder let go, or the lease ended or changed hands: evaluate
+ * the request again), 'declined' (its request is no longer the one pending, or the holder withdrew its promise) or
+ * 'waiting'. `request`: the request pending when the waiter began.
+ */
+export type HandoverProgress = 'waiting' | 'gone' | 'declined';
+
+export function handoverProgress(
+  config: Configuration,
+  datasetId: string,
+  holder: string,
+  request: LeaseReleaseRequest,
+  now: number,
+): HandoverProgress {
+  const lease = liveLease(config, datasetId, now);
+  if (lease === undefined || lease.node_uuid !== holder) return 'gone';
+  if (lease.release_on_request !== true) return 'declined';
+  const pending = lease.release_requested;
+  // A new request after a decline (another asker) is not ours: ours was declined in between.
+  if (pending === undefined || pending.by !== request.by || pending.at !== request.at) return 'declined';
+  return 'waiting';
+}
+
+/** How the wait ended: the holder let go (or the lease went), declined, or did not answer in time. */
+export type HandoverOutcome = 'gone' | 'declined' | 'timeout';
+
+/**
+ * The refusal of the request evaluated again after the wait (`refusal`), with why the hand-over did not happen when
+ * the same holder still blocks it; any other refusal is answered as it is.
+ */
+export function refusalAfterHandover(
+  refusal: unknown,
+  config: Configuration,
+  datasetId: string,
+  holder: string,
+  outcome: HandoverOutcome,
+  waitMs: number,
+  now: number,
+  hostOf: (node: string) => string | undefined,
+): unknown {
+  if (!(refusal instanceof ConfigurationError) || refusal.code !== 'LEASE_HELD') return refusal;
+  const lease = liveLease(config, datasetId, now);
+  if (lease === undefined || lease.node_uuid !== holder || outcome === 'gone') return refusal;
+  const where = hostOf(holder) ?? `node ${holder}`;
+  const why =
+    outcome === 'declined'
+      ? `Its holder's Docker plugin declined to let go of it: a container on ${where} uses it.`
+      : `Its holder (${leaseHolderText(lease)}) was asked to let go of it and did not within ${seconds(waitMs)} (is the Docker plugin on ${where} running?).`;
+  return new ConfigurationError('LEASE_HELD', `${refusal.message} ${why}`);
+}
+
+/** "5 s", "0.5 s": the wait as the operator set it. */
+function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(3))} s`;
+}
