@@ -18,6 +18,7 @@ import {
   type FlockerClient,
   type Lease,
   type NodeState,
+  type WriteOptions,
 } from '@flocker/api';
 import { errorMessage } from '@flocker/runtime';
 import type { Logger } from 'winston';
@@ -35,6 +36,15 @@ import {
   type VolumeRef,
 } from './DockerReconciler';
 import type { DockerContainer, DockerVolume } from './DockerView';
+import {
+  keepAfterLastUnmountMs,
+  keptLeaseStep,
+  releaseRequestOf,
+  releasesOnRequest,
+  snapshotFacts,
+  type KeptLeaseStep,
+  type ReleaseRequest,
+} from './idleLeases';
 import { MountRegistry, type MountEntry } from './MountRegistry';
 import type { MountTable, MountTracker } from './MountTable';
 import {
@@ -77,7 +87,8 @@ export type ControlClient = Pick<
   'createDataset' | 'updateDataset' | 'deleteDataset' | 'acquireLease' | 'releaseLease' | 'waitForCluster'
 > &
   // The whole cluster's watch (issue 23): followed by deltas when the client offers it, else long-polled.
-  Partial<Pick<FlockerClient, 'watchCluster'>>;
+  // Declining a request for an idle-kept lease (session 21): without it the requester waits out the hand-over.
+  Partial<Pick<FlockerClient, 'watchCluster' | 'declineReleaseRequest'>>;
 
 export interface FlockerVolumeBackendOptions {
   client: ControlClient;
@@ -110,6 +121,13 @@ export interface FlockerVolumeBackendOptions {
   mountSafetyWindowMs?: number;
   /** The clock (ms since the epoch); default Date.now. */
   now?: () => number;
+  /**
+   * How long the lease of a volume no container here uses any more is kept (idle_lease_seconds), so the next
+   * container here takes and lets go of no lease; it is let go of at once when the control service asks for it
+   * (another node's Mount, a move, a delete). Only against a control service that echoes release_on_request in
+   * its grants. Default 0: released after the last Unmount (Docker's copy-up cycle aside).
+   */
+  idleLeaseMs?: number;
   /**
    * How long this node's agent must keep reporting a final refusal of the dataset (mountRefusal) before a Mount
    * fails on it rather than waiting for its timeout. Default REFUSAL_GRACE_MS.
@@ -147,6 +165,14 @@ class MountRefusedError extends Error {
   ) {
     super(refusal.error.message);
   }
+}
+
+/** How long after a control service refused release_on_request (an older release) the plugin asks with it again. */
+export const RELEASE_ON_REQUEST_RETRY_MS = 10 * 60_000;
+
+/** Whether a lease POST was refused because the control service does not know release_on_request (400). */
+export function refusesReleaseOnRequest(err: unknown): boolean {
+  return apiStatus(err) === 400 && errorMessage(err).includes('release_on_request');
 }
 
 /** How many datasets removed here lookups keep skipping (far more than one snapshot can lag behind). */
@@ -304,9 +330,17 @@ export type LeaseVerdict =
 /**
  * What a Mount can do about the lease another node holds on the volume, from the
  * snapshot: the control service releases the (unpinned) leases of a node dead for
- * lease_grace_seconds, so waiting is worth it only then.
+ * lease_grace_seconds, so waiting is worth it only then. `refusal`: the control
+ * service's description of its 409, which for a lease its holder lets go of on request
+ * says why it did not (declined: a container there uses it; or it did not answer).
  */
-export function leaseVerdict(s: ClusterSnapshot, datasetId: string, me: string, name: string): LeaseVerdict {
+export function leaseVerdict(
+  s: ClusterSnapshot,
+  datasetId: string,
+  me: string,
+  name: string,
+  refusal?: string,
+): LeaseVerdict {
   const lease = leaseOf(s, datasetId);
   if (!lease || lease.node_uuid === me) return { kind: 'free' };
   const holder = nodeOf(s, lease.node_uuid);
@@ -316,6 +350,15 @@ export function leaseVerdict(s: ClusterSnapshot, datasetId: string, me: string, 
     return {
       kind: 'fail',
       message: `volume ${name} is leased to host ${host} and an admin pinned it there: it stays even if that host is down. To move it, release the lease first: flocker leases release ${name}`,
+    };
+  }
+  if ((holder === undefined || holder.alive) && releasesOnRequest(lease)) {
+    return {
+      kind: 'fail',
+      message:
+        refusal !== undefined
+          ? `volume ${name} is leased to host ${host}: ${refusal}`
+          : `volume ${name} is leased to host ${host}, whose Docker plugin lets go of it when asked unless a container there uses it; it did not. Stop that container first, or if that host's plugin is not running: flocker leases release ${name}`,
     };
   }
   if (holder === undefined || holder.alive) {
@@ -365,8 +408,19 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private readonly madeHere = new Map<string, DatasetConfiguration>();
   /** When the Mount that made a volume used here (no mount IDs before it) answered, by name. */
   private readonly firstMountAt = new Map<string, number>();
-  /** Lease releases put off by the copy-up cycle, by dataset: a Mount meanwhile keeps the lease. */
-  private readonly deferredReleases = new Map<string, { name: string; timer: NodeJS.Timeout }>();
+  /**
+   * Leases kept after the last Unmount, by dataset: for Docker's copy-up cycle, or idle (idleLeaseMs). A Mount
+   * meanwhile keeps the lease; `until` (ms) the release is due. A crash leaves the entry without IDs: released at start.
+   */
+  private readonly idle = new Map<string, { name: string; until: number; copyUp: boolean; timer: NodeJS.Timeout }>();
+  /** Whether the control service echoed release_on_request in this plugin's last grant of the dataset's lease. */
+  private readonly echoed = new Map<string, boolean>();
+  /** The request (its `at`) this plugin declined, by dataset, until the snapshot stops showing it. */
+  private readonly declined = new Map<string, string>();
+  /** Datasets whose kept lease is queued for a look (so each snapshot does not queue it again). */
+  private readonly reviewing = new Set<string>();
+  /** Until when (ms) lease POSTs go without release_on_request: the control service refused the field (older). */
+  private plainLeasesUntil = 0;
   /**
    * Datasets a Remove here deleted, oldest first: lookups by name skip them at once, while the
    * followed snapshot may still show them live. A deleted dataset never comes back and its id is
@@ -396,6 +450,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     );
     this.watcher.onSnapshot((s) => {
       this.dropDeleted(s);
+      this.reviewKept(s);
       for (const [name, d] of this.madeHere)
         if (s.datasets.some((x) => x.dataset_id === d.dataset_id)) this.madeHere.delete(name);
     });
@@ -428,7 +483,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     const e = this.registry.entries().find((x) => x.datasetId === datasetId);
     if (s === undefined || e === undefined || !datasetDeleted(s, datasetId)) return false;
     // A deleted dataset holds no lease (the control service refuses to delete a leased one): nothing to release.
-    this.cancelDeferredRelease(datasetId);
+    this.forgetKept(datasetId);
     this.logger.info('forgetting the mount IDs of a deleted volume (Docker sends no Unmount for it)', {
       volume: e.name,
       dataset_id: datasetId,
@@ -457,10 +512,18 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       .catch((err: unknown) => this.logger.error('reconcile failed', { error: errorMessage(err) }));
   }
 
-  /** Resolves when every queued Mount/Unmount/Remove (incl. lease releases, deferred ones now) has finished. */
-  async settled(): Promise<void> {
-    for (const datasetId of [...this.deferredReleases.keys()]) this.releaseDeferred(datasetId);
+  /**
+   * Resolves when every queued Mount/Unmount/Remove (incl. lease releases) has finished; kept leases (copy-up, idle)
+   * are let go of now unless `keepIdle`.
+   */
+  async settled(options: { keepIdle?: boolean } = {}): Promise<void> {
+    if (options.keepIdle !== true) for (const datasetId of [...this.idle.keys()]) this.releaseKept(datasetId);
     while (this.locks.size > 0) await Promise.allSettled([...this.locks.values()]);
+  }
+
+  /** The datasets whose lease this plugin keeps with no container here using them (copy-up or idle). */
+  keptIdle(): string[] {
+    return [...this.idle.keys()];
   }
 
   async close(): Promise<void> {
@@ -713,7 +776,15 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     const schedule = datasetSnapshotSchedule(d.metadata, 0);
     if (schedule) status.snapshot_schedule = `${schedule.text}, keep ${schedule.keep}`;
     const lease = leaseOf(s, d.dataset_id);
-    if (lease) status.in_use_on = hostOf(s, lease.node_uuid);
+    if (lease) {
+      // A lease its holder lets go of on request is in use only where a container uses it: here, the registry says;
+      // elsewhere, not known (the other host's plugin hands it over unless one does).
+      const host = hostOf(s, lease.node_uuid);
+      if (!releasesOnRequest(lease) || (lease.node_uuid === this.me && this.registry.count(d.dataset_id) > 0))
+        status.in_use_on = host;
+      else if (lease.node_uuid === this.me) status.leased_to = `${host} (idle: handed over on request)`;
+      else status.leased_to = `${host} (handed over on request unless a container there uses it)`;
+    }
     const mountpoint = mountedPath(s, this.me, d.dataset_id);
     const createdAt = d.metadata[CREATED_AT_KEY];
     return {
@@ -758,8 +829,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         }
         resolve();
         if (!release) return;
-        if (this.isCopyUpUnmount(req.Name, arrived)) this.deferRelease(req.Name, release);
-        else await this.releaseUnused(release);
+        await this.afterLastUnmount(req.Name, release, this.isCopyUpUnmount(req.Name, arrived));
       }).catch((err: unknown) =>
         this.logger.error('lease release failed', { volume: req.Name, error: errorMessage(err) }),
       );
@@ -773,52 +843,197 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private isCopyUpUnmount(name: string, at: number): boolean {
     const mounted = this.firstMountAt.get(name);
     this.firstMountAt.delete(name);
-    return (
-      mounted !== undefined &&
-      at >= mounted &&
-      at - mounted <= (this.opts.copyUpMaxMs ?? COPY_UP_MAX_MS) &&
-      (this.opts.createCycleGraceMs ?? CREATE_CYCLE_GRACE_MS) > 0
+    return mounted !== undefined && at >= mounted && at - mounted <= (this.opts.copyUpMaxMs ?? COPY_UP_MAX_MS);
+  }
+
+  /**
+   * In the volume's queue, after the last Unmount: keep the lease a moment for Docker's copy-up cycle (its next Mount,
+   * starting the container, then costs no release and re-acquire), or idle (idleLeaseMs) when the control service
+   * asks for it when needed (it echoed release_on_request); else release it now. A kept lease is looked at at once
+   * (a request may be waiting already), then on every snapshot and when its time is up (settleKept).
+   */
+  private async afterLastUnmount(name: string, datasetId: string, copyUp: boolean): Promise<void> {
+    const keepMs = keepAfterLastUnmountMs({
+      idleLeaseMs: this.opts.idleLeaseMs ?? 0,
+      echoed: this.echoed.get(datasetId) === true,
+      copyUp,
+      copyUpGraceMs: this.opts.createCycleGraceMs ?? CREATE_CYCLE_GRACE_MS,
+    });
+    if (keepMs <= 0) return this.releaseUnused(datasetId);
+    this.keepUntil(name, datasetId, this.now() + keepMs, copyUp);
+    // Docker's copy-up Unmount comes within milliseconds of each new container: only a container's exit says so.
+    this.logger.log(copyUp ? 'debug' : 'info', 'keeping the lease of a volume no container here uses', {
+      volume: name,
+      dataset_id: datasetId,
+      until: new Date(this.now() + keepMs).toISOString(),
+    });
+    await this.settleKept(datasetId);
+  }
+
+  /** (Re)arms the kept lease's timer for `until`: settleKept then decides in the volume's queue. */
+  private keepUntil(name: string, datasetId: string, until: number, copyUp: boolean): void {
+    const had = this.idle.get(datasetId);
+    if (had !== undefined) clearTimeout(had.timer);
+    const timer = setTimeout(() => this.queueSettleKept(name, datasetId), Math.max(0, until - this.now()));
+    timer.unref();
+    this.idle.set(datasetId, { name, until, copyUp, timer });
+  }
+
+  /**
+   * A Mount of a volume whose lease is kept: stops keeping it, and whether the Mount may rely on it (no POST). A
+   * copy-up keep is relied on unless the snapshot shows the lease another node's or the volume not here (the push of
+   * the grant it follows may not have come yet); an idle one, taken long before, only while the snapshot shows it ours.
+   */
+  private takeOverKept(datasetId: string): boolean {
+    const kept = this.idle.get(datasetId);
+    if (!this.forgetKept(datasetId) || kept === undefined) return false;
+    const s = this.watcher.current();
+    if (s === undefined) return kept.copyUp;
+    const f = snapshotFacts(s, this.me, datasetId);
+    if (f.dataset !== 'here' || f.lease === 'other') return false;
+    return f.lease === 'ours' || kept.copyUp;
+  }
+
+  /** Stops keeping the lease (a Mount takes it over, or it goes); whether it was kept. */
+  private forgetKept(datasetId: string): boolean {
+    const kept = this.idle.get(datasetId);
+    if (kept === undefined) return false;
+    clearTimeout(kept.timer);
+    this.idle.delete(datasetId);
+    return true;
+  }
+
+  /** Lets go of a kept lease now (in the volume's queue), unless a Mount took it over meanwhile. */
+  private releaseKept(datasetId: string): void {
+    const kept = this.idle.get(datasetId);
+    if (kept === undefined) return;
+    this.forgetKept(datasetId);
+    this.serialised(kept.name, async () => {
+      if (this.registry.count(datasetId) === 0) await this.releaseUnused(datasetId);
+    }).catch((err: unknown) =>
+      this.logger.error('lease release failed', { volume: kept.name, error: errorMessage(err) }),
     );
   }
 
   /**
-   * Keeps the lease a moment: Docker's next Mount (starting the container) then
-   * costs no release and re-acquire round trips. If none comes, the release runs
-   * as usual; a crash meanwhile leaves an entry without IDs, released at start.
+   * A snapshot: queue a look (settleKept) at each kept lease it gives something to do (a request, its dataset
+   * gone or moved), and at each lease of a volume in use here that someone asked for (to decline at once).
    */
-  private deferRelease(name: string, datasetId: string): void {
-    const timer = setTimeout(
-      () => this.releaseDeferred(datasetId),
-      this.opts.createCycleGraceMs ?? CREATE_CYCLE_GRACE_MS,
-    );
-    timer.unref();
-    this.deferredReleases.set(datasetId, { name, timer });
+  private reviewKept(s: ClusterSnapshot): void {
+    const now = this.now();
+    for (const [datasetId, kept] of this.idle) {
+      const step = keptLeaseStep({
+        ...snapshotFacts(s, this.me, datasetId),
+        inUse: this.registry.count(datasetId) > 0,
+        idleUntil: kept.until,
+        declinedAt: this.declined.get(datasetId),
+        now,
+      });
+      if (step.do === 'release' || step.do === 'decline') this.queueSettleKept(kept.name, datasetId);
+    }
+    if (this.registry.entries().length === 0) return;
+    for (const lease of s.leases) {
+      if (lease.node_uuid !== this.me) continue;
+      const request = releaseRequestOf(lease);
+      if (request === undefined) {
+        this.declined.delete(lease.dataset_id);
+        continue;
+      }
+      if (this.declined.get(lease.dataset_id) === request.at || this.idle.has(lease.dataset_id)) continue;
+      const entry = this.registry.entries().find((e) => e.datasetId === lease.dataset_id && e.ids.length > 0);
+      if (entry !== undefined) this.queueSettleKept(entry.name, lease.dataset_id);
+    }
   }
 
-  private releaseDeferred(datasetId: string): void {
-    const deferred = this.deferredReleases.get(datasetId);
-    if (deferred === undefined) return;
-    clearTimeout(deferred.timer);
-    this.deferredReleases.delete(datasetId);
-    this.serialised(deferred.name, async () => {
-      if (this.registry.count(datasetId) === 0) await this.releaseUnused(datasetId);
-    }).catch((err: unknown) =>
-      this.logger.error('lease release failed', { volume: deferred.name, error: errorMessage(err) }),
-    );
+  private queueSettleKept(name: string, datasetId: string): void {
+    if (this.reviewing.has(datasetId)) return;
+    this.reviewing.add(datasetId);
+    this.serialised(name, () => this.settleKept(datasetId))
+      .catch((err: unknown) =>
+        this.logger.error('cannot settle a kept lease', {
+          volume: name,
+          dataset_id: datasetId,
+          error: errorMessage(err),
+        }),
+      )
+      .finally(() => this.reviewing.delete(datasetId));
   }
 
-  /** A Mount while a release is put off: keep the lease (true), nothing to release or take. */
-  private cancelDeferredRelease(datasetId: string): boolean {
-    const deferred = this.deferredReleases.get(datasetId);
-    if (deferred === undefined) return false;
-    clearTimeout(deferred.timer);
-    this.deferredReleases.delete(datasetId);
-    return true;
+  /**
+   * In the volume's queue: what to do with this node's lease of the dataset now (keptLeaseStep), and do it. A failed
+   * release leaves the entry without IDs and not kept: the Docker reconcile (or the next start) releases it.
+   */
+  private async settleKept(datasetId: string): Promise<void> {
+    const kept = this.idle.get(datasetId);
+    const s = this.watcher.current();
+    const facts = s !== undefined ? snapshotFacts(s, this.me, datasetId) : undefined;
+    const step: KeptLeaseStep = keptLeaseStep({
+      lease: facts?.lease ?? 'none',
+      requested: facts?.requested,
+      dataset: facts?.dataset ?? 'here',
+      inUse: this.registry.count(datasetId) > 0,
+      idleUntil: kept?.until,
+      declinedAt: this.declined.get(datasetId),
+      now: this.now(),
+    });
+    const name = kept?.name ?? this.registry.entries().find((e) => e.datasetId === datasetId)?.name ?? datasetId;
+    if (step.do === 'nothing') return;
+    if (step.do === 'keep') {
+      // Re-armed even for the same time: a timer that fired early (another clock) would otherwise leave it kept for good.
+      if (kept !== undefined) this.keepUntil(kept.name, datasetId, step.until, kept.copyUp);
+      return;
+    }
+    if (step.do === 'decline') return this.decline(name, datasetId, step.request);
+    this.forgetKept(datasetId);
+    this.logger.info(
+      step.why === 'requested'
+        ? 'letting go of the lease of an idle volume: asked for by the control service'
+        : 'letting go of the lease of an idle volume',
+      {
+        volume: name,
+        dataset_id: datasetId,
+        why: step.why,
+        ...(facts?.requested !== undefined ? { requested_by: facts.requested.by } : {}),
+      },
+    );
+    const remains = await this.letGo(datasetId);
+    await this.registry.dropIfUnused(datasetId);
+    this.echoed.delete(datasetId);
+    this.declined.delete(datasetId);
+    // Another holder here (a pod through CSI) keeps the lease: the requester is told at once, not after its wait.
+    if (remains && facts?.requested !== undefined) await this.decline(name, datasetId, facts.requested);
+  }
+
+  /** Tells the control service this node keeps the lease (a container here uses the volume): its requester hears at once. */
+  private async decline(name: string, datasetId: string, request: ReleaseRequest): Promise<void> {
+    if (this.client.declineReleaseRequest === undefined) return;
+    try {
+      await this.client.declineReleaseRequest(datasetId);
+    } catch (err) {
+      if (apiStatus(err) !== 404) {
+        this.logger.warn('cannot decline a request for the lease of a volume in use here; the requester waits it out', {
+          volume: name,
+          dataset_id: datasetId,
+          error: errorMessage(err),
+        });
+        return;
+      }
+    }
+    this.declined.set(datasetId, request.at);
+    this.logger.info('declined a request for the lease of a volume in use here', {
+      volume: name,
+      dataset_id: datasetId,
+      requested_by: request.by,
+      requested_at: request.at,
+    });
   }
 
   private async releaseUnused(datasetId: string): Promise<void> {
+    this.forgetKept(datasetId);
     await this.letGo(datasetId);
     await this.registry.dropIfUnused(datasetId);
+    this.echoed.delete(datasetId);
+    this.declined.delete(datasetId);
   }
 
   remove(req: NameRequest): Promise<void> {
@@ -857,7 +1072,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     started: number,
     recorded: boolean,
   ): Promise<MountResponse> {
-    const kept = this.cancelDeferredRelease(d.dataset_id);
+    // A lease kept since the last Unmount (copy-up or idle) answers from memory: no POST (waitMounted still wants a
+    // snapshot showing it ours and the volume mounted here). Unless the snapshot shows it gone elsewhere or the
+    // volume moved (an administrator's release, a move when_released): then it is asked for as usual.
+    const kept = this.takeOverKept(d.dataset_id);
     // Mounted here in the followed snapshot (an existing volume): the lease is asked for on that snapshot's
     // configuration, and granted the Mount answers at once, not after the push of its own lease (a wait on
     // `docker run`'s critical path). Refused because the configuration changed since, it is asked for again
@@ -1057,6 +1275,34 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   }
 
   /**
+   * POST this plugin's share of the node's lease, with release_on_request when idle leases are on (it lets go of an
+   * idle volume's lease when asked); records whether the grant echoed it (afterLastUnmount keeps nothing idle
+   * otherwise). A control service of an older release refuses the field (400): the lease is asked for without it, and
+   * so for RELEASE_ON_REQUEST_RETRY_MS. With idleLeaseMs 0 the lease is asked for as before session 21: a request for
+   * it is refused at once, not after a decline.
+   */
+  private async acquire(datasetId: string, options: WriteOptions): Promise<Lease> {
+    const req = { dataset_id: datasetId, node_uuid: this.me, expires: null, holder: LEASE_HOLDER };
+    if ((this.opts.idleLeaseMs ?? 0) > 0 && this.now() >= this.plainLeasesUntil) {
+      try {
+        const granted = await this.client.acquireLease({ ...req, release_on_request: true }, options);
+        this.echoed.set(datasetId, releasesOnRequest(granted));
+        return granted;
+      } catch (err) {
+        if (!refusesReleaseOnRequest(err)) throw err;
+        this.plainLeasesUntil = this.now() + RELEASE_ON_REQUEST_RETRY_MS;
+        this.logger.warn(
+          'the control service does not know release_on_request (an older release): idle volumes release their lease at once',
+          { code: 'RELEASE_ON_REQUEST_UNKNOWN', error: errorMessage(err) },
+        );
+      }
+    }
+    const granted = await this.client.acquireLease(req, options);
+    this.echoed.set(datasetId, false);
+    return granted;
+  }
+
+  /**
    * Take the lease for this node; the control service refuses while another node holds
    * it. A holder declared dead (lease not pinned) is waited out, up to the Mount's
    * deadline: the control service releases its leases after the lease grace, and the
@@ -1068,12 +1314,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private async takeLease(d: DatasetConfiguration, name: string, deadline: number, onTag?: string): Promise<boolean> {
     let waiting: string | undefined;
     let condition = onTag;
+    let refusal: string | undefined;
     for (;;) {
       try {
-        await this.client.acquireLease(
-          { dataset_id: d.dataset_id, node_uuid: this.me, expires: null, holder: LEASE_HOLDER },
-          condition !== undefined ? { ifConfigurationMatches: condition } : {},
-        );
+        await this.acquire(d.dataset_id, condition !== undefined ? { ifConfigurationMatches: condition } : {});
         if (waiting !== undefined)
           this.logger.info('took the lease the control service released from a dead host', {
             volume: name,
@@ -1087,9 +1331,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
           continue;
         }
         if (status !== 409) throw err;
+        refusal = err instanceof FlockerApiError ? err.description : undefined;
       }
       condition = undefined;
-      const verdict = leaseVerdict(await this.watcher.refresh(), d.dataset_id, this.me, name);
+      const verdict = leaseVerdict(await this.watcher.refresh(), d.dataset_id, this.me, name, refusal);
       if (verdict.kind === 'fail') throw new VolumePluginError('VOLUME_IN_USE', verdict.message);
       const remaining = deadline - this.now();
       if (verdict.kind === 'free') {
@@ -1201,16 +1446,17 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    * Let go of our share of this node's lease (never another node's lease); the lease ends, and
    * the volume can move to another host, once no other holder here (a pod through CSI) uses it.
    */
-  private async letGo(datasetId: string): Promise<void> {
+  private async letGo(datasetId: string): Promise<boolean> {
     const cached = leaseOf(await this.watcher.latest(), datasetId);
     if (cached && cached.node_uuid !== this.me) {
       const fresh = leaseOf(await this.watcher.refresh(), datasetId);
-      if (fresh && fresh.node_uuid !== this.me) return;
+      if (fresh && fresh.node_uuid !== this.me) return false;
     }
     try {
-      await this.client.releaseLease(datasetId, { holder: LEASE_HOLDER });
+      return (await this.client.releaseLease(datasetId, { holder: LEASE_HOLDER })).remains === true;
     } catch (err) {
       if (apiStatus(err) !== 404) throw err;
+      return false;
     }
   }
 
@@ -1221,8 +1467,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     if (!d) return; // Already gone: removal is idempotent.
     this.untrackFirstMount(d.dataset_id);
     const count = this.registry.count(d.dataset_id);
-    // A lease kept for Docker's copy-up cycle is no container's: let it go first.
-    if (this.cancelDeferredRelease(d.dataset_id) && count === 0) await this.releaseUnused(d.dataset_id);
+    // A lease kept (Docker's copy-up cycle, or idle) is no container's: let it go first. The control service refuses
+    // to delete a leased dataset, even to its holder (a DELETE from here would be a request to this very plugin,
+    // waiting on its own queue); the release and the DELETE are the two commits a removal needs anyway.
+    if (this.forgetKept(d.dataset_id) && count === 0) await this.releaseUnused(d.dataset_id);
     if (count > 0) {
       throw new VolumePluginError(
         'VOLUME_IN_USE',
@@ -1239,11 +1487,15 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       const s = await this.fresh();
       const lease = leaseOf(s, d.dataset_id);
       if (lease === undefined && status === 403) throw err;
+      // A lease let go of on request was asked for and not handed over: the control service says why.
+      const why = releasesOnRequest(lease) && err instanceof FlockerApiError ? err.description : undefined;
       throw new VolumePluginError(
         'VOLUME_IN_USE',
-        lease
-          ? `volume ${req.Name} is in use by a container on host ${hostOf(s, lease.node_uuid)}${leaseUsers(lease, req.Name)}.`
-          : `volume ${req.Name} cannot be removed while it is in use: ${errorMessage(err)}`,
+        lease && why !== undefined
+          ? `volume ${req.Name} cannot be removed: it is leased to host ${hostOf(s, lease.node_uuid)}: ${why}`
+          : lease
+            ? `volume ${req.Name} is in use by a container on host ${hostOf(s, lease.node_uuid)}${leaseUsers(lease, req.Name)}.`
+            : `volume ${req.Name} cannot be removed while it is in use: ${errorMessage(err)}`,
       );
     }
     // Marked deleted: it can no longer be leased, mounted or found by name, and a Create of the name makes
@@ -1319,12 +1571,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
           return;
         }
         try {
-          await this.client.acquireLease({
-            dataset_id: e.datasetId,
-            node_uuid: this.me,
-            expires: null,
-            holder: LEASE_HOLDER,
-          });
+          await this.acquire(e.datasetId, {});
         } catch (err) {
           this.logger.error('cannot re-acquire lease', { volume: e.name, error: errorMessage(err) });
         }
@@ -1360,8 +1607,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         // A deleted dataset's entry goes whatever Docker shows: a container using the name now uses a new volume.
         if (await this.dropIfDeleted(listed.datasetId, 'docker reconcile'))
           return { ...base, result: 'dropped', detail: 'dataset deleted' };
-        if (this.deferredReleases.has(listed.datasetId))
-          return { ...base, result: 'skipped', detail: 'copy-up release pending' };
+        if (this.idle.has(listed.datasetId)) return { ...base, result: 'skipped', detail: 'lease kept while idle' };
         const mountedAt = this.registry.mountedAt(listed.datasetId);
         const ref = this.volumeRef(listed.name, listed.datasetId);
         const settled = await this.settledInherited(listed.datasetId, mountedAt, ref, sight, finishedAt);
@@ -1435,7 +1681,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       if (l.node_uuid !== this.me || l.holders?.includes(LEASE_HOLDER) !== true || known.has(l.dataset_id)) continue;
       const d = s.datasets.find((x) => x.dataset_id === l.dataset_id && !x.deleted);
       const name = d?.metadata[METADATA_NAME_KEY];
-      if (name !== undefined && !this.deferredReleases.has(l.dataset_id)) out.push({ name, datasetId: l.dataset_id });
+      if (name !== undefined && !this.idle.has(l.dataset_id)) out.push({ name, datasetId: l.dataset_id });
     }
     return out;
   }

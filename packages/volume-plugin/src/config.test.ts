@@ -71,6 +71,7 @@ describe('plugin configuration', () => {
       dockerSocket: '/var/run/docker.sock',
       reconcileIntervalMs: 30_000,
       mountSafetyWindowMs: 60_000,
+      idleLeaseMs: 0,
       metrics: { host: '127.0.0.1', port: 4532 },
     });
     expect((await resolveSettings({ controlUrl: 'http://c:1', nodeUuid: UUID, metricsPort: 0 })).metrics).toBe(
@@ -149,7 +150,7 @@ describe('plugin configuration', () => {
 
     it('takes the plugin: section and node.docker_socket as defaults; flags win', async () => {
       const f = agentYml(
-        'node: {docker_socket: /run/d.sock}\nplugin: {mount_timeout_seconds: 20, reconcile_interval_seconds: 0, mount_safety_window_seconds: 5}\n',
+        'node: {docker_socket: /run/d.sock}\nplugin: {mount_timeout_seconds: 20, reconcile_interval_seconds: 0, mount_safety_window_seconds: 5, idle_lease_seconds: 7}\n',
       );
       expect(await resolveSettings({ agentConfig: f, nodeUuid: UUID })).toMatchObject({
         controlUrl: 'http://ctl:4600',
@@ -157,6 +158,7 @@ describe('plugin configuration', () => {
         mountTimeoutMs: 20_000,
         reconcileIntervalMs: 0,
         mountSafetyWindowMs: 5_000,
+        idleLeaseMs: 7_000,
       });
       expect(
         await resolveSettings({
@@ -166,13 +168,18 @@ describe('plugin configuration', () => {
           mountTimeout: 30,
           reconcileInterval: 9,
           mountSafetyWindow: 1,
+          idleLeaseSeconds: 0,
         }),
       ).toMatchObject({
         dockerSocket: '',
         mountTimeoutMs: 30_000,
         reconcileIntervalMs: 9_000,
         mountSafetyWindowMs: 1_000,
+        idleLeaseMs: 0,
       });
+      await expect(resolveSettings({ agentConfig: f, nodeUuid: UUID, idleLeaseSeconds: -1 })).rejects.toThrow(
+        /--idle-lease-seconds -1 is not a number of seconds/,
+      );
       await expect(
         resolveSettings({ agentConfig: agentYml('plugin: {mount_timeout: 20}\n'), nodeUuid: UUID }),
       ).rejects.toThrow(/plugin/);

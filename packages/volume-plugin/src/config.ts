@@ -18,6 +18,7 @@ import {
 } from '@flocker/node-config';
 import { DEFAULT_METRICS_PORTS } from '@flocker/metrics';
 import { DEFAULT_MOUNT_SAFETY_WINDOW_MS, DEFAULT_RECONCILE_INTERVAL_MS } from './DockerReconciler';
+import { DEFAULT_IDLE_LEASE_SECONDS } from './idleLeases';
 import type { PropagatedMountPaths } from './managed/PropagatedMounts';
 import { VolumePluginError } from './protocol';
 import { DEFAULT_VOLUME_SIZE, parseSize } from './volumeOptions';
@@ -65,6 +66,8 @@ export interface PluginSettings {
   reconcileIntervalMs?: number;
   /** Mount IDs and "created" containers younger than this count as in use (ms). */
   mountSafetyWindowMs?: number;
+  /** How long a volume no container here uses keeps its lease (ms; let go of on request); 0 = released at once. */
+  idleLeaseMs?: number;
   /** The metrics and health listener (/metrics, /healthz, /readyz); absent = none. */
   metrics?: { host: string; port: number };
   /** A managed (v2) plugin: answer paths inside the propagated mount (managed/PropagatedMounts). */
@@ -90,6 +93,8 @@ export interface PluginArgs {
   reconcileInterval?: number;
   /** Seconds. */
   mountSafetyWindow?: number;
+  /** Seconds a volume no container uses keeps its lease; 0 = released after the last Unmount. */
+  idleLeaseSeconds?: number;
   /** The metrics listener's address and port (0 = none); default agent.yml metrics:, else 127.0.0.1:4532. */
   metricsAddress?: string;
   metricsPort?: number;
@@ -219,6 +224,9 @@ export async function resolveSettings(args: PluginArgs): Promise<PluginSettings>
         args.mountSafetyWindow ?? plugin?.mount_safety_window_seconds,
         DEFAULT_MOUNT_SAFETY_WINDOW_MS / 1000,
       ) * 1000,
+    idleLeaseMs:
+      seconds('--idle-lease-seconds', args.idleLeaseSeconds ?? plugin?.idle_lease_seconds, DEFAULT_IDLE_LEASE_SECONDS) *
+      1000,
   };
 }
 

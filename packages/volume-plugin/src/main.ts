@@ -94,6 +94,11 @@ async function main(): Promise<void> {
       describe:
         'seconds a mount ID (or a created container) counts as in use whatever Docker shows (default: plugin.mount_safety_window_seconds of agent.yml, else 60)',
     })
+    .option('idle-lease-seconds', {
+      type: 'number',
+      describe:
+        'seconds a volume no container here uses keeps its lease, so the next container here starts without taking it; let go of at once when another host, a move or a delete asks for it (0: released after the last container; default: plugin.idle_lease_seconds of agent.yml, else 0)',
+    })
     .option('metrics-address', {
       type: 'string',
       describe: 'address of the metrics and health listener (default: metrics.address of agent.yml, else 127.0.0.1)',
@@ -119,6 +124,7 @@ async function main(): Promise<void> {
     dockerSocket: argv['docker-socket'],
     reconcileInterval: argv['reconcile-interval'],
     mountSafetyWindow: argv['mount-safety-window'],
+    idleLeaseSeconds: argv['idle-lease-seconds'],
     metricsAddress: argv['metrics-address'],
     metricsPort: argv['metrics-port'],
     caFile: argv['ca-file'],

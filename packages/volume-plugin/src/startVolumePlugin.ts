@@ -95,6 +95,7 @@ export async function startVolumePlugin(options: VolumePluginOptions): Promise<R
     defaultSize: options.defaultSize,
     ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
     ...(options.mountSafetyWindowMs !== undefined ? { mountSafetyWindowMs: options.mountSafetyWindowMs } : {}),
+    ...(options.idleLeaseMs !== undefined ? { idleLeaseMs: options.idleLeaseMs } : {}),
     ...(mountTable !== undefined && hostMountRoot !== undefined
       ? { mountTable: { table: mountTable, hostMountRoot } }
       : {}),

@@ -1,0 +1,260 @@
+/**
+ * Session 21: the plugin keeps the lease of a volume no container here uses (idleLeaseMs), answers the next Mount
+ * from it, and lets go of it when the control service asks (release_requested on the followed snapshot), declines
+ * when a container here uses the volume, and keeps nothing idle against a control service that does not echo
+ * release_on_request. Against a real control service in this process; a request is shown to the plugin by adding
+ * release_requested to the snapshots it follows (the control service's own hand-over is tested in control-api and e2e).
+ */
+import * as path from 'node:path';
+import { FlockerApiError, type ClusterSnapshot, type FlockerClient, type Lease } from '@flocker/api';
+import type { ControlClient, FlockerVolumeBackend } from './FlockerVolumeBackend';
+import { BackendTestBed, HOST_A, HOST_B, NODE_A, NODE_B } from './testing';
+
+/** Waits (polling, generous deadline) for `check` to hold. */
+async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const REQUEST = { by: NODE_B, at: '2026-12-06T15:00:00.000Z' };
+
+describe('idle leases (session 21)', () => {
+  let bed: BackendTestBed;
+  let client: FlockerClient;
+
+  beforeEach(async () => {
+    bed = await BackendTestBed.start('flocker-idle-', [HOST_A, HOST_B]);
+    client = bed.client;
+  });
+
+  afterEach(() => bed.close());
+
+  /**
+   * The bed's client, counting lease calls, with the snapshots it follows changed by `view` (a request on a lease),
+   * and declines recorded instead of sent; `grant` changes what a lease POST answers (an older control service).
+   */
+  function wrapped(
+    opts: {
+      view?: (s: ClusterSnapshot) => ClusterSnapshot;
+      acquire?: ControlClient['acquireLease'];
+      noDecline?: boolean;
+    } = {},
+  ) {
+    const calls = { acquired: 0, released: 0, declined: [] as string[] };
+    const view = (s: ClusterSnapshot) => (opts.view ? opts.view(s) : s);
+    const c: ControlClient = {
+      createDataset: (...a) => client.createDataset(...a),
+      updateDataset: (...a) => client.updateDataset(...a),
+      deleteDataset: (...a) => client.deleteDataset(...a),
+      waitForCluster: async (...a) => view(await client.waitForCluster(...a)),
+      acquireLease: async (...a) => {
+        const r = await (opts.acquire ?? ((...x) => client.acquireLease(...x)))(...a);
+        calls.acquired++;
+        return r;
+      },
+      releaseLease: (...a) => (calls.released++, client.releaseLease(...a)),
+      ...(opts.noDecline === true
+        ? {}
+        : {
+            declineReleaseRequest: async (id: string) => {
+              calls.declined.push(id);
+              const lease = (await client.listLeases()).find((l) => l.dataset_id === id);
+              if (lease === undefined) throw new FlockerApiError(404, 'LEASE_NOT_FOUND', 'no lease');
+              return lease;
+            },
+          }),
+    };
+    return { client: c, calls };
+  }
+
+  /** A request for every lease of NODE_A while `on()`. */
+  const requesting =
+    (on: () => boolean) =>
+    (s: ClusterSnapshot): ClusterSnapshot =>
+      on()
+        ? {
+            ...s,
+            leases: s.leases.map((l): Lease => (l.node_uuid === NODE_A ? { ...l, release_requested: REQUEST } : l)),
+          }
+        : s;
+
+  /** Mounts and (after the copy-up window) unmounts vol1 on `a`: it is idle there. */
+  async function useOnce(a: FlockerVolumeBackend, id = 'c1'): Promise<{ Mountpoint?: string }> {
+    const m = await a.mount({ Name: 'vol1', ID: id });
+    await new Promise((r) => setTimeout(r, 100));
+    await a.unmount({ Name: 'vol1', ID: id });
+    await a.settled({ keepIdle: true });
+    return m;
+  }
+
+  it('keeps the lease of an idle volume (release_on_request), answers the next Mount without a lease POST, lets go after the idle time', async () => {
+    const w = wrapped();
+    const a = await bed.backend(NODE_A, { client: w.client, idleLeaseMs: 60_000 });
+    await a.create({ Name: 'vol1' });
+    const first = await useOnce(a);
+    const [d] = await client.listDatasets();
+    expect(await client.listLeases()).toEqual([
+      { dataset_id: d?.dataset_id, node_uuid: NODE_A, expires: null, holders: ['docker'], release_on_request: true },
+    ]);
+    expect(a.keptIdle()).toEqual([d?.dataset_id]);
+    expect((await a.get({ Name: 'vol1' })).Volume.Status).toMatchObject({
+      leased_to: 'host-a (idle: handed over on request)',
+    });
+    const acquired = w.calls.acquired;
+    expect(await a.mount({ Name: 'vol1', ID: 'c2' })).toEqual(first);
+    expect([w.calls.acquired - acquired, w.calls.released]).toEqual([0, 0]);
+    expect((await a.get({ Name: 'vol1' })).Volume.Status).toMatchObject({ in_use_on: 'host-a' });
+    await new Promise((r) => setTimeout(r, 100));
+    await a.unmount({ Name: 'vol1', ID: 'c2' });
+    // Closing the plugin lets go of idle leases (a crash leaves them to the next start).
+    await a.settled();
+    expect(await client.listLeases()).toEqual([]);
+  });
+
+  it('the idle time runs out: the lease goes', async () => {
+    const w = wrapped();
+    const a = await bed.backend(NODE_A, { client: w.client, idleLeaseMs: 300 });
+    await a.create({ Name: 'vol1' });
+    await useOnce(a);
+    await until('the idle lease to go', async () => (await client.listLeases()).length === 0);
+    expect(a.keptIdle()).toEqual([]);
+    expect(w.calls.released).toBe(1);
+  });
+
+  it('a request for an idle lease lets go of it at once; the volume then moves to the requester', async () => {
+    let requested = false;
+    const w = wrapped({ view: requesting(() => requested) });
+    const a = await bed.backend(NODE_A, { client: w.client, idleLeaseMs: 60_000 });
+    const b = await bed.backend(NODE_B);
+    await a.create({ Name: 'vol1' });
+    await useOnce(a);
+    expect(await client.listLeases()).toHaveLength(1);
+    requested = true;
+    await a.watcher.refresh();
+    await until('the requested lease to go', async () => (await client.listLeases()).length === 0);
+    expect(a.keptIdle()).toEqual([]);
+    expect(w.calls.declined).toEqual([]);
+    const [d] = await client.listDatasets();
+    expect((await b.mount({ Name: 'vol1', ID: 'x' })).Mountpoint).toBe(`/flocker-b/${d?.dataset_id}`);
+  });
+
+  it('a request for a lease a container here uses is declined, once per request', async () => {
+    let requested = false;
+    const w = wrapped({ view: requesting(() => requested) });
+    const a = await bed.backend(NODE_A, { client: w.client, idleLeaseMs: 60_000 });
+    await a.create({ Name: 'vol1' });
+    await a.mount({ Name: 'vol1', ID: 'c1' });
+    requested = true;
+    await a.watcher.refresh();
+    const [d] = await client.listDatasets();
+    await until('the decline', () => w.calls.declined.length > 0);
+    await a.watcher.refresh();
+    await a.watcher.refresh();
+    await a.settled({ keepIdle: true });
+    expect(w.calls.declined).toEqual([d?.dataset_id]);
+    expect(await client.listLeases()).toHaveLength(1);
+    expect(w.calls.released).toBe(0);
+    // The container exits while the request is still shown: nothing is kept, the lease goes at once.
+    await new Promise((r) => setTimeout(r, 100));
+    await a.unmount({ Name: 'vol1', ID: 'c1' });
+    await until('the lease to go', async () => (await client.listLeases()).length === 0);
+  });
+
+  it('a Mount racing a request keeps the lease and declines; never both', async () => {
+    let requested = false;
+    const w = wrapped({ view: requesting(() => requested) });
+    const a = await bed.backend(NODE_A, { client: w.client, idleLeaseMs: 60_000 });
+    await a.create({ Name: 'vol1' });
+    const first = await useOnce(a);
+    requested = true;
+    // The Mount is queued before the snapshot with the request arrives: it keeps the lease, the look declines.
+    const mounting = a.mount({ Name: 'vol1', ID: 'c2' });
+    const refreshing = a.watcher.refresh();
+    expect(await mounting).toEqual(first);
+    await refreshing;
+    await until('the decline', () => w.calls.declined.length > 0);
+    expect(w.calls.released).toBe(0);
+    expect(await client.listLeases()).toHaveLength(1);
+  });
+
+  it('a request seen before a Mount: the lease goes first, and the Mount takes it again', async () => {
+    let requested = false;
+    const w = wrapped({ view: requesting(() => requested) });
+    const a = await bed.backend(NODE_A, { client: w.client, idleLeaseMs: 60_000 });
+    await a.create({ Name: 'vol1' });
+    const first = await useOnce(a);
+    requested = true;
+    await a.watcher.refresh();
+    const acquired = w.calls.acquired;
+    requested = false;
+    expect(await a.mount({ Name: 'vol1', ID: 'c2' })).toEqual(first);
+    expect([w.calls.released, w.calls.acquired - acquired]).toEqual([1, 1]);
+    expect(await client.listLeases()).toHaveLength(1);
+  });
+
+  it('an idle volume moved away (the snapshot shows another primary) lets go of its lease', async () => {
+    let moved = false;
+    const w = wrapped({
+      view: (s) =>
+        moved ? { ...s, datasets: s.datasets.map((d) => ({ ...d, primary: NODE_B, metadata: d.metadata })) } : s,
+    });
+    const a = await bed.backend(NODE_A, { client: w.client, idleLeaseMs: 60_000 });
+    await a.create({ Name: 'vol1' });
+    await useOnce(a);
+    moved = true;
+    await a.watcher.refresh();
+    await until('the lease to go', async () => (await client.listLeases()).length === 0);
+  });
+
+  it('docker volume rm here of an idle volume lets go of its lease first, then deletes it', async () => {
+    const w = wrapped();
+    const a = await bed.backend(NODE_A, { client: w.client, idleLeaseMs: 60_000 });
+    await a.create({ Name: 'vol1' });
+    await useOnce(a);
+    await a.remove({ Name: 'vol1' });
+    expect(await client.listLeases()).toEqual([]);
+    expect((await client.listDatasets())[0]?.deleted).toBe(true);
+    expect(a.keptIdle()).toEqual([]);
+  });
+
+  it('against a control service that refuses release_on_request (400) or does not echo it, nothing is kept idle', async () => {
+    const refusing = wrapped({
+      acquire: async (req, o) => {
+        if (req.release_on_request !== undefined)
+          throw new FlockerApiError(400, 'INVALID_REQUEST', 'Unrecognized key: "release_on_request"');
+        return client.acquireLease(req, o);
+      },
+    });
+    const a = await bed.backend(NODE_A, { client: refusing.client, idleLeaseMs: 60_000 });
+    await a.create({ Name: 'vol1' });
+    await useOnce(a);
+    await until('the lease to go', async () => (await client.listLeases()).length === 0);
+    expect(a.keptIdle()).toEqual([]);
+    const silent = wrapped({
+      acquire: async (req, o) => {
+        const { release_on_request: _dropped, ...lease } = await client.acquireLease(req, o);
+        return lease;
+      },
+    });
+    const b = await bed.backend(NODE_B, { client: silent.client, idleLeaseMs: 60_000 });
+    await b.mount({ Name: 'vol1', ID: 'y' });
+    await new Promise((r) => setTimeout(r, 100));
+    await b.unmount({ Name: 'vol1', ID: 'y' });
+    await until('the lease to go', async () => (await client.listLeases()).length === 0);
+    expect(b.keptIdle()).toEqual([]);
+  });
+
+  it('a crash while idle leaves an entry without IDs: the next start lets go of the lease', async () => {
+    const registryFile = path.join(bed.dir, 'a', 'plugin-mounts.json');
+    const a = await bed.backend(NODE_A, { idleLeaseMs: 60_000, registryFile });
+    await a.create({ Name: 'vol1' });
+    await useOnce(a);
+    expect(await client.listLeases()).toHaveLength(1);
+    // A second process on the same registry, as after kill -9 (the first one's timers are of no account here).
+    await bed.backend(NODE_A, { idleLeaseMs: 60_000, registryFile });
+    expect(await client.listLeases()).toEqual([]);
+  });
+});
