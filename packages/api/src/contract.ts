@@ -275,7 +275,7 @@ export const apiRoutes = {
       404: err('No such dataset.'),
       405: err('The dataset is deleted (code DATASET_DELETED, as in Flocker): it can no longer be changed.'),
       409: err(
-        "A lease held by another node forbids the move (code LEASE_HELD; with when_released: true, a lease held by the dataset's primary does not when that node reports a local backend: the description says why it does not apply otherwise), or the dataset is being restored from a backup (code RESTORE_IN_PROGRESS), or a snapshot schedule is set on a dataset whose primary reports a local backend (code NOT_ON_LOCAL_STORAGE).",
+        "A lease held by another node forbids the move (code LEASE_HELD; with when_released: true, a lease held by the dataset's primary does not when that node reports a local backend: the description says why it does not apply otherwise), or the dataset is being restored from a backup (code RESTORE_IN_PROGRESS), or a snapshot schedule is set on a dataset whose primary reports a local backend (code NOT_ON_LOCAL_STORAGE). A release_on_request lease of a live node is asked for first and the move waits for it (the lease hand-over, as for POST /v1/configuration/leases).",
       ),
       ...E412,
       ...E503,
@@ -292,7 +292,9 @@ export const apiRoutes = {
       200: { description: 'The dataset, now deleted: true.', schema: DatasetConfiguration },
       ...E400,
       404: err('No such dataset.'),
-      409: err('The dataset is leased.'),
+      409: err(
+        'The dataset is leased (code LEASE_HELD). A release_on_request lease of a live node is asked for first and the delete waits for it (the lease hand-over, as for POST /v1/configuration/leases).',
+      ),
       ...E412,
       ...E503,
     },

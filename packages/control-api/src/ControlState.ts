@@ -96,15 +96,23 @@ export interface ControlStateOptions {
   minSnapshotIntervalMs?: number;
   /** Timers of the snapshot scheduler (a ManualClock in tests); default setTimeout. */
   snapshotTimers?: Pick<Clock, 'setTimer'>;
+  /**
+   * How long a request blocked by a release_on_request lease waits for its holder to let go of it (handoverWait.ts);
+   * default DEFAULT_HANDOVER_WAIT_MS.
+   */
+  handoverWaitMs?: number;
 }
 
 export const DEFAULT_LEASE_GRACE_MS = 5_000;
+/** The lease hand-over's wait (docs: the lease hand-over): long enough for a live plugin, short for a user. */
+export const DEFAULT_HANDOVER_WAIT_MS = 5_000;
 
 export class ControlState {
   /** Random per process start, so a restarted server never re-issues a generation. */
   readonly instanceId = randomBytes(6).toString('hex');
   readonly nodeTimeoutMs: number;
   readonly leaseGraceMs: number;
+  readonly handoverWaitMs: number;
   readonly now: () => number;
   /** Monotonic ms (ControlStateOptions.monoNow). */
   readonly monoNow: () => number;
@@ -152,6 +160,8 @@ export class ControlState {
    * Dropped once every node the configuration knows cleared it: staleMounts stays O(1) then.
    */
   private floor: LoadFloor | undefined;
+  /** Called with each committed configuration (ours or another replica's): onConfiguration. */
+  private readonly configurationListeners = new Set<(config: Configuration, closing: boolean) => void>();
 
   private constructor(
     options: ControlStateOptions,
@@ -162,6 +172,7 @@ export class ControlState {
     this.store = options.store;
     this.nodeTimeoutMs = options.nodeTimeoutMs;
     this.leaseGraceMs = options.leaseGraceMs ?? DEFAULT_LEASE_GRACE_MS;
+    this.handoverWaitMs = options.handoverWaitMs ?? DEFAULT_HANDOVER_WAIT_MS;
     this.now = options.now ?? Date.now;
     this.monoNow = options.monoNow ?? (options.now !== undefined ? options.now : () => systemClock.now());
     const logger = options.logger;
@@ -197,6 +208,7 @@ export class ControlState {
             this.noteMove(id, before, after, config.version),
           ),
         );
+        for (const listener of [...this.configurationListeners]) listener(config, false);
       },
     });
     this.startedAt = this.monoNow();
@@ -305,6 +317,21 @@ export class ControlState {
 
   get configuration(): Configuration {
     return this.committer.configuration;
+  }
+
+  /**
+   * Calls `listener` with every configuration committed from now on, by this replica or adopted from another (etcd):
+   * what a request waiting on the configuration (the lease hand-over) wakes on; once more with `closing` when the
+   * service closes (the waiter answers then). Returns the unsubscribe.
+   */
+  onConfiguration(listener: (config: Configuration, closing: boolean) => void): () => void {
+    this.configurationListeners.add(listener);
+    return () => this.configurationListeners.delete(listener);
+  }
+
+  /** How many onConfiguration listeners are left (a test checks that none is left behind). */
+  get configurationListenerCount(): number {
+    return this.configurationListeners.size;
   }
 
   /**
@@ -868,6 +895,7 @@ export class ControlState {
   async close(): Promise<void> {
     this.schedules.close();
     const committed = this.committer.close();
+    for (const listener of [...this.configurationListeners]) listener(this.committer.configuration, true);
     this.nodes.close();
     if (this.livenessTimer !== undefined) clearInterval(this.livenessTimer);
     this.leases.close();

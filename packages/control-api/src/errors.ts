@@ -95,7 +95,12 @@ export type RequestCode =
 
 /** A bad command-line flag of flocker-control (never an HTTP answer). */
 export type UsageCode =
-  'BAD_ETCD_ENDPOINT' | 'BAD_ETCD_TLS' | 'BAD_STORE_SPEC' | 'INVALID_NODE_TIMEOUT' | 'INVALID_LEASE_GRACE';
+  | 'BAD_ETCD_ENDPOINT'
+  | 'BAD_ETCD_TLS'
+  | 'BAD_STORE_SPEC'
+  | 'INVALID_NODE_TIMEOUT'
+  | 'INVALID_LEASE_GRACE'
+  | 'INVALID_HANDOVER_WAIT';
 
 export type ErrorCode = ConfigurationCode | StoreCode | RequestCode | UsageCode;
 

@@ -6,16 +6,9 @@
  * the wait. The wait itself is in handoverWait.ts.
  */
 import type { Lease, LeaseReleaseRequest } from '@flocker/api';
-import {
-  type Applied,
-  type Configuration,
-  leaseHolderText,
-  leaseView,
-  liveLease,
-  type StoredLease,
-} from './configuration';
+import { type Applied, type Configuration, leaseView, liveLease, type StoredLease } from './configuration';
 import { ConfigurationError } from './errors';
-import { setEntry } from './PersistentMap';
+import { PersistentMap, setEntry } from './PersistentMap';
 
 /** Who asks: the UUID of the node whose request the lease blocks (its lease, a move to it, its delete), or "api". */
 export type Requester = string;
@@ -130,11 +123,27 @@ export function refusalAfterHandover(
   const why =
     outcome === 'declined'
       ? `Its holder's Docker plugin declined to let go of it: a container on ${where} uses it.`
-      : `Its holder (${leaseHolderText(lease)}) was asked to let go of it and did not within ${seconds(waitMs)} (is the Docker plugin on ${where} running?).`;
+      : `Its holder was asked to let go of it and did not within ${seconds(waitMs)} (is the Docker plugin on ${where} running?).`;
   return new ConfigurationError('LEASE_HELD', `${refusal.message} ${why}`);
 }
 
 /** "5 s", "0.5 s": the wait as the operator set it. */
 function seconds(ms: number): string {
   return `${Number((ms / 1000).toFixed(3))} s`;
+}
+
+/**
+ * Whether `current` differs from `seen` in nothing but the lease of `datasetId` (the hand-over's own writes: the
+ * request recorded, the holder's release or decline): a request conditional on `seen`'s tag still holds then.
+ * Conservative: maps rebuilt whole (a configuration read again) count as changed.
+ */
+export function unchangedButLease(seen: Configuration, current: Configuration, datasetId: string): boolean {
+  if (seen === current) return true;
+  const same = <V>(a: ReadonlyMap<string, V> | undefined, b: ReadonlyMap<string, V> | undefined): boolean =>
+    a === b || ((a?.size ?? 0) === 0 && (b?.size ?? 0) === 0);
+  if (!same(seen.datasets, current.datasets) || !same(seen.nodes, current.nodes)) return false;
+  if (!same(seen.containers, current.containers) || !same(seen.snapshots, current.snapshots)) return false;
+  if (seen.leases === current.leases) return true;
+  const changed = PersistentMap.changedKeys(seen.leases, current.leases);
+  return [...changed].every((id) => id === datasetId);
 }

@@ -31,6 +31,12 @@ async function main(): Promise<void> {
       describe:
         'Seconds a node stays dead (no report for --node-timeout) before the control service releases its leases, except pinned ones (0 = at once)',
     })
+    .option('handover-wait', {
+      type: 'number',
+      default: 5,
+      describe:
+        "Seconds a request refused by an idle volume's lease (release_on_request: a Docker plugin keeps it while no container uses the volume) waits for its holder to let go of it; 0 = refuse at once (at most 20)",
+    })
     .option('compact-log-bytes', {
       type: 'number',
       default: 1024 * 1024,
@@ -152,6 +158,7 @@ async function main(): Promise<void> {
     dataDir: argv['data-dir'],
     nodeTimeoutSeconds: argv['node-timeout'],
     leaseGraceSeconds: argv['lease-grace'],
+    handoverWaitSeconds: argv['handover-wait'],
     compactLogBytes: argv['compact-log-bytes'],
     logger,
     limits: { maxConnections: argv['max-connections'] },

@@ -5,7 +5,7 @@
  * receives parsed, typed input and parses nothing by hand.
  */
 import type { z } from 'zod';
-import type { ApiRoutes, BodyOf, ParamsOf, QueryOf, RouteContract, RouteName } from '@flocker/api';
+import type { ApiRoutes, BodyOf, Identity, ParamsOf, QueryOf, RouteContract, RouteName } from '@flocker/api';
 import type { ControlState } from './ControlState';
 import type { ListBody } from './listBodies';
 import type { Views } from './Views';
@@ -41,6 +41,8 @@ export interface RouteContext<R extends RouteContract> {
   body: BodyOf<R>;
   ifMatches: string | undefined;
   signal: AbortSignal;
+  /** Who asks, from its verified client certificate; absent without mutual TLS (then taken for an API user). */
+  identity?: Identity | undefined;
 }
 
 export type Handler<R extends RouteContract> = (
@@ -58,6 +60,7 @@ export interface CheckedContext {
   body: unknown;
   ifMatches: string | undefined;
   signal: AbortSignal;
+  identity?: Identity | undefined;
 }
 
 export interface RouteSpec extends RouteContract {

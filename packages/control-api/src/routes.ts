@@ -13,6 +13,7 @@ import {
   EraResponse,
   FLOCKER_VERSION,
   ForgottenNode,
+  type Identity,
   Lease,
   MAX_WAIT_MS,
   type NodeReport,
@@ -58,6 +59,7 @@ import { type Handlers, implement, type RouteSpec } from './routeSpec';
 import { watchContentType, watchNode } from './agentWatch';
 import { WHOLE_CLUSTER } from './nodeViews';
 import { declineReleaseRequest } from './leaseHandover';
+import { mutateWithHandover } from './handoverWait';
 
 export { canonicalInput } from './routeSpec';
 export type { Reply, RouteContext, RouteSpec } from './routeSpec';
@@ -71,6 +73,11 @@ function requireScheduleInterval(
   if (issue !== undefined) {
     throw new ConfigurationError('SNAPSHOT_SCHEDULE_TOO_FREQUENT', `${issue.key}: ${issue.message}.`);
   }
+}
+
+/** Who asks for a lease's hand-over: the node by its certificate, else an API user. */
+function requesterOf(identity: Identity | undefined): string {
+  return identity?.kind === 'node' ? identity.uuid : 'api';
 }
 
 const datasetHandlers: Omit<
@@ -105,7 +112,7 @@ const datasetHandlers: Omit<
     json: jsonOf(requireDataset(state.configuration, params.id)),
     tag: state.configurationTag,
   }),
-  updateDataset: async (state, { params, body, ifMatches }) => {
+  updateDataset: async (state, { params, body, ifMatches, signal, identity }) => {
     requireScheduleInterval(body.metadata, state.minSnapshotIntervalMs);
     const current = state.configuration.datasets.get(params.id);
     const backend = serviceBackend(state);
@@ -132,7 +139,9 @@ const datasetHandlers: Omit<
     // Whether the change cancels a when_released move, as of the configuration it is applied to (the committer may
     // apply it again onto a newer one): told once the commit is durable, so a crash before it records nothing.
     let cancelled: CancelledMove | undefined;
-    const applied = await state.mutate((c, now) => {
+    // A move an idle volume's lease refuses asks its holder for it first (handoverWait.ts).
+    const ask = { datasetId: params.id, requester: requesterOf(identity), ifMatches, signal };
+    const applied = await mutateWithHandover(state, ask, (c, now) => {
       const dead = (node: string): boolean => {
         const reported = state.reportedNode(node);
         return reported !== undefined && !isAlive(reported, now, state.nodeTimeoutMs);
@@ -140,7 +149,7 @@ const datasetHandlers: Omit<
       const optIn = replicaOptInRule(holdersOf, dead);
       cancelled = cancelledMove(c, params.id, body, now, { holdersOf, backend: kind });
       return updateDataset(c, params.id, body, now, serviceDataNodeRule(state), kind, optIn);
-    }, ifMatches);
+    });
     if (cancelled !== undefined) {
       const config = state.configuration;
       const hostOf = (node: string) => state.reportedNode(node)?.report.host ?? config.nodes.get(node)?.host;
@@ -148,8 +157,9 @@ const datasetHandlers: Omit<
     }
     return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
-  deleteDataset: async (state, { params, ifMatches }) => {
-    const applied = await state.mutate((c, now) => deleteDataset(c, params.id, now), ifMatches);
+  deleteDataset: async (state, { params, ifMatches, signal, identity }) => {
+    const ask = { datasetId: params.id, requester: requesterOf(identity), ifMatches, signal };
+    const applied = await mutateWithHandover(state, ask, (c, now) => deleteDataset(c, params.id, now));
     return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
   // With ?dataset_id= (a waiter confirming a "mounted"): that dataset's entry of the whole list (the same alive nodes
@@ -176,8 +186,10 @@ const datasetHandlers: Omit<
     body: z.array(Lease).parse(listLeases(state.configuration, state.now())),
     tag: state.configurationTag,
   }),
-  acquireLease: async (state, { body, ifMatches }) => {
-    const applied = await state.mutate((c, now) => acquireLease(c, body, now), ifMatches);
+  acquireLease: async (state, { body, ifMatches, signal }) => {
+    // Asked for by the node that would hold it (authorization: a node takes leases only for itself).
+    const ask = { datasetId: body.dataset_id, requester: body.node_uuid, ifMatches, signal };
+    const applied = await mutateWithHandover(state, ask, (c, now) => acquireLease(c, body, now));
     return { status: applied.status, body: Lease.parse(applied.result), tag: state.configurationTag };
   },
   releaseLease: async (state, { params, query, ifMatches }) => {

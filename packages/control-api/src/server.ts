@@ -12,7 +12,7 @@ import {
   safeLogStream,
 } from '@flocker/api';
 import { systemClock } from '@flocker/runtime';
-import { ControlState, DEFAULT_LEASE_GRACE_MS } from './ControlState';
+import { ControlState, DEFAULT_HANDOVER_WAIT_MS, DEFAULT_LEASE_GRACE_MS } from './ControlState';
 import { type ConfigurationStore, FileConfigurationStore } from './ConfigurationStore';
 import { invalidRequest, RequestError, UsageError } from './errors';
 import { MAX_BODY_BYTES, sendError, toApiError } from './httpErrors';
@@ -94,6 +94,11 @@ export interface ControlServiceOptions {
   nodeTimeoutSeconds?: number;
   /** Seconds a node stays dead before its unpinned leases are released (0 = at once). Default 5. */
   leaseGraceSeconds?: number;
+  /**
+   * Seconds a request blocked by a release_on_request lease of a live node waits for its holder to let go of it (the
+   * lease hand-over; 0 = refuse at once, as before the hand-over). Default DEFAULT_HANDOVER_WAIT_MS / 1000 (5).
+   */
+  handoverWaitSeconds?: number;
   logLevel?: string;
   logger?: Logger;
   /** Limits against slow or idle clients; see DEFAULT_LIMITS. */
@@ -146,6 +151,20 @@ export function checkTiming(
     );
   }
   return { nodeTimeoutMs: nodeTimeoutSeconds * 1000, leaseGraceMs: leaseGraceSeconds * 1000 };
+}
+
+/** The longest hand-over wait: well inside the clients' per-request timeout (30 s by default). */
+export const MAX_HANDOVER_WAIT_SECONDS = 20;
+
+/** --handover-wait, checked: 0 to MAX_HANDOVER_WAIT_SECONDS, in ms. */
+export function checkHandoverWait(seconds: number): number {
+  if (!Number.isFinite(seconds) || seconds < 0 || seconds > MAX_HANDOVER_WAIT_SECONDS) {
+    throw new UsageError(
+      'INVALID_HANDOVER_WAIT',
+      `--handover-wait must be 0 to ${MAX_HANDOVER_WAIT_SECONDS} seconds (got ${seconds}): a longer wait would outlast the clients' request timeout.`,
+    );
+  }
+  return Math.round(seconds * 1000);
 }
 
 export function createLogger(level = 'info'): Logger {
@@ -380,6 +399,7 @@ export function createApp(
             body: input.body,
             ifMatches: route.conditional ? ifMatches : undefined,
             signal: abort.signal,
+            identity: peerIdentity(req),
           },
           views,
         );
@@ -440,6 +460,7 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     options.nodeTimeoutSeconds ?? 30,
     options.leaseGraceSeconds ?? DEFAULT_LEASE_GRACE_MS / 1000,
   );
+  const handoverWaitMs = checkHandoverWait(options.handoverWaitSeconds ?? DEFAULT_HANDOVER_WAIT_MS / 1000);
   const registry = processRegistry('control-service');
   const rawStore =
     options.store ??
@@ -454,6 +475,7 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     logger,
     nodeTimeoutMs,
     leaseGraceMs,
+    handoverWaitMs,
     ...(options.now !== undefined ? { now: options.now } : {}),
     ...(options.monoNow !== undefined ? { monoNow: options.monoNow } : {}),
     ...(options.testOnlyMinSnapshotIntervalSeconds !== undefined
@@ -535,6 +557,7 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     configuration: state.configurationTag,
     node_timeout_seconds: nodeTimeoutMs / 1000,
     lease_grace_seconds: leaseGraceMs / 1000,
+    handover_wait_seconds: handoverWaitMs / 1000,
   });
   let closing: Promise<void> | undefined;
   return {

@@ -1,0 +1,83 @@
+/**
+ * kill -9 of the control service while a lease hand-over is pending (session 21): the request recorded on the lease
+ * survives the restart (a durable lease change like any other); the interrupted request's client got no answer and
+ * asks again, which waits on the same request and is granted once the holder lets go. Also --handover-wait's check.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { FlockerClient } from '@flocker/api';
+import { checkHandoverWait } from './server';
+import { controlArgv } from './testing/controlProcess';
+import { holderAnswers, idleVolume, leaseBecomes, REQUESTER, timed } from './testing/handover';
+
+jest.setTimeout(60_000);
+
+function startChild(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, controlArgv(dataDir, '--log-level', 'error', '--handover-wait', '20'), {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n') && line !== undefined)
+        resolve({ child, url: (JSON.parse(line) as { listening: string }).listening });
+    });
+    child.once('exit', (code) => reject(new Error(`flocker-control exited early (${code})`)));
+  });
+}
+
+function killHard(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
+describe('lease hand-over and kill -9', () => {
+  let dir: string;
+  const children: ChildProcess[] = [];
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'flocker-handover-crash-'));
+  });
+  afterAll(async () => {
+    await Promise.all(children.map(killHard));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a request pending at the kill survives; the request sent again waits on it and is granted', async () => {
+    const first = await startChild(dir);
+    children.push(first.child);
+    const before = new FlockerClient({ baseUrl: first.url, timeoutMs: 30_000 });
+    const id = await idleVolume(before, 'idle');
+    const cut = timed(before.acquireLease({ dataset_id: id, node_uuid: REQUESTER, expires: null }));
+    await leaseBecomes(before, id, (l) => l?.release_requested !== undefined);
+    await killHard(first.child);
+    expect((await cut).error?.status).toBe(0);
+
+    const second = await startChild(dir);
+    children.push(second.child);
+    const client = new FlockerClient({ baseUrl: second.url, timeoutMs: 30_000 });
+    // Both nodes report again after the restart (the holder alive: its lease is asked for, not waited out).
+    await idleVolume(client, 'another');
+    const pending = await leaseBecomes(client, id, () => true);
+    expect(pending?.release_requested?.by).toBe(REQUESTER);
+    const again = timed(client.acquireLease({ dataset_id: id, node_uuid: REQUESTER, expires: null }));
+    await holderAnswers(client, id, 'release');
+    const { value, error } = await again;
+    expect(error).toBeUndefined();
+    expect(value?.node_uuid).toBe(REQUESTER);
+  });
+
+  it('--handover-wait: 0 to 20 seconds', () => {
+    expect(checkHandoverWait(5)).toBe(5000);
+    expect(checkHandoverWait(0)).toBe(0);
+    expect(checkHandoverWait(0.25)).toBe(250);
+    for (const bad of [-1, 21, Number.NaN, Number.POSITIVE_INFINITY])
+      expect(() => checkHandoverWait(bad)).toThrow(expect.objectContaining({ code: 'INVALID_HANDOVER_WAIT' }));
+  });
+});

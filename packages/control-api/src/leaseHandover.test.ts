@@ -1,0 +1,203 @@
+/** The lease hand-over's decisions (leaseHandover.ts), case by case; the wait over HTTP: leaseHandover.wait.test. */
+import type { LeaseReleaseRequest } from '@flocker/api';
+import { acquireLease, type Configuration, emptyConfiguration, releaseLease, type StoredLease } from './configuration';
+import { ConfigurationError } from './errors';
+import {
+  declineReleaseRequest,
+  handoverCandidate,
+  handoverProgress,
+  refusalAfterHandover,
+  requestRelease,
+  unchangedButLease,
+} from './leaseHandover';
+import { setEntry } from './PersistentMap';
+import { A, B, C, D1, D2, T0 } from './testing/fixtures';
+
+const REQ: LeaseReleaseRequest = { by: B, at: new Date(T0).toISOString() };
+
+function withLeases(...leases: StoredLease[]): Configuration {
+  let map: ReadonlyMap<string, StoredLease> = new Map();
+  for (const l of leases) map = setEntry(map, l.dataset_id, l);
+  return { ...emptyConfiguration, version: 7, leases: map };
+}
+
+const lease = (extra: Partial<StoredLease> = {}): StoredLease => ({
+  dataset_id: D1,
+  node_uuid: A,
+  expires_at: null,
+  ...extra,
+});
+
+describe('handoverCandidate: which refusal asks the holder', () => {
+  type LeaseKind = 'none' | 'expired' | 'plain' | 'onRequest' | 'onRequestPending';
+  const kinds: LeaseKind[] = ['none', 'expired', 'plain', 'onRequest', 'onRequestPending'];
+  const leaseOf: Record<LeaseKind, StoredLease | undefined> = {
+    none: undefined,
+    expired: lease({ expires_at: T0 - 1, release_on_request: true }),
+    plain: lease({ holders: ['csi'] }),
+    onRequest: lease({ holders: ['docker'], release_on_request: true }),
+    onRequestPending: lease({ release_on_request: true, release_requested: REQ }),
+  };
+  const rows: [LeaseKind, string, boolean][] = [];
+  for (const kind of kinds)
+    for (const requester of [A, B, 'api']) for (const dead of [false, true]) rows.push([kind, requester, dead]);
+  it.each(rows)('lease %s, requester %s, holder dead %s', (kind, requester, dead) => {
+    const l = leaseOf[kind];
+    const config = l === undefined ? emptyConfiguration : withLeases(l);
+    const got = handoverCandidate(config, D1, requester, T0, (n) => dead && n === A);
+    // Only a live promise of a live holder that is not the requester is asked for.
+    const asked = (kind === 'onRequest' || kind === 'onRequestPending') && requester !== A && !dead;
+    expect(got).toBe(asked ? l : undefined);
+  });
+});
+
+describe('requestRelease', () => {
+  const at = new Date(T0).toISOString();
+  it('records the request on the promise of that holder (one version step)', () => {
+    const config = withLeases(lease({ release_on_request: true }));
+    const applied = requestRelease(config, D1, A, B, at, T0);
+    expect(applied.result).toEqual({ by: B, at });
+    expect(applied.config.version).toBe(8);
+    expect(applied.config.leases.get(D1)?.release_requested).toEqual({ by: B, at });
+  });
+  it.each([
+    ['no lease', emptyConfiguration],
+    ['another holder now', withLeases(lease({ node_uuid: C, release_on_request: true }))],
+    ['no promise (any more)', withLeases(lease())],
+    ['expired', withLeases(lease({ expires_at: T0, release_on_request: true }))],
+  ])('%s: nothing recorded, nothing changed', (_name, config) => {
+    const applied = requestRelease(config, D1, A, B, at, T0);
+    expect(applied.result).toBeUndefined();
+    expect(applied.config).toBe(config);
+  });
+  it("one pending already: kept (the first asker's), nothing written", () => {
+    const config = withLeases(lease({ release_on_request: true, release_requested: REQ }));
+    const applied = requestRelease(config, D1, A, 'api', at, T0 + 5);
+    expect(applied.result).toBe(REQ);
+    expect(applied.config).toBe(config);
+  });
+});
+
+describe('declineReleaseRequest', () => {
+  it('clears the pending request; the promise stays', () => {
+    const config = withLeases(lease({ release_on_request: true, release_requested: REQ }));
+    const applied = declineReleaseRequest(config, D1, T0);
+    expect(applied.config.version).toBe(8);
+    expect(applied.config.leases.get(D1)).toEqual(lease({ release_on_request: true }));
+    expect(applied.result).toEqual({ dataset_id: D1, node_uuid: A, expires: null, release_on_request: true });
+  });
+  it('nothing pending: the lease as it is, nothing written', () => {
+    const config = withLeases(lease({ release_on_request: true }));
+    const applied = declineReleaseRequest(config, D1, T0);
+    expect(applied.config).toBe(config);
+    expect(applied.result).toEqual({ dataset_id: D1, node_uuid: A, expires: null, release_on_request: true });
+  });
+  it.each([
+    ['no lease', emptyConfiguration],
+    ['an expired one', withLeases(lease({ expires_at: T0, release_requested: REQ, release_on_request: true }))],
+  ])('%s: LEASE_NOT_FOUND', (_name, config) => {
+    expect(() => declineReleaseRequest(config, D1, T0)).toThrow(
+      expect.objectContaining({ code: 'LEASE_NOT_FOUND' }) as Error,
+    );
+  });
+});
+
+describe('handoverProgress: what a waiter reads at each change', () => {
+  it.each([
+    ['the lease gone (released)', emptyConfiguration, 'gone'],
+    [
+      'the lease expired',
+      withLeases(lease({ expires_at: T0, release_on_request: true, release_requested: REQ })),
+      'gone',
+    ],
+    ['another node holds it now', withLeases(lease({ node_uuid: C })), 'gone'],
+    ['the promise withdrawn', withLeases(lease({ release_requested: REQ })), 'declined'],
+    ['the request cleared (declined)', withLeases(lease({ release_on_request: true })), 'declined'],
+    [
+      'another request pending (ours declined in between)',
+      withLeases(lease({ release_on_request: true, release_requested: { by: 'api', at: REQ.at } })),
+      'declined',
+    ],
+    ['ours still pending', withLeases(lease({ release_on_request: true, release_requested: { ...REQ } })), 'waiting'],
+  ] as const)('%s: %s', (_name, config, expected) => {
+    expect(handoverProgress(config, D1, A, REQ, T0)).toBe(expected);
+  });
+});
+
+describe('refusalAfterHandover: the answer once the wait ended', () => {
+  const held = new ConfigurationError('LEASE_HELD', `The dataset ${D1} is already leased by node ${A}.`);
+  const still = withLeases(lease({ release_on_request: true, holders: ['docker'] }));
+  const host = (n: string): string | undefined => (n === A ? 'host-a' : undefined);
+  it("declined: why, with the holder's host", () => {
+    const err = refusalAfterHandover(held, still, D1, A, 'declined', 5000, T0, host) as ConfigurationError;
+    expect(err.code).toBe('LEASE_HELD');
+    expect(err.message).toBe(
+      `${held.message} Its holder's Docker plugin declined to let go of it: a container on host-a uses it.`,
+    );
+  });
+  it('timed out: how long, and what to check; a host not known is named by its node', () => {
+    const err = refusalAfterHandover(held, still, D1, A, 'timeout', 5000, T0, () => undefined) as ConfigurationError;
+    expect(err.message).toBe(
+      `${held.message} Its holder was asked to let go of it and did not within 5 s (is the Docker plugin on node ${A} running?).`,
+    );
+    const short = refusalAfterHandover(held, still, D1, A, 'timeout', 250, T0, host) as ConfigurationError;
+    expect(short.message).toMatch(/did not within 0\.25 s \(is the Docker plugin on host-a running\?\)/);
+  });
+  it.each([
+    ['another error', new ConfigurationError('CONFIGURATION_CHANGED', 'changed'), still, 'declined'],
+    ['the holder let go (refused by someone else now)', held, withLeases(lease({ node_uuid: C })), 'gone'],
+    ['another node leases it now', held, withLeases(lease({ node_uuid: C })), 'timeout'],
+    ['the lease went after the timeout', held, emptyConfiguration, 'timeout'],
+  ] as const)('%s: answered as it is', (_name, refusal, config, outcome) => {
+    expect(refusalAfterHandover(refusal, config, D1, A, outcome, 5000, T0, host)).toBe(refusal);
+  });
+});
+
+describe('unchangedButLease: a conditional request across the hand-over', () => {
+  const base = withLeases(lease({ release_on_request: true }), lease({ dataset_id: D2, node_uuid: B }));
+  it('the same configuration, or only that lease changed: the condition holds', () => {
+    expect(unchangedButLease(base, base, D1)).toBe(true);
+    const requested = requestRelease(base, D1, A, B, REQ.at, T0).config;
+    const released = releaseLease(requested, D1, T0).config;
+    expect(unchangedButLease(base, released, D1)).toBe(true);
+    // No containers map on one side, an empty one on the other (a configuration replayed from the log): the same.
+    expect(unchangedButLease(base, { ...released, containers: new Map() }, D1)).toBe(true);
+  });
+  it('another lease, a dataset, a node changed: it does not', () => {
+    expect(unchangedButLease(base, releaseLease(base, D2, T0).config, D1)).toBe(false);
+    const dataset = { dataset_id: D1, primary: A, metadata: {}, deleted: false };
+    expect(unchangedButLease(base, { ...base, datasets: setEntry(base.datasets, D1, dataset) }, D1)).toBe(false);
+    const node = { uuid: C, host: 'host-c' };
+    expect(unchangedButLease(base, { ...base, nodes: setEntry(base.nodes, C, node) }, D1)).toBe(false);
+  });
+});
+
+describe('acquireLease and release_on_request', () => {
+  const req = { dataset_id: D1, node_uuid: A, expires: null } as const;
+  const onRequest = acquireLease(emptyConfiguration, { ...req, holder: 'docker', release_on_request: true }, T0);
+  const pending = requestRelease(onRequest.config, D1, A, B, REQ.at, T0).config;
+  const after = (config: Configuration, extra: object) =>
+    acquireLease(config, { ...req, ...extra }, T0).config.leases.get(D1);
+  it('a new lease: only when asked', () => {
+    expect(onRequest.result.release_on_request).toBe(true);
+    expect(after(emptyConfiguration, { holder: 'docker' })?.release_on_request).toBeUndefined();
+  });
+  it('a renewal by a holder already there keeps it and a pending request; false clears both', () => {
+    expect(after(pending, { holder: 'docker' })).toMatchObject({ release_on_request: true, release_requested: REQ });
+    expect(after(pending, { holder: 'docker', release_on_request: true })?.release_requested).toEqual(REQ);
+    const cleared = after(pending, { holder: 'docker', release_on_request: false });
+    expect(cleared?.release_on_request).toBeUndefined();
+    expect(cleared?.release_requested).toBeUndefined();
+  });
+  it('a share added by an acquire that did not promise clears it (another holder, an unnamed acquire)', () => {
+    expect(after(pending, { holder: 'csi' })?.release_on_request).toBeUndefined();
+    expect(after(pending, {})?.release_on_request).toBeUndefined();
+    expect(after(pending, { holder: 'csi', release_on_request: true })?.release_on_request).toBe(true);
+  });
+  it('one holder letting go of its share keeps both for the others', () => {
+    const two = acquireLease(pending, { ...req, holder: 'csi', release_on_request: true }, T0).config;
+    const left = releaseLease(two, D1, T0, 'csi');
+    expect(left.config.leases.get(D1)).toMatchObject({ release_on_request: true, release_requested: REQ });
+    expect(left.result).toMatchObject({ remains: true, release_on_request: true, release_requested: REQ });
+  });
+});
