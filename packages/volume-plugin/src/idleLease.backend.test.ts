@@ -163,6 +163,31 @@ describe('idle leases (session 21)', () => {
     await until('the lease to go', async () => (await client.listLeases()).length === 0);
   });
 
+  it("a request for a lease in use is declined at once, not after the volume's queue (a slow call ahead)", async () => {
+    let requested = false;
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (open = r));
+    const w = wrapped({ view: requesting(() => requested) });
+    const slow: ControlClient = {
+      ...w.client,
+      updateDataset: async (...x) => {
+        await gate;
+        return client.updateDataset(...x);
+      },
+    };
+    const a = await bed.backend(NODE_A, { client: slow, idleLeaseMs: 60_000 });
+    await a.create({ Name: 'vol1' });
+    await a.mount({ Name: 'vol1', ID: 'c1' });
+    // A grow holds the volume's queue until the gate opens.
+    const growing = a.create({ Name: 'vol1', Opts: { size: '2G' } });
+    requested = true;
+    await a.watcher.refresh();
+    await until('the decline', () => w.calls.declined.length > 0);
+    open();
+    await growing;
+    expect(w.calls.released).toBe(0);
+  });
+
   it('a Mount racing a request keeps the lease and declines; never both', async () => {
     let requested = false;
     const w = wrapped({ view: requesting(() => requested) });
