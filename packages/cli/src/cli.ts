@@ -44,7 +44,7 @@ import {
   STORAGE_PROFILES,
   storageProfile,
 } from './validation';
-import { duration, leaseHolders, relativeTime, shortId, table, visible, visibleText } from './format';
+import { duration, leaseHoldersText, relativeTime, shortId, table, visible, visibleText } from './format';
 import { deadNodeLine, eventLine, fencingLine, recentEvents } from './failover';
 import { forgetNode, forgottenText } from './nodesForget';
 import { unknownStateLines } from './nodesUnknown';
@@ -726,7 +726,7 @@ export function buildCli(
                 ...(localMove !== null ? [`Moving:     ${localMoveText(localMove)}`] : []),
                 ...(replica !== null ? [`Replica:    ${replicaText(replica, now)}`] : []),
                 ...keptAside.map(keptAsideText),
-                `Lease:      ${lease ? `held by ${shortId(lease.node_uuid)} (${leaseHolders(lease)}), expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''}` : 'none'}`,
+                `Lease:      ${lease ? `held by ${shortId(lease.node_uuid)} (${leaseHoldersText(lease)}), expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''}` : 'none'}`,
                 `Snapshots:  ${
                   schedule === null
                     ? 'no schedule'
@@ -1587,7 +1587,7 @@ export function buildCli(
                   x.node,
                   duration(x.expires),
                   x.pinned ? 'yes' : 'no',
-                  leaseHolders(x),
+                  leaseHoldersText(x),
                 ],
                 wideHeaders: ['NODE UUID'],
                 wideCells: (x) => [x.node_uuid],

@@ -24,7 +24,7 @@ import {
   type ReplicaView,
   type SnapshotRow,
 } from '@flocker/web-ui';
-import { leaseHolders, shortId, visible } from './format';
+import { leaseHoldersText, shortId, visible } from './format';
 import { errorsOf, errorText, moveWhere, type NodeError } from './health';
 import { volumeView, type VolumeView } from './volumes';
 
@@ -114,7 +114,7 @@ export function describeVolume(
         : {
             ...lease,
             node: cluster.nodes.find((n) => n.uuid === lease.node_uuid)?.host ?? shortId(lease.node_uuid),
-            holders_text: leaseHolders(lease),
+            holders_text: leaseHoldersText(lease),
           },
     snapshots: snapshots
       .filter((s) => s.dataset_id === id)

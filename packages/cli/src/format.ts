@@ -79,3 +79,24 @@ export function leaseHolders(lease: {
   if (lease.holders === undefined) return '(unnamed)';
   return [...lease.holders, ...(lease.unnamed_holder === true ? ['(unnamed)'] : [])].join(', ');
 }
+
+/**
+ * What a lease let go of on request (session 21: the Docker plugin keeps an idle volume's lease) says beyond its
+ * holders: "released on request" (a move or destroy asks its holder, who lets go of it if no container there uses
+ * it), "release requested" while someone's request waits; '' for any other lease.
+ */
+export function leaseOnRequest(lease: {
+  release_on_request?: true | undefined;
+  release_requested?: { by: string; at: string } | undefined;
+}): string {
+  if (lease.release_requested !== undefined) return 'release requested';
+  return lease.release_on_request === true ? 'released on request' : '';
+}
+
+/** leaseHolders with leaseOnRequest after them: "docker; released on request". */
+export function leaseHoldersText(
+  lease: Parameters<typeof leaseHolders>[0] & Parameters<typeof leaseOnRequest>[0],
+): string {
+  const more = leaseOnRequest(lease);
+  return more === '' ? leaseHolders(lease) : `${leaseHolders(lease)}; ${more}`;
+}

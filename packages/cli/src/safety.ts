@@ -3,7 +3,9 @@
  * lease for its node while a container there uses a volume, so a lease held by a live
  * node means "in use": releasing it lets the volume be moved or destroyed under that
  * container, whose data is lost when it stops. The control service keeps Flocker v1's
- * semantics (an API user may release any lease); the CLI refuses unless --force. Pure.
+ * semantics (an API user may release any lease); the CLI refuses unless --force. A lease its holder lets go of on
+ * request (release_on_request: the plugin's lease of a volume it may keep idle) is the control service's to judge on
+ * a destroy or move (it asks the holder). Pure.
  */
 import type { Lease, NodeState } from '@flocker/api';
 import { CliError, EXIT } from './errors';
@@ -38,6 +40,21 @@ export function checkInUse(
   force: boolean,
 ): string | undefined {
   if (u === undefined) return undefined;
+  // Session 21: the Docker plugin keeps an idle volume's lease and lets go of it when asked; the control service asks
+  // its holder on a destroy (which waits a few seconds for the answer), so this CLI does not guess whether it is in use.
+  if (u.lease.release_on_request === true) {
+    if (action === 'destroy') return undefined;
+    const held =
+      `volume ${volume} is held on ${where(u)} by a lease its holder lets go of when asked while no container there ` +
+      'uses it';
+    if (!force) {
+      throw new CliError(
+        EXIT.CONFLICT,
+        `${held}; a container there may use it now. Releasing the lease here does not ask its holder: "flocker volumes move" and "flocker volumes destroy" do (a container there keeps it). Move or destroy it instead, or pass --force to release it anyway.`,
+      );
+    }
+    return `warning: ${held}; releasing its lease anyway (--force), without asking: a container there may be using it.`;
+  }
   const inUse = `volume ${volume} is in use on ${where(u)}: that live node holds its lease, so a container there uses it`;
   if (!force) {
     const consequence =
@@ -76,6 +93,18 @@ export function leaseHeldOnMove(
   const node = nodes.find((n) => n.uuid === lease.node_uuid);
   const on = node ? `${node.host} (node ${shortId(node.uuid)})` : `node ${shortId(lease.node_uuid)}`;
   const holders = lease.holders ?? [];
+  // The control service asked its holder (session 21) and says why it kept the lease: declined or did not answer.
+  const asked = /Its holder(?:'s Docker plugin declined| was asked).*$/.exec(apiMessage)?.[0];
+  if (lease.release_on_request === true && asked !== undefined) {
+    const then = asked.includes('declined')
+      ? ' Stop that container, then move it again, or start the container on the other host (the Docker plugin moves the volume there).'
+      : ` Check that plugin, or release the lease ("flocker leases release ${volume} --force") once nothing there uses the volume.`;
+    return new CliError(
+      EXIT.CONFLICT,
+      `volume ${volume} cannot move: ${on} holds its lease. ${asked}${then}`,
+      'LEASE_HELD',
+    );
+  }
   const remedy = holders.includes('docker')
     ? `a container there uses it. Stop that container, then move it again, or start the container on the other host (the Docker plugin moves the volume there)`
     : `held by ${leaseHolders(lease)}${lease.pinned === true ? ', pinned' : ''}. Release it first ("flocker leases release ${volume}"), then move it again`;

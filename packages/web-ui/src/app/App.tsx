@@ -713,7 +713,10 @@ function VolumeRow({
             <div className="sub detail failing">error: {errorReason(v.errors[0])}</div>
           )}
         </td>
-        <td data-label="Lease">{v.lease ? `held by ${v.lease.host ?? v.lease.node_uuid.slice(0, 8)}` : '—'}</td>
+        <td data-label="Lease">
+          {v.lease ? `held by ${v.lease.host ?? v.lease.node_uuid.slice(0, 8)}` : '—'}
+          {v.lease?.on_request !== undefined && <div className="sub">{v.lease.on_request}</div>}
+        </td>
         <td data-label="Age" className="age" title={volumeAge(v, started, now).title}>
           <span className="age-text">{volumeAge(v, started, now).text}</span>
         </td>

@@ -30,6 +30,53 @@ describe('releaseRisk (issue 17: releasing the lease of a volume in use gave no 
   });
 });
 
+describe("a lease let go of on request (session 21: the Docker plugin keeps an idle volume's lease)", () => {
+  const d1 = dataset(D1, 'pgdata', A);
+  const nodes = [node(A, 'a'), node(B, 'b')];
+  it('the view marks it; releasing it still asks first, saying a move or delete asks the holder instead', () => {
+    const idle = clusterView(
+      snapshot({
+        datasets: [d1],
+        leases: [{ dataset_id: D1, node_uuid: A, expires: null, holders: ['docker'], release_on_request: true }],
+        nodes,
+      }),
+    );
+    expect(idle.volumes[0]?.lease).toEqual({
+      node_uuid: A,
+      host: 'a',
+      expires: null,
+      on_request: 'released on request',
+    });
+    const risk = releaseRisk(idle.volumes[0]!, idle.nodes);
+    expect(risk).toMatch(
+      /^pgdata is held on a by a lease its holder lets go of when asked while no container there uses it/,
+    );
+    expect(risk).toMatch(/move or delete the volume instead/);
+  });
+  it('a request waiting for it shows as such; a plain lease shows as before', () => {
+    const asked = clusterView(
+      snapshot({
+        datasets: [d1],
+        leases: [
+          {
+            dataset_id: D1,
+            node_uuid: A,
+            expires: null,
+            release_on_request: true,
+            release_requested: { by: 'api', at: '2026-12-06T15:00:00Z' },
+          },
+        ],
+        nodes,
+      }),
+    );
+    expect(asked.volumes[0]?.lease?.on_request).toBe('release requested');
+    const plain = clusterView(
+      snapshot({ datasets: [d1], leases: [{ dataset_id: D1, node_uuid: A, expires: null }], nodes }),
+    );
+    expect(plain.volumes[0]?.lease).toEqual({ node_uuid: A, host: 'a', expires: null });
+  });
+});
+
 describe('UI request bodies', () => {
   it.each(['', '   ', 'bad name!', 'a', '-x'])("a volume named %p is refused, with the plugin's rule", (name) => {
     const r = CreateVolumeBody.safeParse({ name, size: '1GiB', node: A });

@@ -15,6 +15,12 @@ export function releaseRisk(
   if (lease === null) return null;
   const holder = nodes.find((n) => n.uuid === lease.node_uuid);
   if (holder === undefined || !holder.alive) return null;
+  // Session 21: its holder lets go of it when asked while unused; a move or delete asks, a release does not.
+  if (lease.on_request !== undefined)
+    return (
+      `${v.name} is held on ${holder.host} by a lease its holder lets go of when asked while no container there uses it; a container there may use it now. ` +
+      'Releasing the lease does not ask the holder: move or delete the volume instead (the control service asks it, and a container there keeps it).'
+    );
   return (
     `${v.name} is in use on ${holder.host}: that node is alive and holds its lease, so a container there uses it. ` +
     'Releasing the lease lets the volume be moved or deleted under that container, and its data is destroyed when the container stops.'

@@ -1,0 +1,90 @@
+/**
+ * Leases let go of on request (session 21: the Docker plugin keeps an idle volume's lease and lets go of it when
+ * asked): the CLI no longer calls such a volume "in use" nor refuses its destroy itself (the control service asks the
+ * holder); a plain release still asks for --force (it does not ask the holder); a refused move says why the holder
+ * kept it; lists mark such leases.
+ */
+import type { Lease, NodeState } from '@flocker/api';
+import { CliError } from './errors';
+import { leaseHoldersText, leaseOnRequest } from './format';
+import { checkInUse, inUseBy, leaseHeldOnMove } from './safety';
+
+const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const D = '11111111-1111-4111-8111-111111111111';
+const node: NodeState = {
+  uuid: A,
+  era: 'e',
+  host: 'host-a',
+  instance_id: 'i-a',
+  backend: 'loopback',
+  manifestations: [],
+  errors: [],
+  alive: true,
+  last_seen: 'now',
+};
+const idle: Lease = { dataset_id: D, node_uuid: A, expires: null, holders: ['docker'], release_on_request: true };
+const plain: Lease = { dataset_id: D, node_uuid: A, expires: null, holders: ['docker'] };
+
+function refusal(f: () => unknown): CliError {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof CliError) return e;
+    throw e;
+  }
+  throw new Error('not refused');
+}
+
+describe('a lease let go of on request', () => {
+  it('destroy: left to the control service (no client-side refusal, no warning)', () => {
+    const u = inUseBy([node], [idle], D);
+    expect(checkInUse('destroy', 'pg', u, false)).toBeUndefined();
+    expect(checkInUse('destroy', 'pg', u, true)).toBeUndefined();
+    // A plain lease of a live node: refused as before.
+    expect(refusal(() => checkInUse('destroy', 'pg', inUseBy([node], [plain], D), false)).message).toMatch(
+      /^volume pg is in use on host-a/,
+    );
+  });
+
+  it('release: still needs --force, saying that releasing does not ask and what does', () => {
+    const u = inUseBy([node], [idle], D);
+    const e = refusal(() => checkInUse('release', 'pg', u, false));
+    expect(e.message).toBe(
+      'volume pg is held on host-a (node aaaaaaaa) by a lease its holder lets go of when asked while no container there uses it; a container there may use it now. Releasing the lease here does not ask its holder: "flocker volumes move" and "flocker volumes destroy" do (a container there keeps it). Move or destroy it instead, or pass --force to release it anyway.',
+    );
+    expect(checkInUse('release', 'pg', u, true)).toMatch(/^warning: volume pg is held on host-a .*without asking/);
+  });
+
+  it('a refused move says why the holder kept it: declined, or no answer in time', () => {
+    const declined = leaseHeldOnMove(
+      'pg',
+      idle,
+      [node],
+      `The dataset ${D} cannot move: node ${A} (used there by docker) holds a lease on it. Release the lease first. Its holder's Docker plugin declined to let go of it: a container on host-a uses it.`,
+    );
+    expect(declined.message).toBe(
+      "volume pg cannot move: host-a (node aaaaaaaa) holds its lease. Its holder's Docker plugin declined to let go of it: a container on host-a uses it. Stop that container, then move it again, or start the container on the other host (the Docker plugin moves the volume there).",
+    );
+    const silent = leaseHeldOnMove(
+      'pg',
+      idle,
+      [node],
+      `The dataset ${D} cannot move: … Release the lease first. Its holder was asked to let go of it and did not within 5 s (is the Docker plugin on host-a running?).`,
+    );
+    expect(silent.message).toMatch(
+      /holds its lease\. Its holder was asked to let go of it and did not within 5 s \(is the Docker plugin on host-a running\?\)\. Check that plugin, or release the lease \("flocker leases release pg --force"\)/,
+    );
+    // A control service that did not ask (older, or --handover-wait 0): the words of before.
+    expect(leaseHeldOnMove('pg', idle, [node], 'Release the lease first.').message).toMatch(
+      /a container there uses it/,
+    );
+  });
+
+  it('lists mark it: released on request, or release requested while a request waits', () => {
+    expect(leaseHoldersText(plain)).toBe('docker');
+    expect(leaseHoldersText(idle)).toBe('docker; released on request');
+    expect(leaseOnRequest({ ...idle, release_requested: { by: 'api', at: '2026-12-06T15:00:00Z' } })).toBe(
+      'release requested',
+    );
+  });
+});
