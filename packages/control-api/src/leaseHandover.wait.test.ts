@@ -19,7 +19,10 @@ jest.setTimeout(60_000);
 const dirs: string[] = [];
 const services: ControlService[] = [];
 
-async function start(handoverWaitSeconds: number): Promise<{ svc: ControlService; client: FlockerClient }> {
+async function start(
+  handoverWaitSeconds: number,
+  more: { nodeTimeoutSeconds?: number; leaseGraceSeconds?: number } = {},
+): Promise<{ svc: ControlService; client: FlockerClient }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'flocker-handover-'));
   dirs.push(dir);
   const svc = await startControlService({
@@ -28,6 +31,7 @@ async function start(handoverWaitSeconds: number): Promise<{ svc: ControlService
     store: new FileConfigurationStore(dir),
     logger: silentLogger,
     handoverWaitSeconds,
+    ...more,
   });
   services.push(svc);
   return { svc, client: new FlockerClient({ baseUrl: svc.url, timeoutMs: 30_000 }) };
@@ -93,6 +97,14 @@ describe('lease hand-over (file store)', () => {
     expect(ms).toBeGreaterThanOrEqual(450);
     // The request stays on the lease (harmless: the holder lets go of an idle lease when it sees it).
     expect((await leaseBecomes(client, id, () => true))?.release_requested?.by).toBe('api');
+    // The agent channel's views carry it too (read strictly, as the plugins and agents read them).
+    const view = await client.waitForCluster(undefined, 0);
+    expect(view.leases.find((l) => l.dataset_id === id)).toMatchObject({
+      release_on_request: true,
+      release_requested: { by: 'api' },
+    });
+    const nodeView = await client.waitForCluster(undefined, 0, { node: HOLDER });
+    expect(nodeView.leases.find((l) => l.dataset_id === id)?.release_requested?.by).toBe('api');
     expect((await client.getDataset(id)).primary).toBe(HOLDER);
     expect(svc.state.configurationListenerCount).toBe(0);
   });
@@ -103,6 +115,20 @@ describe('lease hand-over (file store)', () => {
     const { error, ms } = await timed(client.acquireLease({ dataset_id: id, node_uuid: REQUESTER, expires: null }));
     expect(error?.code).toBe('LEASE_HELD');
     expect(error?.description).toBe(`The dataset ${id} is already leased by node ${HOLDER} (used there by docker).`);
+    expect(ms).toBeLessThan(LONG * 1000);
+    expect((await leaseBecomes(client, id, () => true))?.release_requested).toBeUndefined();
+  });
+
+  it('a holder declared dead: refused at once as before (the lease grace decides), nothing recorded', async () => {
+    const { client } = await start(LONG, { nodeTimeoutSeconds: 1, leaseGraceSeconds: 600 });
+    const id = await idleVolume(client, 'dead-holder');
+    const deadline = Date.now() + 30_000;
+    while ((await client.waitForCluster(undefined, 0)).nodes.find((n) => n.uuid === HOLDER)?.alive !== false) {
+      if (Date.now() > deadline) throw new Error('holder not declared dead in time');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const { error, ms } = await timed(client.acquireLease({ dataset_id: id, node_uuid: REQUESTER, expires: null }));
+    expect(error?.code).toBe('LEASE_HELD');
     expect(ms).toBeLessThan(LONG * 1000);
     expect((await leaseBecomes(client, id, () => true))?.release_requested).toBeUndefined();
   });
