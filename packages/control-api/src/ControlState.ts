@@ -130,7 +130,8 @@ export class ControlState {
   private readonly leases: LeaseExpiryService;
   private readonly schedules: SnapshotScheduler;
   readonly minSnapshotIntervalMs: number;
-  private readonly logger: Logger;
+  /** The service's structured log (the lease hand-over logs through it too). */
+  readonly logger: Logger;
   /** Why the store does not answer this replica (its probe), while it does not; see storeReachable. */
   private storeDownWhy: string | undefined;
   private livenessTimer: NodeJS.Timeout | undefined;

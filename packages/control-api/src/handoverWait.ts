@@ -66,9 +66,14 @@ export async function mutateWithHandover<T>(
       requestRelease(c, ask.datasetId, holder, ask.requester, new Date(at).toISOString(), at),
     );
     const request = recorded.result;
+    const asked = { dataset_id: ask.datasetId, holder, by: ask.requester };
+    state.logger.info('lease hand-over: asked the holder to let go of the lease', asked);
+    const t0 = Date.now();
     const outcome =
       request === undefined ? 'gone' : await waitForHandover(state, ask.datasetId, holder, request, ask.signal);
     // Nobody to answer: the request stays on the lease (harmless: an idle lease let go of is what was asked).
+    const ended = ask.signal.aborted ? 'client gone' : outcome;
+    state.logger.info('lease hand-over: the wait ended', { ...asked, outcome: ended, wait_ms: Date.now() - t0 });
     if (ask.signal.aborted) throw refusal;
     const latest = state.latestConfiguration;
     const ifMatches =
