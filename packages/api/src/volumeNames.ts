@@ -32,3 +32,19 @@ export const VolumeName = z.string().superRefine((name, ctx) => {
   const problem = volumeNameProblem(name);
   if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
 });
+
+/** A full dataset id's shape (any UUID, any case): how the CLI and the UI tell an id from a name. */
+export const UUID_SHAPED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Why `name` may not be given to a new volume; undefined when it may. Stricter than volumeNameProblem by one rule:
+ * no UUID-shaped name, since one that is (or becomes) another volume's id makes every command taking "a name or an
+ * id" ambiguous (review TN F1). Existing volumes with such a name stay usable: lookups keep volumeNameProblem.
+ */
+export function newVolumeNameProblem(name: string): string | undefined {
+  const problem = volumeNameProblem(name);
+  if (problem !== undefined) return problem;
+  if (UUID_SHAPED.test(name))
+    return `"${name}" is shaped like a volume id: a new volume's name cannot be, since commands take a volume's name or its id. Choose another name.`;
+  return undefined;
+}

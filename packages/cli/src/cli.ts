@@ -24,7 +24,7 @@ import {
   type FlockerClient,
   type NodeState,
   type SnapshotConfiguration,
-  volumeNameProblem,
+  newVolumeNameProblem,
   XFS_MINIMUM_SIZE,
 } from '@flocker/api';
 import { collectGarbage, deleteBackup, listBackups, readManifest, verifyBackup } from '@flocker/backup';
@@ -132,13 +132,27 @@ function idList(ids: string[]): string {
 }
 
 /**
+ * The shortest prefix (8 characters or more) of `d`'s id that no other volume's id starts with and no volume bears
+ * as its name: what picks `d` when its full id is also another volume's name.
+ */
+function uniqueIdPrefix(datasets: DatasetConfiguration[], d: DatasetConfiguration): string {
+  const others = datasets.filter((x) => x.dataset_id !== d.dataset_id);
+  for (let n = 8; n < d.dataset_id.length; n += 1) {
+    const p = d.dataset_id.slice(0, n);
+    if (!others.some((x) => x.dataset_id.startsWith(p) || nameOf(x) === p)) return p;
+  }
+  return d.dataset_id;
+}
+
+/**
  * A volume given by name, full id or unique id prefix (at least 4 characters). Names are
  * looked up only when they follow the volume-name rule, so the empty name matches nothing
  * (not the first unnamed volume). Deleted volumes are found only when `includeDeleted`
  * says so (still being deleted), and a live volume wins. A reference more than one volume
  * answers to (a name two volumes bear — the service does not keep names unique —, or one
  * volume's name and another's id prefix) is refused with their ids: picking one would
- * let `destroy` delete the volume the user did not mean. A full id is never ambiguous.
+ * let `destroy` delete the volume the user did not mean. So is a full id another volume bears as its name; a unique
+ * prefix of that id (8 characters or more, named in the refusal) picks the volume with the id.
  */
 export function resolveDataset(
   datasets: DatasetConfiguration[],
@@ -150,8 +164,19 @@ export function resolveDataset(
   const byName = isVolumeName(ref);
   const find = (pool: DatasetConfiguration[]): DatasetConfiguration | undefined => {
     const exact = pool.find((d) => d.dataset_id === id);
-    if (exact) return exact;
     const named = byName ? pool.filter((d) => nameOf(d) === ref) : [];
+    if (exact) {
+      const others = named.filter((d) => d !== exact);
+      if (others.length === 0) return exact;
+      // A name may be UUID-shaped (older Docker plugins accept it): a full id is then ambiguous too (review TN F1).
+      throw new CliError(
+        EXIT.USAGE,
+        `"${ref}" matches ${others.length + 1} volumes: it is the id of one and the name of ` +
+          `${others.length === 1 ? 'another' : `${others.length} others`}. Give "${uniqueIdPrefix(datasets, exact)}" ` +
+          `for the volume with that id, or the id of the volume named "${ref}" (${idList(others.map((d) => d.dataset_id))})`,
+        'AMBIGUOUS_VOLUME',
+      );
+    }
     const byPrefix = ref.length >= 4 ? pool.filter((d) => d.dataset_id.startsWith(id)) : [];
     const ids = [...new Set([...named, ...byPrefix].map((d) => d.dataset_id))];
     if (ids.length > 1)
@@ -646,7 +671,7 @@ export function buildCli(
               timeout: number;
             }
           >(async (a, client) => {
-            const nameProblem = volumeNameProblem(a.name);
+            const nameProblem = newVolumeNameProblem(a.name);
             if (nameProblem !== undefined) throw new CliError(EXIT.USAGE, nameProblem);
             const size = sizeArgument('--size', a.size, MINIMUM_DATASET_SIZE);
             const metadata = metadataArguments(a.metadata, { [METADATA_NAME_KEY]: a.name });
@@ -930,7 +955,7 @@ export function buildCli(
               timeout: number;
             }
           >(async (a, client) => {
-            const nameProblem = volumeNameProblem(a.name);
+            const nameProblem = newVolumeNameProblem(a.name);
             if (nameProblem !== undefined) throw new CliError(EXIT.USAGE, nameProblem);
             const [datasets, snapshot, snapshots] = await Promise.all([
               client.listDatasets(),
@@ -1376,7 +1401,7 @@ export function buildCli(
               timeout: number;
             }
           >(async (a, client) => {
-            const nameProblem = volumeNameProblem(a.name);
+            const nameProblem = newVolumeNameProblem(a.name);
             if (nameProblem !== undefined) throw new CliError(EXIT.USAGE, nameProblem);
             const asked = a.size !== undefined ? sizeArgument('--size', a.size, MINIMUM_DATASET_SIZE) : undefined;
             const [datasets, snapshot] = await Promise.all([

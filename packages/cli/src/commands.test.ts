@@ -264,6 +264,29 @@ describe('one volume-name rule; the empty name matches nothing (item 12)', () =>
   });
 });
 
+describe("a volume named with another volume's id (review TN F1)", () => {
+  const twins = () => new FakeControl([ds(D1, 'v23'), ds(D2, D1)], [], [node(A, '10.0.0.1')]);
+
+  it('volumes destroy/show of that string is refused as ambiguous, naming what picks each', async () => {
+    const c = twins();
+    const destroyed = await flocker(c, 'volumes', 'destroy', D1, '--no-wait');
+    expect(destroyed.code).toBe(EXIT.USAGE);
+    expect(destroyed.err).toMatch(new RegExp(`matches 2 volumes.*Give "11111111" .*named "${D1}" \\(${D2}\\)`));
+    expect((await flocker(c, 'volumes', 'show', D1)).code).toBe(EXIT.USAGE);
+    expect(c.calls).toEqual([]);
+    expect((await flocker(c, 'volumes', 'destroy', '11111111', '--no-wait')).code).toBe(0);
+    expect(c.calls).toEqual([['delete', D1]]);
+  });
+
+  it('volumes create refuses a new UUID-shaped name', async () => {
+    const c = twins();
+    const r = await flocker(c, 'volumes', 'create', B.toUpperCase(), '--node', '10.0.0.1', '--no-wait');
+    expect(r.code).toBe(EXIT.USAGE);
+    expect(r.err).toMatch(/shaped like a volume id/);
+    expect(c.calls).toEqual([]);
+  });
+});
+
 describe('output that composes (issue 21)', () => {
   it('volumes create --json returns the same shape as volumes list --json', async () => {
     const c = new FakeControl([ds(D1, 'pgdata')], [], [node(A, '10.0.0.1', { manifestations: [mounted(D1)] })]);

@@ -47,7 +47,7 @@ describe('UiActions.create with a bad body', () => {
     expect(await refusal({ name: 'web', size: '1K' })).toEqual({
       status: 400,
       code: 'INVALID_SIZE',
-      message: 'size "1K" is too small: at least 64 MiB.; choose a node',
+      message: 'size "1K" is too small: at least 64 MiB; choose a node',
     });
     expect((await refusal({ name: 'web', size: 'lots', node: '' })).message).toMatch(
       /^size "lots" is not understood: .*; choose a node$/,

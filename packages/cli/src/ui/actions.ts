@@ -22,7 +22,13 @@ import {
   TakeSnapshotBody,
   volumeName,
 } from '@flocker/web-ui';
-import { METADATA_FILESYSTEM_KEY, METADATA_SNAPSHOT_KEEP_KEY, METADATA_SNAPSHOT_SCHEDULE_KEY } from '@flocker/api';
+import {
+  METADATA_FILESYSTEM_KEY,
+  METADATA_SNAPSHOT_KEEP_KEY,
+  METADATA_SNAPSHOT_SCHEDULE_KEY,
+  newVolumeNameProblem,
+  type NodeState,
+} from '@flocker/api';
 import { deadTargetText } from '../validation';
 
 export type UiClient = Pick<
@@ -53,15 +59,19 @@ export class UiActionError extends Error {
  * ones ("Invalid input: …") name the field they are about.
  */
 export function inWords(e: z.ZodError): string {
-  return e.issues
-    .map((i) =>
-      i.code === 'custom' || i.path.length === 0 || i.message.includes(String(i.path[i.path.length - 1]))
-        ? i.message
-        : /^(Invalid|Too|Unrecognized)/.test(i.message)
-          ? `${i.path.join('.')}: ${i.message}`
-          : i.message,
-    )
-    .join('; ');
+  return (
+    e.issues
+      .map((i) =>
+        i.code === 'custom' || i.path.length === 0 || i.message.includes(String(i.path[i.path.length - 1]))
+          ? i.message
+          : /^(Invalid|Too|Unrecognized)/.test(i.message)
+            ? `${i.path.join('.')}: ${i.message}`
+            : i.message,
+      )
+      // "…or 1TiB.; choose a node": a sentence's own full stop goes before the next one (review TN F9).
+      .map((m, i, all) => (i < all.length - 1 ? m.replace(/\.$/, '') : m))
+      .join('; ')
+  );
 }
 
 /** Any failure of an action as what the UI server answers. */
@@ -97,47 +107,70 @@ export class UiActions {
   }
 
   /**
+   * The node a request names, by UUID or by the address it reports (as the CLI takes it; review TN F9); undefined
+   * when none answers. An address two nodes report is refused: a node chooses its address, its UUID it cannot.
+   */
+  private nodeOf(s: ClusterSnapshot, ref: string): NodeState | undefined {
+    const byUuid = s.nodes.find((n) => n.uuid === ref.toLowerCase());
+    if (byUuid !== undefined) return byUuid;
+    const byHost = s.nodes.filter((n) => n.host === ref);
+    if (byHost.length > 1)
+      throw new UiActionError(
+        409,
+        'AMBIGUOUS_NODE',
+        `${byHost.length} nodes report the address ${ref} (${byHost.map((n) => n.uuid).join(', ')}): choose one by its UUID`,
+      );
+    return byHost[0];
+  }
+
+  /**
    * A new volume's name must be free and its node known and alive (as a move's target: a form rendered before
    * the node died still sends it, review T2 F7); answers the snapshot it checked against.
    */
-  private async checkNew(name: string, node: string): Promise<ClusterSnapshot> {
+  private async checkNew(name: string, node: string): Promise<{ s: ClusterSnapshot; node: string }> {
+    const nameProblem = newVolumeNameProblem(name);
+    if (nameProblem !== undefined) throw new UiActionError(400, 'INVALID_REQUEST', nameProblem);
     const s = await this.snapshot();
     if (s.datasets.some((d) => !d.deleted && volumeName(d) === name)) {
       throw new UiActionError(409, 'VOLUME_EXISTS', `a volume named "${name}" already exists`);
     }
-    const target = s.nodes.find((n) => n.uuid === node);
+    const target = this.nodeOf(s, node);
     if (target === undefined)
-      throw new UiActionError(404, 'NODE_NOT_FOUND', `no node ${node} has reported to the control service`);
+      throw new UiActionError(
+        404,
+        'NODE_NOT_FOUND',
+        `no node with UUID or address ${node} has reported to the control service`,
+      );
     if (!target.alive)
       throw new UiActionError(
         409,
         'NODE_NOT_ALIVE',
         `${target.host} (node ${target.uuid.slice(0, 8)}) is not alive (last report ${target.last_seen}): nothing was created; choose a live node`,
       );
-    return s;
+    return { s, node: target.uuid };
   }
 
   /** The file system goes into the metadata when chosen; the API refuses xfs below 300 MiB (400, shown as is). */
   async create(body: unknown) {
     const req = CreateVolumeBody.parse(body);
     const size = parseSize(req.size, MINIMUM_DATASET_SIZE);
-    await this.checkNew(req.name, req.node);
+    const { node } = await this.checkNew(req.name, req.node);
     const metadata: Record<string, string> = { name: req.name };
     if (req.filesystem !== undefined) metadata[METADATA_FILESYSTEM_KEY] = req.filesystem;
-    return this.client.createDataset({ primary: req.node, maximum_size: size, metadata });
+    return this.client.createDataset({ primary: node, maximum_size: size, metadata });
   }
 
   async move(datasetId: string, body: unknown) {
     const req = MoveVolumeBody.parse(body);
     // A dead node acts on nothing: the move would only be asked (a local volume's source then waits for it).
     const s = await this.snapshot();
-    const target = s.nodes.find((n) => n.uuid === req.node);
+    const target = this.nodeOf(s, req.node);
     const d = s.datasets.find((x) => x.dataset_id === datasetId.toLowerCase());
     if (target !== undefined && !target.alive && d?.primary !== target.uuid)
       throw new UiActionError(409, 'NODE_NOT_ALIVE', deadTargetText(target));
     // when_released is sent only when asked: a control service before it refuses the field (400).
     return this.client.updateDataset(datasetId, {
-      primary: req.node,
+      primary: target?.uuid ?? req.node,
       ...(req.when_released === true ? { when_released: true } : {}),
     });
   }
@@ -185,9 +218,10 @@ export class UiActions {
   async clone(snapshotId: string, body: unknown) {
     const req = CloneSnapshotBody.parse(body);
     const size = req.size === '' ? undefined : parseSize(req.size, MINIMUM_DATASET_SIZE);
-    let s = await this.checkNew(req.name, req.node);
+    const checked = await this.checkNew(req.name, req.node);
+    let s = checked.s;
     // A local node's agent does not fill a clone from its snapshot (issue 24): it would be created empty.
-    const onLocal = localSnapshotsRefusal(s, req.node, 'a clone');
+    const onLocal = localSnapshotsRefusal(s, checked.node, 'a clone');
     if (onLocal !== null) throw new UiActionError(409, 'NOT_ON_LOCAL_STORAGE', onLocal);
     const id = snapshotId.toLowerCase();
     const find = (c: ClusterSnapshot) => c.snapshots?.find((x) => x.snapshot_id === id);
@@ -196,7 +230,7 @@ export class UiActions {
     const snap = find(s);
     const source = s.datasets.find((d) => d.dataset_id === snap?.dataset_id);
     return this.client.createDataset({
-      primary: req.node,
+      primary: checked.node,
       source_snapshot_id: id,
       ...(size !== undefined ? { maximum_size: size } : {}),
       metadata: cloneMetadata(req.name, source),
