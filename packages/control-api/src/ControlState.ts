@@ -209,7 +209,8 @@ export class ControlState {
             this.noteMove(id, before, after, config.version),
           ),
         );
-        for (const listener of [...this.configurationListeners]) listener(config, false);
+        if (this.configurationListeners.size > 0)
+          for (const listener of [...this.configurationListeners]) listener(config, false);
       },
     });
     this.startedAt = this.monoNow();

@@ -3,6 +3,8 @@
  * it shown exactly as a v1 lease, the decline route (DELETE …/release-request).
  */
 import { FlockerApiError, FlockerClient } from '@flocker/api';
+import { buildOpenApi } from './openapi';
+import { routes } from './routes';
 import { NODE_A, nodeReport, startOnLoopback } from './testing/httpService';
 
 async function failure(p: Promise<unknown>): Promise<FlockerApiError> {
@@ -87,4 +89,13 @@ describe('release_on_request leases over HTTP', () => {
       await svc.close();
     }
   });
+});
+
+it('the OpenAPI document has the decline route and the lease members', () => {
+  const doc = JSON.stringify(buildOpenApi(routes));
+  const parsed = JSON.parse(doc) as { paths: Record<string, Record<string, { responses?: Record<string, unknown> }>> };
+  const decline = parsed.paths['/v1/configuration/leases/{dataset_id}/release-request']?.['delete'];
+  expect(Object.keys(decline?.responses ?? {}).sort()).toEqual(['200', '400', '403', '404', '412', '503']);
+  expect(doc).toContain('release_on_request');
+  expect(doc).toContain('release_requested');
 });
