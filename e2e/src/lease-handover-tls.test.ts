@@ -176,6 +176,26 @@ describe.each([
       expect((await admin.getDataset(id)).deleted).toBe(true);
     });
 
+    it('flocker volumes destroy of a volume its holder uses: refused saying what to do; --force warns, then destroys', async () => {
+      const id = await idle('in-use');
+      const refused = flocker(['volumes', 'destroy', 'in-use']);
+      await holderA(id, 'decline');
+      const r = await refused;
+      expect(r.code).toBe(4);
+      expect(r.err).toMatch(
+        /volume in-use is in use on 127\.0\.0\.2 \(node aaaaaaaa\): its holder's Docker plugin declined to let go of it: a container there uses it\. Stop that container first, or pass --force to release the lease and destroy it anyway \(that container loses its data\)\./,
+      );
+      expect(r.err).not.toMatch(/Release the lease first/);
+      expect((await admin.getDataset(id)).deleted).toBe(false);
+      // Forced: asked first all the same; declined again, so the warning of a volume in use, then the destroy.
+      const forced = flocker(['volumes', 'destroy', 'in-use', '--force']);
+      await holderA(id, 'decline');
+      const f = await forced;
+      expect(f.code).toBe(0);
+      expect(f.err).toMatch(/warning: volume in-use is in use on 127\.0\.0\.2 .*that container loses its data/);
+      expect((await admin.getDataset(id)).deleted).toBe(true);
+    });
+
     it("the holder's own DELETE is refused at once as before, never a request to itself", async () => {
       const id = await idle('own');
       const own = await outcome(nodeA.deleteDataset(id));

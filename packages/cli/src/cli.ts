@@ -81,7 +81,7 @@ import {
   replicaOf,
   replicaText,
 } from '@flocker/web-ui';
-import { checkInUse, inUseBy, leaseHeldOnMove } from './safety';
+import { checkInUse, destroyAfterAsking, inUseBy, leaseHeldOnMove } from './safety';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
 import { completionCandidates, completionKind } from './completion';
 import { containerText, containerViews } from './containers';
@@ -1122,15 +1122,22 @@ export function buildCli(
             ]);
             // Destroying again a volume still being deleted just waits (and says why it is stuck).
             const d = resolveDataset(datasets, a.volume, { includeDeleted: (x) => isDeleting(snapshot, x) });
-            const warning = checkInUse(
-              'destroy',
-              nameOf(d) || d.dataset_id,
-              inUseBy(snapshot.nodes, leases, d.dataset_id),
-              a.force,
-            );
+            const u = inUseBy(snapshot.nodes, leases, d.dataset_id);
+            const warning = checkInUse('destroy', nameOf(d) || d.dataset_id, u, a.force);
             warn(a, inUseWarning(warning));
-            if (a.force && leases.some((l) => l.dataset_id === d.dataset_id)) await client.releaseLease(d.dataset_id);
-            const deleted = await client.deleteDataset(d.dataset_id);
+            // A lease its holder lets go of on request (session 21): the delete asks it first, also when forced; only
+            // a holder that kept it (a container there uses it, or no answer) is judged, and forced, released.
+            const asks = u?.lease.release_on_request === true;
+            if (a.force && !asks && leases.some((l) => l.dataset_id === d.dataset_id))
+              await client.releaseLease(d.dataset_id);
+            const deleted = await client.deleteDataset(d.dataset_id).catch(async (e: unknown) => {
+              if (u === undefined || !asks || !(e instanceof FlockerApiError && e.code === 'LEASE_HELD')) throw e;
+              warn(a, inUseWarning(destroyAfterAsking(nameOf(d) || d.dataset_id, u, e.description, a.force)));
+              await client.releaseLease(d.dataset_id).catch((gone: unknown) => {
+                if (!(gone instanceof FlockerApiError && gone.status === 404)) throw gone;
+              });
+              return client.deleteDataset(d.dataset_id);
+            });
             if (a.wait) {
               if (!a.json) io.err(`Destroying ${visible(nameOf(d) || d.dataset_id)}`);
               await waitUntil(client, io, a.timeout, (s) => destroyProgress(s, d.dataset_id));

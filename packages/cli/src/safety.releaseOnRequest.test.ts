@@ -7,7 +7,7 @@
 import type { Lease, NodeState } from '@flocker/api';
 import { CliError } from './errors';
 import { leaseHoldersText, leaseOnRequest } from './format';
-import { checkInUse, inUseBy, leaseHeldOnMove } from './safety';
+import { checkInUse, destroyAfterAsking, inUseBy, leaseHeldOnMove } from './safety';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const D = '11111111-1111-4111-8111-111111111111';
@@ -36,13 +36,34 @@ function refusal(f: () => unknown): CliError {
 }
 
 describe('a lease let go of on request', () => {
-  it('destroy: left to the control service (no client-side refusal, no warning)', () => {
+  it('destroy: asked first, left to the control service (no client-side refusal, no warning yet)', () => {
     const u = inUseBy([node], [idle], D);
     expect(checkInUse('destroy', 'pg', u, false)).toBeUndefined();
     expect(checkInUse('destroy', 'pg', u, true)).toBeUndefined();
     // A plain lease of a live node: refused as before.
     expect(refusal(() => checkInUse('destroy', 'pg', inUseBy([node], [plain], D), false)).message).toMatch(
       /^volume pg is in use on host-a/,
+    );
+  });
+
+  it('destroy refused after asking (review TN F8): why and what to do; forced, the warning of a volume in use', () => {
+    const u = inUseBy([node], [idle], D);
+    if (u === undefined) throw new Error('no lease');
+    const declined = `The dataset ${D} cannot be deleted: … Release the lease first. Its holder's Docker plugin declined to let go of it: a container on host-a uses it.`;
+    expect(refusal(() => destroyAfterAsking('pg', u, declined, false)).message).toBe(
+      "volume pg is in use on host-a (node aaaaaaaa): its holder's Docker plugin declined to let go of it: a container there uses it. Stop that container first, or pass --force to release the lease and destroy it anyway (that container loses its data).",
+    );
+    const silent = `… Release the lease first. Its holder was asked to let go of it and did not within 5 s (is the Docker plugin on host-a running?).`;
+    expect(refusal(() => destroyAfterAsking('pg', u, silent, false)).message).toBe(
+      'volume pg is held on host-a (node aaaaaaaa): its holder was asked to let go of it and did not within 5 s (is the Docker plugin on host-a running?). Check that plugin, or pass --force to release the lease and destroy it anyway (a container there, if any, loses its data).',
+    );
+    // Forced: exactly the warning of a plain lease in use (the lease is then released and the volume destroyed).
+    const plainWarning = checkInUse('destroy', 'pg', inUseBy([node], [plain], D), true);
+    expect(destroyAfterAsking('pg', u, declined, true)).toBe(plainWarning);
+    expect(destroyAfterAsking('pg', u, silent, true)).toMatch(/that container loses its data/);
+    // A service that did not ask (older, --handover-wait 0): judged as a plain lease.
+    expect(refusal(() => destroyAfterAsking('pg', u, 'Release the lease first.', false)).message).toMatch(
+      /^volume pg is in use on host-a .*Stop the container first, or pass --force/,
     );
   });
 

@@ -41,7 +41,8 @@ export function checkInUse(
 ): string | undefined {
   if (u === undefined) return undefined;
   // Session 21: the Docker plugin keeps an idle volume's lease and lets go of it when asked; the control service asks
-  // its holder on a destroy (which waits a few seconds for the answer), so this CLI does not guess whether it is in use.
+  // its holder on a destroy (which waits a few seconds for the answer), so this CLI does not guess whether it is in use:
+  // the destroy asks first, also with --force (destroyAfterAsking judges the answer).
   if (u.lease.release_on_request === true) {
     if (action === 'destroy') return undefined;
     const held =
@@ -55,6 +56,11 @@ export function checkInUse(
     }
     return `warning: ${held}; releasing its lease anyway (--force), without asking: a container there may be using it.`;
   }
+  return plainInUse(action, volume, u, force);
+}
+
+/** checkInUse for a lease whose holder is taken to use the volume (its node is alive and holds it). */
+function plainInUse(action: GuardedAction, volume: string, u: InUse, force: boolean): string {
   const inUse = `volume ${volume} is in use on ${where(u)}: that live node holds its lease, so a container there uses it`;
   if (!force) {
     const consequence =
@@ -73,6 +79,39 @@ export function checkInUse(
       `warning: ${inUse}; releasing its lease and destroying it anyway (--force): that container loses its data. ` +
         `It keeps using the volume until it stops; the volume is destroyed once that container stops ` +
         `(docker ps --filter volume=${volume}).`;
+}
+
+/** The control service's why, when it asked the holder of a release_on_request lease (session 21). */
+function askedWhy(apiMessage: string): { text: string; declined: boolean } | undefined {
+  const text = /Its holder(?:'s Docker plugin declined| was asked).*$/.exec(apiMessage)?.[0];
+  return text === undefined ? undefined : { text, declined: text.includes('declined') };
+}
+
+/**
+ * `volumes destroy` of a volume whose lease its holder lets go of on request, refused all the same (LEASE_HELD, after
+ * the control service asked the holder): unforced, a CliError saying why and what to do (a container there uses it:
+ * stop it; the holder did not answer: check its plugin), never the API's "Release the lease first" (`leases release`
+ * refuses such a lease too). Forced: the warning of a volume in use (its lease is then released and the volume
+ * destroyed, as for any lease a live node holds). A refusal that says nothing of asking (a control service that did
+ * not, an older one or --handover-wait 0) is judged as a plain lease.
+ */
+export function destroyAfterAsking(volume: string, u: InUse, apiMessage: string, force: boolean): string {
+  const why = askedWhy(apiMessage);
+  if (why === undefined) return plainInUse('destroy', volume, u, force);
+  if (force) return plainInUse('destroy', volume, u, true);
+  const first = why.text.charAt(0).toLowerCase() + why.text.slice(1);
+  if (why.declined) {
+    throw new CliError(
+      EXIT.CONFLICT,
+      `volume ${volume} is in use on ${where(u)}: its holder's Docker plugin declined to let go of it: a container there uses it. Stop that container first, or pass --force to release the lease and destroy it anyway (that container loses its data).`,
+      'LEASE_HELD',
+    );
+  }
+  throw new CliError(
+    EXIT.CONFLICT,
+    `volume ${volume} is held on ${where(u)}: ${first} Check that plugin, or pass --force to release the lease and destroy it anyway (a container there, if any, loses its data).`,
+    'LEASE_HELD',
+  );
 }
 
 /**
@@ -94,7 +133,7 @@ export function leaseHeldOnMove(
   const on = node ? `${node.host} (node ${shortId(node.uuid)})` : `node ${shortId(lease.node_uuid)}`;
   const holders = lease.holders ?? [];
   // The control service asked its holder (session 21) and says why it kept the lease: declined or did not answer.
-  const asked = /Its holder(?:'s Docker plugin declined| was asked).*$/.exec(apiMessage)?.[0];
+  const asked = askedWhy(apiMessage)?.text;
   if (lease.release_on_request === true && asked !== undefined) {
     const then = asked.includes('declined')
       ? ' Stop that container, then move it again, or start the container on the other host (the Docker plugin moves the volume there).'
