@@ -14,6 +14,7 @@ import {
   defaultCommands,
   REPO_ROOT,
   TINY_IMAGE,
+  VOLUME_DRIVER,
   waitFor,
   type Cluster,
   type ClusterHost,
@@ -174,6 +175,27 @@ it('flocker volumes move, and an API destroy, of an idle volume proceed (the hol
   const deleted = await cluster.client.deleteDataset(lease?.dataset_id ?? '');
   expect(deleted.deleted).toBe(true);
   expect(await leaseOf(v)).toBeUndefined();
+});
+
+it('an idle volume grown: its lease goes (a grow may wait for no lease); the next container sees the new size', async () => {
+  const v = vol();
+  await a.docker(['volume', 'create', '--driver', VOLUME_DRIVER, '-o', 'size=64MiB', v]);
+  const lease = await idleOn(a, v, 'small');
+  await cluster.client.updateDataset(lease.dataset_id, { maximum_size: 128 * 1024 ** 2 });
+  await waitFor('the lease to go', async () => ((await leaseOf(v)) === undefined ? true : undefined), {
+    timeoutMs: 30_000,
+  });
+  let last = '';
+  await waitFor(
+    'the file system grown',
+    async () => {
+      const r = await runOn(a, v, 'df -k /data; cat /data/f');
+      last = r.stdout + r.stderr;
+      const kib = Number(r.stdout.trim().split('\n')[1]?.trim().split(/\s+/)[1]);
+      return r.code === 0 && kib > 100 * 1024 && r.stdout.includes('small') ? true : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 1_000, context: () => last },
+  );
 });
 
 it('docker volume rm on the holder of an idle volume works', async () => {

@@ -167,6 +167,19 @@ class MountRefusedError extends Error {
   }
 }
 
+/** A lease kept after the last Unmount (FlockerVolumeBackend.idle). */
+interface KeptLease {
+  name: string;
+  /** When the keep ends (ms): the lease is released then. */
+  until: number;
+  /**
+   * When Docker's copy-up grace ends (ms; 0: not a copy-up keep): until then the keep is trusted before the grant's
+   * push (takeOverKept) and a resize is not acted on.
+   */
+  copyUpUntil: number;
+  timer: NodeJS.Timeout;
+}
+
 /** How long after a control service refused release_on_request (an older release) the plugin asks with it again. */
 export const RELEASE_ON_REQUEST_RETRY_MS = 10 * 60_000;
 
@@ -412,9 +425,11 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    * Leases kept after the last Unmount, by dataset: for Docker's copy-up cycle, or idle (idleLeaseMs). A Mount
    * meanwhile keeps the lease; `until` (ms) the release is due. A crash leaves the entry without IDs: released at start.
    */
-  private readonly idle = new Map<string, { name: string; until: number; copyUp: boolean; timer: NodeJS.Timeout }>();
+  private readonly idle = new Map<string, KeptLease>();
   /** Whether the control service echoed release_on_request in this plugin's last grant of the dataset's lease. */
   private readonly echoed = new Map<string, boolean>();
+  /** The dataset's maximum_size when this plugin took its lease (resized since: an idle lease is let go of). */
+  private readonly leasedSize = new Map<string, number | null>();
   /** The request (its `at`) this plugin declined, by dataset, until the snapshot stops showing it. */
   private readonly declined = new Map<string, string>();
   /** Datasets whose kept lease is queued for a look (so each snapshot does not queue it again). */
@@ -862,7 +877,9 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       copyUpGraceMs: this.opts.createCycleGraceMs ?? CREATE_CYCLE_GRACE_MS,
     });
     if (keepMs <= 0) return this.releaseUnused(datasetId);
-    this.keepUntil(name, datasetId, this.now() + keepMs, copyUp);
+    const now = this.now();
+    const graceMs = this.opts.createCycleGraceMs ?? CREATE_CYCLE_GRACE_MS;
+    this.keepUntil(name, datasetId, now + keepMs, copyUp ? now + Math.min(graceMs, keepMs) : 0);
     // Docker's copy-up Unmount comes within milliseconds of each new container: only a container's exit says so.
     this.logger.log(copyUp ? 'debug' : 'info', 'keeping the lease of a volume no container here uses', {
       volume: name,
@@ -872,28 +889,45 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     await this.settleKept(datasetId);
   }
 
-  /** (Re)arms the kept lease's timer for `until`: settleKept then decides in the volume's queue. */
-  private keepUntil(name: string, datasetId: string, until: number, copyUp: boolean): void {
+  /**
+   * (Re)arms the kept lease's timer for `until` (and for the copy-up grace's end, `copyUpUntil`, when still ahead):
+   * settleKept then decides in the volume's queue.
+   */
+  private keepUntil(name: string, datasetId: string, until: number, copyUpUntil: number): void {
     const had = this.idle.get(datasetId);
     if (had !== undefined) clearTimeout(had.timer);
-    const timer = setTimeout(() => this.queueSettleKept(name, datasetId), Math.max(0, until - this.now()));
+    const now = this.now();
+    const next = copyUpUntil > now ? Math.min(copyUpUntil, until) : until;
+    const timer = setTimeout(() => this.queueSettleKept(name, datasetId), Math.max(0, next - now));
     timer.unref();
-    this.idle.set(datasetId, { name, until, copyUp, timer });
+    this.idle.set(datasetId, { name, until, copyUpUntil, timer });
   }
 
   /**
    * A Mount of a volume whose lease is kept: stops keeping it, and whether the Mount may rely on it (no POST). A
-   * copy-up keep is relied on unless the snapshot shows the lease another node's or the volume not here (the push of
+   * copy-up keep (within its grace) is relied on unless the snapshot shows the lease another node's or the volume not here (the push of
    * the grant it follows may not have come yet); an idle one, taken long before, only while the snapshot shows it ours.
    */
   private takeOverKept(datasetId: string): boolean {
     const kept = this.idle.get(datasetId);
     if (!this.forgetKept(datasetId) || kept === undefined) return false;
     const s = this.watcher.current();
-    if (s === undefined) return kept.copyUp;
+    const inGrace = kept.copyUpUntil > this.now();
+    if (s === undefined) return inGrace;
     const f = snapshotFacts(s, this.me, datasetId);
     if (f.dataset !== 'here' || f.lease === 'other') return false;
-    return f.lease === 'ours' || kept.copyUp;
+    return f.lease === 'ours' || inGrace;
+  }
+
+  /**
+   * Whether `s` shows the dataset's maximum_size other than when this plugin took its lease. Not during Docker's
+   * copy-up grace: the container-start Mount follows at once, and a grow waits for that container anyway.
+   */
+  private resizedSinceLeased(s: ClusterSnapshot | undefined, datasetId: string): boolean {
+    if ((this.idle.get(datasetId)?.copyUpUntil ?? 0) > this.now()) return false;
+    if (s === undefined || !this.leasedSize.has(datasetId)) return false;
+    const d = s.datasets.find((x) => x.dataset_id === datasetId);
+    return d !== undefined && (d.maximum_size ?? null) !== this.leasedSize.get(datasetId);
   }
 
   /** Stops keeping the lease (a Mount takes it over, or it goes); whether it was kept. */
@@ -926,6 +960,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     for (const [datasetId, kept] of this.idle) {
       const step = keptLeaseStep({
         ...snapshotFacts(s, this.me, datasetId),
+        resized: this.resizedSinceLeased(s, datasetId),
         inUse: this.registry.count(datasetId) > 0,
         idleUntil: kept.until,
         declinedAt: this.declined.get(datasetId),
@@ -985,6 +1020,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     const s = this.watcher.current();
     const facts = s !== undefined ? snapshotFacts(s, this.me, datasetId) : undefined;
     const step: KeptLeaseStep = keptLeaseStep({
+      resized: this.resizedSinceLeased(s, datasetId),
       lease: facts?.lease ?? 'none',
       requested: facts?.requested,
       dataset: facts?.dataset ?? 'here',
@@ -997,7 +1033,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     if (step.do === 'nothing') return;
     if (step.do === 'keep') {
       // Re-armed even for the same time: a timer that fired early (another clock) would otherwise leave it kept for good.
-      if (kept !== undefined) this.keepUntil(kept.name, datasetId, step.until, kept.copyUp);
+      if (kept !== undefined) this.keepUntil(kept.name, datasetId, step.until, kept.copyUpUntil);
       return;
     }
     if (step.do === 'decline') return this.decline(name, datasetId, step.request);
@@ -1015,8 +1051,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     );
     const remains = await this.letGo(datasetId);
     await this.registry.dropIfUnused(datasetId);
-    this.echoed.delete(datasetId);
-    this.declined.delete(datasetId);
+    this.forgetLeased(datasetId);
     // Another holder here (a pod through CSI) keeps the lease: the requester is told at once, not after its wait.
     if (remains && facts?.requested !== undefined) await this.decline(name, datasetId, facts.requested);
   }
@@ -1049,8 +1084,14 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     this.forgetKept(datasetId);
     await this.letGo(datasetId);
     await this.registry.dropIfUnused(datasetId);
+    this.forgetLeased(datasetId);
+  }
+
+  /** What this plugin remembered of a lease it no longer holds. */
+  private forgetLeased(datasetId: string): void {
     this.echoed.delete(datasetId);
     this.declined.delete(datasetId);
+    this.leasedSize.delete(datasetId);
   }
 
   remove(req: NameRequest): Promise<void> {
@@ -1150,6 +1191,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
             : undefined,
         );
       const leased = Date.now();
+      if (!kept) this.leasedSize.set(d.dataset_id, d.maximum_size ?? null);
       if (moving !== undefined && !(await moving)) await this.client.updateDataset(d.dataset_id, { primary: this.me });
       let seenBy: 'kernel' | 'snapshot' | undefined;
       let mountpoint: string;
@@ -1589,6 +1631,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         }
         try {
           await this.acquire(e.datasetId, {});
+          this.leasedSize.set(e.datasetId, s.datasets.find((x) => x.dataset_id === e.datasetId)?.maximum_size ?? null);
         } catch (err) {
           this.logger.error('cannot re-acquire lease', { volume: e.name, error: errorMessage(err) });
         }

@@ -234,6 +234,26 @@ describe('idle leases (session 21)', () => {
     await until('the lease to go', async () => (await client.listLeases()).length === 0);
   });
 
+  it('a volume resized since its lease was taken keeps nothing idle (a grow may wait for no lease)', async () => {
+    const a = await bed.backend(NODE_A, { idleLeaseMs: 60_000 });
+    await a.create({ Name: 'vol1' });
+    await useOnce(a);
+    const [d] = await client.listDatasets();
+    // Resized while idle: let go of.
+    await client.updateDataset(d?.dataset_id ?? '', { maximum_size: 2 * 1024 ** 3 });
+    await until('the lease to go', async () => (await client.listLeases()).length === 0);
+    // Resized while in use: not kept after the last Unmount.
+    await a.mount({ Name: 'vol1', ID: 'c2' });
+    await client.updateDataset(d?.dataset_id ?? '', { maximum_size: 3 * 1024 ** 3 });
+    await until('the snapshot to show the new size', async () =>
+      (await a.watcher.latest()).datasets.some((x) => x.maximum_size === 3 * 1024 ** 3),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    await a.unmount({ Name: 'vol1', ID: 'c2' });
+    await until('the lease to go', async () => (await client.listLeases()).length === 0);
+    expect(a.keptIdle()).toEqual([]);
+  });
+
   it('docker volume rm here of an idle volume lets go of its lease first, then deletes it', async () => {
     const w = wrapped();
     const a = await bed.backend(NODE_A, { client: w.client, idleLeaseMs: 60_000 });

@@ -23,14 +23,15 @@ function* allFacts(): Generator<KeptLeaseFacts> {
         for (const requested of [undefined, REQ])
           for (const declinedAt of [undefined, REQ.at, '2026-12-06T14:00:00.000Z'])
             for (const dataset of ['here', 'elsewhere', 'deleted', 'unknown'] as const)
-              yield { inUse, idleUntil, lease, requested, declinedAt, dataset, now: NOW };
+              for (const resized of [false, true])
+                yield { inUse, idleUntil, lease, requested, declinedAt, dataset, resized, now: NOW };
 }
 
 describe('keptLeaseStep (exhaustive over the facts)', () => {
   const cases = [...allFacts()].map((f) => ({ f, step: keptLeaseStep(f) }));
 
   it('covers every combination', () => {
-    expect(cases).toHaveLength(2 * 4 * 3 * 2 * 3 * 4);
+    expect(cases).toHaveLength(2 * 4 * 3 * 2 * 3 * 4 * 2);
   });
 
   it('never lets go of a lease a container here uses, and declines only then', () => {
@@ -55,7 +56,7 @@ describe('keptLeaseStep (exhaustive over the facts)', () => {
       expect([f, step]).toEqual([f, { do: 'nothing' }]);
   });
 
-  it('an idle lease: asked for, gone, moved, taken, or its time over → released; else kept until its time', () => {
+  it('an idle lease: asked for, gone, moved, taken, resized, or its time over → released; else kept until its time', () => {
     for (const { f, step } of cases.filter((c) => !c.f.inUse && c.f.idleUntil !== undefined)) {
       const until = f.idleUntil ?? 0;
       let expected: KeptLeaseStep;
@@ -63,6 +64,7 @@ describe('keptLeaseStep (exhaustive over the facts)', () => {
       else if (f.dataset === 'deleted' || f.dataset === 'unknown') expected = { do: 'release', why: 'gone' };
       else if (f.dataset === 'elsewhere') expected = { do: 'release', why: 'moved' };
       else if (f.lease === 'other') expected = { do: 'release', why: 'taken' };
+      else if (f.resized) expected = { do: 'release', why: 'resized' };
       else if (NOW >= until) expected = { do: 'release', why: 'idle' };
       else expected = { do: 'keep', until };
       expect([f, step]).toEqual([f, expected]);
@@ -77,6 +79,7 @@ describe('keptLeaseStep (exhaustive over the facts)', () => {
       requested: REQ,
       declinedAt: REQ.at,
       dataset: 'here',
+      resized: false,
       now: NOW,
     };
     expect(keptLeaseStep(f)).toEqual({ do: 'release', why: 'requested' });
@@ -90,6 +93,7 @@ describe('keptLeaseStep (exhaustive over the facts)', () => {
       requested: undefined,
       declinedAt: undefined,
       dataset: 'here',
+      resized: false,
       now: 0,
     };
     expect(keptLeaseStep(base)).toEqual({ do: 'keep', until: 60_000 });

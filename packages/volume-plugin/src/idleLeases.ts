@@ -45,6 +45,11 @@ export interface KeptLeaseFacts {
   readonly declinedAt: string | undefined;
   /** Where the snapshot shows the dataset: live with this node its primary, live elsewhere, deleted, or unknown. */
   readonly dataset: 'here' | 'elsewhere' | 'deleted' | 'unknown';
+  /**
+   * Its maximum_size is not what it was when this plugin took the lease: a grow the agent may do only once no lease
+   * is on the volume (offline, or a backend that extends only detached) would wait for the idle time.
+   */
+  readonly resized: boolean;
   readonly now: number;
 }
 
@@ -54,7 +59,7 @@ export type KeptLeaseStep =
   /** Keep the idle lease until `until` (ms), then decide again. */
   | { readonly do: 'keep'; readonly until: number }
   /** Let go of it now. */
-  | { readonly do: 'release'; readonly why: 'requested' | 'idle' | 'gone' | 'moved' | 'taken' }
+  | { readonly do: 'release'; readonly why: 'requested' | 'idle' | 'gone' | 'moved' | 'taken' | 'resized' }
   /** A container here uses it: tell the control service, whose waiting requester is then refused at once. */
   | { readonly do: 'decline'; readonly request: ReleaseRequest };
 
@@ -62,8 +67,8 @@ export type KeptLeaseStep =
  * - In use here: a request on our lease is declined (once per request); nothing else.
  * - Not kept idle (a release already under way, or nothing of ours): nothing.
  * - Kept idle: released when asked for, when its dataset is deleted or unknown, moved away from this node (a move
- *   when_released waits for the release), or leased to another node (an administrator released ours); else when the
- *   idle time is over; else kept. A snapshot not showing our lease yet (it may lag the grant) keeps it: the idle
+ *   when_released waits for the release), leased to another node (an administrator released ours), or resized since
+ *   the lease was taken (a grow may wait for no lease); else when the idle time is over; else kept. A snapshot not showing our lease yet (it may lag the grant) keeps it: the idle
  *   time ends it, and a Mount meanwhile takes it again rather than trusting it.
  */
 export function keptLeaseStep(f: KeptLeaseFacts): KeptLeaseStep {
@@ -77,6 +82,7 @@ export function keptLeaseStep(f: KeptLeaseFacts): KeptLeaseStep {
   if (f.dataset === 'deleted' || f.dataset === 'unknown') return { do: 'release', why: 'gone' };
   if (f.dataset === 'elsewhere') return { do: 'release', why: 'moved' };
   if (f.lease === 'other') return { do: 'release', why: 'taken' };
+  if (f.resized) return { do: 'release', why: 'resized' };
   if (f.now >= f.idleUntil) return { do: 'release', why: 'idle' };
   return { do: 'keep', until: f.idleUntil };
 }
