@@ -3,16 +3,23 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { caCommands } from './ca/command';
 import { EXIT } from './errors';
+import { refuseMissingValues } from './requireValues';
 import { clientVersion } from './version';
 
 // Usage errors exit 2, as with `flocker`; CA failures (files, keys) exit 1.
-void caCommands(yargs(hideBin(process.argv)).scriptName('flocker-ca'))
+const args = hideBin(process.argv);
+const parser = yargs(args);
+const usage = (why: string): never => {
+  process.stderr.write(`flocker-ca: ${why}\nRun with --help for usage.\n`);
+  process.exit(EXIT.USAGE);
+};
+void caCommands(parser.scriptName('flocker-ca'))
+  .middleware(refuseMissingValues(parser, args, usage), true)
   .help()
   .alias('h', 'help')
   .version(clientVersion())
   .fail((msg, err) => {
     if (err) throw err;
-    process.stderr.write(`flocker-ca: ${msg}\nRun with --help for usage.\n`);
-    process.exit(EXIT.USAGE);
+    usage(msg);
   })
   .parseAsync();

@@ -24,6 +24,7 @@ import { visible, visibleText } from '../format';
 import { connect, type ConnectionArgs } from '../connection';
 import { agentSilenceText, type ListedNode, silentContainerAgent } from '../containersAgentSilence';
 import { CliError, EXIT } from '../errors';
+import { refuseMissingValues } from '../requireValues';
 import { clientVersion } from '../version';
 import { DeployFileError, readDeployFiles } from './files';
 import { deployPlan, describeStuck, errorStreaks, formatPlan, resolveNode, stuckContainers } from './plan';
@@ -427,8 +428,16 @@ export function buildDeployCli(
   io: DeployIo,
   makeClient: (a: ConnectionArgs) => FlockerClient = (a) => connect(a),
 ): Argv {
-  return yargs(argv)
+  const parser = yargs(argv);
+  return parser
     .scriptName('flocker-deploy')
+    .middleware(
+      refuseMissingValues(parser, argv, (why) => {
+        io.err(`flocker-deploy: ${why}\nRun with --help for usage.`);
+        process.exit(EXIT.USAGE);
+      }),
+      true,
+    )
     .command(
       '$0 <control-host> <deployment> <application>',
       'Deploy applications (Flocker application file or Docker Compose file) onto the nodes a deployment file names.\n\n' +
