@@ -32,6 +32,11 @@ export interface AgentDriver {
    * the start-up steps: the agent self-fences and reports its liveness meanwhile (DatasetAgent.startAfter).
    */
   readonly checkInstance?: () => Promise<void>;
+  /**
+   * Mount its file systems with online discard (HostOpsOptions.discard): the loopback backend, whose loop devices
+   * punch holes in their images for what the file system frees (TN F10).
+   */
+  readonly mountDiscard?: boolean;
 }
 
 export async function createAgentDriver(
@@ -67,6 +72,7 @@ export async function createAgentDriver(
         },
         poolChanges: (onChange) => driver.watchPool(onChange),
         releaseFenced: () => driver.releaseFenced(),
+        mountDiscard: true,
       };
     }
     case 'aws': {

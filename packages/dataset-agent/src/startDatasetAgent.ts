@@ -23,7 +23,7 @@ import {
 import { DatasetAgent, parseCrashAfter, type CrashAfter } from './DatasetAgent';
 import { controlChannelOf } from './controlChannel';
 import { type FollowChoice, parseFollow } from './DatasetAgentOptions';
-import { linuxHostOps, type HostOps } from './HostOps';
+import { linuxHostOps, linuxHostOpsWith, type HostOps } from './HostOps';
 import {
   ensureNodeIdentity,
   readEra,
@@ -175,7 +175,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
       },
     };
   }
-  const { driver, instanceId, repair, poolChanges, releaseFenced, resizeUnmounted, checkInstance } =
+  const { driver, instanceId, repair, poolChanges, releaseFenced, resizeUnmounted, checkInstance, mountDiscard } =
     await createAgentDriver(config.dataset, identity.uuid, logger);
   // Before the waits of the start-up (pool check, repair): liveness answers meanwhile, readiness says why not.
   const metricsServer = await startMetrics(() => driver.listVolumes());
@@ -201,7 +201,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     instanceId,
     driver,
     ...(resizeUnmounted === true ? { resizeUnmounted } : {}),
-    hostOps: options.hostOps ?? linuxHostOps,
+    hostOps: options.hostOps ?? linuxHostOpsWith({ discard: mountDiscard === true }),
     control: channel,
     mountRoot: config.node.mount_root,
     defaultSize: config.agent.default_dataset_size,
