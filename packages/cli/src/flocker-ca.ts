@@ -8,13 +8,12 @@ import { clientVersion } from './version';
 
 // Usage errors exit 2, as with `flocker`; CA failures (files, keys) exit 1.
 const args = hideBin(process.argv);
-const parser = yargs(args);
 const usage = (why: string): never => {
   process.stderr.write(`flocker-ca: ${why}\nRun with --help for usage.\n`);
   process.exit(EXIT.USAGE);
 };
-void caCommands(parser.scriptName('flocker-ca'))
-  .middleware(refuseMissingValues(parser, args, usage), true)
+void caCommands(yargs(args).scriptName('flocker-ca'))
+  .middleware(refuseMissingValues(args, usage), true)
   .help()
   .alias('h', 'help')
   .version(clientVersion())

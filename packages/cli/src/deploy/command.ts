@@ -428,11 +428,10 @@ export function buildDeployCli(
   io: DeployIo,
   makeClient: (a: ConnectionArgs) => FlockerClient = (a) => connect(a),
 ): Argv {
-  const parser = yargs(argv);
-  return parser
+  return yargs(argv)
     .scriptName('flocker-deploy')
     .middleware(
-      refuseMissingValues(parser, argv, (why) => {
+      refuseMissingValues(argv, (why) => {
         io.err(`flocker-deploy: ${why}\nRun with --help for usage.`);
         process.exit(EXIT.USAGE);
       }),
