@@ -21,7 +21,7 @@ import {
   unstoppedNote,
   type ContactPhase,
 } from './fencing';
-import type { FenceReportStore } from './fenceReportFile';
+import type { FenceReportStore, KeptFence } from './fenceReportFile';
 import type { HostOps } from './HostOps';
 import type { LocalState, StrayMount } from './LocalState';
 import type { ReportAnswer } from './Reporter';
@@ -33,6 +33,13 @@ export type FenceReport = NonNullable<NodeReport['fencing']>;
  * best effort, and a stalled state disk must not hold a stop until the supervisor's SIGKILL.
  */
 export const SETTLE_MS = 5_000;
+
+/**
+ * How long a fence lifted ('recovered') stays in the node report, from the lift (TN F7/F9: `flocker status` showed
+ * one for good, through restarts). Long enough for the container agent to start the fence's victims again (it reads
+ * the report as soon as it changes) and for someone to see what happened; after it, the agent's log has it.
+ */
+export const RECOVERED_REPORT_MS = 3_600_000;
 
 export interface SelfFencingOptions {
   readonly nodeUuid: string;
@@ -84,14 +91,18 @@ export class SelfFencing {
   private releasing: Promise<void> | null = null;
   private lastReleaseAt = -Infinity;
   private stopped = false;
-  /** What the last self-fence did; reported until the next one. */
+  /** What the last self-fence did; reported until the next one, or once lifted for RECOVERED_REPORT_MS. */
   private fenceReport: FenceReport | undefined;
+  /** When the fence was lifted (wall clock ms): set while fenceReport is 'recovered'. */
+  private recoveredAt: number | undefined;
+  /** Asks for a report when a recovered fence ages out of it. */
+  private ageTimer: TimerHandle | undefined;
   /** The report was read at start still 'fenced': lifted once this process has confirmed contact (liftRestored). */
   private restored = false;
   /** The generation our newest accepted report was answered with (snapshotSeen orders a death after it). */
   private reportGeneration: string | undefined;
   /** The newest report not yet handed to the store (keep). */
-  private unsaved: FenceReport | undefined;
+  private unsaved: KeptFence | undefined;
   /** The store's write in flight, then the newer ones (one at a time); null when idle. */
   private saving: Promise<void> | null = null;
 
@@ -101,17 +112,47 @@ export class SelfFencing {
   ) {
     this.contact = new ContactTracker(o.clock.now());
     this.nodeTimeoutMs = o.lastNodeTimeoutMs;
-    this.fenceReport = o.fenceReports?.load();
+    const kept = o.fenceReports?.load();
+    this.fenceReport = kept?.report;
     if (this.fenceReport !== undefined) {
       this.restored = this.fenceReport.state === 'fenced';
-      o.logger.info('fence report kept from before the restart', this.fenceReport);
+      if (this.fenceReport.state === 'recovered') this.recoveredAt = kept?.recoveredAt ?? o.clock.wallNow();
+      o.logger.info('fence report kept from before the restart', {
+        ...this.fenceReport,
+        ...(this.recoveredAt !== undefined ? { recoveredAt: new Date(this.recoveredAt).toISOString() } : {}),
+      });
     }
   }
 
-  /** The report changed: kept in the state directory too, in the background (keep). */
+  /** The report changed: kept in the state directory too, in the background (keep). A lift starts its age. */
   private setReport(report: FenceReport): void {
+    const lifted = report.state === 'recovered' && this.fenceReport?.state !== 'recovered';
     this.fenceReport = report;
+    if (report.state !== 'recovered') this.recoveredAt = undefined;
+    else if (lifted || this.recoveredAt === undefined) {
+      this.recoveredAt = this.o.clock.wallNow();
+      this.scheduleAgeOut();
+    }
     this.keep(report);
+  }
+
+  /** A report asked for once the recovered fence is older than RECOVERED_REPORT_MS (it then leaves the report). */
+  private scheduleAgeOut(): void {
+    this.ageTimer?.cancel();
+    this.ageTimer = undefined;
+    if (this.stopped || this.recoveredAt === undefined) return;
+    const left = this.recoveredAt + RECOVERED_REPORT_MS - this.o.clock.wallNow();
+    this.ageTimer = this.o.clock.setTimer(
+      () => {
+        this.ageTimer = undefined;
+        this.o.logger.info(
+          'the recovered fence leaves the node report (lifted over an hour ago)',
+          this.fenceReport ?? {},
+        );
+        this.hooks.requestReport();
+      },
+      Math.max(0, left),
+    );
   }
 
   /**
@@ -122,15 +163,15 @@ export class SelfFencing {
   private keep(report: FenceReport): void {
     const store = this.o.fenceReports;
     if (store === undefined) return;
-    this.unsaved = report;
+    this.unsaved = { report, ...(this.recoveredAt !== undefined ? { recoveredAt: this.recoveredAt } : {}) };
     if (this.saving === null) this.saving = this.saveAll(store);
   }
 
   private async saveAll(store: FenceReportStore): Promise<void> {
-    for (let report = this.unsaved; report !== undefined; report = this.unsaved) {
+    for (let kept = this.unsaved; kept !== undefined; kept = this.unsaved) {
       this.unsaved = undefined;
       try {
-        await store.save(report);
+        await store.save(kept.report, kept.recoveredAt);
       } catch (e) {
         this.o.logger.warn('cannot keep the fence report', { code: errorCode(e), error: errorMessage(e) });
       }
@@ -156,9 +197,12 @@ export class SelfFencing {
     return this.contact.phase;
   }
 
-  /** The fencing part of the node report. */
+  /** The fencing part of the node report: a recovered fence only for RECOVERED_REPORT_MS after its lift. */
   get report(): FenceReport | undefined {
-    return this.fenceReport;
+    const r = this.fenceReport;
+    if (r?.state === 'recovered' && this.recoveredAt !== undefined)
+      return this.o.clock.wallNow() - this.recoveredAt < RECOVERED_REPORT_MS ? r : undefined;
+    return r;
   }
 
   private get boundMs(): number | undefined {
@@ -175,6 +219,7 @@ export class SelfFencing {
 
   start(): void {
     this.scheduleHeartbeat();
+    this.scheduleAgeOut();
     this.evaluate();
   }
 
@@ -183,6 +228,7 @@ export class SelfFencing {
     this.stopped = true;
     this.fenceTimer?.cancel();
     this.heartbeatTimer?.cancel();
+    this.ageTimer?.cancel();
   }
 
   /**
@@ -204,7 +250,7 @@ export class SelfFencing {
     if (this.saving !== null)
       this.o.logger.warn('fence report not kept: its write to the state directory did not finish in time', {
         waitedMs: SETTLE_MS,
-        ...(this.unsaved ?? this.fenceReport ?? {}),
+        ...(this.unsaved?.report ?? this.fenceReport ?? {}),
       });
     else this.o.logger.warn('the release of what fences left did not finish in time', { waitedMs: SETTLE_MS });
   }
@@ -304,6 +350,8 @@ export class SelfFencing {
         this.restored = false;
         // Reported at once; kept in the state directory only once the pass has killed (F10: nothing before the kill).
         this.fenceReport = going ?? { state: 'fenced', since: this.isoNow(), reason };
+        this.recoveredAt = undefined;
+        this.ageTimer?.cancel();
         this.hooks.fencingStarted();
         this.runFencePass();
         break;

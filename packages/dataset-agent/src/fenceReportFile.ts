@@ -4,26 +4,37 @@
  * restarted while fenced lost it and the killed containers stayed stopped for good. Written durably (temp, fsync,
  * rename, fsync of the directory) at each change, off the event loop (SelfFencing never waits for it: F10); read at
  * start, checked against the report schema: a file that does not parse is logged and ignored (as no report: the
- * containers then stay stopped, as before).
+ * containers then stay stopped, as before). Beside the report, `recovered_at`: when the fence was lifted, from which a
+ * recovered fence ages out of the node report (SelfFencing's RECOVERED_REPORT_MS); a file an older agent wrote has
+ * none, and its modification time stands in for it.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NodeReport, writeFileDurable, type DurableFileOps } from '@flocker/api';
 import type winston from 'winston';
+import { z } from 'zod';
 import { errorMessage } from './errors';
 import type { FenceReport } from './SelfFencing';
 
 export const FENCE_REPORT_FILE = 'fence-report.json';
 
 const FenceReportSchema = NodeReport.shape.fencing.unwrap();
+/** The file: the report as sent, and when it was lifted (never sent: the node report's fencing is strict). */
+const KeptFenceSchema = FenceReportSchema.extend({ recovered_at: z.iso.datetime().optional() });
+
+/** A fence report kept, with when the fence was lifted (wall clock ms; only for a 'recovered' one). */
+export interface KeptFence {
+  readonly report: FenceReport;
+  readonly recoveredAt?: number;
+}
 
 /** Where SelfFencing keeps its report. */
 export interface FenceReportStore {
   /** The report kept, if any (undefined also for a corrupt file, logged). */
-  load(): FenceReport | undefined;
+  load(): KeptFence | undefined;
   /** Keeps the report; never rejects (a failure is logged: the report still goes out from memory). */
-  save(report: FenceReport): Promise<void>;
+  save(report: FenceReport, recoveredAt?: number): Promise<void>;
 }
 
 export function fenceReportFile(
@@ -49,17 +60,28 @@ export function fenceReportFile(
         logger.warn('the kept fence report is not JSON; ignored', { file, error: errorMessage(e) });
         return undefined;
       }
-      const parsed = FenceReportSchema.safeParse(json);
+      const parsed = KeptFenceSchema.safeParse(json);
       if (!parsed.success) {
         logger.warn('the kept fence report is not a fence report; ignored', { file, error: parsed.error.message });
         return undefined;
       }
-      return parsed.data;
+      const { recovered_at: recoveredAt, ...report } = parsed.data;
+      if (report.state !== 'recovered') return { report };
+      if (recoveredAt !== undefined) return { report, recoveredAt: Date.parse(recoveredAt) };
+      try {
+        return { report, recoveredAt: statSync(file).mtimeMs };
+      } catch {
+        return { report };
+      }
     },
-    save: async (report) => {
+    save: async (report, recoveredAt) => {
+      const kept =
+        report.state === 'recovered' && recoveredAt !== undefined
+          ? { ...report, recovered_at: new Date(recoveredAt).toISOString() }
+          : report;
       try {
         await mkdir(stateDir, { recursive: true });
-        await writeFileDurable(file, JSON.stringify(report) + '\n', {
+        await writeFileDurable(file, JSON.stringify(kept) + '\n', {
           mode: 0o644,
           ...(ops !== undefined ? { ops } : {}),
         });
