@@ -12,13 +12,24 @@ export function deadNodeLine(n: NodeState, now: Date = new Date()): string {
   return `node ${n.host} (${shortId(n.uuid)}) is dead since ${n.dead_since} (${relativeTime(new Date(n.dead_since), now)}); ${lastSeen}`;
 }
 
+/**
+ * How many stopped containers or removed mounts a fencing line names before "and N more" (TN F9: a fence of a node
+ * with 14 volumes printed 14 paths on one line); the node report and `--output json` keep them all.
+ */
+export const FENCE_LIST_MAX = 3;
+
+function bounded(items: readonly string[]): string {
+  const more = items.length - FENCE_LIST_MAX;
+  return more > 0 ? `${items.slice(0, FENCE_LIST_MAX).join(', ')} and ${more} more` : items.join(', ');
+}
+
 /** What a node did when it fenced itself, if it reports that it did. */
 export function fencingLine(n: NodeState): string | undefined {
   const f = n.fencing;
   if (f === undefined) return undefined;
   const did = [
-    f.stopped_containers?.length ? `stopped containers ${f.stopped_containers.join(', ')}` : '',
-    f.removed_mounts?.length ? `removed mounts ${f.removed_mounts.join(', ')}` : '',
+    f.stopped_containers?.length ? `stopped containers ${bounded(f.stopped_containers)}` : '',
+    f.removed_mounts?.length ? `removed mounts ${bounded(f.removed_mounts)}` : '',
   ].filter((x) => x !== '');
   const head =
     f.state === 'fenced'
