@@ -88,7 +88,7 @@ import { completionCandidates, completionKind } from './completion';
 import { containerText, containerViews } from './containers';
 import { agentSilenceText } from './containersAgentSilence';
 import { describeText, describeVolume, keptAsideOf, keptAsideText } from './describe';
-import { clientVersion, versionText } from './version';
+import { clientVersion, nodeReleases, versionText, type Versions } from './version';
 import { Coalescer, WatchPrinter } from './watch';
 import { errorMessage, followLongPoll } from '@flocker/runtime';
 import { feedLine, parseSince, stamped, storedEventsSince, type FeedEvent } from './events';
@@ -130,6 +130,11 @@ function refusedEmpty(what: string, ref: string): void {
 /** At most a few ids in a refusal: enough to pick from, short enough to read. */
 function idList(ids: string[]): string {
   return ids.length <= 5 ? ids.join(', ') : `${ids.slice(0, 5).join(', ')} and ${ids.length - 5} more`;
+}
+
+/** When the next scheduled snapshot is due, in words: a slot already begun is taken now, not "at" a past time. */
+export function nextSnapshotText(nextDue: string, now: number): string {
+  return Date.parse(nextDue) <= now ? `due now (its slot began at ${nextDue})` : `at ${nextDue}`;
 }
 
 /**
@@ -660,10 +665,9 @@ export function buildCli(
                   describe: `How many scheduled snapshots to keep, 1-1000 (default ${DEFAULT_SNAPSHOT_KEEP}); older ones are deleted, manual ones never`,
                 })
                 .example('$0 volumes create pgdata --size 20G --node 10.0.0.5', '')
-                .example(
-                  '$0 volumes create pgdata --snapshot-schedule hourly --snapshot-keep 24',
-                  'a day of hourly snapshots',
-                ),
+                // Described on the line before: yargs wraps a long example's command into its description column.
+                .example('# a day of hourly snapshots:', '')
+                .example('$0 volumes create pgdata --snapshot-schedule hourly --snapshot-keep 24', ''),
               'the volume is mounted on its node',
             ),
           run<
@@ -882,18 +886,22 @@ export function buildCli(
               const lease = leases.find((l) => l.dataset_id === d.dataset_id);
               throw leaseHeldOnMove(nameOf(d) || d.dataset_id, lease, snapshot.nodes, e.description, d.primary);
             });
-            if (!a.wait)
-              return print(
-                a,
-                await freshView(client, moved),
-                () => `Moving ${visible(nameOf(d) || d.dataset_id)} to ${visible(node.host)}`,
-              );
+            const label = visible(nameOf(d) || d.dataset_id);
+            const movingText =
+              d.primary === node.uuid
+                ? `${label} is already on ${visible(node.host)}`
+                : `Moving ${label} to ${visible(node.host)}`;
+            if (!a.wait) return print(a, await freshView(client, moved), () => movingText);
             // Shown in text only: visible, so a line feed in a name or host cannot start a line.
             const name = visible(nameOf(d) || d.dataset_id);
             const from = visible(snapshot.nodes.find((n) => n.uuid === d.primary)?.host ?? d.primary);
             const whenReleased = a.whenReleased && d.primary !== node.uuid ? ` once nothing on ${from} uses it` : '';
             if (!a.json)
-              io.err(`Moving ${name} to ${visible(node.host)}${whenReleased ? ` (finishing${whenReleased})` : ''}`);
+              io.err(
+                d.primary === node.uuid
+                  ? movingText
+                  : `${movingText}${whenReleased ? ` (finishing${whenReleased})` : ''}`,
+              );
             const wait = waitForMounted(
               client,
               io,
@@ -1056,10 +1064,11 @@ export function buildCli(
             if (!a.off)
               noLocalSnapshots(await client.waitForCluster(undefined, 0), d.primary, `a schedule for ${name}`);
             const updated = await client.updateDataset(d.dataset_id, { metadata: patch });
-            const schedule = volumeSchedule(updated, await client.listSnapshots(), Date.now());
+            const now = Date.now();
+            const schedule = volumeSchedule(updated, await client.listSnapshots(), now);
             print(a, { ...(await freshView(client, updated)), snapshot_schedule: schedule }, () =>
               schedule
-                ? `${name}: ${schedule.schedule}, keep ${schedule.keep}; next snapshot at ${schedule.next_due}`
+                ? `${name}: ${schedule.schedule}, keep ${schedule.keep}; next snapshot ${nextSnapshotText(schedule.next_due, now)}`
                 : `${name}: no snapshot schedule`,
             );
           }),
@@ -1092,10 +1101,14 @@ export function buildCli(
                 EXIT.USAGE,
                 `${name} is ${formatSize(current)}; volumes do not shrink (asked for ${formatSize(size)})`,
               );
-            const grown = size === current ? d : await client.updateDataset(d.dataset_id, { maximum_size: size });
-            if (!a.wait)
-              return print(a, await freshView(client, grown), () => `Resizing ${name} to ${formatSize(size)}`);
-            if (!a.json) io.err(`Resizing ${name} from ${formatSize(current)} to ${formatSize(size)}`);
+            const already = size === current;
+            const grown = already ? d : await client.updateDataset(d.dataset_id, { maximum_size: size });
+            const asked = already
+              ? `${name} is already ${formatSize(size)}`
+              : `Resizing ${name} to ${formatSize(size)}`;
+            if (!a.wait) return print(a, await freshView(client, grown), () => asked);
+            if (!a.json)
+              io.err(already ? asked : `Resizing ${name} from ${formatSize(current)} to ${formatSize(size)}`);
             const done = await waitUntil(client, io, a.timeout, (s) => resizePhase(s, d.dataset_id, size));
             print(
               a,
@@ -1761,15 +1774,20 @@ export function buildCli(
         // The client's version is printed even when the control service does not answer.
         let server: { flocker: string | null; error: string | null };
         let exit: number = EXIT.OK;
+        let nodes: Versions['nodes'];
         try {
           server = { flocker: (await client.version()).flocker, error: null };
+          // The releases to compare with this client's (a control service before the field reports none).
+          nodes = await Promise.resolve()
+            .then(() => client.listNodes())
+            .then(nodeReleases, () => undefined);
         } catch (e) {
           const err = await toCliError(e, a);
           if (err === undefined) throw e;
           server = { flocker: null, error: err.message };
           exit = err.exitCode;
         }
-        const v = { client: clientVersion(), server };
+        const v: Versions = { client: clientVersion(), server, ...(nodes !== undefined ? { nodes } : {}) };
         print(a, v, () => versionText(v));
         if (exit !== EXIT.OK) process.exitCode = exit;
       }),
@@ -1799,10 +1817,11 @@ export function buildCli(
         )
         .demandCommand(1, 'Name what to describe: volume'),
     )
-    .command('containers', 'What flocker-deploy placed: configured containers and their state on the nodes', (c) =>
+    .command('containers', 'What flocker-deploy placed: configured containers and their state (alone: list)', (c) =>
       c
         .command(
-          ['list', 'ls'],
+          // The default: `flocker containers` alone lists them, as `flocker nodes` does (review TN F9).
+          ['list', 'ls', '$0'],
           'List containers: NAME IMAGE NODE STATE VOLUME ERROR',
           (b) =>
             watchOptions(b.option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only names' }))
@@ -1865,8 +1884,7 @@ export function buildCli(
               throw new CliError(EXIT.NOT_FOUND, `no container "${a.container}" (see "flocker containers list")`);
             print(a, c, () => containerText(c));
           }),
-        )
-        .demandCommand(1, 'Name a containers command: list or show'),
+        ),
     )
     .command(
       'status',
@@ -1991,7 +2009,8 @@ export function buildCli(
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .middleware(refuseMissingValues(args, usageExit), true)
     .fail((msg, err) => {
-      if (err) throw err;
+      // A command's failure comes without a message; a .check() that throws (clone, ui --port) with one: usage.
+      if (err && (!msg || err instanceof CliError)) throw err;
       // yargs reads a negative positional ("resize v -5G") as flags: name it instead of yargs' complaint.
       usageExit(negativeArgumentProblem(argv) ?? msg);
     });

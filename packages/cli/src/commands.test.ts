@@ -347,7 +347,11 @@ describe('version, describe, containers (issue 21)', () => {
     const c = new FakeControl([], [], []);
     const r = await flocker(c, 'version', '--json');
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.out)).toEqual({ client: expect.any(String), server: { flocker: 'test', error: null } });
+    expect(JSON.parse(r.out)).toEqual({
+      client: expect.any(String),
+      server: { flocker: 'test', error: null },
+      nodes: [], // the nodes' releases (review TN F9); this fake reports no node
+    });
   });
 
   it('describe volume: the volume, its nodes, lease and last error', async () => {

@@ -445,7 +445,10 @@ export function apiError(e: FlockerApiError): CliError {
       `${e.description} Use an API user certificate: "flocker-ca create-api-certificate NAME".`,
       CONNECTION_CODES.CLIENT_CERT_REJECTED,
     );
-  return new CliError(exit, e.description, e.code);
+  // The API names the metadata key the refusal is about ("clusterhq:flocker:snapshot-schedule: the snapshot
+  // schedule … is more frequent …"); the sentence says it already, and people set it with an option (review TN F9).
+  const description = e.description.replace(/^clusterhq:flocker:snapshot-(schedule|keep): /, '');
+  return new CliError(exit, description, e.code);
 }
 
 /** What is read of a ZodError: by shape, since the zod that threw may be another copy than this package's. */

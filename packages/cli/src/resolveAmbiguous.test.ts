@@ -44,7 +44,7 @@ describe('ambiguous volume references in the CLI', () => {
   it('lets no --metadata override the checked --name, and refuses __proto__ instead of dropping it', () => {
     // `volumes create --name db --metadata name=prod` created "prod", past the uniqueness check run on "db".
     expect(() => metadataArguments(['name=prod'], { name: 'db' })).toThrow(
-      expect.objectContaining({ exitCode: EXIT.USAGE, message: expect.stringMatching(/given with --name \("db"\)/) }),
+      expect.objectContaining({ exitCode: EXIT.USAGE, message: expect.stringMatching(/the NAME argument \("db"\)/) }),
     );
     expect(() => metadataArguments(['__proto__=x'], { name: 'db' })).toThrow(
       expect.objectContaining({ exitCode: EXIT.USAGE, message: expect.stringMatching(/__proto__/) }),

@@ -164,7 +164,7 @@ describe('flocker commands', () => {
   it('volumes schedule sets, changes keep only, and removes (--off) through a metadata update', async () => {
     const c = new FakeControl([ds({ [SCHEDULE]: 'daily' })]);
     expect((await flocker(c, 'volumes', 'schedule', 'pgdata', 'hourly', '--keep', '48')).out).toMatch(
-      /pgdata: hourly, keep 48; next snapshot at /,
+      /pgdata: hourly, keep 48; next snapshot due now \(its slot began at 20/,
     );
     await flocker(c, 'volumes', 'schedule', 'pgdata', '--keep', '12');
     const off = await flocker(c, 'volumes', 'schedule', 'pgdata', '--off');

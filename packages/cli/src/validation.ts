@@ -102,13 +102,13 @@ export function metadataArguments(pairs: readonly string[], base: Record<string,
     const i = kv.indexOf('=');
     if (i <= 0) throw new CliError(EXIT.USAGE, `metadata "${kv}" is not key=value`, 'INVALID_METADATA');
     const key = kv.slice(0, i);
-    // A key given by its own option (the name: --name, checked for the rule and uniqueness before) is not
+    // A key given by its own argument or option (the name: NAME, checked for the rule and uniqueness before) is not
     // overridden here; "__proto__" would be dropped silently by the assignment (it sets the prototype).
     if (Object.hasOwn(base, key))
       throw new CliError(
         EXIT.USAGE,
         key === METADATA_NAME_KEY
-          ? `metadata "${kv}": the volume name is given with --name ("${base[key]}"), not --metadata`
+          ? `metadata "${kv}": the volume's name is the NAME argument ("${base[key]}"), not --metadata`
           : `metadata "${kv}": "${key}" is set by its own option, not --metadata`,
         'INVALID_METADATA',
       );

@@ -17,7 +17,7 @@ describe('flocker version', () => {
   });
   it('text: both, or why the server is unknown', () => {
     expect(versionText({ client: '1', server: { flocker: '2', error: null } })).toBe(
-      'Client:  1\nServer:  2 (Flocker API)',
+      'Client:  1 (release)\nServer:  2 (Flocker API version, not a release)',
     );
     expect(versionText({ client: '1', server: { flocker: null, error: 'refused' } })).toMatch(
       /Server: +unknown — refused/,

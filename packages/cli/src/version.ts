@@ -17,12 +17,32 @@ export function clientVersion(dir: string = join(__dirname, '..')): string {
 export interface Versions {
   client: string;
   server: { flocker: string | null; error: string | null };
+  /** The releases the nodes' dataset agents report, each with its hosts (absent when the nodes were not asked). */
+  nodes?: Array<{ release: string; hosts: string[] }>;
 }
 
+/** The nodes' reports grouped by release ("unknown": an agent that reports none, from before the field). */
+export function nodeReleases(nodes: ReadonlyArray<{ host: string; version?: string }>): Versions['nodes'] {
+  const by = new Map<string, string[]>();
+  for (const n of nodes) by.set(n.version ?? 'unknown', [...(by.get(n.version ?? 'unknown') ?? []), n.host]);
+  return [...by].map(([release, hosts]) => ({ release, hosts: hosts.sort() }));
+}
+
+/**
+ * The client's and the nodes' releases compare (docs/compatibility.md: one release of skew); the server's number is
+ * its Flocker API version (GET /v1/version, compatible with Flocker 1.x clients), not a release: said so, since
+ * "Client: 0.1.0 / Server: 1.16.0-ts.0" read as a skew where there was none (review TN F9).
+ */
 export function versionText(v: Versions): string {
-  // The server answers its Flocker API version (GET /v1/version, compatible with Flocker 1.x clients), not a release.
+  const hosts = (h: string[]) =>
+    h.length <= 3 ? h.join(', ') : `${h.slice(0, 3).join(', ')} and ${h.length - 3} more`;
   return [
-    `Client:  ${v.client}`,
-    `Server:  ${v.server.flocker !== null ? `${v.server.flocker} (Flocker API)` : `unknown — ${v.server.error ?? 'no answer'}`}`,
+    `Client:  ${v.client} (release)`,
+    `Server:  ${v.server.flocker !== null ? `${v.server.flocker} (Flocker API version, not a release)` : `unknown — ${v.server.error ?? 'no answer'}`}`,
+    ...(v.nodes === undefined
+      ? []
+      : [
+          `Nodes:   ${v.nodes.length === 0 ? 'none reported' : v.nodes.map((n) => `${n.release} (${hosts(n.hosts)})`).join('; ')}`,
+        ]),
   ].join('\n');
 }

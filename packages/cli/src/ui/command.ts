@@ -16,9 +16,18 @@ export interface UiArgs extends ConnectionArgs {
 }
 
 export function uiOptions<T>(y: Argv<T>) {
-  return y
-    .option('port', { type: 'number', default: DEFAULT_UI_PORT, describe: 'Port on 127.0.0.1 (0 picks a free port)' })
-    .example('$0 ui --port 8080', 'then open the address it prints (http://127.0.0.1:8080/?token=…)');
+  return (
+    y
+      .option('port', { type: 'number', default: DEFAULT_UI_PORT, describe: 'Port on 127.0.0.1 (0 picks a free port)' })
+      // A usage error (exit 2), not Node's RangeError from listen (review TN F9).
+      .check((a) => {
+        const port: unknown = a.port;
+        if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535)
+          throw new Error(`--port ${String(port)} is not a port: give 0-65535 (0 picks a free port)`);
+        return true;
+      })
+      .example('$0 ui --port 8080', 'then open the address it prints (http://127.0.0.1:8080/?token=…)')
+  );
 }
 
 export interface UiRunning {
