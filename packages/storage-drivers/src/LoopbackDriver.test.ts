@@ -158,6 +158,8 @@ describe('LoopbackDriver', () => {
     const busy = await a.detachVolume(v.blockdeviceId).catch((e: unknown) => e);
     expect(isStorageError(busy, 'DEVICE_BUSY')).toBe(true);
     expect(String(busy)).toMatch(/in use \(mounted on .*\/mnt\); unmount it first$/);
+    // Named as a block device: "of volume <blockdevice id>" read as another volume than the one destroyed (review TN F9).
+    expect(String(busy)).toContain(`loop device ${device} of block device ${v.blockdeviceId} is in use`);
     expect((await a.listVolumes())[0].attachedTo).toBe('instance-a');
     await unmount(mnt);
     // Still attached after the unmount: no autoclear was set by a refused losetup -d.

@@ -1467,7 +1467,8 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
     // A mount elsewhere cannot be unmounted by the user: a container's, whose mount goes when it stops (T3 finding 3).
     return new StorageError(
       'DEVICE_BUSY',
-      `loop device ${device} of volume ${blockdeviceId} is in use (${
+      // "block device", not "volume": people know the volume by its name or dataset id (review TN F9).
+      `loop device ${device} of block device ${blockdeviceId} is in use (${
         here.length > 0
           ? `mounted on ${here.join(', ')}); unmount it first`
           : "mounted in another mount namespace, a container's most often, or held open); whatever uses it must stop first"
@@ -1486,7 +1487,7 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
     if (left.length > 0) {
       throw new StorageError(
         'DEVICE_BUSY',
-        `loop device(s) ${left.join(', ')} of volume ${blockdeviceId} are still present after detaching (the kernel deferred the detach because the device is in use)`,
+        `loop device(s) ${left.join(', ')} of block device ${blockdeviceId} are still present after detaching (the kernel deferred the detach because the device is in use)`,
         blockdeviceId,
       );
     }
