@@ -9,6 +9,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import winston from 'winston';
+import { syscallMountData } from '@flocker/storage-drivers';
 import { destroyTempRoot, makeTempRoot } from '@flocker/storage-drivers/testing';
 import { createAgentDriver, type AgentDriver } from './drivers';
 import { linuxHostOps, linuxHostOpsWith, mountOptions } from './HostOps';
@@ -26,6 +27,16 @@ describe('mountOptions', () => {
     ['vfat', true, []],
   ])('%s with discard %s: %j', (fstype, discard, expected) => {
     expect(mountOptions(fstype, { discard })).toEqual(expected);
+  });
+
+  it.each([
+    ['ext4', false],
+    ['xfs', false],
+    ['ext4', true],
+    ['xfs', true],
+  ])("%s with discard %s mounts through the syshelper's mount(2), not mount(8)", (fstype, discard) => {
+    const options = mountOptions(fstype, { discard });
+    expect(syscallMountData(options)).toEqual(options);
   });
 
   it('linuxHostOpsWith({ discard: false }) is linuxHostOps itself', () => {

@@ -188,7 +188,8 @@ async function mountType(devicePath: string): Promise<string> {
  * discard): each extent the file system frees is discarded at its journal commit, which a loop device turns into a
  * hole punched in its backing file, so a loopback volume's image holds its live data rather than every block ever
  * written (TN F10: a volume of 20 MiB live held 5.7 GB after minutes of rewrites, and a snapshot's sparse copy of
- * it froze the file system for 6 s). See HostOpsOptions.discard for the backends that ask for it.
+ * it froze the file system for 6 s). See HostOpsOptions.discard for the backends that ask for it. Both are file-system
+ * data, so blockdev's mount passes them in the syshelper's mount(2) (syscallMountData): no fork+exec of mount(8).
  */
 export function mountOptions(fstype: string, options: HostOpsOptions): string[] {
   const known = fstype === 'ext4' || fstype === 'xfs';

@@ -26,7 +26,10 @@
 #                              detach of a volume in one request)
 #   getimmutable <file>        ok 0 | ok 1 | err <ERRNO> <text> | unsupported <why>
 #   immutable|mutable <file>   ok | err <ERRNO> <text> | unsupported <why>   (FS_IOC_[GS]ETFLAGS, FS_IMMUTABLE_FL)
-#   mount <dev>\t<dir>\t<fs>   ok | err <errno> <text> | unsupported <why>    (mount(2), no flags, no data)
+#   mount <dev>\t<dir>\t<fs>[\t<data>]
+#                              ok | err <errno> <text> | unsupported <why>    (mount(2), no flags; <data>, when
+#                              given and not empty, is its data: the file system's own options, e.g. "discard",
+#                              "nouuid,discard"; mount(8)'s flag words such as ro or nosuid are no data)
 #   umount <dir>               ok | err <errno> <text> | unsupported <why>    (umount2(2), no flags)
 #   freeze|thaw <dir>          ok | err <errno> <text> | unsupported <why>    (FIFREEZE/FITHAW on the mount point)
 #   flushbuf <device>          ok | busy | err <errno> <text> | unsupported <why>
@@ -131,9 +134,11 @@ sub syscall_answer { my ($r) = @_; return $r == 0 ? 'ok' : sprintf('err %d %s', 
 sub mount_fs {
   my ($rest) = @_;
   return $unsupported unless $sys;
-  my ($dev, $dir, $fs) = split /\t/, $rest, -1;
+  my ($dev, $dir, $fs, $data, @more) = split /\t/, $rest, -1;
   return 'err 22 mount needs a device, a directory and a filesystem type, separated by tabs' unless defined $fs && length $dev && length $dir && length $fs;
-  return syscall_answer(syscall($sys->{mount}, $dev, $dir, $fs, 0, 0));
+  return 'err 22 mount takes at most a device, a directory, a filesystem type and data, separated by tabs' if @more;
+  # syscall(2) passes a string as a pointer to it and the number 0 as NULL (no data), as mount(8) does without -o.
+  return syscall_answer(syscall($sys->{mount}, $dev, $dir, $fs, 0, defined $data && length $data ? $data : 0));
 }
 
 sub umount_fs {

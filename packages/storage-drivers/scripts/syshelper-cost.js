@@ -41,6 +41,11 @@ async function timed(k, fn) { const t = now(); await fn(); rec(k, now() - t); }
     await timed('attach losetup', async () => { dev = await attachLoop(execFileExec, img, undefined, ro); });
     await timed('mount mount(8)', async () => { const r = await execFileExec('mount', ['-t', 'ext4', dev, mnt]); if (r.exitCode) throw new Error(r.stderr); });
     await timed('umount umount(8)', async () => { const r = await execFileExec('umount', [mnt]); if (r.exitCode) throw new Error(r.stderr); });
+    // With data (the dataset agent's loopback mounts: -o discard): mount(2)'s data string vs mount(8) -o.
+    await timed('mount -o discard mount(8)', async () => { const r = await execFileExec('mount', ['-t', 'ext4', '-o', 'discard', dev, mnt]); if (r.exitCode) throw new Error(r.stderr); });
+    await ms.umount(mnt);
+    await timed('mount discard helper', async () => { const r = await ms.mount(dev, mnt, 'ext4', ['discard']); if (!r?.ok) throw new Error(JSON.stringify(r)); });
+    await ms.umount(mnt);
     await timed('detach losetup', () => detachLoop(execFileExec, dev));
     await timed('immutable set+clear helper', async () => { await setImmutable(flagFile, true, { exec: execFileExec, ioctls }); await setImmutable(flagFile, false, { exec: execFileExec, ioctls }); });
     await timed('immutable set+clear chattr', async () => { await setImmutable(flagFile, true, { exec: execFileExec }); await setImmutable(flagFile, false, { exec: execFileExec }); });

@@ -6,7 +6,7 @@
 import { constants as fsc, promises as fs, readFileSync } from 'node:fs';
 import { StorageError } from './BlockDeviceApi';
 import { execFileExec, formatCommand, runChecked, type ExecFn } from './exec';
-import { mountSyscalls } from './mountHelper';
+import { mountSyscalls, syscallMountData } from './mountHelper';
 
 export interface BlockdevOptions {
   readonly exec?: ExecFn;
@@ -221,14 +221,16 @@ export interface MountOptions extends BlockdevOptions {
 const EBUSY = 16;
 
 export async function mount(device: string, mountPoint: string, options: MountOptions): Promise<void> {
-  // The mount(2) call directly when nothing asks for mount(8)'s argv (tests inject exec).
-  if (options.exec === undefined && (options.options ?? []).length === 0) {
-    const r = await mountSyscalls.mount(device, mountPoint, options.fstype);
+  // The mount(2) call directly when nothing asks for mount(8)'s argv (tests inject exec) and the options are all
+  // file-system data (discard, nouuid: no MS_* flag to translate).
+  const data = options.exec === undefined ? syscallMountData(options.options ?? []) : null;
+  if (data !== null) {
+    const r = await mountSyscalls.mount(device, mountPoint, options.fstype, data);
     if (r?.ok) return;
     if (r)
       throw new StorageError(
         'BACKEND_ERROR',
-        `mounting ${device} on ${mountPoint} (${options.fstype}) failed: ${r.message}`,
+        `mounting ${device} on ${mountPoint} (${[options.fstype, ...data].join(',')}) failed: ${r.message}`,
       );
   }
   const exec = options.exec ?? execFileExec;

@@ -43,6 +43,7 @@ export {
 } from './blockdev';
 export { execFileExec, type ExecFn, type ExecResult } from './exec';
 export { findLoopDevices, loopBindingOf } from './losetup';
+export { syscallMountData } from './mountHelper';
 export { PoolLock } from './PoolLock';
 // The EBS driver loads the AWS SDK (~250 ms): only on demand, not for every user of this package.
 export { createEbsDriver } from './ebs/createEbsDriver';

@@ -3,10 +3,26 @@
  * mount/umount costs a fork+exec each, which is most of a mount's time on the
  * critical path of every create and move. The helper is a child of the caller,
  * so it mounts in the caller's mount namespace. Where the helper cannot run, or
- * has no system call numbers for this architecture, callers fall back to mount(8).
+ * has no system call numbers for this architecture, callers fall back to mount(8); so
+ * do mounts with options that are no file-system data (syscallMountData).
  */
 import { HelperUnavailable } from './exec';
 import { isUnsupported, SysHelper, type SysHelperOptions } from './syshelper';
+
+/**
+ * Mount options that mount(2)'s data string carries as they are (ext4's and xfs's own parsers take them): mount(8)
+ * passes them through unchanged. Everything else goes through mount(8): its flag words (ro, nosuid, noatime, ...)
+ * become MS_* flags, not data, and its userspace words (defaults, nofail, x-*, ...) reach no kernel at all.
+ */
+const DATA_OPTIONS: ReadonlySet<string> = new Set(['discard', 'nodiscard', 'nouuid']);
+
+/**
+ * The data for the helper's mount(2) when every option is one it carries as is (the fast path: no fork+exec of
+ * mount(8)), else null (mount(8)).
+ */
+export function syscallMountData(options: readonly string[]): readonly string[] | null {
+  return options.every((o) => DATA_OPTIONS.has(o)) ? options : null;
+}
 
 export type MountAnswer = { ok: true } | { ok: false; errno: number; message: string } | null;
 
@@ -18,9 +34,16 @@ export class MountSyscalls {
     this.helper = new SysHelper('mount helper', options);
   }
 
-  /** null: not available here, use mount(8). */
-  mount(device: string, mountPoint: string, fstype: string): Promise<MountAnswer> {
-    return this.ask(`mount ${device}\t${mountPoint}\t${fstype}`, [device, mountPoint, fstype]);
+  /**
+   * mount(2) with no flags and `data` (the file system's options, see syscallMountData) as its data. null: not
+   * available here, use mount(8).
+   */
+  mount(device: string, mountPoint: string, fstype: string, data: readonly string[] = []): Promise<MountAnswer> {
+    const joined = data.join(',');
+    if (data.some((d) => d.length === 0 || d.includes(','))) return Promise.resolve(null);
+    return joined.length === 0
+      ? this.ask(`mount ${device}\t${mountPoint}\t${fstype}`, [device, mountPoint, fstype])
+      : this.ask(`mount ${device}\t${mountPoint}\t${fstype}\t${joined}`, [device, mountPoint, fstype, joined]);
   }
 
   umount(mountPoint: string): Promise<MountAnswer> {

@@ -66,6 +66,9 @@ describe('flocker-syshelper', () => {
     expect(await helper.request('mount /dev/null\t/nowhere')).toMatch(
       /^err 22 mount needs a device, a directory and a filesystem type/,
     );
+    expect(await helper.request('mount /dev/null\t/nowhere\text4\tdiscard\tmore')).toMatch(
+      /^err 22 mount takes at most a device, a directory, a filesystem type and data/,
+    );
     expect(await helper.request('arch')).toMatch(/^ok /);
     // flushbuf (issue 23, pre-attached spares) of no device, and of something that is no block device.
     expect(await helper.request('flushbuf /dev/flocker-no-such-device')).toMatch(/^err 2 /);
@@ -76,6 +79,7 @@ describe('flocker-syshelper', () => {
     const root = await makeTempRoot('flocker-syshelper-test-');
     roots.push(root);
     expect(await new MountSyscalls({ arch: UNKNOWN }).mount('/dev/null', root, 'ext4')).toBeNull();
+    expect(await new MountSyscalls({ arch: UNKNOWN }).mount('/dev/null', root, 'ext4', ['discard'])).toBeNull();
     expect(await new MountSyscalls({ arch: UNKNOWN }).umount(root)).toBeNull();
 
     const file = path.join(root, 'x.img');
@@ -115,6 +119,7 @@ describe('flocker-syshelper', () => {
     const script = path.join(root, 'no-such-helper.pl');
     await expect(new SysHelper('test helper', { script }).request('arch')).rejects.toBeInstanceOf(HelperUnavailable);
     expect(await new MountSyscalls({ script }).mount('/dev/null', root, 'ext4')).toBeNull();
+    expect(await new MountSyscalls({ script }).mount('/dev/null', root, 'ext4', ['discard'])).toBeNull();
     const ioctls = new LoopIoctls({ script });
     expect(await ioctls.attach(path.join(root, 'x.img'))).toBeNull();
     expect(await ioctls.detach('/dev/loop0')).toBe(false);
