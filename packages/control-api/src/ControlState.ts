@@ -22,6 +22,7 @@ import type {
   SnapshotConfiguration,
 } from '@flocker/api';
 import { MIN_SNAPSHOT_INTERVAL_MS } from '@flocker/api';
+import { releaseVersion } from '@flocker/metrics';
 import { type Clock, systemClock } from '@flocker/runtime';
 import { type Applied, type Configuration, configurationTag, purgeSnapshots, registerNode } from './configuration';
 import { endBackups, restoredDatasets, withoutReportedFilesystems } from './backups';
@@ -37,6 +38,7 @@ import { NodeReports } from './nodeReports';
 import { ChangeNotifier, type ViewSubscription } from './notifier';
 import { NodeViewIndex } from './nodeViews';
 import { PersistentMap } from './PersistentMap';
+import { LEASE_HANDOVER_SINCE } from './releases';
 import { withRegistering } from './reportClaims';
 import {
   type ForgetFacts,
@@ -101,6 +103,11 @@ export interface ControlStateOptions {
    * default DEFAULT_HANDOVER_WAIT_MS.
    */
   handoverWaitMs?: number;
+  /**
+   * The first release whose nodes parse the lease hand-over's members (releases.ts); default LEASE_HANDOVER_SINCE, else
+   * this service's own release. Views leave the members out for nodes reporting an older one.
+   */
+  leaseHandoverSince?: string;
 }
 
 export const DEFAULT_LEASE_GRACE_MS = 5_000;
@@ -113,6 +120,8 @@ export class ControlState {
   readonly nodeTimeoutMs: number;
   readonly leaseGraceMs: number;
   readonly handoverWaitMs: number;
+  /** ControlStateOptions.leaseHandoverSince. */
+  readonly leaseHandoverSince: string;
   readonly now: () => number;
   /** Monotonic ms (ControlStateOptions.monoNow). */
   readonly monoNow: () => number;
@@ -174,6 +183,7 @@ export class ControlState {
     this.nodeTimeoutMs = options.nodeTimeoutMs;
     this.leaseGraceMs = options.leaseGraceMs ?? DEFAULT_LEASE_GRACE_MS;
     this.handoverWaitMs = options.handoverWaitMs ?? DEFAULT_HANDOVER_WAIT_MS;
+    this.leaseHandoverSince = options.leaseHandoverSince ?? LEASE_HANDOVER_SINCE ?? releaseVersion();
     this.now = options.now ?? Date.now;
     this.monoNow = options.monoNow ?? (options.now !== undefined ? options.now : () => systemClock.now());
     const logger = options.logger;

@@ -41,6 +41,7 @@ import { jsonOf } from './json';
 import { type Body, JoinedList, ListBody } from './listBodies';
 import { WHOLE_CLUSTER } from './nodeViews';
 import { PersistentMap } from './PersistentMap';
+import { parsesLeaseHandover } from './releases';
 
 /** A delta's members, each a list of JSON values (Views.deltaJson). */
 type DeltaParts = Record<
@@ -55,6 +56,14 @@ const emptyParts = (): DeltaParts => ({
   nodes: [],
   removedNodes: [],
 });
+
+/**
+ * Who a view of the agent channel is served to, for what it may carry (releases.ts): a node's UUID (a node's own
+ * view; a whole view asked for with a node's certificate), API_VIEWER (an API user's certificate: clients read the
+ * views leniently), or undefined (no certificate: plain HTTP).
+ */
+export type Viewer = string | undefined;
+export const API_VIEWER = 'api';
 
 interface Cached {
   key: string;
@@ -107,6 +116,12 @@ export class Views {
   /** The same for the whole cluster's snapshot: `kept_aside` kept (nodeStateJson). */
   private readonly unretainedWhole = new WeakMap<NodeReport, string>();
   private leaseOrdering: { leases: ReadonlyMap<string, StoredLease>; order: Map<string, number> } | undefined;
+  /** Reported release → whether it parses the lease hand-over's members (few distinct values: a cluster's releases). */
+  private readonly parsesBy = new Map<string, boolean>();
+  /** Whether an alive node's agent reports a release older than the members, by state generation (anyNodeBehind). */
+  private behind: { key: string; any: boolean } | undefined;
+  /** Whether the whole snapshot of a key carries a lease with the members (else its legacy variant is the same body). */
+  private snapshotMembers: { key: string; any: boolean } | undefined;
 
   constructor(
     private readonly state: ControlState,
@@ -290,15 +305,28 @@ export class Views {
     );
   }
 
-  /** Lease lifetimes in a snapshot are rounded to the second it was built; rebuilt at least every second. */
-  snapshot(): Buffer {
+  /**
+   * Lease lifetimes in a snapshot are rounded to the second it was built; rebuilt at least every second. `legacy`: the
+   * variant without the lease hand-over's members (leaseMembersHidden), built only when asked for, and the very same
+   * body while no lease carries them.
+   */
+  snapshot(legacy = false): Buffer {
     const s = this.state;
     const now = s.now();
-    return this.memo('snapshot', `${s.generation}@${Math.floor(now / 1000)}`, ClusterSnapshot, () => {
+    const key = `${s.generation}@${Math.floor(now / 1000)}`;
+    if (legacy) {
+      const current = this.snapshot();
+      if (this.snapshotMembers?.key === key && !this.snapshotMembers.any) return current;
+    }
+    return this.memo(legacy ? 'snapshot-legacy' : 'snapshot', key, ClusterSnapshot, () => {
       const leases: string[] = [];
+      let members = false;
       for (const lease of s.configuration.leases.values()) {
-        if (lease.expires_at === null || lease.expires_at > now) leases.push(JSON.stringify(leaseView(lease, now)));
+        if (lease.expires_at !== null && lease.expires_at <= now) continue;
+        members ||= hasHandoverMembers(lease);
+        leases.push(leaseJson(lease, now, legacy));
       }
+      if (!legacy) this.snapshotMembers = { key, any: members };
       const nodes: string[] = [];
       for (const uuid of s.reportedNodeIds()) nodes.push(this.nodeStateJson(uuid, now, true));
       return snapshotJson(
@@ -359,8 +387,9 @@ export class Views {
    * those datasets (and of the orphans' primaries). With
    * many nodes this keeps each long-poll answer small (kilobytes, not megabytes).
    */
-  snapshotFor(node: string): string {
-    if (node === WHOLE_CLUSTER) return this.snapshot().toString();
+  snapshotFor(node: string, viewer: Viewer = node): string {
+    const legacy = this.leaseMembersHidden(viewer);
+    if (node === WHOLE_CLUSTER) return this.snapshot(legacy).toString();
     const s = this.state;
     const now = s.now();
     const generation = s.generation;
@@ -382,7 +411,7 @@ export class Views {
     }
     if (leased.length > 1)
       leased.sort((a, b) => (leaseOrder.get(a.dataset_id) ?? 0) - (leaseOrder.get(b.dataset_id) ?? 0));
-    const leases = leased.map((l) => JSON.stringify(leaseView(l, now)));
+    const leases = leased.map((l) => leaseJson(l, now, legacy));
     const nodes: string[] = [];
     for (const id of nodeIds) if (s.reportedNode(id) !== undefined) nodes.push(this.nodeStateJson(id, now));
     const json = snapshotJson(
@@ -411,8 +440,9 @@ export class Views {
    * to know what is in it, plus O(the change) of JSON. Undefined when the index cannot say
    * (a `since` of another process, or older than it keeps): answer the whole view then.
    */
-  deltaFor(node: string, since: string): string | undefined {
-    if (node === WHOLE_CLUSTER) return this.clusterDelta(since);
+  deltaFor(node: string, since: string, viewer: Viewer = node): string | undefined {
+    const legacy = this.leaseMembersHidden(viewer);
+    if (node === WHOLE_CLUSTER) return this.clusterDelta(since, legacy);
     const s = this.state;
     const changes = s.nodeViews.changesSince(node, since);
     if (changes === undefined) return undefined;
@@ -432,7 +462,7 @@ export class Views {
         if (local) changedPeers.push(id);
         continue;
       }
-      if (key.startsWith('d:')) datasetChange(parts, config, id, datasets.get(id), now);
+      if (key.startsWith('d:')) datasetChange(parts, config, id, datasets.get(id), now, legacy);
       else if (nodeIds.has(id) && s.reportedNode(id) !== undefined) parts.nodes.push(this.nodeStateJson(id, now));
       else parts.removedNodes.push(JSON.stringify(id));
     }
@@ -461,7 +491,7 @@ export class Views {
    * change), never a walk of the whole view (at 100,000 datasets, 18 MB). Undefined when the index
    * cannot say (another process's generation, older than it keeps): answer the whole view then.
    */
-  private clusterDelta(since: string): string | undefined {
+  private clusterDelta(since: string, legacy: boolean): string | undefined {
     const s = this.state;
     const changes = s.nodeViews.changesSince(WHOLE_CLUSTER, since);
     if (changes === undefined) return undefined;
@@ -472,7 +502,7 @@ export class Views {
     const parts = emptyParts();
     for (const key of changes.keys) {
       const id = key.slice(2);
-      if (key.startsWith('d:')) datasetChange(parts, config, id, config.datasets.get(id), now);
+      if (key.startsWith('d:')) datasetChange(parts, config, id, config.datasets.get(id), now, legacy);
       else if (key.startsWith('n:')) {
         if (s.reportedNode(id) !== undefined) parts.nodes.push(this.nodeStateJson(id, now, true));
         else parts.removedNodes.push(JSON.stringify(id));
@@ -529,6 +559,40 @@ export class Views {
       `"nodes":[${parts.nodes.join(',')}],"removed_nodes":[${parts.removedNodes.join(',')}],${timing}${peers}}`;
     if (this.validate) ClusterDelta.parse(JSON.parse(json));
     return json;
+  }
+
+  /**
+   * Whether views served to `viewer` leave out the lease hand-over's members (releases.ts): a node whose agent reports
+   * an older release than the members', or none; for a viewer not known (plain HTTP), whether any alive node does (its
+   * plugin may be the one asking). O(1) per answer for a known node: its report's release, compared once per value.
+   */
+  leaseMembersHidden(viewer: Viewer): boolean {
+    if (viewer === API_VIEWER) return false;
+    if (viewer === undefined || viewer === WHOLE_CLUSTER) return this.anyNodeBehind();
+    return !this.parses(this.state.reportedNode(viewer)?.report.version);
+  }
+
+  private parses(version: string | undefined): boolean {
+    if (version === undefined) return false;
+    let parses = this.parsesBy.get(version);
+    if (parses === undefined) {
+      parses = parsesLeaseHandover(version, this.state.leaseHandoverSince);
+      // Bounded whatever the reports say (a report's version is any short string).
+      if (this.parsesBy.size >= 256) this.parsesBy.clear();
+      this.parsesBy.set(version, parses);
+    }
+    return parses;
+  }
+
+  /** Whether an alive node reports an older release than the members' (or none): once per state generation. */
+  private anyNodeBehind(): boolean {
+    const s = this.state;
+    const key = `${s.instanceId}.${s.stateGeneration}`;
+    if (this.behind?.key !== key) {
+      const alive = aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs);
+      this.behind = { key, any: alive.some((n) => !this.parses(n.report.version)) };
+    }
+    return this.behind.any;
   }
 
   /** The configured snapshots as a JSON array, joined once per change of them. */
@@ -704,6 +768,19 @@ function snapshotJson(
   return `{"generation":${JSON.stringify(head.generation)},"configuration_tag":${JSON.stringify(head.configurationTag)},"datasets":${datasets},${snapshots}"leases":${leases},"nodes":${nodes},${timing}${peers}}`;
 }
 
+/** Whether a lease carries a member of the lease hand-over (release_on_request, release_requested). */
+function hasHandoverMembers(lease: StoredLease): boolean {
+  return lease.release_on_request === true || lease.release_requested !== undefined;
+}
+
+/** A lease's JSON in a view; `legacy`: without the lease hand-over's members (Views.leaseMembersHidden). */
+function leaseJson(lease: StoredLease, now: number, legacy: boolean): string {
+  const view = leaseView(lease, now);
+  if (!legacy || !hasHandoverMembers(lease)) return JSON.stringify(view);
+  const { release_on_request: _promise, release_requested: _request, ...plain } = view;
+  return JSON.stringify(plain);
+}
+
 /** A changed dataset in a delta: it (`d`; undefined when gone: removed) and its live lease (or the lease removed). */
 function datasetChange(
   parts: DeltaParts,
@@ -711,6 +788,7 @@ function datasetChange(
   id: string,
   d: DatasetConfiguration | undefined,
   now: number,
+  legacy: boolean,
 ): void {
   if (d === undefined) {
     parts.removedDatasets.push(JSON.stringify(id));
@@ -718,6 +796,6 @@ function datasetChange(
   }
   parts.datasets.push(jsonOf(d));
   const lease = liveLease(config, id, now);
-  if (lease !== undefined) parts.leases.push(JSON.stringify(leaseView(lease, now)));
+  if (lease !== undefined) parts.leases.push(leaseJson(lease, now, legacy));
   else parts.removedLeases.push(JSON.stringify(id));
 }

@@ -17,7 +17,7 @@ import type { ControlState } from './ControlState';
 import { WHOLE_CLUSTER } from './nodeViews';
 import type { ViewSubscription } from './notifier';
 import type { StreamSink } from './routeSpec';
-import type { Views } from './Views';
+import type { Viewer, Views } from './Views';
 
 /**
  * An empty line after this long without a line, so agents (and proxies) see the connection alive: the
@@ -115,6 +115,8 @@ function sharedOf(cache: WeakMap<ControlState, Shared>, state: ControlState, gen
 
 /** Per service: the whole cluster's lines of the current generation, by the `since` they answer ('' : none). */
 const clusterAnswers = new WeakMap<ControlState, Shared>();
+/** The same, without the lease hand-over's members (Views.leaseMembersHidden): only while a node behind watches. */
+const legacyClusterAnswers = new WeakMap<ControlState, Shared>();
 /** The whole snapshot's body (Views.snapshot, cached per generation) → that body as a line: one copy, not one per watcher. */
 const snapshotLines = new WeakMap<Buffer, Buffer>();
 
@@ -127,16 +129,18 @@ function clusterAnswer(
   state: ControlState,
   views: Views,
   since: string | undefined,
+  viewer: Viewer,
 ): { line: Buffer; generation: string } {
   const generation = state.generation;
-  const shared = sharedOf(clusterAnswers, state, generation);
+  const legacy = views.leaseMembersHidden(viewer);
+  const shared = sharedOf(legacy ? legacyClusterAnswers : clusterAnswers, state, generation);
   const key = since ?? '';
   let line = shared.bySince.get(key);
   if (line === undefined) {
-    const delta = since !== undefined ? views.deltaFor(WHOLE_CLUSTER, since) : undefined;
+    const delta = since !== undefined ? views.deltaFor(WHOLE_CLUSTER, since, viewer) : undefined;
     if (delta !== undefined) line = Buffer.from(`${delta}\n`);
     else {
-      const body = views.snapshot();
+      const body = views.snapshot(legacy);
       line = snapshotLines.get(body);
       if (line === undefined) {
         line = Buffer.concat([body, HEARTBEAT]);
@@ -151,15 +155,18 @@ function clusterAnswer(
 /**
  * The line for `node` holding `since`: a delta when the index knows what changed, else the whole
  * view (WHOLE_CLUSTER: the whole cluster's, clusterAnswer). A delta touching no entry of the view (the snapshots' change, or a container wake-up) does
- * not depend on the node, so it is built once per `since` and generation.
+ * not depend on the node, so it is built once per `since` and generation. `viewer`: who asked for a whole view (its
+ * certificate's node, API_VIEWER, or undefined): what its lines may carry (Views.leaseMembersHidden); a node's own
+ * view is its node's. Decided per line: an upgraded node's agent reports its new release, and its next line follows.
  */
 export function answerFor(
   state: ControlState,
   views: Views,
   node: string,
   since: string | undefined,
+  viewer?: Viewer,
 ): { line: Buffer | string; generation: string } {
-  if (node === WHOLE_CLUSTER) return clusterAnswer(state, views, since);
+  if (node === WHOLE_CLUSTER) return clusterAnswer(state, views, since, viewer);
   const generation = state.generation;
   if (since !== undefined) {
     const changes = state.nodeViews.changesSince(node, since);
@@ -195,6 +202,8 @@ export function watchNode(
   since: string | undefined,
   sink: StreamSink,
   heartbeatMs = WATCH_HEARTBEAT_MS,
+  /** Who watches the whole cluster (answerFor); ignored for a node's view. */
+  viewer?: Viewer,
 ): void {
   if (sink.signal.aborted) return;
   let held = since;
@@ -225,7 +234,7 @@ export function watchNode(
     busy = true;
     try {
       while (!sink.signal.aborted && (held === undefined || state.nodeViews.changedSince(node, held))) {
-        const next = answerFor(state, views, node, held);
+        const next = answerFor(state, views, node, held, viewer);
         held = next.generation;
         if (sub.current !== undefined) sub.current.since = held;
         wrote = true;

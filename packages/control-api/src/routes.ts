@@ -58,6 +58,7 @@ import { requireBackupNode } from './backups';
 import { type Handlers, implement, type RouteSpec } from './routeSpec';
 import { watchContentType, watchNode } from './agentWatch';
 import { WHOLE_CLUSTER } from './nodeViews';
+import { API_VIEWER, type Viewer } from './Views';
 import { declineReleaseRequest } from './leaseHandover';
 import { mutateWithHandover } from './handoverWait';
 
@@ -78,6 +79,11 @@ function requireScheduleInterval(
 /** Who asks for a lease's hand-over: the node by its certificate, else an API user. */
 function requesterOf(identity: Identity | undefined): string {
   return identity?.kind === 'node' ? identity.uuid : 'api';
+}
+
+/** Who a whole view is served to (Views.Viewer): the certificate's node, an API user, or unknown (plain HTTP). */
+function viewerOf(identity: Identity | undefined): Viewer {
+  return identity === undefined ? undefined : identity.kind === 'node' ? identity.uuid.toLowerCase() : API_VIEWER;
 }
 
 const datasetHandlers: Omit<
@@ -233,7 +239,7 @@ const datasetHandlers: Omit<
       }),
     };
   },
-  waitForCluster: async (state, { query, signal }, views) => {
+  waitForCluster: async (state, { query, signal, identity }, views) => {
     // A replica that cannot reach its store holds a view that may be stale: the agent is sent elsewhere (T4 F2).
     state.refuseIfStoreDown();
     if (query.since !== undefined) {
@@ -244,26 +250,31 @@ const datasetHandlers: Omit<
     }
     // A delta only when asked for (older agents and other clients read full snapshots) and known; without `node`,
     // of the whole cluster.
+    // A node's view carries what its node parses; the whole view, what its asker does (Views.leaseMembersHidden).
+    const viewer = query.node ?? viewerOf(identity);
     const delta =
       query.since !== undefined && query.delta === 'true'
-        ? views.deltaFor(query.node ?? WHOLE_CLUSTER, query.since)
+        ? views.deltaFor(query.node ?? WHOLE_CLUSTER, query.since, viewer)
         : undefined;
     return {
       status: 200,
-      json: delta ?? (query.node !== undefined ? views.snapshotFor(query.node) : views.snapshot()),
+      json:
+        delta ??
+        (query.node !== undefined ? views.snapshotFor(query.node) : views.snapshot(views.leaseMembersHidden(viewer))),
       tag: state.configurationTag,
     };
   },
   // One long-lived answer per agent, a line per change of its node's view (agentWatch.ts, issue 23); with `whole=true`
   // (the contract takes exactly one of them), of the whole cluster (the plugins).
-  watchCluster: (state, { query }, views) => {
+  watchCluster: (state, { query, identity }, views) => {
     // As waitForCluster; a watch under way when the store stops answering is ended (ChangeNotifier.releaseAll).
     state.refuseIfStoreDown();
     return {
       status: 200,
       stream: {
         contentType: watchContentType(),
-        run: (sink) => watchNode(state, views, query.node ?? WHOLE_CLUSTER, query.since, sink),
+        run: (sink) =>
+          watchNode(state, views, query.node ?? WHOLE_CLUSTER, query.since, sink, undefined, viewerOf(identity)),
       },
     };
   },

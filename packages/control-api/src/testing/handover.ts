@@ -4,14 +4,18 @@
  * or declines, once it sees the request in GET /v1/configuration/leases).
  */
 import { FlockerApiError, type FlockerClient, type Lease } from '@flocker/api';
+import { releaseVersion } from '@flocker/metrics';
 import { NODE_A, NODE_B, nodeReport } from './httpService';
 
 export { NODE_A as HOLDER, NODE_B as REQUESTER };
 
-/** Both nodes known (they reported), a dataset on the holder, and its lease taken with release_on_request. */
+/**
+ * Both nodes known (they reported, as agents of this release: views show them the lease hand-over's members), a dataset
+ * on the holder, and its lease taken with release_on_request.
+ */
 export async function idleVolume(holder: FlockerClient, name: string, promise = true): Promise<string> {
-  await holder.reportNodeState(nodeReport(NODE_A));
-  await holder.reportNodeState(nodeReport(NODE_B));
+  await holder.reportNodeState(nodeReport(NODE_A, { version: releaseVersion() }));
+  await holder.reportNodeState(nodeReport(NODE_B, { version: releaseVersion() }));
   const ds = await holder.createDataset({ primary: NODE_A, metadata: { name } });
   await holder.acquireLease({
     dataset_id: ds.dataset_id,

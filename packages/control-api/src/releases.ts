@@ -1,0 +1,54 @@
+/**
+ * Which nodes' agents and plugins parse the lease hand-over's members (`release_on_request`, `release_requested`,
+ * session 21). They read the agent channel's views strictly (docs/compatibility.md, agent channel): a node one release
+ * behind refuses a view carrying them. So the views served to a node whose dataset agent reports an older release, or
+ * none, leave them out (Views): such a node sees such a lease as a plain lease. Its plugin (the same package: "Within
+ * a node") neither takes such leases nor answers requests, so it loses nothing by not seeing them. Pure.
+ */
+
+/**
+ * The first release whose nodes parse the members. Undefined: this control service's own release (every node reporting
+ * an older one is behind it). Pin it to this release's number when the next release is cut: then nodes of this release
+ * keep seeing the members under the next control service, as its nodes one release behind.
+ */
+export const LEASE_HANDOVER_SINCE: string | undefined = undefined;
+
+/** A release's number as compared: major, minor, patch, and whether it is a pre-release of them (`-rc1`, `~rc1`). */
+interface ParsedRelease {
+  readonly parts: readonly [number, number, number];
+  readonly pre: boolean;
+}
+
+function parseRelease(version: string): ParsedRelease | undefined {
+  // Debian's stamped versions (packaging/deb/build.sh) and the workspace's are semver-shaped; `+…` is build metadata.
+  const m = /^(\d+)\.(\d+)\.(\d+)([-~][^+]*)?(\+.*)?$/.exec(version);
+  if (m === null) return undefined;
+  return { parts: [Number(m[1]), Number(m[2]), Number(m[3])], pre: m[4] !== undefined };
+}
+
+/**
+ * Whether release `a` is older than `b`: by major, minor, patch, a pre-release older than its release (two pre-releases
+ * of one number count as the same). Undefined when either is not a release number.
+ */
+export function olderRelease(a: string, b: string): boolean | undefined {
+  const x = parseRelease(a);
+  const y = parseRelease(b);
+  if (x === undefined || y === undefined) return undefined;
+  for (let i = 0; i < 3; i++) {
+    const d = (x.parts[i] as number) - (y.parts[i] as number);
+    if (d !== 0) return d < 0;
+  }
+  return x.pre && !y.pre;
+}
+
+/**
+ * Whether a node whose dataset agent reports `reported` (undefined: none, an agent from before the field) parses the
+ * lease hand-over's members, given `since` (LEASE_HANDOVER_SINCE, or the control service's own release). A version
+ * that is not a release number, the same string aside, counts as older: leaving the members out costs only the
+ * hand-over's speed for that node's leases, showing them to a node that cannot parse them costs it its view.
+ */
+export function parsesLeaseHandover(reported: string | undefined, since: string): boolean {
+  if (reported === undefined) return false;
+  if (reported === since) return true;
+  return olderRelease(reported, since) === false;
+}
