@@ -29,6 +29,11 @@ export interface HandoverAsk {
   readonly ifMatches: string | undefined;
   /** Aborted when the client goes away. */
   readonly signal: AbortSignal;
+  /**
+   * Authorizes the request again (throws FORBIDDEN): its rules read leases and primaries the wait may have changed
+   * (authorization.ts), so it is judged on the configuration its second application sees. Absent: not authorized.
+   */
+  readonly authorize?: (() => void) | undefined;
 }
 
 /**
@@ -83,6 +88,8 @@ export async function mutateWithHandover<T>(
           ? configurationTag(latest)
           : ask.ifMatches;
     try {
+      // In the same turn as the mutate: check and change see the same configuration.
+      ask.authorize?.();
       return await state.mutate(change, ifMatches);
     } catch (again) {
       throw refusalAfterHandover(

@@ -43,6 +43,11 @@ export interface RouteContext<R extends RouteContract> {
   signal: AbortSignal;
   /** Who asks, from its verified client certificate; absent without mutual TLS (then taken for an API user). */
   identity?: Identity | undefined;
+  /**
+   * Authorizes the request again on the latest configuration (throws FORBIDDEN), for a change applied after a wait
+   * (a lease hand-over): absent when the server does not authorize (plain HTTP).
+   */
+  reauthorize?: (() => void) | undefined;
 }
 
 export type Handler<R extends RouteContract> = (
@@ -61,6 +66,7 @@ export interface CheckedContext {
   ifMatches: string | undefined;
   signal: AbortSignal;
   identity?: Identity | undefined;
+  reauthorize?: (() => void) | undefined;
 }
 
 export interface RouteSpec extends RouteContract {

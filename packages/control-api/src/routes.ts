@@ -118,7 +118,7 @@ const datasetHandlers: Omit<
     json: jsonOf(requireDataset(state.configuration, params.id)),
     tag: state.configurationTag,
   }),
-  updateDataset: async (state, { params, body, ifMatches, signal, identity }) => {
+  updateDataset: async (state, { params, body, ifMatches, signal, identity, reauthorize }) => {
     requireScheduleInterval(body.metadata, state.minSnapshotIntervalMs);
     const current = state.configuration.datasets.get(params.id);
     const backend = serviceBackend(state);
@@ -146,7 +146,7 @@ const datasetHandlers: Omit<
     // apply it again onto a newer one): told once the commit is durable, so a crash before it records nothing.
     let cancelled: CancelledMove | undefined;
     // A move an idle volume's lease refuses asks its holder for it first (handoverWait.ts).
-    const ask = { datasetId: params.id, requester: requesterOf(identity), ifMatches, signal };
+    const ask = { datasetId: params.id, requester: requesterOf(identity), ifMatches, signal, authorize: reauthorize };
     const applied = await mutateWithHandover(state, ask, (c, now) => {
       const dead = (node: string): boolean => {
         const reported = state.reportedNode(node);
@@ -163,8 +163,8 @@ const datasetHandlers: Omit<
     }
     return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
-  deleteDataset: async (state, { params, ifMatches, signal, identity }) => {
-    const ask = { datasetId: params.id, requester: requesterOf(identity), ifMatches, signal };
+  deleteDataset: async (state, { params, ifMatches, signal, identity, reauthorize }) => {
+    const ask = { datasetId: params.id, requester: requesterOf(identity), ifMatches, signal, authorize: reauthorize };
     const applied = await mutateWithHandover(state, ask, (c, now) => deleteDataset(c, params.id, now));
     return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
@@ -192,9 +192,9 @@ const datasetHandlers: Omit<
     body: z.array(Lease).parse(listLeases(state.configuration, state.now())),
     tag: state.configurationTag,
   }),
-  acquireLease: async (state, { body, ifMatches, signal }) => {
+  acquireLease: async (state, { body, ifMatches, signal, reauthorize }) => {
     // Asked for by the node that would hold it (authorization: a node takes leases only for itself).
-    const ask = { datasetId: body.dataset_id, requester: body.node_uuid, ifMatches, signal };
+    const ask = { datasetId: body.dataset_id, requester: body.node_uuid, ifMatches, signal, authorize: reauthorize };
     const applied = await mutateWithHandover(state, ask, (c, now) => acquireLease(c, body, now));
     return { status: applied.status, body: Lease.parse(applied.result), tag: state.configurationTag };
   },

@@ -402,6 +402,8 @@ export function createApp(
             ifMatches: route.conditional ? ifMatches : undefined,
             signal: abort.signal,
             identity: peerIdentity(req),
+            // A change applied after a wait (a lease hand-over) is authorized again then.
+            reauthorize: authorizeByCertificate ? () => authorizeRoute(state, req, route) : undefined,
           },
           views,
         );

@@ -14,7 +14,7 @@ import {
   type Identity,
   METADATA_DATA_NODE_KEY,
 } from '@flocker/api';
-import { authorize, type AuthorizationFacts, reportShowsLocalCopy } from './authorization';
+import { authorize, type AuthorizationFacts, type AuthorizationRequest, reportShowsLocalCopy } from './authorization';
 import { liveLease } from './configuration';
 import type { ControlState } from './ControlState';
 import { RequestError } from './errors';
@@ -162,18 +162,24 @@ export function authorizationFacts(state: ControlState): AuthorizationFacts {
 }
 
 export function authorizeRoute(state: ControlState, req: Request, route: { method: string; path: string }): void {
-  // The latest (possibly not yet durable) configuration: the handler's mutate() runs
-  // synchronously after this check, against the same value.
-  const decision = authorize(
-    peerIdentity(req),
-    {
-      method: route.method,
-      route: route.path,
-      params: req.params as Record<string, string>,
-      body: req.body,
-      ifConfigurationMatches: req.get(IF_CONFIGURATION_MATCHES_HEADER),
-    },
-    authorizationFacts(state),
-  );
+  requireAuthorized(state, peerIdentity(req), {
+    method: route.method,
+    route: route.path,
+    params: req.params as Record<string, string>,
+    body: req.body,
+    ifConfigurationMatches: req.get(IF_CONFIGURATION_MATCHES_HEADER),
+  });
+}
+
+/**
+ * authorize() on the latest (possibly not yet durable) configuration: call it in the same turn as the mutate() it
+ * guards (the handler's; after a lease hand-over's wait, its second one), so check and change see the same value.
+ */
+export function requireAuthorized(
+  state: ControlState,
+  identity: Identity | undefined,
+  request: AuthorizationRequest,
+): void {
+  const decision = authorize(identity, request, authorizationFacts(state));
   if (!decision.allowed) throw new RequestError('FORBIDDEN', decision.description);
 }
