@@ -3,6 +3,7 @@
  * <mountRoot>/<dataset_id>" for every live dataset whose primary is its node, so the
  * plugin's Mount wait completes without real storage.
  */
+import { releaseVersion } from '@flocker/metrics';
 import {
   FlockerClient,
   type ActionError,
@@ -109,6 +110,8 @@ export class FakeDatasetAgent {
       host: this.host,
       instance_id: `instance-${this.host}`,
       backend: 'fake',
+      // As a real agent of this release: a node reporting none is served views without the lease hand-over's members.
+      version: releaseVersion(),
       manifestations,
       errors,
     };
