@@ -26,10 +26,14 @@ describe('flocker Docker volume plugin with real Docker', () => {
   /** The plugin answers Unmount first and releases the lease right after. */
   const noLeases = () => until('the lease to be released', async () => (await leases()).length === 0, 5_000, 20);
 
-  dockerStackForSuite((s) => {
-    stack = s;
-    drv = s.driver;
-  });
+  // These tests count leases (taken at the first Mount, let go of after the last Unmount): idle leases off.
+  dockerStackForSuite(
+    (s) => {
+      stack = s;
+      drv = s.driver;
+    },
+    { pluginArgs: ['--idle-lease-seconds', '0'] },
+  );
 
   it('docker volume create -o size, inspect, ls, rm', async () => {
     await docker('volume', 'create', '-d', drv, '-o', 'size=200MiB', '-o', 'profile=silver', 'v-create');

@@ -14,7 +14,8 @@ describe('a re-used volume name with a real dockerd', () => {
   let stack: FlockerDockerStack;
   const docker = (...args: string[]) => stack.docker(args);
 
-  dockerStackForSuite((s) => (stack = s));
+  // About a reused name, not idle leases: the lease goes after the last container (checked below).
+  dockerStackForSuite((s) => (stack = s), { pluginArgs: ['--idle-lease-seconds', '0'] });
 
   it('destroy under a running container, rm -f, docker run again with the name, docker volume rm: no lease left, removed', async () => {
     await stack.startWith('c1', 'r1', 'exec sleep 3600');

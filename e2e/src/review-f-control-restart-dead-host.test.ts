@@ -20,7 +20,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { startCluster, TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
+import { defaultCommands, startCluster, TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
 import { flockerVolumeArgs } from './dockerVolumes';
 
 jest.setTimeout(300_000);
@@ -110,7 +110,14 @@ it('a powered off, then the control service restarted: docker run on b still get
 
 it('an idle volume (no lease) on a powered-off a, then the control service restarted: docker run on b gets it within T + G', async () => {
   const volume = `f-idle-${randomUUID().slice(0, 8)}`;
-  cluster = await startCluster({ hosts: 2, withDocker: true, nodeTimeoutSeconds: T, leaseGraceSeconds: G });
+  // "Idle" here means no lease at all (plugin idle leases off); a powered-off holder of a lease is the test above.
+  cluster = await startCluster({
+    hosts: 2,
+    withDocker: true,
+    nodeTimeoutSeconds: T,
+    leaseGraceSeconds: G,
+    commands: { plugin: (args) => [...defaultCommands.plugin(args), '--idle-lease-seconds', '0'] },
+  });
   const c = cluster;
   const [a, b] = c.hosts as [ClusterHost, ClusterHost];
   const vol = flockerVolumeArgs(volume);

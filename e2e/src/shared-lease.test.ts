@@ -88,6 +88,9 @@ beforeAll(async () => {
     'none',
     '--mount-timeout',
     '60',
+    // The shares' counting, not idle leases: the plugin's share goes after its last Unmount.
+    '--idle-lease-seconds',
+    '0',
   ]);
   await bed.waitFor(
     'the plugin to answer',

@@ -70,6 +70,8 @@ export interface FlockerDockerStackOptions {
   mountTimeoutSeconds?: number;
   /** The agent's and the plugin's log level; debug adds a sub-ms `t` to every line (tracing). Default info. */
   logLevel?: 'info' | 'debug';
+  /** Extra plugin flags, e.g. ['--idle-lease-seconds', '0'] for a test about lease counting, not idle leases. */
+  pluginArgs?: readonly string[];
 }
 
 export class FlockerDockerStack {
@@ -150,6 +152,7 @@ export class FlockerDockerStack {
         this.dockerd.socket,
         '--mount-timeout',
         String(opts.mountTimeoutSeconds ?? 60),
+        ...(opts.pluginArgs ?? []),
       ],
       path.join(this.root, 'plugin.log'),
       opts.logLevel !== undefined ? { ...process.env, FLOCKER_LOG_LEVEL: opts.logLevel } : process.env,

@@ -26,6 +26,8 @@ export interface ManagedPluginBedOptions {
   /** The agent's node host name. */
   readonly host: string;
   readonly dockerdArgs?: readonly string[];
+  /** agent.yml `plugin.idle_lease_seconds` (default: the plugin's, 60); 0 for a test that counts leases. */
+  readonly idleLeaseSeconds?: number;
 }
 
 export class ManagedPluginBed {
@@ -146,6 +148,7 @@ export class ManagedPluginBed {
         `control-service: {hostname: ${this.rootIp}, port: ${control.port}}`,
         `dataset: {backend: loopback, root_path: ${path.join(this.root, 'pool')}}`,
         `node: {state_dir: ${this.stateDir}, mount_root: ${this.mountRoot}, host: ${this.o.host}, docker_socket: ${this.dockerd.socket}}`,
+        ...(this.o.idleLeaseSeconds !== undefined ? [`plugin: {idle_lease_seconds: ${this.o.idleLeaseSeconds}}`] : []),
         '',
       ].join('\n'),
     );
