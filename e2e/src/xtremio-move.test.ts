@@ -153,10 +153,12 @@ describe('dataset agents on XtremIO (simulator)', () => {
     writeFileSync(join(mountedB, 'via-plugin.txt'), 'from b\n');
     execFileSync('sync', ['-f', join(mountedB, 'via-plugin.txt')]);
     await plugin(onB, 'Unmount', { Name: 'xio-vol', ID: 'container-b' });
-    // An Unmount right after its Mount looks like Docker's copy-up cycle: b keeps the lease a moment.
-    // A container on a starts once b has let go, as it would after a real container's life.
-    await bed.waitFor('b to let the volume go', async () => (await bed.client.listLeases()).length === 0, 30_000);
+    // b keeps the lease (idle leases, the default): a's Mount asks for it, and the control service has b hand it over.
+    expect((await bed.client.listLeases()).map((l) => [l.node_uuid, l.release_on_request])).toEqual([
+      [bed.nodeUuid('b'), true],
+    ]);
     const mountedA = (await plugin(onA, 'Mount', { Name: 'xio-vol', ID: 'container-a' }))['Mountpoint'] as string;
+    expect((await bed.client.listLeases()).map((l) => l.node_uuid)).toEqual([bed.nodeUuid('a')]);
     expect(readFileSync(join(mountedA, 'via-plugin.txt'), 'utf8')).toBe('from b\n');
     await plugin(onA, 'Unmount', { Name: 'xio-vol', ID: 'container-a' });
   });

@@ -81,7 +81,7 @@ export const PluginSectionSchema = z
     reconcile_interval_seconds: z.number().min(0).optional(),
     /** --mount-safety-window: seconds a mount ID (or a created container) counts as in use. */
     mount_safety_window_seconds: z.number().min(0).optional(),
-    /** --idle-lease-seconds: how long a volume no container uses keeps its lease (let go of on request); 0 = none. */
+    /** --idle-lease-seconds: how long a volume no container uses keeps its lease (handed over on request); default 60. */
     idle_lease_seconds: z.number().min(0).optional(),
   })
   .strict();

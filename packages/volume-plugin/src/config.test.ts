@@ -71,7 +71,7 @@ describe('plugin configuration', () => {
       dockerSocket: '/var/run/docker.sock',
       reconcileIntervalMs: 30_000,
       mountSafetyWindowMs: 60_000,
-      idleLeaseMs: 0,
+      idleLeaseMs: 60_000, // DEFAULT_IDLE_LEASE_SECONDS: idle leases on by default
       metrics: { host: '127.0.0.1', port: 4532 },
     });
     expect((await resolveSettings({ controlUrl: 'http://c:1', nodeUuid: UUID, metricsPort: 0 })).metrics).toBe(

@@ -9,11 +9,11 @@
 import type { ClusterSnapshot, Lease } from '@flocker/api';
 
 /**
- * Default idle_lease_seconds: how long a lease no container here uses is kept. 0 (off: released after the last
- * Unmount, as before session 21) until the control service's hand-over and the e2e suites have run with it on; 60 is
- * the value the design names (docs/performance.md, "Session 21").
+ * Default idle_lease_seconds: how long a lease no container here uses is kept (on by default: issue 23's target is
+ * for the default install). Its cost: a move or delete of an idle volume waits for this plugin's hand-over, and a
+ * host whose plugin is down keeps its idle volumes until the plugin is back (or `flocker leases release`).
  */
-export const DEFAULT_IDLE_LEASE_SECONDS = 0;
+export const DEFAULT_IDLE_LEASE_SECONDS = 60;
 
 /** A request of another client for the lease (who asked, and when, by the control service's clock). */
 export interface ReleaseRequest {

@@ -97,7 +97,7 @@ async function main(): Promise<void> {
     .option('idle-lease-seconds', {
       type: 'number',
       describe:
-        'seconds a volume no container here uses keeps its lease, so the next container here starts without taking it; let go of at once when another host, a move or a delete asks for it (0: released after the last container; default: plugin.idle_lease_seconds of agent.yml, else 0)',
+        'seconds a volume no container here uses keeps its lease, so the next container here starts without taking it; let go of at once when another host, a move or a delete asks for it (0: released after the last container; default: plugin.idle_lease_seconds of agent.yml, else 60)',
     })
     .option('metrics-address', {
       type: 'string',
