@@ -12,6 +12,7 @@ import {
   METADATA_FILESYSTEM_KEY,
   METADATA_NAME_KEY,
   METADATA_PROFILE_KEY,
+  UUID_SHAPED,
   type ClusterSnapshot,
   type CreateDatasetRequest,
   type DatasetConfiguration,
@@ -71,6 +72,7 @@ import {
 import {
   parseCreateOptions,
   profileForBackend,
+  validateNewVolumeName,
   validateVolumeName,
   volumeDatasetId,
   type CreateOptions,
@@ -591,13 +593,17 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     // makes a second plugin's create of the same name fail (see createNamed). Not
     // following: a fresh lookup first.
     const followed = this.watcher.followed();
-    const existing = followed ? this.find(followed, req.Name) : await this.lookup(req.Name);
+    let existing = followed ? this.find(followed, req.Name) : await this.lookup(req.Name);
+    // Only a volume that exists may have a UUID-shaped name (review TN F1); the followed snapshot may lag one
+    // just made elsewhere (by an API user, say), so such a name is looked up afresh before it is refused.
+    if (!existing && followed && UUID_SHAPED.test(req.Name)) existing = await this.lookup(req.Name);
     if (existing) {
       // Docker may create the same volume again; that is fine. Its next Get must find it too.
       this.createdHere.add(req.Name);
       await this.honourRepeatedCreate(req.Name, existing, options);
       return;
     }
+    validateNewVolumeName(req.Name);
     const looked = Date.now();
     const metadata: Record<string, string> = {
       [METADATA_NAME_KEY]: req.Name,

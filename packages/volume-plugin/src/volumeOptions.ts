@@ -10,6 +10,7 @@ import {
   snapshotScheduleIssues,
   storageProfileFor,
   parseSize as parseSizeText,
+  newVolumeNameProblem,
   volumeNameProblem,
   XFS_MINIMUM_SIZE,
   type DatasetFilesystem,
@@ -22,6 +23,16 @@ export const DEFAULT_VOLUME_SIZE = 10 * GiB;
 /** The one volume-name rule of @flocker/api (Docker's own, daemon/names.go RestrictedNamePattern), shared with the CLI and UI. */
 export function validateVolumeName(name: string): void {
   const problem = volumeNameProblem(name);
+  if (problem !== undefined) throw new VolumePluginError('INVALID_NAME', problem);
+}
+
+/**
+ * A new volume's name: the rule above and no UUID-shaped name (review TN F1: a name equal to another volume's id
+ * makes `flocker volumes destroy <id>` ambiguous). Create only, for a name no live volume has; lookups (an existing
+ * volume of such a name, clone-of) keep validateVolumeName.
+ */
+export function validateNewVolumeName(name: string): void {
+  const problem = newVolumeNameProblem(name);
   if (problem !== undefined) throw new VolumePluginError('INVALID_NAME', problem);
 }
 
