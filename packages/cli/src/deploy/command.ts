@@ -178,6 +178,15 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
   const printPlan = () => {
     for (const line of planned.lines) io.out(line);
   };
+  // The control service makes these volumes as named; the CLI refuses them, as `flocker volumes create` does.
+  if (plan.idShapedVolumes.length > 0) {
+    printPlan();
+    const names = [...new Set(plan.idShapedVolumes.map((v) => v.volume))].join(', ');
+    throw new CliError(
+      EXIT.USAGE,
+      `${a.application} would make a new volume named like a volume id (${names}): choose another name; nothing was applied`,
+    );
+  }
   if (a['dry-run']) {
     printPlan();
     if (plan.unknownNodes.length > 0) {

@@ -15,6 +15,7 @@ import {
   formatSize,
   METADATA_NAME_KEY,
   type NodeSummary,
+  UUID_SHAPED,
 } from '@flocker/api';
 import { visible } from '../format';
 
@@ -36,6 +37,11 @@ export interface DeployPlan {
   unknownNodes: string[];
   /** Applications whose maximum_size is smaller than their existing volume's (the control service refuses: TD-3). */
   shrinks: string[];
+  /**
+   * Volumes the deploy would make (no live volume has the name) whose name is shaped like a dataset id: refused, as
+   * `flocker volumes create` refuses one (review TN F1: such a name makes "name or id" ambiguous).
+   */
+  idShapedVolumes: { application: string; volume: string; namedAfterApplication: boolean }[];
 }
 
 /** A deployment file's node key → a node UUID: the UUID itself or the address a node reports. */
@@ -100,7 +106,15 @@ export function deployPlan(
     const n = d.metadata[METADATA_NAME_KEY];
     if (n !== undefined && !d.deleted && !sizes.has(n)) sizes.set(n, d.maximum_size ?? undefined);
   }
-  const plan: DeployPlan = { added: [], changed: [], removed: [], unchanged: [], unknownNodes: [], shrinks: [] };
+  const plan: DeployPlan = {
+    added: [],
+    changed: [],
+    removed: [],
+    unchanged: [],
+    unknownNodes: [],
+    shrinks: [],
+    idShapedVolumes: [],
+  };
   const current = new Map(configured.map((c) => [c.name, c]));
   for (const [name, key] of placement) {
     const app = apps[name];
@@ -112,6 +126,14 @@ export function deployPlan(
     const volumeName = app.volume === undefined ? undefined : (app.volume.name ?? name);
     const had = volumeName === undefined ? undefined : sizes.get(volumeName);
     const asked = app.volume?.maximum_size;
+    // The control service's compose makes a volume no live dataset is named as; an existing one is only used.
+    if (volumeName !== undefined && !sizes.has(volumeName) && UUID_SHAPED.test(volumeName)) {
+      plan.idShapedVolumes.push({
+        application: name,
+        volume: volumeName,
+        namedAfterApplication: app.volume?.name === undefined,
+      });
+    }
     const resize: string[] = [];
     if (had !== undefined && asked !== undefined && asked > had)
       resize.push(`maximum_size ${formatSize(had)} → ${formatSize(asked)} (the volume grows)`);
@@ -148,6 +170,11 @@ export function formatPlan(plan: DeployPlan, deploymentFile: string): string[] {
   for (const e of plan.unchanged) lines.push(`  = ${e.name}: ${e.image} on ${e.node}`);
   for (const key of plan.unknownNodes) lines.push(`  ! ${deploymentFile} names node ${key}, which is not known`);
   for (const shrink of plan.shrinks) lines.push(`  ! ${shrink}`);
+  for (const v of plan.idShapedVolumes) {
+    lines.push(
+      `  ! ${v.application}: the new volume ${v.volume}${v.namedAfterApplication ? ' (named after the application)' : ''} is shaped like a volume id, which a new volume's name cannot be (commands take a volume's name or its id): choose another name; the deploy will be refused`,
+    );
+  }
   // One line each: a line feed in a host or another client's image cannot start another.
   return lines.map(visible);
 }
