@@ -376,7 +376,7 @@ export function acquireLease(config: Configuration, req: CreateLeaseRequest, now
     req.holder === undefined
       ? { names: had.names, unnamed: true }
       : { names: had.names.includes(req.holder) ? had.names : [...had.names, req.holder], unnamed: had.unnamed };
-  const onRequest = releaseOnRequest(existing, had, shares, req.release_on_request);
+  const onRequest = releaseOnRequest(existing, had, shares, req.holder, req.release_on_request);
   const lease: StoredLease = {
     dataset_id: req.dataset_id,
     node_uuid: req.node_uuid,
@@ -397,17 +397,25 @@ export function acquireLease(config: Configuration, req: CreateLeaseRequest, now
 }
 
 /**
- * Whether the lease, after an acquire by its node, is still let go of on request. The request's field decides when
- * given; without it a renewal keeps what the lease had, but a share added by an acquire that did not promise (another
- * holder, or the first unnamed acquire) clears it: that user never said it lets go when asked.
+ * Whether the lease, after an acquire by its node, is let go of on request: only while every share promised to (a
+ * pod's share through the CSI driver, or an API user's, never did: "exactly as today", review R1 F3). A promise
+ * (`asked` true) makes it so when the lease had it already or no other share holds the lease; `false` clears it;
+ * without the field a renewal keeps what the lease had, but a share added by an acquire that did not promise (another
+ * holder, or the first unnamed acquire) clears it.
  */
 function releaseOnRequest(
   existing: StoredLease | undefined,
   had: LeaseShares,
   shares: LeaseShares,
+  holder: string | undefined,
   asked: boolean | undefined,
 ): boolean {
-  if (asked !== undefined) return asked;
+  if (asked === false) return false;
+  if (asked === true) {
+    if (existing === undefined || existing.release_on_request === true) return true;
+    const others = had.names.some((n) => n !== holder) || (had.unnamed && holder !== undefined);
+    return !others;
+  }
   if (existing?.release_on_request !== true) return false;
   const added = shares.names.some((n) => !had.names.includes(n)) || (shares.unnamed && !had.unnamed);
   return !added;

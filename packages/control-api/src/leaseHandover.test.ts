@@ -194,6 +194,16 @@ describe('acquireLease and release_on_request', () => {
     expect(after(pending, {})?.release_on_request).toBeUndefined();
     expect(after(pending, { holder: 'csi', release_on_request: true })?.release_on_request).toBe(true);
   });
+  it("a promise flags no lease another share holds without one (review R1 F3); the holder's own does", () => {
+    const csi = after(emptyConfiguration, { holder: 'csi' });
+    const viaCsi = acquireLease(emptyConfiguration, { ...req, holder: 'csi' }, T0).config;
+    expect(csi?.release_on_request).toBeUndefined();
+    expect(after(viaCsi, { holder: 'docker', release_on_request: true })?.release_on_request).toBeUndefined();
+    const unnamed = acquireLease(emptyConfiguration, req, T0).config;
+    expect(after(unnamed, { holder: 'docker', release_on_request: true })?.release_on_request).toBeUndefined();
+    const withdrawn = acquireLease(onRequest.config, { ...req, holder: 'docker', release_on_request: false }, T0);
+    expect(after(withdrawn.config, { holder: 'docker', release_on_request: true })?.release_on_request).toBe(true);
+  });
   it('one holder letting go of its share keeps both for the others', () => {
     const two = acquireLease(pending, { ...req, holder: 'csi', release_on_request: true }, T0).config;
     const left = releaseLease(two, D1, T0, 'csi');
