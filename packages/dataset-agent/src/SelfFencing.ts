@@ -37,7 +37,9 @@ export const SETTLE_MS = 5_000;
 /**
  * How long a fence lifted ('recovered') stays in the node report, from the lift (TN F7/F9: `flocker status` showed
  * one for good, through restarts). Long enough for the container agent to start the fence's victims again (it reads
- * the report as soon as it changes) and for someone to see what happened; after it, the agent's log has it.
+ * the report as soon as it changes) and for someone to see what happened; after it, the agent's log has it. Counted
+ * on the monotonic clock within a process (review R2-3: a wall-clock step must neither drop it at once nor keep it for
+ * days); the wall time of the lift serves only the kept file, across a restart.
  */
 export const RECOVERED_REPORT_MS = 3_600_000;
 
@@ -93,8 +95,10 @@ export class SelfFencing {
   private stopped = false;
   /** What the last self-fence did; reported until the next one, or once lifted for RECOVERED_REPORT_MS. */
   private fenceReport: FenceReport | undefined;
-  /** When the fence was lifted (wall clock ms): set while fenceReport is 'recovered'. */
+  /** When the fence was lifted (wall clock ms, never ahead of the wall clock at load): kept in the file. */
   private recoveredAt: number | undefined;
+  /** The same moment on the monotonic clock, from which the report ages: set with recoveredAt. */
+  private recoveredMono: number | undefined;
   /** Asks for a report when a recovered fence ages out of it. */
   private ageTimer: TimerHandle | undefined;
   /** The report was read at start still 'fenced': lifted once this process has confirmed contact (liftRestored). */
@@ -116,7 +120,16 @@ export class SelfFencing {
     this.fenceReport = kept?.report;
     if (this.fenceReport !== undefined) {
       this.restored = this.fenceReport.state === 'fenced';
-      if (this.fenceReport.state === 'recovered') this.recoveredAt = kept?.recoveredAt ?? o.clock.wallNow();
+      if (this.fenceReport.state === 'recovered') {
+        // The file's wall time, as an age now. Ahead of the wall clock (written while it was ahead) or unparsable:
+        // lifted now, so that the report leaves an hour from here, not an hour after some future date (R2-3).
+        const wall = o.clock.wallNow();
+        const at = kept?.recoveredAt;
+        this.recoveredAt = at !== undefined && Number.isFinite(at) && at <= wall ? at : wall;
+        this.recoveredMono = o.clock.now() - (wall - this.recoveredAt);
+        // Kept as taken, so that a restart within the hour does not take "now" again.
+        if (this.recoveredAt !== at) this.keep(this.fenceReport);
+      }
       o.logger.info('fence report kept from before the restart', {
         ...this.fenceReport,
         ...(this.recoveredAt !== undefined ? { recoveredAt: new Date(this.recoveredAt).toISOString() } : {}),
@@ -128,9 +141,10 @@ export class SelfFencing {
   private setReport(report: FenceReport): void {
     const lifted = report.state === 'recovered' && this.fenceReport?.state !== 'recovered';
     this.fenceReport = report;
-    if (report.state !== 'recovered') this.recoveredAt = undefined;
+    if (report.state !== 'recovered') this.recoveredAt = this.recoveredMono = undefined;
     else if (lifted || this.recoveredAt === undefined) {
       this.recoveredAt = this.o.clock.wallNow();
+      this.recoveredMono = this.now();
       this.scheduleAgeOut();
     }
     this.keep(report);
@@ -140,8 +154,8 @@ export class SelfFencing {
   private scheduleAgeOut(): void {
     this.ageTimer?.cancel();
     this.ageTimer = undefined;
-    if (this.stopped || this.recoveredAt === undefined) return;
-    const left = this.recoveredAt + RECOVERED_REPORT_MS - this.o.clock.wallNow();
+    if (this.stopped || this.recoveredMono === undefined) return;
+    const left = this.recoveredMono + RECOVERED_REPORT_MS - this.now();
     this.ageTimer = this.o.clock.setTimer(
       () => {
         this.ageTimer = undefined;
@@ -200,8 +214,8 @@ export class SelfFencing {
   /** The fencing part of the node report: a recovered fence only for RECOVERED_REPORT_MS after its lift. */
   get report(): FenceReport | undefined {
     const r = this.fenceReport;
-    if (r?.state === 'recovered' && this.recoveredAt !== undefined)
-      return this.o.clock.wallNow() - this.recoveredAt < RECOVERED_REPORT_MS ? r : undefined;
+    if (r?.state === 'recovered' && this.recoveredMono !== undefined)
+      return this.now() - this.recoveredMono < RECOVERED_REPORT_MS ? r : undefined;
     return r;
   }
 
@@ -350,7 +364,7 @@ export class SelfFencing {
         this.restored = false;
         // Reported at once; kept in the state directory only once the pass has killed (F10: nothing before the kill).
         this.fenceReport = going ?? { state: 'fenced', since: this.isoNow(), reason };
-        this.recoveredAt = undefined;
+        this.recoveredAt = this.recoveredMono = undefined;
         this.ageTimer?.cancel();
         this.hooks.fencingStarted();
         this.runFencePass();

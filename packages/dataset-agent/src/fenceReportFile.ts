@@ -6,7 +6,8 @@
  * start, checked against the report schema: a file that does not parse is logged and ignored (as no report: the
  * containers then stay stopped, as before). Beside the report, `recovered_at`: when the fence was lifted, from which a
  * recovered fence ages out of the node report (SelfFencing's RECOVERED_REPORT_MS); a file an older agent wrote has
- * none, and its modification time stands in for it.
+ * none, and its modification time stands in for it. One that does not parse as a time is left out (the reader then
+ * takes "now", as for one ahead of its wall clock: R2-3), never costing the report itself (the victims' names).
  */
 import { readFileSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -21,9 +22,12 @@ export const FENCE_REPORT_FILE = 'fence-report.json';
 
 const FenceReportSchema = NodeReport.shape.fencing.unwrap();
 /** The file: the report as sent, and when it was lifted (never sent: the node report's fencing is strict). */
-const KeptFenceSchema = FenceReportSchema.extend({ recovered_at: z.iso.datetime().optional() });
+const KeptFenceSchema = FenceReportSchema.extend({ recovered_at: z.unknown().optional() });
 
-/** A fence report kept, with when the fence was lifted (wall clock ms; only for a 'recovered' one). */
+/**
+ * A fence report kept, with when the fence was lifted (wall clock ms; only for a 'recovered' one). As written: it may
+ * be ahead of the wall clock now (the reader, SelfFencing, takes such a one as now).
+ */
 export interface KeptFence {
   readonly report: FenceReport;
   readonly recoveredAt?: number;
@@ -67,7 +71,15 @@ export function fenceReportFile(
       }
       const { recovered_at: recoveredAt, ...report } = parsed.data;
       if (report.state !== 'recovered') return { report };
-      if (recoveredAt !== undefined) return { report, recoveredAt: Date.parse(recoveredAt) };
+      if (recoveredAt !== undefined) {
+        const ms =
+          typeof recoveredAt === 'string' && z.iso.datetime().safeParse(recoveredAt).success
+            ? Date.parse(recoveredAt)
+            : NaN;
+        if (Number.isFinite(ms)) return { report, recoveredAt: ms };
+        logger.warn('the kept fence report has a lift time that is not one; taken as now', { file, recoveredAt });
+        return { report };
+      }
       try {
         return { report, recoveredAt: statSync(file).mtimeMs };
       } catch {
