@@ -48,3 +48,14 @@ export function newVolumeNameProblem(name: string): string | undefined {
     return `"${name}" is shaped like a volume id: a new volume's name cannot be, since commands take a volume's name or its id. Choose another name.`;
   return undefined;
 }
+
+/**
+ * Why `name` may not be given to a new snapshot; undefined when it may. Snapshot names are otherwise free text, but a
+ * UUID-shaped one is refused for the reason newVolumeNameProblem gives: commands take a snapshot's name or its id
+ * (review R2-1). Existing snapshots with such a name stay usable by name where it is no other snapshot's id.
+ */
+export function newSnapshotNameProblem(name: string): string | undefined {
+  if (UUID_SHAPED.test(name.trim()))
+    return `"${name.trim()}" is shaped like a snapshot id: a new snapshot's name cannot be, since commands take a snapshot's name or its id. Choose another name.`;
+  return undefined;
+}

@@ -24,6 +24,7 @@ import {
   type FlockerClient,
   type NodeState,
   type SnapshotConfiguration,
+  newSnapshotNameProblem,
   newVolumeNameProblem,
   XFS_MINIMUM_SIZE,
 } from '@flocker/api';
@@ -31,6 +32,7 @@ import { collectGarbage, deleteBackup, listBackups, readManifest, verifyBackup }
 import { backupCliError, backupPhase, isDatasetId, restorePhase, restoreSize, s3Store } from './backups';
 import { caCommands } from './ca/command';
 import { refuseMissingValues } from './requireValues';
+import { type RefKind, resolveRef } from './resolveRef';
 import { connect, type ConnectionArgs } from './connection';
 import { CliError, EXIT, jsonError, jsonWarning } from './errors';
 import { toCliError } from './diagnose';
@@ -127,38 +129,30 @@ function refusedEmpty(what: string, ref: string): void {
   if (ref.trim() === '') throw new CliError(EXIT.USAGE, `give a ${what}: an empty or blank one matches nothing`);
 }
 
-/** At most a few ids in a refusal: enough to pick from, short enough to read. */
-function idList(ids: string[]): string {
-  return ids.length <= 5 ? ids.join(', ') : `${ids.slice(0, 5).join(', ')} and ${ids.length - 5} more`;
-}
-
 /** When the next scheduled snapshot is due, in words: a slot already begun is taken now, not "at" a past time. */
 export function nextSnapshotText(nextDue: string, now: number): string {
   return Date.parse(nextDue) <= now ? `due now (its slot began at ${nextDue})` : `at ${nextDue}`;
 }
 
-/**
- * The shortest prefix (8 characters or more) of `d`'s id that no other volume's id starts with and no volume bears
- * as its name: what picks `d` when its full id is also another volume's name.
- */
-function uniqueIdPrefix(datasets: DatasetConfiguration[], d: DatasetConfiguration): string {
-  const others = datasets.filter((x) => x.dataset_id !== d.dataset_id);
-  for (let n = 8; n < d.dataset_id.length; n += 1) {
-    const p = d.dataset_id.slice(0, n);
-    if (!others.some((x) => x.dataset_id.startsWith(p) || nameOf(x) === p)) return p;
-  }
-  return d.dataset_id;
-}
+/** Volumes as resolveRef takes them: a name only by the volume-name rule, so the empty name matches nothing. */
+const VOLUME_REF: RefKind<DatasetConfiguration> = {
+  noun: 'volume',
+  idOf: (d) => d.dataset_id,
+  nameOf,
+  byName: isVolumeName,
+  code: 'AMBIGUOUS_VOLUME',
+};
 
 /**
- * A volume given by name, full id or unique id prefix (at least 4 characters). Names are
+ * A volume given by name, full id or unique id prefix (at least 4 characters), by resolveRef's rule. Names are
  * looked up only when they follow the volume-name rule, so the empty name matches nothing
  * (not the first unnamed volume). Deleted volumes are found only when `includeDeleted`
- * says so (still being deleted), and a live volume wins. A reference more than one volume
+ * says so (still being deleted); a live volume wins only over a deleted namesake. A reference more than one volume
  * answers to (a name two volumes bear — the service does not keep names unique —, or one
  * volume's name and another's id prefix) is refused with their ids: picking one would
- * let `destroy` delete the volume the user did not mean. So is a full id another volume bears as its name; a unique
- * prefix of that id (8 characters or more, named in the refusal) picks the volume with the id.
+ * let `destroy` delete the volume the user did not mean. So is a full id another volume bears as its name, live or
+ * being deleted (review TN F1, R2-2); a unique prefix of that id (8 characters or more, named in the refusal) picks
+ * the volume with the id.
  */
 export function resolveDataset(
   datasets: DatasetConfiguration[],
@@ -166,38 +160,14 @@ export function resolveDataset(
   options: { includeDeleted?: (d: DatasetConfiguration) => boolean } = {},
 ): DatasetConfiguration {
   refusedEmpty('volume name or id', ref);
-  const id = ref.toLowerCase();
-  const byName = isVolumeName(ref);
-  const find = (pool: DatasetConfiguration[]): DatasetConfiguration | undefined => {
-    const exact = pool.find((d) => d.dataset_id === id);
-    const named = byName ? pool.filter((d) => nameOf(d) === ref) : [];
-    if (exact) {
-      const others = named.filter((d) => d !== exact);
-      if (others.length === 0) return exact;
-      // A name may be UUID-shaped (older Docker plugins accept it): a full id is then ambiguous too (review TN F1).
-      throw new CliError(
-        EXIT.USAGE,
-        `"${ref}" matches ${others.length + 1} volumes: it is the id of one and the name of ` +
-          `${others.length === 1 ? 'another' : `${others.length} others`}. Give "${uniqueIdPrefix(datasets, exact)}" ` +
-          `for the volume with that id, or the id of the volume named "${ref}" (${idList(others.map((d) => d.dataset_id))})`,
-        'AMBIGUOUS_VOLUME',
-      );
-    }
-    const byPrefix = ref.length >= 4 ? pool.filter((d) => d.dataset_id.startsWith(id)) : [];
-    const ids = [...new Set([...named, ...byPrefix].map((d) => d.dataset_id))];
-    if (ids.length > 1)
-      throw new CliError(
-        EXIT.USAGE,
-        `"${ref}" matches ${ids.length} volumes (ids ${idList(ids)}): ` +
-          (named.length > 0 ? 'give the id' : 'give more of the id'),
-        'AMBIGUOUS_VOLUME',
-      );
-    return named[0] ?? byPrefix[0];
-  };
   const include = options.includeDeleted;
-  const found =
-    find(datasets.filter((d) => !d.deleted)) ??
-    (include ? find(datasets.filter((d) => d.deleted && include(d))) : undefined);
+  const found = resolveRef(
+    VOLUME_REF,
+    datasets,
+    datasets.filter((d) => !d.deleted),
+    include ? datasets.filter((d) => d.deleted && include(d)) : [],
+    ref,
+  );
   if (found) return found;
   throw new CliError(EXIT.NOT_FOUND, `no volume named or with id "${ref}" (see "flocker volumes list")`);
 }
@@ -1183,6 +1153,8 @@ export function buildCli(
               'a storage backend holds the snapshot',
             ),
           run<GlobalArgs & { volume: string; name?: string; wait: boolean; timeout: number }>(async (a, client) => {
+            const nameProblem = a.name === undefined ? undefined : newSnapshotNameProblem(a.name);
+            if (nameProblem !== undefined) throw new CliError(EXIT.USAGE, nameProblem);
             const [datasets, cluster] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0)]);
             const d = resolveDataset(datasets, a.volume);
             noLocalSnapshots(cluster, d.primary, `a snapshot of ${visible(nameOf(d) || d.dataset_id)}`);

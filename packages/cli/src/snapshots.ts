@@ -21,21 +21,36 @@ import {
   snapshotState,
 } from '@flocker/web-ui';
 import { CliError, EXIT } from './errors';
+import { type RefKind, resolveRef } from './resolveRef';
 
 // The join of configuration and backends is the web UI's model, shared so both say the same.
 export { snapshotName, snapshotRow, type SnapshotRow } from '@flocker/web-ui';
 
-/** A snapshot given by name, id or unique id prefix (≥ 4 characters); live ones only. */
+/** Snapshots as resolveRef takes them: any non-empty name (the control service keeps live names unique). */
+const SNAPSHOT_REF: RefKind<SnapshotConfiguration> = {
+  noun: 'snapshot',
+  idOf: (s) => s.snapshot_id,
+  nameOf: snapshotName,
+  byName: (ref) => ref !== '',
+  code: 'AMBIGUOUS_SNAPSHOT',
+};
+
+/**
+ * A snapshot given by name, id or unique id prefix (≥ 4 characters); live ones only. The volumes' rule (resolveRef,
+ * review R2-1): a full id another snapshot bears as its name, or a name that is another snapshot's id prefix, is
+ * refused (exit 2) with what picks each, not resolved to one of them silently (`snapshots destroy` would destroy the
+ * other).
+ */
 export function resolveSnapshot(snapshots: readonly SnapshotConfiguration[], ref: string): SnapshotConfiguration {
   if (ref.trim() === '') throw new CliError(EXIT.USAGE, 'snapshot name or id must not be empty');
-  const live = snapshots.filter((s) => s.deleted !== true);
-  const id = ref.toLowerCase();
-  const exact = live.find((s) => s.snapshot_id === id) ?? live.find((s) => snapshotName(s) === ref);
-  if (exact) return exact;
-  const byPrefix = ref.length >= 4 ? live.filter((s) => s.snapshot_id.startsWith(id)) : [];
-  if (byPrefix.length > 1)
-    throw new CliError(EXIT.USAGE, `"${ref}" matches ${byPrefix.length} snapshots; give more of the id`);
-  if (byPrefix[0]) return byPrefix[0];
+  const found = resolveRef(
+    SNAPSHOT_REF,
+    snapshots,
+    snapshots.filter((s) => s.deleted !== true),
+    [],
+    ref,
+  );
+  if (found) return found;
   throw new CliError(EXIT.NOT_FOUND, `no snapshot named or with id "${ref}" (see "flocker snapshots list")`);
 }
 

@@ -1,7 +1,7 @@
 /** What travels between the `flocker ui` server and the browser (both validate it). */
 import { z } from 'zod';
 // The one volume-name rule (the Docker plugin's), from its zod-only module: no Node code in the browser bundle.
-import { VOLUME_NAME_MAX_LENGTH, VolumeName } from '@flocker/api/volumeNames';
+import { newSnapshotNameProblem, VOLUME_NAME_MAX_LENGTH, VolumeName } from '@flocker/api/volumeNames';
 import { UiEvent } from './events';
 import { DATASET_FILESYSTEMS, METADATA_MAX_LENGTH } from '@flocker/api/schemas';
 import { ClusterView } from './view';
@@ -70,12 +70,19 @@ export type MoveVolumeBody = z.infer<typeof MoveVolumeBody>;
 export const ResizeVolumeBody = z.object({ size: z.string().trim().min(1, { message: 'give a size such as 1GiB' }) });
 export type ResizeVolumeBody = z.infer<typeof ResizeVolumeBody>;
 
-/** A snapshot of a volume; a blank name is no name (the snapshot is then known by its id). */
+/**
+ * A snapshot of a volume; a blank name is no name (the snapshot is then known by its id). A UUID-shaped name is
+ * refused (review R2-1: it would make "name or id" ambiguous).
+ */
 export const TakeSnapshotBody = z.object({
   name: z
     .string()
     .trim()
     .max(METADATA_MAX_LENGTH, { message: `snapshot names are at most ${METADATA_MAX_LENGTH} characters` })
+    .superRefine((name, ctx) => {
+      const problem = newSnapshotNameProblem(name);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    })
     .optional()
     .transform((n) => (n === '' ? undefined : n)),
 });
