@@ -75,7 +75,8 @@ export type ValuedOptions = z.infer<typeof ValuedOptions>;
  * An option that takes a value given without one (`volumes create x --size`, `--size --node n`, `snapshots create x
  * --name` last): yargs fills it with the option's default or '' and the command goes on with a value nobody gave
  * (review TN F4: a 10 GiB volume). Names the first such option; undefined when every one has its value. Reads the
- * argv as normaliseArgv left it (a negative value is joined with "="), up to "--".
+ * argv as normaliseArgv left it (a negative value is joined with "="), up to "--". A negated valued option (`--no-size`)
+ * is refused too.
  */
 export function missingValueProblem(argv: readonly string[], options: ValuedOptions): string | undefined {
   const valued = new Set([...options.string, ...options.number, ...Object.keys(options.choices ?? {})]);
@@ -86,6 +87,10 @@ export function missingValueProblem(argv: readonly string[], options: ValuedOpti
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a === '--') break;
+    // yargs reads `--no-size` as size false: a valued option has no "off" (review R2-4: "text.trim is not a function").
+    const negated = /^--no-([A-Za-z][\w-]*)(?:=.*)?$/.exec(a)?.[1];
+    if (negated !== undefined && valued.has(negated))
+      return `--no-${negated}: --${negated} takes a value, so there is no --no-${negated} (leave --${negated} out for its default)`;
     const m = /^(?:--([A-Za-z][\w-]*)|-([A-Za-z]))$/.exec(a);
     const key = m?.[1] ?? m?.[2];
     if (key === undefined || !valued.has(key)) continue;
