@@ -5,7 +5,8 @@
  * what runs. Nothing is remembered between turns that Docker or the control
  * service can tell again, except the containers that failed to be created or
  * started (failures.ts): they are reported with Docker's reason and retried with a
- * per-container backoff, not on every turn.
+ * per-container backoff, not on every turn; and the node's last fence lift seen
+ * (withRememberedLift: the node report shows one for an hour only).
  */
 import type { ClusterSnapshot, ContainerError, ContainerReport, FlockerClient } from '@flocker/api';
 import { containerAgentMetrics, processRegistry, secondsSince } from '@flocker/metrics';
@@ -26,7 +27,7 @@ import {
   stoppedByFence,
 } from './calculateContainerChanges';
 import { type DesiredContainer, desiredContainers } from './desiredContainers';
-import { type NodeFence, nodeFence } from './fence';
+import { type LiftedFence, type NodeFence, nodeFence, withRememberedLift } from './fence';
 import { dockerMessage, statusOf, type ContainerRuntime } from './DockerOps';
 import {
   classifyDockerError,
@@ -237,7 +238,8 @@ export class ContainerAgent {
       this.failures = recordFailure(this.failures, { ...failure, message: b.reason }, this.clock.now(), volumePolicy);
       logger.warn('container cannot run yet', { container: b.name, reason: b.reason, ...this.retryInfo(b.name) });
     }
-    const fence = nodeFence(nodeUuid, snapshot?.nodes);
+    const { fence, lastLift } = withRememberedLift(nodeFence(nodeUuid, snapshot?.nodes), this.lastLift);
+    this.lastLift = lastLift;
     this.logFence(fence);
     const changes = calculateContainerChanges(desired, await runtime.list(), fence);
     // A container with nothing left to create or start (Docker runs it, or its restart policy decides) has no failure.
@@ -299,6 +301,8 @@ export class ContainerAgent {
   }
 
   private lastFence: NodeFence['kind'] = 'none';
+  /** The node's last fence lift seen: its victims are still started once the report no longer shows it (R2-6). */
+  private lastLift: LiftedFence | undefined;
 
   /** Says when the node's fence holds the agent back, and when it no longer does. */
   private logFence(fence: NodeFence): void {

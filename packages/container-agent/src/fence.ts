@@ -6,7 +6,11 @@
  * using its volumes (SIGKILL) and unmounts them, so that no container writes once another node may
  * take the volumes over. Docker does not restart a killed container, whatever its restart policy,
  * so the container agent starts again, once the fence is lifted, those the fence killed
- * (calculateContainerChanges) — never while fenced.
+ * (calculateContainerChanges) — never while fenced. The node report shows a lifted fence for an hour
+ * (the dataset agent's RECOVERED_REPORT_MS); the agent remembers the last lift it saw beyond that
+ * (withRememberedLift), so that a victim whose start fails for longer (dockerd down, a volume not
+ * mountable yet) is still started once it can be. A container agent that was not running while the
+ * lift was shown never sees it: its victims then stay stopped.
  */
 import type { NodeState } from '@flocker/api';
 
@@ -36,4 +40,21 @@ export function nodeFence(me: string, nodes: readonly NodeState[] | undefined): 
   if (!mine.alive || mine.fencing?.state === 'fenced')
     return Number.isNaN(since) ? { kind: 'fenced' } : { kind: 'fenced', since, stopped };
   return Number.isNaN(since) ? { kind: 'none' } : { kind: 'lifted', since, stopped };
+}
+
+export type LiftedFence = Extract<NodeFence, { kind: 'lifted' }>;
+
+/**
+ * The fence a turn acts on, and the lift to remember for the next turns (review R2-6). The node report drops a lifted
+ * fence an hour after the lift, which must not end the starts of its victims: a report telling of no fence then
+ * counts as the last lift seen. Harmless however old: killedByFence matches only a container that has not run since
+ * that fence began (a victim started again, or a new container of the same name, no longer matches), and a newer
+ * fence, while fenced, is acted on as such and, once lifted, replaces it.
+ */
+export function withRememberedLift(
+  seen: NodeFence,
+  lastLift: LiftedFence | undefined,
+): { fence: NodeFence; lastLift: LiftedFence | undefined } {
+  const lift = seen.kind === 'lifted' ? seen : lastLift;
+  return { fence: seen.kind === 'none' && lift !== undefined ? lift : seen, lastLift: lift };
 }

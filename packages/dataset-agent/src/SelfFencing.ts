@@ -37,9 +37,10 @@ export const SETTLE_MS = 5_000;
 /**
  * How long a fence lifted ('recovered') stays in the node report, from the lift (TN F7/F9: `flocker status` showed
  * one for good, through restarts). Long enough for the container agent to start the fence's victims again (it reads
- * the report as soon as it changes) and for someone to see what happened; after it, the agent's log has it. Counted
- * on the monotonic clock within a process (review R2-3: a wall-clock step must neither drop it at once nor keep it for
- * days); the wall time of the lift serves only the kept file, across a restart.
+ * the report as soon as it changes, and remembers a lift it saw beyond the hour while it runs) and for someone to see
+ * what happened; after it, the agent's log has it. Counted on the monotonic clock within a process (review R2-3: a
+ * wall-clock step must neither drop it at once nor keep it for days); the wall time of the lift serves only the kept
+ * file, across a restart.
  */
 export const RECOVERED_REPORT_MS = 3_600_000;
 
