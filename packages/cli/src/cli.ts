@@ -172,6 +172,26 @@ export function resolveDataset(
   throw new CliError(EXIT.NOT_FOUND, `no volume named or with id "${ref}" (see "flocker volumes list")`);
 }
 
+/**
+ * The dataset id `backup list --volume REF` lists. With the control service's volumes, resolveDataset's rule (deleted
+ * volumes too), so a full id another volume bears as its name is refused as ambiguous (review R2-5); a full id no
+ * volume answers to is taken as it is (the volume may be long gone, its backups not). Without them (`datasets`
+ * undefined: the control service did not answer), only a full id.
+ */
+export function backupsVolumeId(datasets: DatasetConfiguration[] | undefined, ref: string): string {
+  const asDatasetId = isDatasetId(ref) ? ref.toLowerCase() : undefined;
+  if (datasets === undefined) {
+    if (asDatasetId !== undefined) return asDatasetId;
+    throw new CliError(EXIT.UNREACHABLE, `cannot look the volume name "${ref}" up without the control service`);
+  }
+  try {
+    return resolveDataset(datasets, ref, { includeDeleted: () => true }).dataset_id;
+  } catch (e) {
+    if (asDatasetId !== undefined && e instanceof CliError && e.exitCode === EXIT.NOT_FOUND) return asDatasetId;
+    throw e;
+  }
+}
+
 /** Local storage takes no snapshots through the API yet (issue 24): refused before anything is asked. */
 function noLocalSnapshots(s: ClusterSnapshot, nodeUuid: string, what: string): void {
   const why = localSnapshotsRefusal(s, nodeUuid, what);
@@ -1337,10 +1357,7 @@ export function buildCli(
               });
               return undefined;
             });
-            const only =
-              a.volume === undefined
-                ? undefined
-                : (asDatasetId ?? resolveDataset(datasets ?? [], a.volume, { includeDeleted: () => true }).dataset_id);
+            const only = a.volume === undefined ? undefined : backupsVolumeId(datasets, a.volume);
             const found = await listBackups(store, only).catch((e: unknown) => {
               throw backupCliError(e) ?? e;
             });
