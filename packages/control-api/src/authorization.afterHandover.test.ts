@@ -5,6 +5,7 @@
  * authorizes the request again, on the configuration its second application sees (in the same turn).
  */
 import type { Identity } from '@flocker/api';
+import { releaseVersion } from '@flocker/metrics';
 import { acquireLease, createDataset, releaseLease } from './configuration';
 import { ControlState } from './ControlState';
 import { MemoryConfigurationStore } from './ConfigurationStore';
@@ -25,8 +26,9 @@ beforeEach(async () => {
     livenessCheckMs: 60_000,
     handoverWaitMs: 20_000,
   });
-  await state.report(report(A));
-  await state.report(report(B));
+  // Agents of this release: the holder's plugin is served the hand-over's members, so it is asked (review R1 F1).
+  await state.report(report(A, { version: releaseVersion() }));
+  await state.report(report(B, { version: releaseVersion() }));
   await state.mutate((c) => createDataset(c, { primary: A, dataset_id: D, metadata: { name: 'v' } }));
   await state.mutate((c, at) =>
     acquireLease(c, { dataset_id: D, node_uuid: A, expires: null, holder: 'docker', release_on_request: true }, at),

@@ -34,6 +34,11 @@ export interface HandoverAsk {
    * (authorization.ts), so it is judged on the configuration its second application sees. Absent: not authorized.
    */
   readonly authorize?: (() => void) | undefined;
+  /**
+   * Whether a holder node's plugin sees release requests (the views it follows carry release_requested): a holder
+   * that cannot is not asked, the request is refused at once as for a plain lease (leaseHandover.handoverCandidate).
+   */
+  readonly canHear: (node: string) => boolean;
 }
 
 /**
@@ -61,6 +66,7 @@ export async function mutateWithHandover<T>(
       ask.requester,
       now,
       (node) => state.deadSince(node, now) !== undefined,
+      ask.canHear,
     );
     if (lease === undefined) throw refusal;
     // The configuration the request's condition held on (refused just now, so still the latest unless a write

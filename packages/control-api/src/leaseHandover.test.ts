@@ -38,15 +38,23 @@ describe('handoverCandidate: which refusal asks the holder', () => {
     onRequest: lease({ holders: ['docker'], release_on_request: true }),
     onRequestPending: lease({ release_on_request: true, release_requested: REQ }),
   };
-  const rows: [LeaseKind, string, boolean][] = [];
+  const rows: [LeaseKind, string, boolean, boolean][] = [];
   for (const kind of kinds)
-    for (const requester of [A, B, 'api']) for (const dead of [false, true]) rows.push([kind, requester, dead]);
-  it.each(rows)('lease %s, requester %s, holder dead %s', (kind, requester, dead) => {
+    for (const requester of [A, B, 'api'])
+      for (const dead of [false, true]) for (const hears of [true, false]) rows.push([kind, requester, dead, hears]);
+  it.each(rows)('lease %s, requester %s, holder dead %s, hears requests %s', (kind, requester, dead, hears) => {
     const l = leaseOf[kind];
     const config = l === undefined ? emptyConfiguration : withLeases(l);
-    const got = handoverCandidate(config, D1, requester, T0, (n) => dead && n === A);
-    // Only a live promise of a live holder that is not the requester is asked for.
-    const asked = (kind === 'onRequest' || kind === 'onRequestPending') && requester !== A && !dead;
+    const got = handoverCandidate(
+      config,
+      D1,
+      requester,
+      T0,
+      (n) => dead && n === A,
+      (n) => hears || n !== A,
+    );
+    // Only a live promise of a live holder that hears requests and is not the requester is asked for.
+    const asked = (kind === 'onRequest' || kind === 'onRequestPending') && requester !== A && !dead && hears;
     expect(got).toBe(asked ? l : undefined);
   });
 });

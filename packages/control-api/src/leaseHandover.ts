@@ -16,7 +16,10 @@ export type Requester = string;
 /**
  * The lease a refusal (LEASE_HELD) of `requester`'s request on `datasetId` may be asked for, or undefined when the
  * refusal stands as it is: no live lease, a lease whose holder did not promise to let go (the CLI's, the CSI
- * driver's: as before), the requester's own lease, or a holder node declared dead (the lease grace decides then).
+ * driver's: as before), the requester's own lease, a holder node declared dead (the lease grace decides then), or a
+ * holder that cannot hear a request (`canHear` false: its plugin is served views without release_requested — a node
+ * one release behind, or not reported since a restart, Views.leaseMembersHidden — so it could neither let go nor
+ * decline, and the requester would wait out the hand-over for nothing: review R1 F1).
  */
 export function handoverCandidate(
   config: Configuration,
@@ -24,10 +27,12 @@ export function handoverCandidate(
   requester: Requester,
   now: number,
   isDead: (node: string) => boolean,
+  canHear: (node: string) => boolean,
 ): StoredLease | undefined {
   const lease = liveLease(config, datasetId, now);
   if (lease?.release_on_request !== true) return undefined;
   if (lease.node_uuid === requester || isDead(lease.node_uuid)) return undefined;
+  if (!canHear(lease.node_uuid)) return undefined;
   return lease;
 }
 

@@ -58,7 +58,7 @@ import { requireBackupNode } from './backups';
 import { type Handlers, implement, type RouteSpec } from './routeSpec';
 import { watchContentType, watchNode } from './agentWatch';
 import { WHOLE_CLUSTER } from './nodeViews';
-import { API_VIEWER, type Viewer } from './Views';
+import { API_VIEWER, type Viewer, type Views } from './Views';
 import { declineReleaseRequest } from './leaseHandover';
 import { mutateWithHandover } from './handoverWait';
 
@@ -79,6 +79,16 @@ function requireScheduleInterval(
 /** Who asks for a lease's hand-over: the node by its certificate, else an API user. */
 function requesterOf(identity: Identity | undefined): string {
   return identity?.kind === 'node' ? identity.uuid : 'api';
+}
+
+/**
+ * Whether a holder node's plugin sees release requests (handoverWait.HandoverAsk.canHear): the whole view it follows
+ * carries the lease hand-over's members. With certificates (every request has an identity) it follows with its node's;
+ * on plain HTTP every plugin follows the view served to an unknown viewer, which leaves them out while any alive node
+ * is behind (Views.leaseMembersHidden).
+ */
+function hearsRequests(views: Views, identity: Identity | undefined): (node: string) => boolean {
+  return (node) => !views.leaseMembersHidden(identity === undefined ? undefined : node.toLowerCase());
 }
 
 /** Who a whole view is served to (Views.Viewer): the certificate's node, an API user, or unknown (plain HTTP). */
@@ -118,7 +128,7 @@ const datasetHandlers: Omit<
     json: jsonOf(requireDataset(state.configuration, params.id)),
     tag: state.configurationTag,
   }),
-  updateDataset: async (state, { params, body, ifMatches, signal, identity, reauthorize }) => {
+  updateDataset: async (state, { params, body, ifMatches, signal, identity, reauthorize }, views) => {
     requireScheduleInterval(body.metadata, state.minSnapshotIntervalMs);
     const current = state.configuration.datasets.get(params.id);
     const backend = serviceBackend(state);
@@ -146,7 +156,14 @@ const datasetHandlers: Omit<
     // apply it again onto a newer one): told once the commit is durable, so a crash before it records nothing.
     let cancelled: CancelledMove | undefined;
     // A move an idle volume's lease refuses asks its holder for it first (handoverWait.ts).
-    const ask = { datasetId: params.id, requester: requesterOf(identity), ifMatches, signal, authorize: reauthorize };
+    const ask = {
+      datasetId: params.id,
+      requester: requesterOf(identity),
+      ifMatches,
+      signal,
+      authorize: reauthorize,
+      canHear: hearsRequests(views, identity),
+    };
     const applied = await mutateWithHandover(state, ask, (c, now) => {
       const dead = (node: string): boolean => {
         const reported = state.reportedNode(node);
@@ -163,8 +180,15 @@ const datasetHandlers: Omit<
     }
     return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
-  deleteDataset: async (state, { params, ifMatches, signal, identity, reauthorize }) => {
-    const ask = { datasetId: params.id, requester: requesterOf(identity), ifMatches, signal, authorize: reauthorize };
+  deleteDataset: async (state, { params, ifMatches, signal, identity, reauthorize }, views) => {
+    const ask = {
+      datasetId: params.id,
+      requester: requesterOf(identity),
+      ifMatches,
+      signal,
+      authorize: reauthorize,
+      canHear: hearsRequests(views, identity),
+    };
     const applied = await mutateWithHandover(state, ask, (c, now) => deleteDataset(c, params.id, now));
     return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
@@ -192,9 +216,16 @@ const datasetHandlers: Omit<
     body: z.array(Lease).parse(listLeases(state.configuration, state.now())),
     tag: state.configurationTag,
   }),
-  acquireLease: async (state, { body, ifMatches, signal, reauthorize }) => {
+  acquireLease: async (state, { body, ifMatches, signal, identity, reauthorize }, views) => {
     // Asked for by the node that would hold it (authorization: a node takes leases only for itself).
-    const ask = { datasetId: body.dataset_id, requester: body.node_uuid, ifMatches, signal, authorize: reauthorize };
+    const ask = {
+      datasetId: body.dataset_id,
+      requester: body.node_uuid,
+      ifMatches,
+      signal,
+      authorize: reauthorize,
+      canHear: hearsRequests(views, identity),
+    };
     const applied = await mutateWithHandover(state, ask, (c, now) => acquireLease(c, body, now));
     return { status: applied.status, body: Lease.parse(applied.result), tag: state.configurationTag };
   },

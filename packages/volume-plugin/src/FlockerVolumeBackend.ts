@@ -40,6 +40,7 @@ import type { DockerContainer, DockerVolume } from './DockerView';
 import {
   keepAfterLastUnmountMs,
   keptLeaseStep,
+  promisedInView,
   releaseRequestOf,
   releasesOnRequest,
   snapshotFacts,
@@ -876,9 +877,13 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    * (a request may be waiting already), then on every snapshot and when its time is up (settleKept).
    */
   private async afterLastUnmount(name: string, datasetId: string, copyUp: boolean): Promise<void> {
+    // Idle only when the control service will ask for it and this plugin will see that: the grant echoed the promise
+    // and the followed views show it (they leave it out when this node counts as behind: review R1 F1).
+    const followed = this.watcher.followed();
     const keepMs = keepAfterLastUnmountMs({
       idleLeaseMs: this.opts.idleLeaseMs ?? 0,
-      echoed: this.echoed.get(datasetId) === true,
+      echoed:
+        this.echoed.get(datasetId) === true && followed !== undefined && promisedInView(followed, this.me, datasetId),
       copyUp,
       copyUpGraceMs: this.opts.createCycleGraceMs ?? CREATE_CYCLE_GRACE_MS,
     });
@@ -936,6 +941,16 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     return d !== undefined && (d.maximum_size ?? null) !== this.leasedSize.get(datasetId);
   }
 
+  /**
+   * Whether `s` shows our lease of the dataset without release_on_request (KeptLeaseFacts.unheard). Not during Docker's
+   * copy-up grace: that keep needs no request to be heard (it was kept so before session 21, and ends within a second).
+   */
+  private unheardKept(s: ClusterSnapshot | undefined, datasetId: string): boolean {
+    if ((this.idle.get(datasetId)?.copyUpUntil ?? 0) > this.now()) return false;
+    if (s === undefined) return false;
+    return snapshotFacts(s, this.me, datasetId).lease === 'ours' && !promisedInView(s, this.me, datasetId);
+  }
+
   /** Stops keeping the lease (a Mount takes it over, or it goes); whether it was kept. */
   private forgetKept(datasetId: string): boolean {
     const kept = this.idle.get(datasetId);
@@ -967,6 +982,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       const step = keptLeaseStep({
         ...snapshotFacts(s, this.me, datasetId),
         resized: this.resizedSinceLeased(s, datasetId),
+        unheard: this.unheardKept(s, datasetId),
         inUse: this.registry.count(datasetId) > 0,
         idleUntil: kept.until,
         declinedAt: this.declined.get(datasetId),
@@ -1027,6 +1043,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     const facts = s !== undefined ? snapshotFacts(s, this.me, datasetId) : undefined;
     const step: KeptLeaseStep = keptLeaseStep({
       resized: this.resizedSinceLeased(s, datasetId),
+      unheard: this.unheardKept(s, datasetId),
       lease: facts?.lease ?? 'none',
       requested: facts?.requested,
       dataset: facts?.dataset ?? 'here',

@@ -2,6 +2,7 @@ import type { ClusterSnapshot } from '@flocker/api';
 import {
   keepAfterLastUnmountMs,
   keptLeaseStep,
+  promisedInView,
   releaseRequestOf,
   releasesOnRequest,
   snapshotFacts,
@@ -24,14 +25,15 @@ function* allFacts(): Generator<KeptLeaseFacts> {
           for (const declinedAt of [undefined, REQ.at, '2026-12-06T14:00:00.000Z'])
             for (const dataset of ['here', 'elsewhere', 'deleted', 'unknown'] as const)
               for (const resized of [false, true])
-                yield { inUse, idleUntil, lease, requested, declinedAt, dataset, resized, now: NOW };
+                for (const unheard of [false, true])
+                  yield { inUse, idleUntil, lease, requested, declinedAt, dataset, resized, unheard, now: NOW };
 }
 
 describe('keptLeaseStep (exhaustive over the facts)', () => {
   const cases = [...allFacts()].map((f) => ({ f, step: keptLeaseStep(f) }));
 
   it('covers every combination', () => {
-    expect(cases).toHaveLength(2 * 4 * 3 * 2 * 3 * 4 * 2);
+    expect(cases).toHaveLength(2 * 4 * 3 * 2 * 3 * 4 * 2 * 2);
   });
 
   it('never lets go of a lease a container here uses, and declines only then', () => {
@@ -56,7 +58,7 @@ describe('keptLeaseStep (exhaustive over the facts)', () => {
       expect([f, step]).toEqual([f, { do: 'nothing' }]);
   });
 
-  it('an idle lease: asked for, gone, moved, taken, resized, or its time over → released; else kept until its time', () => {
+  it('an idle lease: asked for, gone, moved, taken, unheard, resized, or its time over → released; else kept until its time', () => {
     for (const { f, step } of cases.filter((c) => !c.f.inUse && c.f.idleUntil !== undefined)) {
       const until = f.idleUntil ?? 0;
       let expected: KeptLeaseStep;
@@ -64,6 +66,7 @@ describe('keptLeaseStep (exhaustive over the facts)', () => {
       else if (f.dataset === 'deleted' || f.dataset === 'unknown') expected = { do: 'release', why: 'gone' };
       else if (f.dataset === 'elsewhere') expected = { do: 'release', why: 'moved' };
       else if (f.lease === 'other') expected = { do: 'release', why: 'taken' };
+      else if (f.unheard) expected = { do: 'release', why: 'unheard' };
       else if (f.resized) expected = { do: 'release', why: 'resized' };
       else if (NOW >= until) expected = { do: 'release', why: 'idle' };
       else expected = { do: 'keep', until };
@@ -80,6 +83,7 @@ describe('keptLeaseStep (exhaustive over the facts)', () => {
       declinedAt: REQ.at,
       dataset: 'here',
       resized: false,
+      unheard: false,
       now: NOW,
     };
     expect(keptLeaseStep(f)).toEqual({ do: 'release', why: 'requested' });
@@ -94,6 +98,7 @@ describe('keptLeaseStep (exhaustive over the facts)', () => {
       declinedAt: undefined,
       dataset: 'here',
       resized: false,
+      unheard: false,
       now: 0,
     };
     expect(keptLeaseStep(base)).toEqual({ do: 'keep', until: 60_000 });
@@ -143,6 +148,15 @@ describe('snapshotFacts', () => {
     expect(releasesOnRequest({ ...lease, release_on_request: true })).toBe(true);
     expect(releaseRequestOf(lease)).toBeUndefined();
     expect(releaseRequestOf({ ...lease, release_requested: REQ })).toEqual(REQ);
+  });
+
+  it('promisedInView: our lease shown with release_on_request (a view without the members, or not ours: no)', () => {
+    const lease = { dataset_id: DS, node_uuid: ME, expires: null };
+    const view = (l: object) => ({ datasets: [], leases: [l], nodes: [] }) as unknown as ClusterSnapshot;
+    expect(promisedInView(view({ ...lease, release_on_request: true }), ME, DS)).toBe(true);
+    expect(promisedInView(view(lease), ME, DS)).toBe(false);
+    expect(promisedInView(view({ ...lease, node_uuid: OTHER, release_on_request: true }), ME, DS)).toBe(false);
+    expect(promisedInView(snapshot({}), ME, DS)).toBe(false);
   });
 });
 

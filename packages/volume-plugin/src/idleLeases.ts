@@ -50,6 +50,13 @@ export interface KeptLeaseFacts {
    * is on the volume (offline, or a backend that extends only detached) would wait for the idle time.
    */
   readonly resized: boolean;
+  /**
+   * The followed snapshot shows our lease without release_on_request (outside Docker's copy-up grace): this plugin is
+   * served views without the hand-over's members (its node counts as behind, or on plain HTTP another alive node does),
+   * so it would never see a request, and the control service does not ask it (review R1 F1): kept, the lease would
+   * only block moves and Mounts elsewhere.
+   */
+  readonly unheard: boolean;
   readonly now: number;
 }
 
@@ -59,7 +66,10 @@ export type KeptLeaseStep =
   /** Keep the idle lease until `until` (ms), then decide again. */
   | { readonly do: 'keep'; readonly until: number }
   /** Let go of it now. */
-  | { readonly do: 'release'; readonly why: 'requested' | 'idle' | 'gone' | 'moved' | 'taken' | 'resized' }
+  | {
+      readonly do: 'release';
+      readonly why: 'requested' | 'idle' | 'gone' | 'moved' | 'taken' | 'unheard' | 'resized';
+    }
   /** A container here uses it: tell the control service, whose waiting requester is then refused at once. */
   | { readonly do: 'decline'; readonly request: ReleaseRequest };
 
@@ -67,7 +77,8 @@ export type KeptLeaseStep =
  * - In use here: a request on our lease is declined (once per request); nothing else.
  * - Not kept idle (a release already under way, or nothing of ours): nothing.
  * - Kept idle: released when asked for, when its dataset is deleted or unknown, moved away from this node (a move
- *   when_released waits for the release), leased to another node (an administrator released ours), or resized since
+ *   when_released waits for the release), leased to another node (an administrator released ours), shown without
+ *   release_on_request (this plugin could not hear a request), or resized since
  *   the lease was taken (a grow may wait for no lease); else when the idle time is over; else kept. A snapshot not showing our lease yet (it may lag the grant) keeps it: the idle
  *   time ends it, and a Mount meanwhile takes it again rather than trusting it.
  */
@@ -82,6 +93,7 @@ export function keptLeaseStep(f: KeptLeaseFacts): KeptLeaseStep {
   if (f.dataset === 'deleted' || f.dataset === 'unknown') return { do: 'release', why: 'gone' };
   if (f.dataset === 'elsewhere') return { do: 'release', why: 'moved' };
   if (f.lease === 'other') return { do: 'release', why: 'taken' };
+  if (f.unheard) return { do: 'release', why: 'unheard' };
   if (f.resized) return { do: 'release', why: 'resized' };
   if (f.now >= f.idleUntil) return { do: 'release', why: 'idle' };
   return { do: 'keep', until: f.idleUntil };
@@ -103,8 +115,18 @@ export function snapshotFacts(
 }
 
 /**
+ * Whether `s` shows node `me`'s lease of the dataset with release_on_request: the views this plugin follows carry the
+ * hand-over's members, so it will see a request for it (and the control service asks it). The grant's echo alone
+ * does not say so: the v1 lease route echoes the field whatever views this node is served (review R1 F1).
+ */
+export function promisedInView(s: ClusterSnapshot, me: string, datasetId: string): boolean {
+  const lease = s.leases.find((l) => l.dataset_id === datasetId);
+  return lease?.node_uuid === me && releasesOnRequest(lease);
+}
+
+/**
  * How long to keep a lease after the last Unmount: the idle time when the control service lets go of it on request
- * (it echoed release_on_request in the grant); else only Docker's copy-up grace (0 for any other Unmount), since a
+ * (`echoed`: it echoed release_on_request in the grant, and the followed snapshot shows it: promisedInView); else only Docker's copy-up grace (0 for any other Unmount), since a
  * lease nobody can ask for would block moves for the whole idle time.
  */
 export function keepAfterLastUnmountMs(o: {
