@@ -1168,7 +1168,10 @@ export function buildCli(
             waitOptions(
               b
                 .positional('volume', { type: 'string', demandOption: true })
-                .option('name', { type: 'string', describe: 'Name of the snapshot (unique among live snapshots)' })
+                .option('name', {
+                  type: 'string',
+                  describe: 'Name of the snapshot (unique among live snapshots, not shaped like an id)',
+                })
                 .example('$0 snapshots create pgdata --name nightly', 'waits until the backend holds it'),
               'a storage backend holds the snapshot',
             ),
