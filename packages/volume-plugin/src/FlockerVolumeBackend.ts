@@ -917,13 +917,15 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   /**
    * A Mount of a volume whose lease is kept: stops keeping it, and whether the Mount may rely on it (no POST). A
    * copy-up keep (within its grace) is relied on unless the snapshot shows the lease another node's or the volume not here (the push of
-   * the grant it follows may not have come yet); an idle one, taken long before, only while the snapshot shows it ours.
+   * the grant it follows may not have come yet); an idle one, taken long before, only while the followed snapshot
+   * shows it ours: cut from the control service, the last snapshot says nothing of a lease released since (an
+   * administrator's --force, the dead-node rule) and taken by another node, so the Mount POSTs (review R1 F2).
    */
   private takeOverKept(datasetId: string): boolean {
     const kept = this.idle.get(datasetId);
     if (!this.forgetKept(datasetId) || kept === undefined) return false;
-    const s = this.watcher.current();
     const inGrace = kept.copyUpUntil > this.now();
+    const s = inGrace ? this.watcher.current() : this.watcher.followed();
     if (s === undefined) return inGrace;
     const f = snapshotFacts(s, this.me, datasetId);
     if (f.dataset !== 'here' || f.lease === 'other') return false;

@@ -3,7 +3,7 @@
  */
 import type { ClusterSnapshot, FlockerClient, Lease } from '@flocker/api';
 import type { ControlClient } from './FlockerVolumeBackend';
-import { BackendTestBed, HOST_A, HOST_B, NODE_A } from './testing';
+import { BackendTestBed, HOST_A, HOST_B, NODE_A, NODE_B } from './testing';
 
 describe('R1-F1: a plugin served views without the hand-over members keeps nothing idle', () => {
   let bed: BackendTestBed;
@@ -46,5 +46,41 @@ describe('R1-F1: a plugin served views without the hand-over members keeps nothi
     await a.settled({ keepIdle: true });
     expect(a.keptIdle()).toEqual([]);
     expect(await client.listLeases()).toEqual([]);
+  });
+
+  it('R1-F2: an idle lease is not trusted on a snapshot the plugin no longer follows (cut from the control service)', async () => {
+    // The plugin's watch fails (its link to the control service is cut); meanwhile the lease it keeps idle ends at
+    // the control service (an administrator's `flocker leases release --force`, or the dead-node rule: node timeout +
+    // lease grace) and another node takes it. A Mount here trusts the last snapshot it has (current(), not followed())
+    // and answers from memory: no lease POST, no fresh look, a container started on a volume another node holds.
+    let cut = false;
+    const c: ControlClient = {
+      createDataset: (...a) => client.createDataset(...a),
+      updateDataset: (...a) => client.updateDataset(...a),
+      deleteDataset: (...a) => client.deleteDataset(...a),
+      waitForCluster: async (...a) => {
+        if (cut) throw new Error('connect ECONNREFUSED (cut)');
+        return client.waitForCluster(...a);
+      },
+      acquireLease: (...a) => client.acquireLease(...a),
+      releaseLease: (...a) => client.releaseLease(...a),
+      declineReleaseRequest: (...a) => client.declineReleaseRequest(...a),
+    };
+    const a = await bed.backend(NODE_A, { client: c, idleLeaseMs: 60_000, mountTimeoutMs: 2_000 });
+    await a.create({ Name: 'vol1' });
+    await a.mount({ Name: 'vol1', ID: 'c1' });
+    await new Promise((r) => setTimeout(r, 100));
+    await a.unmount({ Name: 'vol1', ID: 'c1' });
+    await a.settled({ keepIdle: true });
+    const [d] = await client.listDatasets();
+    expect(a.keptIdle()).toEqual([d?.dataset_id]);
+    cut = true;
+    // The watcher notices (a long-poll fails): it no longer follows.
+    const deadline = Date.now() + 10_000;
+    while (a.watcher.followed() !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(a.watcher.followed()).toBeUndefined();
+    await client.releaseLease(d?.dataset_id ?? '');
+    await client.acquireLease({ dataset_id: d?.dataset_id ?? '', node_uuid: NODE_B, expires: null, holder: 'csi' });
+    await expect(a.mount({ Name: 'vol1', ID: 'c2' })).rejects.toThrow();
   });
 });
