@@ -107,9 +107,12 @@ describe('FlockerClient lease holders', () => {
       expect(lease.release_requested).toEqual(requested);
       expect(JSON.parse(srv.seen[0]?.body ?? '')).toMatchObject({ release_on_request: true });
       expect(await client.declineReleaseRequest(D)).toMatchObject({ dataset_id: D });
+      // Naming the request it answers (review R1 F5): only that one is cleared.
+      expect(await client.declineReleaseRequest(D, { request: requested })).toMatchObject({ dataset_id: D });
       expect(srv.seen.map((s) => `${s.method} ${s.url}`)).toEqual([
         'POST /v1/configuration/leases',
         `DELETE /v1/configuration/leases/${D}/release-request`,
+        `DELETE /v1/configuration/leases/${D}/release-request?by=api&at=2026-12-06T15%3A40%3A00.000Z`,
       ]);
     } finally {
       await srv.close();

@@ -20,6 +20,7 @@ import type {
   DatasetState,
   ForgottenNode,
   Lease,
+  LeaseReleaseRequest,
   NodeReport,
   ReleasedLease,
   NodeStateSummary,
@@ -557,10 +558,23 @@ export class FlockerClient {
   /**
    * The holder's "no" to a request to let go of its `release_on_request` lease (`release_requested`): the volume is
    * in use. Requests waiting for the lease are refused at once. Idempotent: a lease with no request pending is
-   * answered as it is; no lease at all is 404 LEASE_NOT_FOUND.
+   * answered as it is; no lease at all is 404 LEASE_NOT_FOUND. `request`: the release_requested it answers; only
+   * that one is cleared, so a late or repeated decline leaves a newer request pending (a control service before it
+   * refuses the query with 400).
    */
-  async declineReleaseRequest(datasetId: string, options: WriteOptions = {}): Promise<Lease> {
-    return (await this.call(apiRoutes.declineReleaseRequest, { params: { dataset_id: datasetId } }, options)).value;
+  async declineReleaseRequest(
+    datasetId: string,
+    options: WriteOptions & { request?: LeaseReleaseRequest } = {},
+  ): Promise<Lease> {
+    const { request: answered, ...write } = options;
+    const query = answered === undefined ? undefined : new URLSearchParams({ by: answered.by, at: answered.at });
+    return (
+      await this.call(
+        apiRoutes.declineReleaseRequest,
+        { params: { dataset_id: datasetId }, ...(query ? { query } : {}) },
+        write,
+      )
+    ).value;
   }
 
   /** What the control service decided on its own (node deaths, leases of dead nodes released), oldest first. */

@@ -22,6 +22,7 @@ import {
   ForgottenNode,
   Lease,
   LeaseHolder,
+  LeaseReleaseRequest,
   NodeKey,
   NodeReport,
   NodeStateSummary,
@@ -152,6 +153,20 @@ const ReleaseLeaseQuery = z
     holder: LeaseHolder.optional().describe(
       "Let go of only this holder's share; the lease ends when no holder is left. Without: the whole lease ends.",
     ),
+  })
+  .strict();
+/**
+ * The request a decline answers (review R1 F5): only that one is cleared, so a late or repeated decline leaves a newer
+ * request (another asker's, after the volume went idle) pending. Without: whatever is pending (clients before it).
+ */
+const DeclineReleaseRequestQuery = z
+  .object({
+    by: LeaseReleaseRequest.shape.by
+      .optional()
+      .describe('The by of the release_requested this decline answers: another pending request is left as it is.'),
+    at: LeaseReleaseRequest.shape.at
+      .optional()
+      .describe('The at of the release_requested this decline answers: another pending request is left as it is.'),
   })
   .strict();
 const DatasetStateQuery = z
@@ -509,12 +524,16 @@ export const apiRoutes = {
     method: 'delete',
     path: '/v1/configuration/leases/:dataset_id/release-request',
     summary:
-      'Decline the request to let go of a release_on_request lease (release_requested): its holder node (or an API user) says the volume is in use, and every request waiting for the lease is refused (409 LEASE_HELD) at once. Answers the lease as it is now, without release_requested; a lease with no request pending is answered unchanged. An extension of Flocker v1.',
+      'Decline the request to let go of a release_on_request lease (release_requested): its holder node (or an API user) says the volume is in use, and every request waiting for the lease is refused (409 LEASE_HELD) at once. With ?by=&at= (the request it answers), only that request is cleared: a lease with another one pending, or none, is answered unchanged; without them, whatever is pending is cleared. Answers the lease as it is now. An extension of Flocker v1.',
     tag: 'configuration',
     params: LeaseParams,
+    query: DeclineReleaseRequestQuery,
     conditional: true,
     responses: {
-      200: { description: 'The lease, with no release requested.', schema: Lease },
+      200: {
+        description: 'The lease, without the request declined (another request, newer, may be pending).',
+        schema: Lease,
+      },
       ...E400,
       403: err('A node other than the holder asked: only the holder node or an API user may decline.'),
       404: err('There is no lease on this dataset (code LEASE_NOT_FOUND).'),

@@ -94,6 +94,22 @@ describe('declineReleaseRequest', () => {
     expect(applied.config.leases.get(D1)).toEqual(lease({ release_on_request: true }));
     expect(applied.result).toEqual({ dataset_id: D1, node_uuid: A, expires: null, release_on_request: true });
   });
+  it('naming the request it answers: clears only that one (review R1 F5); by and at each compared when given', () => {
+    const config = withLeases(lease({ release_on_request: true, release_requested: REQ }));
+    const newer = { by: 'api', at: new Date(Date.parse(REQ.at) + 1).toISOString() };
+    expect(declineReleaseRequest(config, D1, T0, REQ).config.leases.get(D1)?.release_requested).toBeUndefined();
+    // The same instant written otherwise (another offset) is the same request.
+    const offset = { by: REQ.by, at: REQ.at.replace('Z', '+00:00') };
+    expect(declineReleaseRequest(config, D1, T0, offset).config.leases.get(D1)?.release_requested).toBeUndefined();
+    for (const other of [newer, { at: newer.at }, { by: 'api' }, { by: REQ.by, at: newer.at }]) {
+      const applied = declineReleaseRequest(config, D1, T0, other);
+      expect(applied.config).toBe(config);
+      expect(applied.result.release_requested).toEqual(REQ);
+    }
+    expect(declineReleaseRequest(config, D1, T0, { by: REQ.by }).config.leases.get(D1)?.release_requested).toBe(
+      undefined,
+    );
+  });
   it('nothing pending: the lease as it is, nothing written', () => {
     const config = withLeases(lease({ release_on_request: true }));
     const applied = declineReleaseRequest(config, D1, T0);

@@ -65,16 +65,33 @@ export function requestRelease(
 
 /**
  * The holder's "no" (DELETE …/release-request): clears the pending request, which answers every waiter at once.
- * A lease with none pending is answered unchanged (a repeated decline); no live lease is LEASE_NOT_FOUND.
+ * `answers` (its by and at, each when given): the request the decline answers; another one pending (a newer asker's,
+ * after a late or repeated decline: review R1 F5) is left as it is. A lease with none pending (or another) is answered
+ * unchanged (a repeated decline); no live lease is LEASE_NOT_FOUND.
  */
-export function declineReleaseRequest(config: Configuration, datasetId: string, now: number): Applied<Lease> {
+export function declineReleaseRequest(
+  config: Configuration,
+  datasetId: string,
+  now: number,
+  answers: Partial<LeaseReleaseRequest> = {},
+): Applied<Lease> {
   const lease = liveLease(config, datasetId, now);
   if (lease === undefined) {
     throw new ConfigurationError('LEASE_NOT_FOUND', `There is no lease on the dataset ${datasetId}.`);
   }
-  if (lease.release_requested === undefined) return { config, result: leaseView(lease, now), status: 200 };
+  const pending = lease.release_requested;
+  const other =
+    pending !== undefined &&
+    ((answers.by !== undefined && answers.by !== pending.by) ||
+      (answers.at !== undefined && !sameInstant(answers.at, pending.at)));
+  if (pending === undefined || other) return { config, result: leaseView(lease, now), status: 200 };
   const { release_requested: _declined, ...kept } = lease;
   return { config: withLease(config, kept), result: leaseView(kept, now), status: 200 };
+}
+
+/** Whether two ISO times name the same instant (a client may send `at` with another offset or precision). */
+function sameInstant(a: string, b: string): boolean {
+  return a === b || Date.parse(a) === Date.parse(b);
 }
 
 function withLease(config: Configuration, lease: StoredLease): Configuration {

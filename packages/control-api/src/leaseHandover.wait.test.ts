@@ -46,6 +46,39 @@ afterEach(async () => {
 const LONG = 20;
 
 describe('lease hand-over (file store)', () => {
+  it('a late decline of an older request leaves a newer one pending: its requester waits and is granted (review R1 F5)', async () => {
+    const { client } = await start(LONG);
+    const id = await idleVolume(client, 'idle');
+    // The first request (the requester's lease POST), declined: a container on the holder used the volume then.
+    const first = timed(client.acquireLease({ dataset_id: id, node_uuid: REQUESTER, expires: null, holder: 'docker' }));
+    const r1 = (await leaseBecomes(client, id, (l) => l?.release_requested !== undefined))?.release_requested;
+    if (r1 === undefined) throw new Error('no request');
+    await client.declineReleaseRequest(id, { request: r1 });
+    expect((await first).error?.code).toBe('LEASE_HELD');
+    // The container exits; an administrator's DELETE asks again (a newer request) ...
+    const second = timed(client.deleteDataset(id));
+    const r2 = (await leaseBecomes(client, id, (l) => l?.release_requested?.by === 'api'))?.release_requested;
+    expect(r2).not.toEqual(r1);
+    // ... and the first decline, repeated late (a retry), does not clear it.
+    const late = await client.declineReleaseRequest(id, { request: r1 });
+    expect(late.release_requested).toEqual(r2);
+    expect((await client.listLeases()).find((l) => l.dataset_id === id)?.release_requested).toEqual(r2);
+    // The holder lets go of the idle lease, as asked: the DELETE proceeds.
+    await client.releaseLease(id, { holder: 'docker' });
+    const { error, value } = await second;
+    expect(error).toBeUndefined();
+    expect(value?.deleted).toBe(true);
+  });
+
+  it('a decline without the request it answers (a plugin before it) clears whatever is pending, as before', async () => {
+    const { client } = await start(LONG);
+    const id = await idleVolume(client, 'idle');
+    const asked = timed(client.deleteDataset(id));
+    await leaseBecomes(client, id, (l) => l?.release_requested !== undefined);
+    expect((await client.declineReleaseRequest(id)).release_requested).toBeUndefined();
+    expect((await asked).error?.code).toBe('LEASE_HELD');
+  });
+
   it("another node's lease POST waits, and is granted once the holder lets go", async () => {
     const { svc, client } = await start(LONG);
     const id = await idleVolume(client, 'idle');

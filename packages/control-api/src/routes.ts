@@ -234,8 +234,16 @@ const datasetHandlers: Omit<
     return { status: 200, body: ReleasedLease.parse(applied.result), tag: state.configurationTag };
   },
   // The holder's "no" to a release request (leaseHandover.ts): its waiters are answered at once.
-  declineReleaseRequest: async (state, { params, ifMatches }) => {
-    const applied = await state.mutate((c, now) => declineReleaseRequest(c, params.dataset_id, now), ifMatches);
+  // With the request it answers (?by=&at=), only that one: a late or repeated decline leaves a newer one pending.
+  declineReleaseRequest: async (state, { params, query, ifMatches }) => {
+    const answers = {
+      ...(query.by !== undefined ? { by: query.by } : {}),
+      ...(query.at !== undefined ? { at: query.at } : {}),
+    };
+    const applied = await state.mutate(
+      (c, now) => declineReleaseRequest(c, params.dataset_id, now, answers),
+      ifMatches,
+    );
     return { status: 200, body: Lease.parse(applied.result), tag: state.configurationTag };
   },
   reportNodeState: async (state, { params, body: report }, views) => {

@@ -1085,7 +1085,9 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private async decline(name: string, datasetId: string, request: ReleaseRequest): Promise<void> {
     if (this.client.declineReleaseRequest === undefined) return;
     try {
-      await this.client.declineReleaseRequest(datasetId);
+      // Only this request: a decline repeated or late (its container exited, another node asked since) must not
+      // clear a newer one, whose requester would hear "a container uses it" of an idle volume (review R1 F5).
+      await this.client.declineReleaseRequest(datasetId, { request: { by: request.by, at: request.at } });
     } catch (err) {
       if (apiStatus(err) !== 404) {
         this.logger.warn('cannot decline a request for the lease of a volume in use here; the requester waits it out', {

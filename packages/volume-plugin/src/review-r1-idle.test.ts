@@ -48,6 +48,43 @@ describe('R1-F1: a plugin served views without the hand-over members keeps nothi
     expect(await client.listLeases()).toEqual([]);
   });
 
+  it('R1-F5: a decline names the request it answers (its by and at: the control service clears only that one)', async () => {
+    // The decline route cleared whatever request was pending. The client repeats a DELETE it did not hear back from
+    // (safe-to-repeat set): a repeat that lands after the holder went idle and another requester asked cleared that
+    // newer request, which its requester then heard as "declined: a container on <host> uses it" although none did.
+    // Fixed by naming the request (control-api leaseHandover.wait: a late decline leaves a newer request pending)
+    // rather than a configuration tag, which any unrelated change would fail.
+    const at = '2026-12-06T15:00:00.000Z';
+    const seen: unknown[][] = [];
+    const c: ControlClient = {
+      createDataset: (...a) => client.createDataset(...a),
+      updateDataset: (...a) => client.updateDataset(...a),
+      deleteDataset: (...a) => client.deleteDataset(...a),
+      waitForCluster: async (...a) => {
+        const s = await client.waitForCluster(...a);
+        return { ...s, leases: s.leases.map((l): Lease => ({ ...l, release_requested: { by: 'api', at } })) };
+      },
+      acquireLease: (...a) => client.acquireLease(...a),
+      releaseLease: (...a) => client.releaseLease(...a),
+      declineReleaseRequest: async (...a) => {
+        seen.push(a);
+        const lease = (await client.listLeases()).find((l) => l.dataset_id === a[0]);
+        if (lease === undefined) throw new Error('no lease');
+        return lease;
+      },
+    };
+    const a = await bed.backend(NODE_A, { client: c, idleLeaseMs: 60_000 });
+    await a.create({ Name: 'vol1' });
+    await a.mount({ Name: 'vol1', ID: 'c1' });
+    await a.watcher.refresh();
+    const deadline = Date.now() + 10_000;
+    while (seen.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(seen).toHaveLength(1);
+    // The options of the decline: the request it answers, which a later request does not match.
+    expect(seen[0]?.[1]).toMatchObject({ request: { by: 'api', at } });
+    await a.settled({ keepIdle: true });
+  });
+
   it('R1-F2: an idle lease is not trusted on a snapshot the plugin no longer follows (cut from the control service)', async () => {
     // The plugin's watch fails (its link to the control service is cut); meanwhile the lease it keeps idle ends at
     // the control service (an administrator's `flocker leases release --force`, or the dead-node rule: node timeout +
