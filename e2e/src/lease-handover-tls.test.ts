@@ -29,6 +29,14 @@ const CLI_MAIN = path.join(REPO_ROOT, 'packages/cli/dist/main.js');
 const A = 'aaaaaaaa-1111-4111-8111-00000000000a';
 const B = 'bbbbbbbb-2222-4222-8222-00000000000b';
 
+/**
+ * This release, as a current dataset agent reports it (packages/metrics releaseVersion): the control service asks a
+ * holder for its lease only when the views its node is served carry release_requested (review R1 F1).
+ */
+const RELEASE = (
+  JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'packages/metrics/package.json'), 'utf8')) as { version: string }
+).version;
+
 function report(uuid: string, host: string): NodeReport {
   return {
     uuid,
@@ -38,6 +46,7 @@ function report(uuid: string, host: string): NodeReport {
     backend: 'loopback',
     manifestations: [],
     errors: [],
+    version: RELEASE,
   };
 }
 
