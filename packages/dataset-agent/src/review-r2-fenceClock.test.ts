@@ -12,17 +12,10 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ClusterSnapshot } from '@flocker/api';
 import { ManualClock } from '@flocker/runtime/testing';
-import winston from 'winston';
-import { FENCE_REPORT_FILE, fenceReportFile } from './fenceReportFile';
-import type { HostMount } from './HostOps';
-import { SelfFencing } from './SelfFencing';
-import { nodeState } from './testing/fakes';
+import { FENCE_REPORT_FILE } from './fenceReportFile';
+import { fencingAgent } from './testing/fencingAgent';
 
-const ME = '11111111-1111-4111-8111-111111111111';
-const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const T_MS = 3000;
 const MIN = 60_000;
 
 /** A manual clock whose wall clock can be stepped (NTP) apart from its monotonic one. */
@@ -33,66 +26,14 @@ class SkewClock extends ManualClock {
   }
 }
 
-const snapshot = (): ClusterSnapshot => ({
-  generation: '1',
-  configuration_tag: 't1',
-  datasets: [],
-  leases: [],
-  nodes: [nodeState(ME, { host: 'a', instance_id: 'i-me' })],
-  node_timeout_seconds: T_MS / 1000,
-});
-
 let dir: string;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'fence-skew-'));
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-const quiet = winston.createLogger({ silent: true });
-
 /** One agent process on a manual clock starting at `start` (wall = monotonic), with one mount and one victim. */
-function agent(start = 1_000_000) {
-  const clock = new SkewClock(start);
-  const log: string[] = [];
-  let mounts: HostMount[] = [{ device: '/dev/loop1', mountPoint: `/flocker/${DS}`, majorMinor: '7:1' }];
-  const fencing = new SelfFencing(
-    {
-      nodeUuid: ME,
-      clock,
-      logger: quiet,
-      mountRoot: '/flocker/',
-      resyncIntervalMs: 10_000,
-      lastNodeTimeoutMs: T_MS,
-      fenceReports: fenceReportFile(dir, quiet),
-      hostOps: {
-        listMounts: async () => mounts,
-        unmount: async (path) => {
-          mounts = mounts.filter((m) => m.mountPoint !== path);
-        },
-      },
-      containers: { stopContainersUsing: async () => ['db'] },
-    },
-    {
-      stopTargets: (paths) => ({ paths, volumes: [] }),
-      sendReportNow: () => new Promise(() => undefined), // cut off: never answered
-      requestReport: () => log.push('report'),
-      heartbeat: () => undefined,
-      configurationTag: () => 't1',
-      refetch: () => undefined,
-      fencingStarted: () => undefined,
-      wake: () => undefined,
-    },
-  );
-  const contact = (): void => {
-    fencing.snapshotSeen(snapshot(), clock.now());
-    fencing.reportAnswered(
-      { generation: '1', configuration_tag: 't1', node_timeout_seconds: T_MS / 1000 },
-      clock.now(),
-    );
-    fencing.evaluate();
-  };
-  return { clock, fencing, log, contact };
-}
+const agent = (start = 1_000_000) => fencingAgent(dir, new SkewClock(start));
 
 /** Keeps contact (a configuration and an answer each heartbeat) while the clock runs `ms`. */
 async function inContactFor(a: ReturnType<typeof agent>, ms: number): Promise<void> {
