@@ -18,7 +18,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { startCluster, TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
+import { defaultCommands, startCluster, TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
 import { parseUpArgs } from './cluster/cli';
 import { flockerVolumeArgs, runDetachedScript } from './dockerVolumes';
 
@@ -28,13 +28,20 @@ const volume = `u2-heal-${randomUUID().slice(0, 8)}`;
 let cluster: Cluster | undefined;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** a's plugin --mount-timeout. */
+const MOUNT_TIMEOUT_S = 40;
 
 afterAll(async () => {
   if (cluster !== undefined && !cluster.isStopped) await cluster.stop();
 });
 
 it('after a partition heals, a container still writing on b keeps the volume: a gets no stale copy', async () => {
-  cluster = await startCluster(parseUpArgs(['2', '--backend', 'local']));
+  // a's Mount of the volume while b still writes can only give up: after the plugin's mount timeout, 40 s here
+  // (not the default 100 s: the move runs its rounds, each re-checking b's container, for 40 s; CI time).
+  cluster = await startCluster({
+    ...parseUpArgs(['2', '--backend', 'local']),
+    commands: { plugin: (p) => [...defaultCommands.plugin(p), '--mount-timeout', String(MOUNT_TIMEOUT_S)] },
+  });
   const c = cluster;
   const [a, b] = c.hosts as [ClusterHost, ClusterHost];
   const ackDir = path.join(c.baseDir, 'u2-ack');
@@ -53,17 +60,32 @@ it('after a partition heals, a container still writing on b keeps the volume: a 
   expect(writer.code).toBe(0);
   await waitFor('20 acknowledged lines', () => (ack() >= 20 ? true : undefined), { timeoutMs: 60_000 });
 
+  const bNode = b.requireNodeUuid();
   await b.disconnect();
-  await sleep(16_000); // declared dead (node timeout 10 s) and its lease released (grace 5 s)
+  // Declared dead (node timeout 10 s) and its lease released (grace 5 s): awaited in the control service's view.
+  await waitFor(
+    'b declared dead and its lease released',
+    async () => {
+      const view = await c.client.waitForCluster(undefined, 0);
+      const dead = view.nodes.some((n) => n.uuid === bNode && !n.alive);
+      return dead && !(await c.client.listLeases()).some((l) => l.node_uuid === bNode) ? true : undefined;
+    },
+    { timeoutMs: 90_000, intervalMs: 250 },
+  );
   const onA = a.docker(['run', '--rm', ...vol, TINY_IMAGE, 'sh', '-c', 'cat /data/log'], {
     check: false,
     timeoutMs: 200_000,
   });
-  await sleep(20_000);
+  // b stays cut off while a's run waits, up to 20 s (it is refused at once now: the data is on a dead node).
+  await Promise.race([onA, sleep(20_000)]);
   await b.reconnect();
   await onA; // refused or timed out (the data was on a dead node), or handed out: either way b still writes
-  // The plugin's wait on a ends ≈100 s after it began; then b, back and still writing, must keep the volume.
-  await sleep(45_000);
+  // Then b, back (the control service hears from it again) and still writing, must keep the volume.
+  await waitFor(
+    'b alive again in the control service',
+    async () => ((await c.client.listNodes()).some((n) => n.uuid === bNode) ? true : undefined),
+    { timeoutMs: 90_000, intervalMs: 250 },
+  );
   const ackBefore = ack();
   const again = await a.docker(['run', '--rm', ...vol, TINY_IMAGE, 'sh', '-c', 'cat /data/log'], {
     check: false,
