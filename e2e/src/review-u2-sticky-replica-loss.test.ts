@@ -45,14 +45,27 @@ async function replicaHost(id: string, primary: ClusterHost): Promise<ClusterHos
   return undefined;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Until the control service shows `host` dead and holding no lease (node timeout, then lease grace). */
+async function declaredDead(host: ClusterHost): Promise<void> {
+  const c = started();
+  const uuid = host.requireNodeUuid();
+  await waitFor(
+    `host ${host.name} declared dead and its leases released`,
+    async () => {
+      const dead = (await c.client.waitForCluster(undefined, 0)).nodes.some((n) => n.uuid === uuid && !n.alive);
+      return dead && !(await c.client.listLeases()).some((l) => l.node_uuid === uuid) ? true : undefined;
+    },
+    { timeoutMs: 90_000, intervalMs: 250, context: agentLogs },
+  );
+}
 
 afterAll(async () => {
   if (cluster !== undefined && !cluster.isStopped) await cluster.stop();
 });
 
 it('a second failover of a volume once moved with --accept-replica-loss does not silently drop acknowledged lines', async () => {
-  cluster = await startCluster(parseUpArgs(['3', '--backend', 'local']));
+  // Node timeout 6 s, lease grace 2 s (agents report every 2 s): each host's death is declared in 8 s, not 15 s.
+  cluster = await startCluster(parseUpArgs(['3', '--backend', 'local', '--node-timeout', '6', '--lease-grace', '2']));
   const c = cluster;
   const [a] = c.hosts as [ClusterHost, ClusterHost, ClusterHost];
   const created = await c.client.createDataset({
@@ -74,7 +87,7 @@ it('a second failover of a volume once moved with --accept-replica-loss does not
 
   // First failover, opted into as the README says: a dies, `flocker volumes move V X --accept-replica-loss`.
   await a.powerOff();
-  await sleep(16_000); // node timeout 10 s + lease grace 5 s
+  await declaredDead(a);
   await c.client.updateDataset(id, {
     primary: x.requireNodeUuid(),
     metadata: { 'clusterhq:flocker:accept-replica-loss': 'true' },
@@ -123,7 +136,7 @@ it('a second failover of a volume once moved with --accept-replica-loss does not
   // Second failover: X dies; the user just runs the container on Y, the replica's host.
   await x.powerOff();
   const acked = Number(fs.readFileSync(path.join(ackDir, 'n'), 'utf8'));
-  await sleep(16_000);
+  await declaredDead(x);
   const second = await run(y, ['--rm'], 'cat /data/log 2>/dev/null; true');
   // Refused: nobody opted into this loss (the replica is an hour old), so the user is told and asked again; the
   // acknowledged lines are on X, waiting for it to come back.
