@@ -82,6 +82,10 @@ describe.each([
 
   /** A volume on A whose lease A's plugin keeps (release_on_request), as a plugin with idle leases takes it. */
   async function idle(name: string): Promise<string> {
+    // Both nodes report again: reported only once, they were declared dead (30 s node timeout) part-way through the
+    // file on a loaded host, and A's lease released by the dead-node rules instead of asked for (session 22).
+    await nodeA.reportNodeState(report(A, '127.0.0.2'));
+    await nodeB.reportNodeState(report(B, '127.0.0.3'));
     const d = await admin.createDataset({ primary: A, metadata: { name } });
     const granted = await nodeA.acquireLease({
       dataset_id: d.dataset_id,

@@ -172,6 +172,7 @@ export class ControlState {
   private floor: LoadFloor | undefined;
   /** Called with each committed configuration (ours or another replica's): onConfiguration. */
   private readonly configurationListeners = new Set<(config: Configuration, closing: boolean) => void>();
+  private readonly latestListeners = new Set<(latest: Configuration) => void>();
 
   private constructor(
     options: ControlStateOptions,
@@ -221,6 +222,9 @@ export class ControlState {
         );
         if (this.configurationListeners.size > 0)
           for (const listener of [...this.configurationListeners]) listener(config, false);
+      },
+      onApplied: (latest) => {
+        if (this.latestListeners.size > 0) for (const listener of [...this.latestListeners]) listener(latest);
       },
     });
     this.startedAt = this.monoNow();
@@ -344,6 +348,21 @@ export class ControlState {
   /** How many onConfiguration listeners are left (a test checks that none is left behind). */
   get configurationListenerCount(): number {
     return this.configurationListeners.size;
+  }
+
+  /**
+   * Calls `listener` with the latest configuration each time a write of this replica changes it, before that write's
+   * commit starts: a write the listener makes in the same turn (a microtask) is committed with it (session 22: the
+   * lease hand-over grants the requester in the release's own commit). Returns the unsubscribe.
+   */
+  onLatestConfiguration(listener: (latest: Configuration) => void): () => void {
+    this.latestListeners.add(listener);
+    return () => this.latestListeners.delete(listener);
+  }
+
+  /** How many onLatestConfiguration listeners are left. */
+  get latestListenerCount(): number {
+    return this.latestListeners.size;
   }
 
   /**

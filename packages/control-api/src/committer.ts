@@ -27,6 +27,11 @@ export interface CommitterOptions {
   initial: Configuration;
   /** The committed configuration changed (our commit, or another replica's adopted). */
   onChange: () => void;
+  /**
+   * A write changed the latest (pending) configuration; called once its commit is queued, before that commit starts
+   * (the next turn): a write made now from a microtask shares it (the lease hand-over's grant joins the release).
+   */
+  onApplied?: (latest: Configuration) => void;
 }
 
 export class Committer {
@@ -67,10 +72,11 @@ export class Committer {
         `The configuration changed since tag ${ifMatches} (now ${configurationTag(this.pending)}); read it again and retry.`,
       );
     }
-    let applied = change(this.pending, this.options.now());
+    const before = this.pending;
+    let applied = change(before, this.options.now());
     this.pending = applied.config;
     // Even an answer that changed nothing depends on pending writes, so it waits for them too.
-    await this.durable(
+    const done = this.durable(
       ifMatches !== undefined
         ? 'conflict'
         : (config, now) => {
@@ -78,6 +84,8 @@ export class Committer {
             return applied.config;
           },
     );
+    if (this.pending !== before) this.options.onApplied?.(this.pending);
+    await done;
     return applied;
   }
 

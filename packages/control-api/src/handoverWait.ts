@@ -3,7 +3,10 @@
  * lease of a live node records a release request on it (one durable write, published like any lease change: the
  * holder's plugin follows it), waits on the committed configuration (this replica's commits and those it adopts from
  * others: the holder's release or decline may reach any etcd replica) for at most the hand-over wait, then is applied
- * once more and answered as if it came then. No polling; when it ends nothing is left behind (its listener and timer
+ * once more and answered as if it came then. A release applied on this replica wakes the waiter before its commit
+ * (handoverWake): the request applied again joins that commit, so the grant (and a move to the requester) is durable
+ * and pushed with the release, not one commit and one push later (session 22). A release through another replica is
+ * seen once committed there (adopted here), and the request is then committed on its own. No polling; when it ends nothing is left behind (its listener and timer
  * go, a client gone ends it at once). The request on the lease may stay: harmless, the holder lets go of an idle
  * lease, which is what was asked, and a kill -9 of the service leaves it as any other committed lease.
  */
@@ -14,6 +17,7 @@ import {
   handoverCandidate,
   type HandoverOutcome,
   handoverProgress,
+  handoverWake,
   refusalAfterHandover,
   type Requester,
   requestRelease,
@@ -128,8 +132,10 @@ function waitForHandover(
   signal: AbortSignal,
 ): Promise<HandoverOutcome> {
   const progress = (config: Configuration) => handoverProgress(config, datasetId, holder, request, state.now());
-  const first = progress(state.configuration);
-  if (first !== 'waiting') return Promise.resolve(first);
+  const first =
+    handoverWake('committed', progress(state.configuration)) ??
+    handoverWake('applied', progress(state.latestConfiguration));
+  if (first !== undefined) return Promise.resolve(first);
   if (signal.aborted) return Promise.resolve('timeout');
   return new Promise<HandoverOutcome>((resolve) => {
     let ended = false;
@@ -138,14 +144,21 @@ function waitForHandover(
       ended = true;
       clearTimeout(timer);
       unsubscribe();
+      unsubscribeLatest();
       signal.removeEventListener('abort', gone);
       resolve(outcome);
     };
     const gone = (): void => finish('timeout');
     const unsubscribe = state.onConfiguration((config, closing) => {
-      const now = progress(config);
-      if (now !== 'waiting') finish(now);
+      const now = handoverWake('committed', progress(config));
+      if (now !== undefined) finish(now);
       else if (closing) finish('timeout');
+    });
+    // The holder's release applied on this replica: the caller's change is applied again in this turn (only
+    // microtasks between this resolve and its mutate), so it joins the release's commit.
+    const unsubscribeLatest = state.onLatestConfiguration((latest) => {
+      const now = handoverWake('applied', progress(latest));
+      if (now !== undefined) finish(now);
     });
     const timer = setTimeout(() => finish('timeout'), state.handoverWaitMs);
     signal.addEventListener('abort', gone);

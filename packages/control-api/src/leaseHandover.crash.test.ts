@@ -73,6 +73,31 @@ describe('lease hand-over and kill -9', () => {
     expect(value?.node_uuid).toBe(REQUESTER);
   });
 
+  it("kill -9 once the holder's release is answered: the requester holds the lease after the restart (session 22: one commit)", async () => {
+    const sub = path.join(dir, 'one-commit');
+    const first = await startChild(sub);
+    children.push(first.child);
+    const before = new FlockerClient({ baseUrl: first.url, timeoutMs: 30_000 });
+    const id = await idleVolume(before, 'idle');
+    const cut = timed(before.acquireLease({ dataset_id: id, node_uuid: REQUESTER, expires: null, holder: 'docker' }));
+    // The release's answer comes once its commit is durable: the grant is in it, whether or not the requester's
+    // answer got out before the kill.
+    await holderAnswers(before, id, 'release');
+    await killHard(first.child);
+    const answered = await cut;
+    expect(answered.error === undefined || answered.error.status === 0).toBe(true);
+
+    const second = await startChild(sub);
+    children.push(second.child);
+    const client = new FlockerClient({ baseUrl: second.url, timeoutMs: 30_000 });
+    const lease = (await client.listLeases()).find((l) => l.dataset_id === id);
+    expect(lease?.node_uuid).toBe(REQUESTER);
+    // The requester, unanswered, asks again: its own lease, granted at once.
+    expect(
+      (await client.acquireLease({ dataset_id: id, node_uuid: REQUESTER, expires: null, holder: 'docker' })).node_uuid,
+    ).toBe(REQUESTER);
+  });
+
   it('--handover-wait: 0 to 20 seconds', () => {
     expect(checkHandoverWait(5)).toBe(5000);
     expect(checkHandoverWait(0)).toBe(0);

@@ -6,6 +6,7 @@ import {
   declineReleaseRequest,
   handoverCandidate,
   handoverProgress,
+  handoverWake,
   refusalAfterHandover,
   requestRelease,
   unchangedButLease,
@@ -145,6 +146,20 @@ describe('handoverProgress: what a waiter reads at each change', () => {
     ['ours still pending', withLeases(lease({ release_on_request: true, release_requested: { ...REQ } })), 'waiting'],
   ] as const)('%s: %s', (_name, config, expected) => {
     expect(handoverProgress(config, D1, A, REQ, T0)).toBe(expected);
+  });
+});
+
+describe('handoverWake: which reading ends the wait (session 22: the grant joins the release)', () => {
+  it.each([
+    ['committed', 'waiting', undefined],
+    ['committed', 'gone', 'gone'],
+    ['committed', 'declined', 'declined'],
+    // Applied, not yet durable: only a release ends it, so the request applied again shares the release's commit.
+    ['applied', 'waiting', undefined],
+    ['applied', 'gone', 'gone'],
+    ['applied', 'declined', undefined],
+  ] as const)('%s, %s: %s', (on, progress, expected) => {
+    expect(handoverWake(on, progress)).toBe(expected);
   });
 });
 

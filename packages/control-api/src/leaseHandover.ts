@@ -121,6 +121,20 @@ export function handoverProgress(
   return 'waiting';
 }
 
+/**
+ * Whether a waiter ends on what it read, and how. `on`: 'committed' (a durable configuration, this replica's commit or
+ * another's adopted) or 'applied' (this replica's latest, a write applied whose commit has not started yet). Any
+ * answer ends the wait on a committed configuration. On an applied one only 'gone' does (session 22): the request is
+ * then applied again at once and so shares the release's commit (the grant needs no commit of its own, and the agents
+ * hear the release and the grant in one push); should that commit fail, the request fails with it, as a write would.
+ * A decline is answered on its commit (a refusal gains nothing from being early, and it might not be made durable).
+ */
+export function handoverWake(on: 'applied' | 'committed', progress: HandoverProgress): HandoverOutcome | undefined {
+  if (progress === 'waiting') return undefined;
+  if (on === 'applied' && progress !== 'gone') return undefined;
+  return progress;
+}
+
 /** How the wait ended: the holder let go (or the lease went), declined, or did not answer in time. */
 export type HandoverOutcome = 'gone' | 'declined' | 'timeout';
 

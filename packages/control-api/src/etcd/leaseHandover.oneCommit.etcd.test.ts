@@ -1,0 +1,92 @@
+/**
+ * Session 22 (issue 23): on etcd, the requester of a lease hand-over waiting on the replica the holder releases through
+ * is granted in the release's own commit (as on the file store: leaseHandover.oneCommit.test); waiting on another
+ * replica, it wakes on the release adopted from etcd and is granted in a commit of its own, as before.
+ */
+import { randomUUID } from 'node:crypto';
+import { FlockerClient } from '@flocker/api';
+import type { Configuration } from '../configuration';
+import { type ControlService, startControlService } from '../server';
+import { EtcdTestCluster } from '../testing/etcdCluster';
+import { eventually, HOLDER, holderAnswers, idleVolume, leaseBecomes, REQUESTER, timed } from '../testing/handover';
+import { silentLogger } from '../testing/httpService';
+import { EtcdConfigurationStore } from './EtcdConfigurationStore';
+
+jest.setTimeout(90_000);
+
+/** Whose lease and which primary the watched dataset has, per commit of this replica. */
+class RecordingStore extends EtcdConfigurationStore {
+  watched: string | undefined;
+  readonly seen: Array<{ lease: string | undefined; primary: string | undefined }> = [];
+  override async commit(config: Configuration, base?: Configuration): Promise<void> {
+    await super.commit(config, base);
+    const id = this.watched;
+    if (id !== undefined)
+      this.seen.push({ lease: config.leases.get(id)?.node_uuid, primary: config.datasets.get(id)?.primary });
+  }
+}
+
+let etcd: EtcdTestCluster;
+const services: ControlService[] = [];
+
+beforeAll(async () => {
+  etcd = await EtcdTestCluster.start();
+});
+afterEach(async () => {
+  await Promise.all(services.splice(0).map((s) => s.close()));
+});
+afterAll(async () => {
+  await etcd?.stop();
+});
+
+async function replica(prefix: string): Promise<{ svc: ControlService; client: FlockerClient; store: RecordingStore }> {
+  const store = new RecordingStore({ endpoints: etcd.endpoints, prefix });
+  const svc = await startControlService({
+    port: 0,
+    host: '127.0.0.1',
+    store,
+    logger: silentLogger,
+    handoverWaitSeconds: 20,
+  });
+  services.push(svc);
+  return { svc, client: new FlockerClient({ baseUrl: svc.url, timeoutMs: 30_000 }), store };
+}
+
+describe('lease hand-over on etcd: the grant in the release commit', () => {
+  it('requester and holder on one replica: granted and moved in the release commit', async () => {
+    const one = await replica(`/t-${randomUUID()}`);
+    const id = await idleVolume(one.client, 'one');
+    one.store.watched = id;
+    const lease = timed(
+      one.client.acquireLease({ dataset_id: id, node_uuid: REQUESTER, expires: null, holder: 'docker' }),
+    );
+    const move = timed(one.client.updateDataset(id, { primary: REQUESTER }));
+    await leaseBecomes(one.client, id, (l) => l?.release_requested !== undefined);
+    await eventually(() => one.svc.state.configurationListenerCount === 2);
+    const from = one.store.seen.length;
+    await holderAnswers(one.client, id, 'release');
+    const [l, m] = await Promise.all([lease, move]);
+    expect(l.value?.node_uuid).toBe(REQUESTER);
+    expect(m.value?.primary).toBe(REQUESTER);
+    expect(one.store.seen.slice(from)).toEqual([{ lease: REQUESTER, primary: REQUESTER }]);
+  });
+
+  it('the holder releasing through another replica: granted after the adopted release, in a commit of its own', async () => {
+    const prefix = `/t-${randomUUID()}`;
+    const asker = await replica(prefix);
+    const holder = await replica(prefix);
+    const id = await idleVolume(holder.client, 'two');
+    await leaseBecomes(asker.client, id, (l) => l?.release_on_request === true);
+    asker.store.watched = id;
+    holder.store.watched = id;
+    const lease = timed(asker.client.acquireLease({ dataset_id: id, node_uuid: REQUESTER, expires: null }));
+    await leaseBecomes(holder.client, id, (l) => l?.release_requested !== undefined);
+    const [fromAsker, fromHolder] = [asker.store.seen.length, holder.store.seen.length];
+    await holderAnswers(holder.client, id, 'release');
+    const { value, error } = await lease;
+    expect(error).toBeUndefined();
+    expect(value?.node_uuid).toBe(REQUESTER);
+    expect(holder.store.seen.slice(fromHolder)).toEqual([{ lease: undefined, primary: HOLDER }]);
+    expect(asker.store.seen.slice(fromAsker)).toEqual([{ lease: REQUESTER, primary: HOLDER }]);
+  });
+});
