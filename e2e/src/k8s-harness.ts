@@ -63,12 +63,12 @@ export class K8sHarness {
   }
 
   /** Runs scripts/k8s/<script> with the harness's state dir; rejects with its stderr and log tails. */
-  script(script: string, args: string[] = [], timeoutMs = 900_000): Promise<string> {
+  script(script: string, args: string[] = [], timeoutMs = 900_000, env: NodeJS.ProcessEnv = {}): Promise<string> {
     return new Promise((res, rej) => {
       execFile(
         'bash',
         [join(K8S_SCRIPTS, script), ...args],
-        { env: this.env, timeout: timeoutMs, maxBuffer: 64 << 20 },
+        { env: { ...this.env, ...env }, timeout: timeoutMs, maxBuffer: 64 << 20 },
         (err, stdout, stderr) => {
           if (err) rej(new Error(`${script} failed: ${err.message}\n${stderr}\n${this.logTails()}`));
           else res(stdout + stderr);
@@ -77,8 +77,16 @@ export class K8sHarness {
     });
   }
 
-  up(): Promise<string> {
-    return this.script('up.sh');
+  /**
+   * Starts the cluster. unusedReleaseAfterS: the node plugins' --unused-release-after (default flocker-csi's 30 s),
+   * for a test that waits for that release.
+   */
+  up(opts: { unusedReleaseAfterS?: number } = {}): Promise<string> {
+    const env =
+      opts.unusedReleaseAfterS !== undefined
+        ? { FLOCKER_K8S_UNUSED_RELEASE_AFTER: String(opts.unusedReleaseAfterS) }
+        : {};
+    return this.script('up.sh', [], 900_000, env);
   }
 
   /** Stops and cleans up; a no-op when nothing was started. */

@@ -12,7 +12,7 @@
  * ControllerUnpublishVolume) ever let the old node's claim go.
  *
  * Fixed (CsiDriver.releaseUnused): the node plugin releases its share of a volume no pod on its node uses
- * once --unused-release-after (30 s) is over.
+ * once --unused-release-after (30 s by default; 10 s here, UNUSED_RELEASE_S) is over.
  *
  * Reproduction (root, warm /var/cache/flocker):
  *   npx tsc -b e2e && npx jest --selectProjects e2e --runInBand e2e/dist/review-t7-kubelet-crash-stage.test.js
@@ -37,9 +37,16 @@ const startKubelet = (i: number): Promise<string> =>
       `--hostname-override=node${i} --node-ip="$(node_ip ${i})" --v=1`,
   );
 
+/**
+ * The node plugins' grace for a share no pod uses: shorter than the default 30 s, which the rescheduled pod sat out
+ * in full and then the kubelet's retry backoff doubled (~60 s of the test). Still twice the plugin's minimum and
+ * far longer than a kubelet takes from NodeStage to NodePublish, so node1's own stages are not let go meanwhile.
+ */
+const UNUSED_RELEASE_S = 10;
+
 beforeAll(async () => {
   k8s.build();
-  process.stdout.write(await k8s.up());
+  process.stdout.write(await k8s.up({ unusedReleaseAfterS: UNUSED_RELEASE_S }));
 });
 
 afterAll(async () => {
@@ -84,12 +91,14 @@ describe('review T7: the kubelet killed in the middle of NodeStageVolume, the po
     );
     await startKubelet(2);
 
-    // node2's plugin releases the lease share no pod there uses once its grace period (30 s) is over, and the pod
-    // runs on node1 (kubelet retry backoff up to ~2 min included). Before the fix node2 kept the lease for ever.
+    // node2's plugin releases the lease share no pod there uses once its grace period is over, and the pod runs on
+    // node1 (kubelet retry backoff up to ~2 min included). Before the fix node2 kept the lease for ever.
     await k8s.podRunning(pod, { node: 'node1', timeoutMs: 300_000 });
     expect(await kubectl(['exec', pod, '--', 'cat', '/data/log'])).toMatch(
       /^started on node1\n(.*\n)*started on node1\n$/,
     );
-    expect(csiLog(2)).toContain('released the lease of a volume no pod on this node has used for 30 s');
+    expect(csiLog(2)).toContain(
+      `released the lease of a volume no pod on this node has used for ${UNUSED_RELEASE_S} s`,
+    );
   });
 });

@@ -13,6 +13,14 @@ AGENT_METRICS_BASE=14530
 NODE_BRIDGE=flk8snode0                     # holds the node IPs (this kernel has no dummy links)
 node_ip() { echo "10.200.0.$1"; }
 DRIVER=flocker.clusterhq.io
+# The one harness on this machine (its names above are machine-wide): up.sh writes its state dir here, down.sh clears
+# the machine-wide state (bridges, cgroups, iptables chains, sysctls, pod netns) only when it is the owner, so an
+# up.sh refused because another harness runs cannot tear that one down on its way out.
+OWNER_FILE=/run/flocker-k8s.owner
+# owner_elsewhere: the state dir of another harness whose processes still run (nothing when there is none)
+owner_elsewhere() { local o f; o="$(cat "$OWNER_FILE" 2>/dev/null)" || return 0
+  [ -n "$o" ] && [ "$o" != "$K" ] || return 0
+  for f in "$o"/run/*.pid; do [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && { echo "$o"; return 0; }; done; }
 export KUBECONFIG="$PKI/admin.kubeconfig"
 
 # Binaries: the version-keyed cache build.sh fills (prints "<k8s dir> <sidecar dir>").
@@ -27,9 +35,9 @@ stop() { local n f p pids="" i
   for n in "$@"; do f="$RUN/$n.pid"; [ -f "$f" ] || continue; p=$(cat "$f"); rm -f "$f"
     kill -0 "$p" 2>/dev/null && kill "$p" 2>/dev/null && pids="$pids $p"; done
   [ -n "$pids" ] || return 0
-  for i in $(seq 1 40); do
+  for i in $(seq 1 100); do
     local alive=0; for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 1 ] || return 0; sleep 0.25
+    [ $alive = 1 ] || return 0; sleep 0.1
   done
   for p in $pids; do kill -0 "$p" 2>/dev/null && { echo "k8s: pid $p ignored SIGTERM; SIGKILL" >&2; kill -9 "$p" 2>/dev/null; }; done; }
 running() { local f="$RUN/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }

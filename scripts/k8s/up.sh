@@ -33,6 +33,10 @@ k8s_bins; IMAGES="$(bash "$K8S_SCRIPTS/images.sh")"
 elapsed "binaries and images ready ($KBIN)"
 
 [ -d "$RUN" ] && bash "$K8S_SCRIPTS/down.sh" --fast >&2
+exec 9> "$OWNER_FILE.lock"; flock 9
+other="$(owner_elsewhere)"
+[ -z "$other" ] || { echo "k8s/up: another harness runs in $other (this one's ports, bridges and cgroups are machine-wide): stop it first (FLOCKER_K8S_DIR=$other bash $K8S_SCRIPTS/down.sh)" >&2; exit 1; }
+echo "$K" > "$OWNER_FILE"; flock -u 9; exec 9>&-
 rm -rf "$K"; mkdir -p "$RUN" "$LOGS" "$K/pool"
 # Host state the kubelet and CNI change, restored by down.sh.
 sysctl -n vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.ip_forward | paste -sd' ' > "$K/sysctls"
@@ -62,22 +66,10 @@ start kube-apiserver "$KBIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$ET
 # the Flocker control service meanwhile (plain HTTP on loopback: a test cluster)
 start flocker-control "$NODE_BIN" "$REPO_ROOT/packages/control-api/dist/main.js" --insecure-http --host 127.0.0.1 \
   --port $FLOCKER_PORT --data-dir "$K/flocker-control" --node-timeout 10 --lease-grace 5 --log-level info
-wait_for 120 "kube-apiserver" kc get --raw /readyz
-# The snapshot CRDs (external-snapshotter's, same version; created, not applied: the content CRD is too big for
-# apply's annotation), early: csi-provisioner looks for VolumeSnapshots when it starts.
-kc create -f "$SBIN/snapshot-crd/" >/dev/null
-start kube-controller-manager "$KBIN/kube-controller-manager" --kubeconfig="$PKI/controller-manager.kubeconfig" \
-  --authentication-kubeconfig="$PKI/controller-manager.kubeconfig" --authorization-kubeconfig="$PKI/controller-manager.kubeconfig" \
-  --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false \
-  --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" --use-service-account-credentials=true \
-  --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" --service-cluster-ip-range=10.96.0.0/24 \
-  --node-monitor-period=2s --node-monitor-grace-period=20s
-start kube-scheduler "$KBIN/kube-scheduler" --kubeconfig="$PKI/scheduler.kubeconfig" \
-  --authentication-kubeconfig="$PKI/scheduler.kubeconfig" --authorization-kubeconfig="$PKI/scheduler.kubeconfig" \
-  --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false
-elapsed "control plane up"
 
 # --- nodes: a Flocker agent, containerd, kubelet and the CSI node plugin each ----------------------------------
+# Started while the apiserver comes up (nothing before the kubelets needs it): each node's agent, containerd and its
+# images, and the CSI controller plugin; one after another after the apiserver they cost ~10 s of a loaded up.sh.
 for i in $(seq 1 "$NODES"); do
   D="$K/n$i"; mkdir -p "$D/flocker/state" "$D/flocker/mnt" "$D/containerd" "$D/cni/net.d" "$D/kubelet/plugins_registry" "$D/pod-logs"
   echo "era-n$i-$(date +%s)" > "$D/flocker/era"
@@ -158,19 +150,46 @@ nodeStatusUpdateFrequency: 4s
 nodeLeaseDurationSeconds: 20
 Y
 done
-for i in $(seq 1 "$NODES"); do
-  D="$K/n$i"; S="$D/containerd/containerd.sock"
+# node_prep I: node I's images into its containerd, and its CSI node plugin once the agent wrote node.json (the
+# plugin's node id). The plugin may start before its kubelet: the kubelet's plugin watcher finds the registration
+# socket already there when it starts.
+node_prep() { local i=$1 D="$K/n$1" S="$K/n$1/containerd/containerd.sock" img pids=""
   wait_for 30 "containerd of node$i" ctr -a "$S" version
-  for img in pause busybox; do ctr -a "$S" -n k8s.io images import "$IMAGES/$img.tar" >/dev/null; done
+  for img in pause busybox; do ctr -a "$S" -n k8s.io images import "$IMAGES/$img.tar" >/dev/null & pids="$pids $!"; done
+  for p in $pids; do wait "$p"; done
   ctr -a "$S" -n k8s.io images label registry.k8s.io/pause:3.10.1 io.cri-containerd.pinned=pinned >/dev/null
-  start kubelet-n$i "$KBIN/kubelet" --config="$D/kubelet.yaml" --kubeconfig="$PKI/kubelet-node$i.kubeconfig" \
-    --root-dir="$D/kubelet" --cert-dir="$D/kubelet/pki" --hostname-override=node$i --node-ip="$(node_ip $i)" --v=1
   wait_for 60 "the Flocker agent of node$i" test -s "$D/flocker/state/node.json"
   start flocker-csi-n$i "$NODE_BIN" "$REPO_ROOT/packages/csi-driver/dist/main.js" --mode node \
     --endpoint "unix://$D/csi.sock" --control-url "http://127.0.0.1:$FLOCKER_PORT" --state-dir "$D/flocker/state" \
-    --kubelet-registration-dir "$D/kubelet/plugins_registry" --stage-timeout 60
+    --kubelet-registration-dir "$D/kubelet/plugins_registry" --stage-timeout 60 $CSI_NODE_FLAGS; }
+# FLOCKER_K8S_UNUSED_RELEASE_AFTER: the node plugins' --unused-release-after (seconds; default: flocker-csi's)
+CSI_NODE_FLAGS="${FLOCKER_K8S_UNUSED_RELEASE_AFTER:+--unused-release-after $FLOCKER_K8S_UNUSED_RELEASE_AFTER}"
+preps=""; for i in $(seq 1 "$NODES"); do node_prep $i & preps="$preps $!"; done
+start_controller
+elapsed "agents, containerds and the CSI controller plugin started"
+
+wait_for 120 "kube-apiserver" kc get --raw /readyz
+# The snapshot CRDs (external-snapshotter's, same version; created, not applied: the content CRD is too big for
+# apply's annotation), early: csi-provisioner looks for VolumeSnapshots when it starts.
+kc create -f "$SBIN/snapshot-crd/" >/dev/null
+start kube-controller-manager "$KBIN/kube-controller-manager" --kubeconfig="$PKI/controller-manager.kubeconfig" \
+  --authentication-kubeconfig="$PKI/controller-manager.kubeconfig" --authorization-kubeconfig="$PKI/controller-manager.kubeconfig" \
+  --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false \
+  --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" --use-service-account-credentials=true \
+  --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" --service-cluster-ip-range=10.96.0.0/24 \
+  --node-monitor-period=2s --node-monitor-grace-period=20s
+start kube-scheduler "$KBIN/kube-scheduler" --kubeconfig="$PKI/scheduler.kubeconfig" \
+  --authentication-kubeconfig="$PKI/scheduler.kubeconfig" --authorization-kubeconfig="$PKI/scheduler.kubeconfig" \
+  --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false
+elapsed "control plane up"
+for p in $preps; do wait "$p"; done   # a failed import or agent fails up.sh (set -e)
+elapsed "images imported, node plugins started"
+for i in $(seq 1 "$NODES"); do
+  D="$K/n$i"
+  start kubelet-n$i "$KBIN/kubelet" --config="$D/kubelet.yaml" --kubeconfig="$PKI/kubelet-node$i.kubeconfig" \
+    --root-dir="$D/kubelet" --cert-dir="$D/kubelet/pki" --hostname-override=node$i --node-ip="$(node_ip $i)" --v=1
 done
-elapsed "agents, containerd, kubelets and node plugins started"
+elapsed "kubelets started"
 
 # --- the controller side ---------------------------------------------------------------------------------------
 start_controller
