@@ -10,7 +10,7 @@
  * Needs root.
  */
 import { randomUUID } from 'node:crypto';
-import { startCluster, TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
+import { defaultCommands, startCluster, TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
 import { parseUpArgs } from './cluster/cli';
 import { flockerVolumeArgs, runDetachedScript } from './dockerVolumes';
 
@@ -29,7 +29,14 @@ afterEach(async () => {
  */
 async function rebootThenRunOnB(backend: 'local' | 'loopback', whenReleased: boolean): Promise<void> {
   const volume = `u2-reboot-${randomUUID().slice(0, 8)}`;
-  cluster = await startCluster(parseUpArgs(['2', '--backend', backend]));
+  // The plugin reconciles with dockerd every 2 s and trusts Docker's view of a mount after 3 s (defaults 30 s and
+  // 60 s), as in multihost-fencing: after the reboot, Docker's view (no container) lets the lease go in seconds.
+  cluster = await startCluster({
+    ...parseUpArgs(['2', '--backend', backend]),
+    commands: {
+      plugin: (p) => [...defaultCommands.plugin(p), '--reconcile-interval', '2', '--mount-safety-window', '3'],
+    },
+  });
   const c = cluster;
   const [a, b] = c.hosts as [ClusterHost, ClusterHost];
   const vol = flockerVolumeArgs(volume);
@@ -56,7 +63,7 @@ async function rebootThenRunOnB(backend: 'local' | 'loopback', whenReleased: boo
       last = r.stderr;
       return r.code === 0 ? true : undefined;
     },
-    { timeoutMs: 90_000, intervalMs: 5_000, context: () => last },
+    { timeoutMs: 90_000, intervalMs: 2_000, context: () => last },
   );
 }
 
