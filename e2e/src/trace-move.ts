@@ -43,6 +43,30 @@ function log(h: ClusterHost, name: string): string {
   return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
 }
 
+/**
+ * The control service's log lines within [from, to]: its audit line of each request and the lease hand-over's, stamped
+ * by their ISO `timestamp` (ms: the control service logs no sub-ms `t`; long-polls and reports are not audited).
+ */
+function controlLines(dir: string, from: number, to: number): TraceEvent[] {
+  const file = path.join(dir, 'control.log');
+  if (!fs.existsSync(file)) return [];
+  const out: TraceEvent[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let j: Record<string, unknown>;
+    try {
+      j = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    const t = Date.parse(String(j.timestamp));
+    if (!(t >= from && t <= to)) continue;
+    const { timestamp: _t, level: _l, service: _s, message, ...rest } = j;
+    out.push({ t, who: 'control', what: `${String(message)} ${JSON.stringify(rest)}` });
+  }
+  return out;
+}
+
 /** A point on a move's critical path: the first event at or after the previous point that matches. */
 interface PathPoint {
   readonly name: string;
@@ -295,6 +319,7 @@ async function main(): Promise<void> {
         ...tracedLines(log(from, 'agent.log'), `${from.name} agent`, t0 - 1, t1),
         ...tracedLines(log(to, 'plugin.log'), `${to.name} plugin`, t0 - 1, t1),
         ...tracedLines(log(to, 'agent.log'), `${to.name} agent`, t0 - 1, t1),
+        ...controlLines(cluster.layout.controlDir, t0 - 1, t1),
       ].sort((x, y) => x.t - y.t);
       process.stdout.write(
         `\n### move ${i + 1}: ${from.name} → ${to.name}\n\n| ms | process | event |\n|---:|---|---|\n`,
