@@ -121,15 +121,15 @@ async function heldWhole(): Promise<{ report: boolean; configured: boolean }> {
   }
 }
 
-/** B keeps reporting (through every replica in turn) until stopped. */
-function keepReporting(urls: () => string[], stop: { done: boolean }): Promise<void> {
+/** Node `uuid` (B unless told) keeps reporting (through every replica in turn) until stopped. */
+function keepReporting(urls: () => string[], stop: { done: boolean }, uuid = B): Promise<void> {
   return (async () => {
     let i = 0;
     while (!stop.done) {
       const list = urls();
       const url = list[i++ % list.length];
       if (url !== undefined)
-        await new FlockerClient({ baseUrl: url }).reportNodeState(report(B)).catch(() => undefined);
+        await new FlockerClient({ baseUrl: url }).reportNodeState(report(uuid)).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 200));
     }
   })();
@@ -151,14 +151,18 @@ afterEach(async () => {
 });
 
 it('a retired node forgotten through one replica is gone from the other, and no ghost after kill -9 of both', async () => {
-  const r1 = await replica();
-  const r2 = await replica();
+  const [r1, r2] = await Promise.all([replica(), replica()]);
   const stop = { done: false };
+  const aReports = { done: false };
   await new FlockerClient({ baseUrl: r1.url }).reportNodeState(report(A));
   const reporting = keepReporting(() => [r1.url, r2.url], stop);
+  // A reports until the CLI has answered (a CLI slow to start on a loaded host must not find A dead already).
+  const aReporting = keepReporting(() => [r1.url], aReports, A);
   try {
     // Alive: refused.
     const early = await flocker(r2.url, ['nodes', 'forget', '10.9.9.1']);
+    aReports.done = true;
+    await aReporting;
     expect({ code: early.code, stderr: early.stderr }).toEqual({
       code: 4,
       stderr: expect.stringMatching(/may not be forgotten yet:\n {2}- Its dataset agent is reporting/),
@@ -190,13 +194,13 @@ it('a retired node forgotten through one replica is gone from the other, and no 
     expect(await heldWhole()).toEqual({ report: true, configured: true });
   } finally {
     stop.done = true;
-    await reporting;
+    aReports.done = true;
+    await Promise.all([reporting, aReporting]);
   }
 });
 
 it('forgets raced with kill -9 of the replica doing them: etcd holds the node whole or not at all', async () => {
-  const r1 = await replica();
-  const r2 = await replica();
+  const [r1, r2] = await Promise.all([replica(), replica()]);
   const stop = { done: false };
   const reporting = keepReporting(() => [r1.url, r2.url].filter((u) => u !== ''), stop);
   try {
