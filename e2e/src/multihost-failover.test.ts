@@ -8,6 +8,9 @@
  * Failover of Docker volumes (leases) and the writer's view: multihost-fencing.test.
  */
 import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import {
   isMountedOn,
   loopMounts,
@@ -21,6 +24,7 @@ import {
   writeFileOn,
   type Cluster,
   type ClusterHost,
+  waitFor,
 } from './cluster';
 import { clusterForSuite } from './cluster/suite';
 
@@ -59,6 +63,11 @@ async function expectNotUsingImage(host: ClusterHost, image: string): Promise<vo
 /**
  * A write (with fsync) into `dir` only if a filesystem is mounted there in host's namespace:
  * exit 3 when nothing is mounted, 0 when the write and its fsync went through, else the failure.
+ * The shell first enters `dir`, then checks that its working directory is the root of a mount (another
+ * device than its parent): from then on that working directory pins the mount (an agent's umount gets
+ * EBUSY and retries), so the write goes into the file system checked. Checking /proc/self/mounts before
+ * the `cd` raced with A's restarted agent unmounting the stale mount in between: the write then landed
+ * in the bare mount point directory on the host's root file system and succeeded (session 22 FAIL-A).
  */
 async function writeIntoStaleMount(
   host: ClusterHost,
@@ -69,7 +78,7 @@ async function writeIntoStaleMount(
     [
       'sh',
       '-c',
-      'grep -q " $1 " /proc/self/mounts || exit 3; cd "$1" && echo stale > "$2" && sync "$2"',
+      'cd "$1" 2>/dev/null || exit 3; [ "$(stat -c %d .)" != "$(stat -c %d ..)" ] || exit 3; echo stale > "$2" && sync "$2"',
       'sh',
       dir,
       file,
@@ -77,6 +86,32 @@ async function writeIntoStaleMount(
     { check: false },
   );
   return { code: r.code, stderr: r.stderr };
+}
+
+/** A write into a fenced mount fails as the fence makes it fail, or finds nothing mounted (3). */
+function expectFencedOrGone(write: { code: number; stderr: string }): void {
+  expect(write.code).not.toBe(0);
+  if (write.code !== 3) expect(write.stderr).toMatch(/Input\/output error|Read-only file system/);
+}
+
+/**
+ * Runs `body`; if it throws, keeps every host's logs (agent, plugin, dockerd) in $FLOCKER_E2E_KEEP_LOGS or a new
+ * directory under the system's temporary directory, and says where (a flake may be seen once in many runs).
+ */
+async function keepingLogsOnFailure(body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (e) {
+    try {
+      const keep =
+        process.env.FLOCKER_E2E_KEEP_LOGS ?? fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-failover-logs-'));
+      for (const h of cluster.hosts) fs.cpSync(h.layout.logDir, path.join(keep, h.name), { recursive: true });
+      console.error(`test failed: the hosts' logs are kept in ${keep}`);
+    } catch (copy) {
+      console.error(`test failed; the hosts' logs could not be kept: ${String(copy)}`);
+    }
+    throw e;
+  }
 }
 
 interface Held {
@@ -126,32 +161,38 @@ async function expectBStillOwns(held: Held, pathB: string, imageB: string): Prom
 }
 
 describe('(4) a dead host', () => {
-  it('agent and dockerd killed: the volume moves to B within node timeout + slack; A restarted (same era), then rebooted (new era), never takes it back', async () => {
-    const held = await datasetHeldByA();
-    await a.killAgent('SIGKILL');
-    await a.killDocker('SIGKILL');
-    const { pathB, imageB, ms } = await failOverToB(held);
-    expect(ms).toBeLessThan(NODE_TIMEOUT_S * 1_000 + FAILOVER_SLACK_MS);
-    expect(ms).toBeGreaterThanOrEqual(NODE_TIMEOUT_S * 1_000 - 1_000); // it really waited for the node timeout
+  it('agent and dockerd killed: the volume moves to B within node timeout + slack; A restarted (same era), then rebooted (new era), never takes it back', () =>
+    keepingLogsOnFailure(async () => {
+      const held = await datasetHeldByA();
+      await a.killAgent('SIGKILL');
+      await a.killDocker('SIGKILL');
+      const { pathB, imageB, ms } = await failOverToB(held);
+      expect(ms).toBeLessThan(NODE_TIMEOUT_S * 1_000 + FAILOVER_SLACK_MS);
+      expect(ms).toBeGreaterThanOrEqual(NODE_TIMEOUT_S * 1_000 - 1_000); // it really waited for the node timeout
 
-    // While A is dead its old mount (of the device B's force detach fenced) is still there: writes fail.
-    const deadWrite = await writeIntoStaleMount(a, held.pathA, 'from-a-dead');
-    expect(deadWrite.code).not.toBe(0);
-    if (deadWrite.code !== 3) expect(deadWrite.stderr).toMatch(/Input\/output error|Read-only file system/);
+      // While A is dead its old mount (of the device B's force detach fenced) is still there: writes fail.
+      expectFencedOrGone(await writeIntoStaleMount(a, held.pathA, 'from-a-dead'));
 
-    // Same era: the agent and dockerd come back; the old mount is fenced, or removed by the agent.
-    await a.startAgent();
-    await a.startDocker();
-    const staleWrite = await writeIntoStaleMount(a, held.pathA, 'from-a-after');
-    expect(staleWrite.code).not.toBe(0);
-    await expectBStillOwns(held, pathB, imageB);
-    for (const f of ['from-a-dead', 'from-a-after']) expect((await b.exec(['ls', pathB])).stdout).not.toContain(f);
+      // Same era: the agent and dockerd come back; the old mount is fenced, or removed by the agent.
+      // (startAgent returns at once: the control service knows this era already.)
+      await a.startAgent();
+      await a.startDocker();
+      expectFencedOrGone(await writeIntoStaleMount(a, held.pathA, 'from-a-after'));
+      // The restarted agent runs (a loaded host takes seconds to start it): it fences and removes the stale mount.
+      await waitFor(
+        `A's restarted agent to remove its stale mount ${held.pathA}`,
+        async () => !(await isMountedOn(a, held.pathA)),
+        { timeoutMs: 60_000, intervalMs: 250 },
+      );
+      await expectBStillOwns(held, pathB, imageB);
+      expect((await writeIntoStaleMount(a, held.pathA, 'from-a-after')).code).toBe(3);
+      for (const f of ['from-a-dead', 'from-a-after']) expect((await b.exec(['ls', pathB])).stdout).not.toContain(f);
 
-    // New era: a reboot drops every mount; the agent must not mount the dataset again.
-    await a.reboot();
-    await expectBStillOwns(held, pathB, imageB);
-    expect(await isMountedOn(a, held.pathA)).toBe(false);
-  });
+      // New era: a reboot drops every mount; the agent must not mount the dataset again.
+      await a.reboot();
+      await expectBStillOwns(held, pathB, imageB);
+      expect(await isMountedOn(a, held.pathA)).toBe(false);
+    }));
 
   it('a network partition: A unmounts by itself, the volume moves to B; when the network heals, A (same era, agent running all along) does not write it', async () => {
     const held = await datasetHeldByA();
@@ -162,7 +203,7 @@ describe('(4) a dead host', () => {
       ({ pathB, imageB } = await failOverToB(held));
       // A is still running, but its agent fenced itself (unmounted within T/2): a write there during the partition fails…
       expect(await isMountedOn(a, held.pathA)).toBe(false);
-      expect((await writeIntoStaleMount(a, held.pathA, 'from-a-partitioned')).code).not.toBe(0);
+      expect((await writeIntoStaleMount(a, held.pathA, 'from-a-partitioned')).code).toBe(3);
     } finally {
       await a.reconnect();
     }
