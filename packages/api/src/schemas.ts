@@ -272,9 +272,22 @@ export const CreateDatasetRequest = z
       .describe(
         "Restore: the primary's agent creates the volume, writes the stored backup onto it (every chunk verified) and mounts it only when all of it verified. maximum_size is required (at least the backup's size: `flocker backup list` shows it). Not together with source_snapshot_id or source_dataset_id.",
       ),
+    unique_name: z
+      .boolean()
+      .optional()
+      .describe(
+        'true: refuse the create (409 DATASET_NAME_IN_USE, naming the dataset) when a dataset not deleted already has this metadata name. The check and the create are one change of the configuration (on every replica of a shared store), so creates of one name at once that all ask for it make one dataset. Needs a metadata name. Without it names are not checked, as in Flocker v1.',
+      ),
   })
   .strict()
   .superRefine((req, ctx) => {
+    if (req.unique_name === true && req.metadata?.[METADATA_NAME_KEY] === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['unique_name'],
+        message: `unique_name needs a metadata ${METADATA_NAME_KEY} to keep unique`,
+      });
+    }
     if (req.source_snapshot_id !== undefined && req.source_dataset_id !== undefined) {
       ctx.addIssue({
         code: 'custom',

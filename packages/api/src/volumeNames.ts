@@ -44,9 +44,7 @@ export const UUID_SHAPED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 export function newVolumeNameProblem(name: string): string | undefined {
   const problem = volumeNameProblem(name);
   if (problem !== undefined) return problem;
-  if (UUID_SHAPED.test(name))
-    return `"${name}" is shaped like a volume id: a new volume's name cannot be, since commands take a volume's name or its id. Choose another name.`;
-  return undefined;
+  return idShapedNameProblem('volume', name);
 }
 
 /**
@@ -55,7 +53,15 @@ export function newVolumeNameProblem(name: string): string | undefined {
  * (review R2-1). Existing snapshots with such a name stay usable by name where it is no other snapshot's id.
  */
 export function newSnapshotNameProblem(name: string): string | undefined {
-  if (UUID_SHAPED.test(name.trim()))
-    return `"${name.trim()}" is shaped like a snapshot id: a new snapshot's name cannot be, since commands take a snapshot's name or its id. Choose another name.`;
-  return undefined;
+  return idShapedNameProblem('snapshot', name.trim());
+}
+
+/**
+ * The one rule the control service itself applies to a new name (a dataset's or a snapshot's metadata `name`, by any
+ * client: the v1 API leaves names free text otherwise), and the sentence every front end shows for it: no name shaped
+ * like an id. Undefined when `name` is not UUID-shaped.
+ */
+export function idShapedNameProblem(kind: 'volume' | 'snapshot', name: string): string | undefined {
+  if (!UUID_SHAPED.test(name)) return undefined;
+  return `"${name}" is shaped like a ${kind} id: a new ${kind}'s name cannot be, since commands take a ${kind}'s name or its id. Choose another name.`;
 }

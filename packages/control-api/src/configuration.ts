@@ -19,6 +19,7 @@ import type {
 import { clientMetadataKeyCount, METADATA_MAX_KEYS, METADATA_NAME_KEY } from '@flocker/api';
 import { type DataNodeRule, dropReplicaOptIn, keepDataNode, movedTo, type ReplicaOptInRule } from './dataNode';
 import { ConfigurationError } from './errors';
+import { requireNameUnused, requireNewName } from './names';
 import { deleteEntry, setEntry } from './PersistentMap';
 
 /** A lease as stored: an absolute expiry (epoch ms) rather than "seconds from now". */
@@ -186,6 +187,9 @@ export function createDataset(
     throw new ConfigurationError('DATASET_ID_IN_USE', `The dataset id ${id} is already in use.`);
   }
   requireKnownNode(config, req.primary);
+  const name = req.metadata?.[METADATA_NAME_KEY];
+  requireNewName('volume', name);
+  if (req.unique_name === true && name !== undefined) requireNameUnused(config.datasets.values(), name);
   let maximumSize =
     req.source_snapshot_id === undefined
       ? req.maximum_size
@@ -639,6 +643,7 @@ export function createSnapshot(
     throw new ConfigurationError('SNAPSHOT_ID_IN_USE', `The snapshot id ${id} is already in use.`);
   }
   const name = req.metadata?.[METADATA_NAME_KEY];
+  requireNewName('snapshot', name);
   if (name !== undefined) {
     for (const other of snapshots.values()) {
       if (other.deleted !== true && other.metadata[METADATA_NAME_KEY] === name) {

@@ -22,6 +22,7 @@ import {
 import { type Applied, type Configuration, liveLease } from './configuration';
 import { type DataNodeRule, keepDataNode, movedTo } from './dataNode';
 import { ConfigurationError, INVALID_REQUEST_MAX_ISSUES } from './errors';
+import { requireNewName } from './names';
 import { deleteEntry, setEntry } from './PersistentMap';
 
 const EMPTY: ReadonlyMap<string, ContainerConfiguration> = new Map();
@@ -272,6 +273,8 @@ export function compose(
       const found = [...next.datasets.values()].find((d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === volumeName);
       let dataset: DatasetConfiguration;
       if (found === undefined) {
+        // A new volume's name: the rule of every create (names.ts); the whole deployment is refused.
+        requireNewName('volume', volumeName);
         dataset = {
           dataset_id: newId(),
           primary: node,

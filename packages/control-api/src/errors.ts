@@ -15,6 +15,10 @@ export type ConfigurationCode =
   | 'DATASET_NOT_FOUND'
   | 'DATASET_DELETED'
   | 'DATASET_ID_IN_USE'
+  /** A create asking for a unique name (unique_name) that a dataset not deleted already has (names.ts). */
+  | 'DATASET_NAME_IN_USE'
+  /** A new dataset or snapshot name shaped like an id: "name or id" would be ambiguous (names.ts). */
+  | 'NAME_SHAPED_LIKE_ID'
   | 'DATASET_IN_USE'
   | 'DATASET_NOT_A_VOLUME'
   | 'DATASET_ON_DIFFERENT_NODE'

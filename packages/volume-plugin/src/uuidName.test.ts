@@ -1,12 +1,14 @@
 /**
  * Review TN F1 (session 21): a volume named like another volume's dataset id made `flocker volumes destroy <id>`
  * ambiguous. Create refuses a UUID-shaped name for a new volume (newVolumeNameProblem, as the CLI and UI do); an
- * existing volume of such a name (made before this release, or through the API) stays usable: its repeated Create
- * (Docker's on every `docker run -v name:`), Get, Mount, Path, List, Remove and clone-of.
+ * existing volume of such a name (made before the rule) stays usable: its repeated Create (Docker's on every
+ * `docker run -v name:`), Get, Mount, Path, List, Remove and clone-of. Since session 22 the control service refuses
+ * such a new name from every client (names.ts in control-api), so the plugin's refusal is only its clear message.
  */
 import * as path from 'node:path';
 import type * as http from 'node:http';
 import type { FlockerClient } from '@flocker/api';
+import { MemoryConfigurationStore } from '@flocker/control-api';
 import type { FlockerVolumeBackend } from './FlockerVolumeBackend';
 import { createPluginHttpServer, listenOnUnixSocket } from './PluginHttpServer';
 import { BackendTestBed, GiB, HOST_A, NODE_A, callPlugin, silentLogger } from './testing';
@@ -84,14 +86,46 @@ describe('Create and UUID-shaped volume names (review TN F1)', () => {
     expect(await client.listDatasets()).toHaveLength(3);
   });
 
-  it('Create of a UUID-named volume an API user has just made finds it, though the followed snapshot may lag', async () => {
-    const made = await client.createDataset({ primary: NODE_A, maximum_size: GiB, metadata: { name: UUID_NAME } });
-    await a.create({ Name: UUID_NAME, Opts: {} });
-    expect((await client.listDatasets()).map((d) => d.dataset_id)).toEqual([made.dataset_id]);
+  it('an API user cannot make one either: the control service refuses it in the same words (session 22)', async () => {
+    await expect(
+      client.createDataset({ primary: NODE_A, maximum_size: GiB, metadata: { name: UUID_NAME } }),
+    ).rejects.toMatchObject({
+      status: 400,
+      code: 'NAME_SHAPED_LIKE_ID',
+      description: expect.stringMatching(ID_SHAPED),
+    });
+    expect(await client.listDatasets()).toEqual([]);
+  });
+});
+
+describe('a UUID-named volume made before the rule (review TN F1)', () => {
+  let bed: BackendTestBed;
+  let client: FlockerClient;
+  let a: FlockerVolumeBackend;
+  const made = { dataset_id: 'dddddddd-dddd-4ddd-8ddd-dddddddddddd' };
+
+  beforeEach(async () => {
+    // The control service's store holds it: no release makes one any more.
+    const store = new MemoryConfigurationStore();
+    store.committed = {
+      version: 1,
+      datasets: new Map([
+        [
+          made.dataset_id,
+          { ...made, primary: NODE_A, maximum_size: GiB, metadata: { name: UUID_NAME }, deleted: false },
+        ],
+      ]),
+      leases: new Map(),
+      nodes: new Map([[NODE_A, { uuid: NODE_A, host: HOST_A.host }]]),
+    };
+    bed = await BackendTestBed.start('flocker-uuidname-old-', [HOST_A], store);
+    ({ client } = bed);
+    a = await bed.backend(NODE_A);
   });
 
-  it("a live UUID-named volume stays usable: Docker's repeated Create, Get, Mount, Path, List, clone-of, Remove", async () => {
-    const made = await client.createDataset({ primary: NODE_A, maximum_size: GiB, metadata: { name: UUID_NAME } });
+  afterEach(() => bed.close());
+
+  it("stays usable: Docker's repeated Create, Get, Mount, Path, List, clone-of, Remove", async () => {
     await until(async () => (await a.list()).Volumes.some((v) => v.Name === UUID_NAME));
     // Docker's Create again on every `docker run -v <name>:`.
     await a.create({ Name: UUID_NAME, Opts: {} });

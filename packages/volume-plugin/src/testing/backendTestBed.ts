@@ -43,12 +43,17 @@ export class BackendTestBed {
     readonly agents: readonly FakeDatasetAgent[],
   ) {}
 
-  static async start(tmpPrefix: string, nodes: readonly FakeNode[]): Promise<BackendTestBed> {
+  /** `store`: the control service's (e.g. one holding what an older release made); an empty one by default. */
+  static async start(
+    tmpPrefix: string,
+    nodes: readonly FakeNode[],
+    store: MemoryConfigurationStore = new MemoryConfigurationStore(),
+  ): Promise<BackendTestBed> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), tmpPrefix));
     const control = await startControlService({
       port: 0,
       host: '127.0.0.1',
-      store: new MemoryConfigurationStore(),
+      store,
       logger: silentLogger,
     });
     const agents = nodes.map((n) => new FakeDatasetAgent(control.url, n.uuid, n.host, n.mountRoot));
