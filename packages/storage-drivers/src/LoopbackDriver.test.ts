@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { isStorageError, type BlockDeviceVolume } from './BlockDeviceApi';
 import { isDeviceBusy, listMounts, makeFilesystem, mount, unmount } from './blockdev';
@@ -706,6 +706,27 @@ describe('loop devices from sysfs', () => {
     }
   });
 
+  /**
+   * An unbound loop device that nobody can bind while it is held: opened O_EXCL (LOOP_SET_FD and LOOP_CONFIGURE
+   * claim the device, so another process's attach gets EBUSY and takes the next one). "Detach a device that is not
+   * bound" uses this, never a device the test just detached: another process may bind that number at once (the
+   * lowest free one is handed out first), and the call would then detach its device (seen under load, session 22).
+   */
+  async function holdUnboundLoop(): Promise<{ device: string; release: () => Promise<void> }> {
+    const names = (await fs.readdir('/sys/block')).filter((n) => /^loop\d+$/.test(n));
+    // The highest numbers first: the ones the kernel hands out last.
+    for (const name of names.sort((x, y) => Number(y.slice(4)) - Number(x.slice(4)))) {
+      const device = `/dev/${name}`;
+      if (loopBindingOf(device) !== null) continue;
+      const handle = await fs.open(device, fsConstants.O_RDONLY | fsConstants.O_EXCL).catch(() => undefined);
+      if (handle === undefined) continue;
+      // Bound between the look and the open: not ours to use.
+      if (loopBindingOf(device) === null) return { device, release: () => handle.close() };
+      await handle.close();
+    }
+    throw new Error('no unbound loop device to hold');
+  }
+
   it('attaches and detaches with ioctls exactly as losetup would see it, with clear errors', async () => {
     const root = await tempRoot();
     const file = path.join(root, 'ioctl.img');
@@ -719,7 +740,12 @@ describe('loop devices from sysfs', () => {
     expect(await isReadOnly(device)).toBe(false);
     await detachLoop(execFileExec, device, undefined, { ioctls });
     expect(await findLoopDevices(execFileExec, file)).toEqual([]);
-    await expectStorageError(detachLoop(execFileExec, device, undefined, { ioctls }), 'BACKEND_ERROR');
+    const unbound = await holdUnboundLoop();
+    try {
+      await expectStorageError(detachLoop(execFileExec, unbound.device, undefined, { ioctls }), 'BACKEND_ERROR');
+    } finally {
+      await unbound.release();
+    }
     const missing = await ioctls.attach(path.join(root, 'missing.img')).catch((e: unknown) => e);
     expect(isStorageError(missing, 'BACKEND_ERROR')).toBe(true);
     expect(String(missing)).toMatch(/cannot open .*missing\.img: No such file or directory/);
