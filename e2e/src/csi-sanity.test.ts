@@ -157,8 +157,8 @@ async function startNode(name: string, mode: 'all' | 'node'): Promise<void> {
   );
   const before = (await new FlockerClient({ baseUrl: control.url }).listNodes()).length;
   spawnLogged(`agent-${name}`, [AGENT_MAIN, '--config', join(dir, `${name}.yml`)]);
-  const client = new FlockerClient({ baseUrl: control.url });
-  await waitFor(`agent ${name} to report`, async () => (await client.listNodes()).length === before + 1, {
+  // flocker-csi needs only the agent's node.json (its node id): it starts while the agent comes up and reports.
+  await waitFor(`agent ${name}'s node.json`, () => existsSync(join(dir, name, 'state', 'node.json')), {
     timeoutMs: 60_000,
     context: logs,
   });
@@ -177,8 +177,14 @@ async function startNode(name: string, mode: 'all' | 'node'): Promise<void> {
     '64MiB',
     '--stage-timeout',
     '60',
-    ...(mode === 'node' ? ['--kubelet-registration-dir', registryOf(name)] : []),
+    // Node b's refused stage (a holds the lease and keeps it) waited the default 10 s hand-over for a to let go.
+    ...(mode === 'node' ? ['--kubelet-registration-dir', registryOf(name), '--handover-wait', '1'] : []),
   ]);
+  const client = new FlockerClient({ baseUrl: control.url });
+  await waitFor(`agent ${name} to report`, async () => (await client.listNodes()).length === before + 1, {
+    timeoutMs: 60_000,
+    context: logs,
+  });
   await waitFor(`the CSI socket of ${name}`, () => existsSync(socketOf(name)), { timeoutMs: 30_000, context: logs });
 }
 

@@ -114,24 +114,37 @@ describe('flocker-csi over mutual TLS', () => {
     );
     spawnLogged('agent', [AGENT_MAIN, '--config', path.join(configDir, 'agent.yml')]);
     const admin = new FlockerClient({ baseUrl: control.url, dispatcher: await pki.userDispatcher('admin') });
+    const user = await pki.user('csi-controller');
+    // A controller holding another node's certificate (refused below).
+    const stranger = path.join(dir, 'stranger');
+    await pki.installNode(stranger);
+    // The three plugins start while the agent comes up (one after another after it they were most of this test).
+    const [controller, node, wrong] = await Promise.all([
+      startCsi('controller', ['--mode', 'controller', '--cert', user.cert, '--key', user.key]),
+      // No --node-id and a state dir without node.json: the id comes from the node certificate.
+      startCsi('node', [
+        '--mode',
+        'node',
+        '--cert',
+        path.join(configDir, 'node.crt'),
+        '--key',
+        path.join(configDir, 'node.key'),
+        '--state-dir',
+        path.join(dir, 'empty'),
+      ]),
+      startCsi('wrong-controller', [
+        '--mode',
+        'controller',
+        '--cert',
+        path.join(stranger, 'node.crt'),
+        '--key',
+        path.join(stranger, 'node.key'),
+      ]),
+    ]);
     await waitFor('the agent to report', async () => (await admin.listNodes()).some((n) => n.uuid === uuid), {
       timeoutMs: 60_000,
       context: logs,
     });
-
-    const user = await pki.user('csi-controller');
-    const controller = await startCsi('controller', ['--mode', 'controller', '--cert', user.cert, '--key', user.key]);
-    // No --node-id and a state dir without node.json: the id comes from the node certificate.
-    const node = await startCsi('node', [
-      '--mode',
-      'node',
-      '--cert',
-      path.join(configDir, 'node.crt'),
-      '--key',
-      path.join(configDir, 'node.key'),
-      '--state-dir',
-      path.join(dir, 'empty'),
-    ]);
     expect(await node.node.NodeGetInfo!({})).toMatchObject({ node_id: uuid });
     expect(await node.identity.Probe!({})).toMatchObject({ ready: { value: true } });
     expect(await controller.identity.Probe!({})).toMatchObject({ ready: { value: true } });
@@ -165,16 +178,6 @@ describe('flocker-csi over mutual TLS', () => {
     expect((await admin.listDatasets()).find((d) => d.dataset_id === id)?.deleted ?? true).toBe(true);
 
     // A controller holding another node's certificate may not create a volume on this node.
-    const stranger = path.join(dir, 'stranger');
-    await pki.installNode(stranger);
-    const wrong = await startCsi('wrong-controller', [
-      '--mode',
-      'controller',
-      '--cert',
-      path.join(stranger, 'node.crt'),
-      '--key',
-      path.join(stranger, 'node.key'),
-    ]);
     const refused = await wrong.controller.CreateVolume!({ name: 'pvc-refused', volume_capabilities: [cap] }).then(
       () => undefined,
       (err: unknown) => err,
