@@ -20,6 +20,7 @@ import {
   SNAPSHOT_SCHEDULE_HELP,
   type ClusterEvent,
   type ClusterSnapshot,
+  type CreateDatasetRequest,
   type DatasetConfiguration,
   type FlockerClient,
   type NodeState,
@@ -123,6 +124,28 @@ interface GlobalArgs extends ConnectionArgs {
 
 function nameOf(d: DatasetConfiguration): string {
   return d.metadata[METADATA_NAME_KEY] ?? '';
+}
+
+/**
+ * A new volume's create, asking the control service to keep its name unique (unique_name): a namesake made since
+ * the command's own check (a Docker plugin's Create, say) is refused there in that check's words, not doubled.
+ */
+async function createVolume(
+  client: FlockerClient,
+  name: string,
+  req: Omit<CreateDatasetRequest, 'metadata' | 'unique_name'> & { metadata: Record<string, string> },
+): Promise<DatasetConfiguration> {
+  try {
+    return await client.createDataset({
+      ...req,
+      metadata: { ...req.metadata, [METADATA_NAME_KEY]: name },
+      unique_name: true,
+    });
+  } catch (e) {
+    if (e instanceof FlockerApiError && e.code === 'DATASET_NAME_IN_USE')
+      throw new CliError(EXIT.CONFLICT, `a volume named "${name}" already exists`);
+    throw e;
+  }
 }
 
 function refusedEmpty(what: string, ref: string): void {
@@ -701,7 +724,7 @@ export function buildCli(
             const beyond = beyondBackendProblem(node, size, a.name);
             if (beyond !== undefined) throw beyond;
             warn(a, overcommitWarning(node, size, a.name));
-            const d = await client.createDataset({ primary: node.uuid, maximum_size: size, metadata });
+            const d = await createVolume(client, a.name, { primary: node.uuid, maximum_size: size, metadata });
             if (!a.wait)
               return print(
                 a,
@@ -996,7 +1019,7 @@ export function buildCli(
               warn(a, overcommitWarning(node, size, a.name));
             }
             const metadata = cloneMetadata(a.name, from);
-            const d = await client.createDataset({
+            const d = await createVolume(client, a.name, {
               primary: node.uuid,
               source_snapshot_id: source.snapshot_id,
               ...(size !== undefined ? { maximum_size: size } : {}),
@@ -1445,10 +1468,10 @@ export function buildCli(
               throw backupCliError(e) ?? e;
             });
             const size = restoreSize(manifest.size, asked);
-            const d = await client.createDataset({
+            const d = await createVolume(client, a.name, {
               primary: node.uuid,
               maximum_size: size,
-              metadata: { [METADATA_NAME_KEY]: a.name },
+              metadata: {},
               source_backup: { target: a.from, backup_id: manifest.backupId },
             });
             if (!a.wait) return print(a, d, () => `Restoring ${a.name} (${d.dataset_id}) on ${visible(node.host)}`);

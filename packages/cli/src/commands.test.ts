@@ -11,6 +11,7 @@ import type {
   Lease,
   NodeState,
 } from '@flocker/api';
+import { FlockerApiError } from '@flocker/api';
 import { backend, mounted, node as fixtureNode } from '@flocker/web-ui/testing';
 import { runCli } from './testing/runCli';
 import { EXIT } from './errors';
@@ -45,6 +46,8 @@ class FakeControl {
   calls: Array<[string, ...unknown[]]> = [];
   containers: ContainerConfiguration[] = [];
   containerState: ContainerState[] = [];
+  /** What createDataset answers instead of creating (the control service's refusal). */
+  refuseCreate: Error | undefined;
   /** Snapshots waitForCluster answers, in turn (the last one repeats). */
   snapshots: ClusterSnapshot[];
   constructor(
@@ -67,6 +70,7 @@ class FakeControl {
       waitForCluster: async () => (this.snapshots.length > 1 ? this.snapshots.shift()! : this.snapshots[0]!),
       createDataset: async (req: { primary: string; metadata?: Record<string, string> }) => {
         this.calls.push(['create', req]);
+        if (this.refuseCreate !== undefined) throw this.refuseCreate;
         return ds(D2, req.metadata?.name, { primary: req.primary });
       },
       deleteDataset: async (id: string) => {
@@ -261,6 +265,18 @@ describe('one volume-name rule; the empty name matches nothing (item 12)', () =>
     const r = await flocker(c, 'volumes', 'create', 'pg-data.1', '--node', '10.0.0.1', '--no-wait');
     expect(r.code).toBe(0);
     expect(c.calls).toEqual([['create', expect.objectContaining({ metadata: { name: 'pg-data.1' } })]]);
+  });
+
+  it('volumes create asks the control service to keep the name unique: a namesake made since its check is refused', async () => {
+    const c = unnamed();
+    const r = await flocker(c, 'volumes', 'create', 'db', '--node', '10.0.0.1', '--no-wait');
+    expect(r.code).toBe(0);
+    expect(c.calls).toEqual([['create', expect.objectContaining({ metadata: { name: 'db' }, unique_name: true })]]);
+    // A Docker plugin's Create of "db" landed between the CLI's list and its POST (session 21's window).
+    c.refuseCreate = new FlockerApiError(409, 'DATASET_NAME_IN_USE', `The name "db" is used by the dataset ${D1}.`);
+    const raced = await flocker(c, 'volumes', 'create', 'db', '--node', '10.0.0.1', '--no-wait');
+    expect(raced.code).toBe(EXIT.CONFLICT);
+    expect(raced.err).toMatch(/a volume named "db" already exists/);
   });
 });
 

@@ -738,21 +738,31 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
 
   /**
    * Creates the dataset of a new volume under its name-based id (volumeDatasetId);
-   * undefined if a volume of that name was made meanwhile (by another host, say).
-   * When the id is taken by something else (a deleted volume of the same name, or a
-   * dataset renamed since), the volume gets a random id instead.
+   * undefined if a volume of that name was made meanwhile (by another host, or by an API
+   * user under a random id). When the id is taken by something else (a deleted volume of
+   * the same name), the volume gets a random id instead. Both creates ask the control
+   * service for a name no live dataset has (unique_name): its check and its create are one
+   * change, so a create of the name landing between our lookup and our POST is found, not
+   * doubled (a 409 either way: the id or the name taken).
    */
   private async createNamed(
     name: string,
     req: Omit<CreateDatasetRequest, 'dataset_id'>,
   ): Promise<DatasetConfiguration | undefined> {
+    const unique = { ...req, unique_name: true };
     try {
-      return await this.client.createDataset({ ...req, dataset_id: volumeDatasetId(name) });
+      return await this.client.createDataset({ ...unique, dataset_id: volumeDatasetId(name) });
     } catch (err) {
       if (!(err instanceof FlockerApiError) || err.status !== 409) throw err;
     }
     if (await this.lookup(name)) return undefined;
-    return this.client.createDataset(req);
+    try {
+      return await this.client.createDataset(unique);
+    } catch (err) {
+      if (!(err instanceof FlockerApiError) || err.code !== 'DATASET_NAME_IN_USE') throw err;
+      if (await this.lookup(name)) return undefined;
+      throw err;
+    }
   }
 
   async list(): Promise<ListResponse> {

@@ -216,7 +216,9 @@ describe('UiServer: actions', () => {
   it('creates a volume from a name, a size as people write it and a node', async () => {
     const r = await call('POST', '/api/volumes', { body: { name: 'web', size: '1GiB', node: B } });
     expect(r.status).toBe(200);
-    expect(client.calls).toEqual([['create', { primary: B, maximum_size: 1024 ** 3, metadata: { name: 'web' } }]]);
+    expect(client.calls).toEqual([
+      ['create', { primary: B, maximum_size: 1024 ** 3, metadata: { name: 'web' }, unique_name: true }],
+    ]);
     expect(JSON.parse(r.body)).toMatchObject({ primary: B, metadata: { name: 'web' } });
   });
 
@@ -335,7 +337,7 @@ describe('UiServer: file systems and snapshots (issue 20)', () => {
     const r = await call('POST', '/api/volumes', { body: { name: 'web', size: '1GiB', node: B, filesystem: 'xfs' } });
     expect(r.status).toBe(200);
     expect(client.calls).toEqual([
-      ['create', { primary: B, maximum_size: 1024 ** 3, metadata: { name: 'web', [FS]: 'xfs' } }],
+      ['create', { primary: B, maximum_size: 1024 ** 3, metadata: { name: 'web', [FS]: 'xfs' }, unique_name: true }],
     ]);
     const bad = await call('POST', '/api/volumes', {
       body: { name: 'web2', size: '1GiB', node: B, filesystem: 'zfs' },
@@ -368,8 +370,11 @@ describe('UiServer: file systems and snapshots (issue 20)', () => {
     expect(sized.status).toBe(200);
     const metadata = (name: string) => ({ name, [FS]: 'xfs', 'clusterhq:flocker:profile': 'gold' });
     expect(client.calls).toEqual([
-      ['create', { primary: B, source_snapshot_id: S1, metadata: metadata('copy') }],
-      ['create', { primary: A, source_snapshot_id: S1, maximum_size: 1024 ** 3, metadata: metadata('big') }],
+      ['create', { primary: B, source_snapshot_id: S1, metadata: metadata('copy'), unique_name: true }],
+      [
+        'create',
+        { primary: A, source_snapshot_id: S1, maximum_size: 1024 ** 3, metadata: metadata('big'), unique_name: true },
+      ],
     ]);
   });
 
@@ -381,7 +386,7 @@ describe('UiServer: file systems and snapshots (issue 20)', () => {
     };
     expect((await call('POST', `/api/snapshots/${S1}/clone`, { body: { name: 'copy', node: B } })).status).toBe(200);
     expect(client.calls).toEqual([
-      ['create', { primary: B, source_snapshot_id: S1, metadata: { name: 'copy', [FS]: 'xfs' } }],
+      ['create', { primary: B, source_snapshot_id: S1, metadata: { name: 'copy', [FS]: 'xfs' }, unique_name: true }],
     ]);
   });
 

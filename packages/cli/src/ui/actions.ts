@@ -157,7 +157,8 @@ export class UiActions {
     const { node } = await this.checkNew(req.name, req.node);
     const metadata: Record<string, string> = { name: req.name };
     if (req.filesystem !== undefined) metadata[METADATA_FILESYSTEM_KEY] = req.filesystem;
-    return this.client.createDataset({ primary: node, maximum_size: size, metadata });
+    // unique_name: a namesake made since checkNew (a Docker plugin's Create) is refused by the control service, 409.
+    return this.client.createDataset({ primary: node, maximum_size: size, metadata, unique_name: true });
   }
 
   async move(datasetId: string, body: unknown) {
@@ -234,6 +235,7 @@ export class UiActions {
       source_snapshot_id: id,
       ...(size !== undefined ? { maximum_size: size } : {}),
       metadata: cloneMetadata(req.name, source),
+      unique_name: true,
     });
   }
 
