@@ -41,7 +41,16 @@ describe('flocker as a managed Docker plugin (v2)', () => {
   const configure = () => bed.configure();
   const dataset = (name: string) => bed.dataset(name);
 
+  /** build.sh's two builds (v1 for the first test, v2 for the upgrade), started beside the bed: they need no daemon. */
+  let builds: { v1: ReturnType<typeof build>; v2: ReturnType<typeof build> };
+  const V2 = `${REGISTRY}/flocker/flocker:v2`;
+
   beforeAll(async () => {
+    // One after the other: one build beside the bed's start, not two.
+    const v1 = build(PLUGIN, path.join(root, 'build1'));
+    builds = { v1, v2: v1.then(() => build(V2, path.join(root, 'build2'))) };
+    // Awaited by their tests (a failure is theirs); no unhandled rejection meanwhile.
+    for (const b of Object.values(builds)) b.catch(() => undefined);
     await bed.start();
     const regConfig = path.join(root, 'registry.yml');
     fs.writeFileSync(
@@ -53,12 +62,15 @@ describe('flocker as a managed Docker plugin (v2)', () => {
       .start();
   }, 180_000);
 
-  afterAll(() => bed.close(), 120_000);
+  afterAll(async () => {
+    await Promise.allSettled(Object.values(builds ?? {})); // not writing under the root close removes
+    await bed.close();
+  }, 240_000);
 
   afterEach(() => bed.reportIfFailed());
 
   it('build.sh makes the rootfs; docker plugin create, set (mounts, env) and enable', async () => {
-    await build(PLUGIN, path.join(root, 'build1'));
+    await builds.v1;
     await docker('plugin', 'create', PLUGIN, path.join(root, 'build1'));
     await configure();
     await docker('plugin', 'enable', PLUGIN);
@@ -94,8 +106,8 @@ describe('flocker as a managed Docker plugin (v2)', () => {
   });
 
   it('docker plugin upgrade to a new tag keeps the volumes and their data', async () => {
-    const v2 = `${REGISTRY}/flocker/flocker:v2`;
-    await build(v2, path.join(root, 'build2'));
+    const v2 = V2;
+    await builds.v2;
     await until(
       'the registry',
       async () => (await exec(['curl', '-fsS', `http://${REGISTRY}/v2/`], { check: false })).code === 0,

@@ -50,12 +50,20 @@ describe('review T5: the managed plugin under faults', () => {
     return out;
   };
 
+  let built: Promise<unknown> | undefined;
+
   beforeAll(async () => {
+    // build.sh's rootfs needs no daemon: made while the bed starts.
+    built = bed.build(PLUGIN, `${bed.root}/build`);
+    built.catch(() => undefined); // awaited by installPlugin; no unhandled rejection meanwhile
     await bed.start();
-    await bed.installPlugin();
+    await bed.installPlugin('build', built);
   }, 240_000);
 
-  afterAll(() => bed.close(), 120_000);
+  afterAll(async () => {
+    await built?.catch(() => undefined); // not writing under the root close removes
+    await bed.close();
+  }, 240_000);
 
   afterEach(() => bed.reportIfFailed());
 

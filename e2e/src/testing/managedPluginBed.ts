@@ -158,9 +158,16 @@ export class ManagedPluginBed {
       path.join(this.root, 'agent.log'),
     );
     this.agent.start();
-    await until('node.json', () => fs.existsSync(path.join(this.stateDir, 'node.json')), 30_000, 100);
-    await this.dockerd.start();
-    await this.docker('import', await buildTinyRootfsTar(this.root), TINY_IMAGE);
+    // dockerd and the tiny image's tar need nothing of the agent's: made while it registers (the agent was
+    // started first, as before, so it still meets a dockerd that is not up yet).
+    const tar = buildTinyRootfsTar(this.root);
+    tar.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
+    await Promise.all([
+      // (120 s: the agent's start shares the host with dockerd's and with a build.sh a test may run meanwhile.)
+      until('node.json', () => fs.existsSync(path.join(this.stateDir, 'node.json')), 120_000, 100),
+      this.dockerd.start(),
+    ]);
+    await this.docker('import', await tar, TINY_IMAGE);
   }
 
   /** A service of the test's (started by it), stopped by close. */
@@ -169,9 +176,12 @@ export class ManagedPluginBed {
     return service;
   }
 
-  /** The plugin built into `<root>/<dir>`, created, configured and enabled. */
-  async installPlugin(dir = 'build'): Promise<void> {
-    await this.build(this.plugin, path.join(this.root, dir));
+  /**
+   * The plugin built into `<root>/<dir>` (or `built`, a build of it into that directory already under way, e.g.
+   * started beside start()), created, configured and enabled.
+   */
+  async installPlugin(dir = 'build', built?: Promise<unknown>): Promise<void> {
+    await (built ?? this.build(this.plugin, path.join(this.root, dir)));
     await this.docker('plugin', 'create', this.plugin, path.join(this.root, dir));
     await this.configure();
     await this.docker('plugin', 'enable', this.plugin);
