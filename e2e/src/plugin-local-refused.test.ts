@@ -45,8 +45,15 @@ it('docker run of a volume on a dead host fails soon and names the standby repli
     if (replicaHost === undefined) await new Promise((res) => setTimeout(res, 500));
   }
   expect(replicaHost).toBeDefined();
+  const uuidA = a.requireNodeUuid();
   await a.powerOff();
-  await new Promise((r) => setTimeout(r, 16_000)); // declared dead (node timeout 10 s)
+  // Declared dead (node timeout 10 s), as the control service says: not a fixed 16 s.
+  for (let i = 0; ; i++) {
+    const s = await c.client.waitForCluster(undefined, 0);
+    if (s.nodes.find((n) => n.uuid === uuidA)?.alive === false) break;
+    if (i >= 240) throw new Error(`host a not declared dead 60 s after its power-off: ${JSON.stringify(s.nodes)}`);
+    await new Promise((res) => setTimeout(res, 250));
+  }
   const t0 = Date.now();
   const r = await b.docker(['run', '--rm', ...vol, TINY_IMAGE, 'cat', '/data/f'], { check: false, timeoutMs: 150_000 });
   const seconds = (Date.now() - t0) / 1000;
