@@ -103,9 +103,19 @@ describe('volumes move --timeout during a refusal only the user ends', () => {
 
   it('TWO_LIVE_COPIES: exit 8 after the grace, not the timeout, with the refusal’s command; the move stays', async () => {
     const { client } = fakeClient(state(A, {}), () => state(B, { refusal: { code: 'TWO_LIVE_COPIES', message: TWO } }));
+    // The --json run waits its grace beside this one (not after it: 10 s saved). It starts 1 s later so the two
+    // never end together: runCli reads the command's exit code from process.exitCode, which both set.
+    const jsonRun = (async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      return runCli(
+        fakeClient(state(A, {}), () => state(B, { refusal: { code: 'TWO_LIVE_COPIES', message: TWO } })).client,
+        ['volumes', 'move', 'pg', 'b', '--timeout', '60', '--json'],
+      );
+    })();
     const started = Date.now();
     const r = await runCli(client, ['volumes', 'move', 'pg', 'b', '--timeout', '60']);
     const took = Date.now() - started;
+    const json = await jsonRun;
     expect(r.code).toBe(EXIT.REFUSED);
     expect(took).toBeGreaterThanOrEqual(REFUSAL_GRACE_MS);
     expect(took).toBeLessThan(REFUSAL_GRACE_MS + 5_000);
@@ -113,10 +123,6 @@ describe('volumes move --timeout during a refusal only the user ends', () => {
       `refused on b: ${TWO.replace('=true', '=true (flocker volumes move pg b --accept-data-loss)')}`,
     );
     expect(r.err).toContain('The move stays asked for');
-    const json = await runCli(
-      fakeClient(state(A, {}), () => state(B, { refusal: { code: 'TWO_LIVE_COPIES', message: TWO } })).client,
-      ['volumes', 'move', 'pg', 'b', '--timeout', '60', '--json'],
-    );
     expect(JSON.parse(json.err.split('\n').at(-1) ?? '{}')).toMatchObject({
       error: { code: 'TWO_LIVE_COPIES', exit_code: 8 },
     });
