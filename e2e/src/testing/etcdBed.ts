@@ -265,11 +265,12 @@ export class EtcdBed {
     store: Omit<EtcdStoreOptions, 'endpoints'>,
   ): Promise<{ holes: Blackhole[]; replicas: ControlReplica[] }> {
     const holes = await this.blackholes();
-    const replicas = [
-      await this.startReplica(etcdStoreArgs({ ...store, endpoints: holes.map((h) => h.endpoint) })),
-      await this.startReplica(etcdStoreArgs({ ...store, endpoints: this.etcd.endpoints })),
-      await this.startReplica(etcdStoreArgs({ ...store, endpoints: this.etcd.endpoints })),
-    ];
+    // Started together (each registers itself, in this order, before it awaits its start).
+    const replicas = await Promise.all([
+      this.startReplica(etcdStoreArgs({ ...store, endpoints: holes.map((h) => h.endpoint) })),
+      this.startReplica(etcdStoreArgs({ ...store, endpoints: this.etcd.endpoints })),
+      this.startReplica(etcdStoreArgs({ ...store, endpoints: this.etcd.endpoints })),
+    ]);
     return { holes, replicas };
   }
 
