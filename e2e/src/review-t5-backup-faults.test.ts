@@ -191,9 +191,13 @@ describe('review T5: backups under faults', () => {
       20,
     );
     proxy.mode = 'frozen';
-    await new Promise((r) => setTimeout(r, 5000));
+    // The upload hung: a request of it held unanswered (not a fixed 5 s, which only hoped for one).
+    const frozenAt = Date.now();
+    await bed.waitFor('a request of the upload held by the frozen S3', () => proxy.counts.held > 0, 60_000, 20);
     const shown = (await client.listBackupState()).find((x) => x.backup_id === req.backup_id);
-    console.log(`frozen S3, 5 s later the backup is shown as ${JSON.stringify(shown)}; held ${proxy.counts.held}`);
+    console.log(
+      `frozen S3, ${Date.now() - frozenAt} ms later the backup is shown as ${JSON.stringify(shown)}; held ${proxy.counts.held}`,
+    );
     const t0 = Date.now();
     a.proc.kill('SIGTERM');
     const stopped = await Promise.race([
@@ -295,7 +299,14 @@ describe('review T5: backups under faults', () => {
       { stdio: 'ignore' },
     );
     try {
-      await new Promise((r) => setTimeout(r, 1500));
+      // Appending (more lines written than the restore must show, not a fixed 1.5 s) when the backup is asked for;
+      // it goes on throughout.
+      await bed.waitFor(
+        'the writer appending',
+        () => existsSync(log) && readFileSync(log, 'utf8').split('\n').length > 20,
+        60_000,
+        50,
+      );
       const req = await client.createBackup({ dataset_id: src, target: TARGET });
       const done = await backupDone(req.backup_id);
       writer.kill('SIGKILL');
@@ -455,7 +466,8 @@ describe('review T5: backups under faults', () => {
       5,
     );
     proxy.mode = 'frozen';
-    await new Promise((r) => setTimeout(r, 2000));
+    // The restore hung: a request of it held unanswered (not a fixed 2 s, which only hoped for one).
+    await bed.waitFor('a request of the restore held by the frozen S3', () => proxy.counts.held > 0, 60_000, 20);
     await client.deleteDataset(restored.dataset_id);
     const gone = await bed
       .waitFor(
