@@ -252,10 +252,10 @@ export const apiRoutes = {
     responses: {
       201: { description: 'The new dataset.', schema: DatasetConfiguration },
       400: err(
-        'The request is malformed (invalid JSON, wrong types, unknown fields or a bad id), the primary is unknown, source_snapshot_id (source_dataset_id) names no live snapshot (dataset), or maximum_size is below its size.',
+        'The request is malformed (invalid JSON, wrong types, unknown fields or a bad id), the primary is unknown, source_snapshot_id (source_dataset_id) names no live snapshot (dataset), maximum_size is below its size, or metadata.name is shaped like an id (code NAME_SHAPED_LIKE_ID: commands take a name or an id).',
       ),
       409: err(
-        'The dataset_id is already in use, or a restore (source_backup) is aimed at a node whose agent has no S3 settings (code BACKUP_NOT_CONFIGURED), or local storage cannot do it (code NOT_ON_LOCAL_STORAGE: a clone or restore onto a node reporting a local backend, a clone of a dataset whose primary reports one, or a snapshot schedule there; a node that has not reported since the control service started is not known to be local and is accepted).',
+        'The dataset_id is already in use, or (unique_name) a dataset not deleted has the name (code DATASET_NAME_IN_USE), or a restore (source_backup) is aimed at a node whose agent has no S3 settings (code BACKUP_NOT_CONFIGURED), or local storage cannot do it (code NOT_ON_LOCAL_STORAGE: a clone or restore onto a node reporting a local backend, a clone of a dataset whose primary reports one, or a snapshot schedule there; a node that has not reported since the control service started is not known to be local and is accepted).',
       ),
       ...E412,
       ...E503,
@@ -350,7 +350,9 @@ export const apiRoutes = {
     conditional: true,
     responses: {
       201: { description: 'The new snapshot.', schema: SnapshotConfiguration },
-      400: err('The request is malformed, or the dataset is deleted (code SNAPSHOT_SOURCE_DELETED).'),
+      400: err(
+        'The request is malformed, the dataset is deleted (code SNAPSHOT_SOURCE_DELETED), or metadata.name is shaped like an id (code NAME_SHAPED_LIKE_ID).',
+      ),
       404: err('No such dataset.'),
       409: err(
         "The snapshot_id, or the name in metadata, is used by another (live) snapshot, or the dataset's primary reports a local backend, which takes no snapshots through the API (code NOT_ON_LOCAL_STORAGE).",
@@ -658,7 +660,9 @@ export const apiRoutes = {
     conditional: true,
     responses: {
       200: { description: 'The resulting container configuration.', schema: z.array(ContainerConfiguration) },
-      ...e400('name'),
+      400: err(
+        'The request is malformed (invalid JSON, wrong types, unknown fields or a bad name), a file is invalid, or a volume it would make is named like an id (code NAME_SHAPED_LIKE_ID; nothing is applied).',
+      ),
       404: err('A volume names a dataset that does not exist.'),
       409: err('Two applications publish the same external port, or links collide.'),
       ...E412,
