@@ -61,10 +61,22 @@ describe('a lease let go of on request', () => {
     const plainWarning = checkInUse('destroy', 'pg', inUseBy([node], [plain], D), true);
     expect(destroyAfterAsking('pg', u, declined, true)).toBe(plainWarning);
     expect(destroyAfterAsking('pg', u, silent, true)).toMatch(/that container loses its data/);
-    // A service that did not ask (older, --handover-wait 0): judged as a plain lease.
-    expect(refusal(() => destroyAfterAsking('pg', u, 'Release the lease first.', false)).message).toMatch(
-      /^volume pg is in use on host-a .*Stop the container first, or pass --force/,
+    // A service that did not ask: what ends the lease (notAsked, below); forced, the warning of a plain lease.
+    expect(destroyAfterAsking('pg', u, 'Release the lease first.', true)).toBe(plainWarning);
+  });
+
+  it('destroy refused without asking (a holder that cannot hear requests, R1 F1): stop the container there, or release the lease of a host gone for good; never --force', () => {
+    const u = inUseBy([node], [idle], D);
+    if (u === undefined) throw new Error('no lease');
+    const plainRefusal = `The dataset ${D} cannot be deleted: node ${A} holds a lease on it. Release the lease first.`;
+    const e = refusal(() => destroyAfterAsking('pg', u, plainRefusal, false));
+    expect(e.message).toBe(
+      'volume pg is in use on host-a (node aaaaaaaa): that live node holds its lease, and its holder was not asked to let go of it (its node may run an older release or not have reported since the control service started). ' +
+        'Stop the container that uses it on host-a (its Docker plugin then ends the lease), then destroy it again. ' +
+        'If host-a is gone for good, release its lease ("flocker leases release pg --force"), then destroy it again.',
     );
+    expect(e.message).not.toMatch(/pass --force|volumes destroy \S+ --force/);
+    expect(e.code).toBe('LEASE_HELD');
   });
 
   it('release: still needs --force, saying that releasing does not ask and what does', () => {

@@ -92,12 +92,15 @@ function askedWhy(apiMessage: string): { text: string; declined: boolean } | und
  * the control service asked the holder): unforced, a CliError saying why and what to do (a container there uses it:
  * stop it; the holder did not answer: check its plugin), never the API's "Release the lease first" (`leases release`
  * refuses such a lease too). Forced: the warning of a volume in use (its lease is then released and the volume
- * destroyed, as for any lease a live node holds). A refusal that says nothing of asking (a control service that did
- * not, an older one or --handover-wait 0) is judged as a plain lease.
+ * destroyed, as for any lease a live node holds). A refusal that says nothing of asking (a holder that cannot hear
+ * requests, or --handover-wait 0): notAsked, what ends the lease (forced: as a plain lease).
  */
 export function destroyAfterAsking(volume: string, u: InUse, apiMessage: string, force: boolean): string {
   const why = askedWhy(apiMessage);
-  if (why === undefined) return plainInUse('destroy', volume, u, force);
+  if (why === undefined) {
+    if (force) return plainInUse('destroy', volume, u, true);
+    throw notAsked(volume, u);
+  }
   if (force) return plainInUse('destroy', volume, u, true);
   const first = why.text.charAt(0).toLowerCase() + why.text.slice(1);
   if (why.declined) {
@@ -110,6 +113,25 @@ export function destroyAfterAsking(volume: string, u: InUse, apiMessage: string,
   throw new CliError(
     EXIT.CONFLICT,
     `volume ${volume} is held on ${where(u)}: ${first} Check that plugin, or pass --force to release the lease and destroy it anyway (a container there, if any, loses its data).`,
+    'LEASE_HELD',
+  );
+}
+
+/**
+ * The refusal of a destroy the control service refused without asking the holder of a lease it lets go of on request:
+ * the holder cannot hear requests (its node counts as behind: an older release, or not reported since the control
+ * service started; on plain HTTP, while any alive node is) and then keeps nothing idle, or the service does not ask
+ * (--handover-wait 0). A container there is taken to use the volume: what ends the lease is stopping it (the plugin
+ * lets go); a host gone for good has nothing to stop, and its lease is released by hand. Not --force: that destroys
+ * the data a container there may be using (review R1 F1).
+ */
+function notAsked(volume: string, u: InUse): CliError {
+  const host = u.node.host;
+  return new CliError(
+    EXIT.CONFLICT,
+    `volume ${volume} is in use on ${where(u)}: that live node holds its lease, and its holder was not asked to let go of it (its node may run an older release or not have reported since the control service started). ` +
+      `Stop the container that uses it on ${host} (its Docker plugin then ends the lease), then destroy it again. ` +
+      `If ${host} is gone for good, release its lease ("flocker leases release ${volume} --force"), then destroy it again.`,
     'LEASE_HELD',
   );
 }
