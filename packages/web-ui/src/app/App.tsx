@@ -5,6 +5,7 @@ import { defaultCloneNode, groupSnapshots, type SnapshotView } from '../model/sn
 import type { UiEvent } from '../model/events';
 import { releaseRisk } from '../model/safety';
 import { errorReason, nextScheduledAt, stateText, type NodeView, type VolumeView } from '../model/view';
+import { leaseRefusalText } from '../model/leaseRefusal';
 import { offersWhenReleased, refusesSize, type ControlStatus } from '../model/wire';
 import { filterVolumes, listNotice, moveTargets, rowWindow, usedSpace, volumeAge } from '../model/list';
 import { keptAsideText, movesWhenReleased, replicaText } from '../model/local';
@@ -51,8 +52,9 @@ export function App() {
       await run();
       return true;
     } catch (e) {
-      setActionError({ key, message: errorMessage(e) });
-      setResults((r) => withResult(r, key, errorMessage(e)));
+      const message = e instanceof ActionFailed ? leaseRefusalText(e) : errorMessage(e);
+      setActionError({ key, message });
+      setResults((r) => withResult(r, key, message));
       return false;
     } finally {
       setBusy((b) => {
