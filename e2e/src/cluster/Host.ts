@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import type { FlockerClient } from '@flocker/api';
+import { firstLogTime, reportedSince } from './agentReport';
 import { TINY_IMAGE } from './image';
 import {
   agentConfigYaml,
@@ -142,15 +143,32 @@ export class ClusterHost {
    * Starts the dataset agent and waits until the control service knows this host's
    * current era; returns the node UUID. `env` adds variables, e.g.
    * FLOCKER_AGENT_CRASH_AFTER=unmount:1 to make it SIGKILL itself after an action.
+   *
+   * A same-era restart (the control service knew the era before the spawn) also waits until the new process has
+   * reported (a last_seen no older than its first log line): else this returns before the agent's Node process has
+   * even started (1-6 s under load), and a test observing "what the restarted agent does" observes nothing (s22
+   * FAIL-A). `reported: false` skips that wait, for an agent restarted where it cannot reach the control service (a
+   * partition, the control service down); `wait: false` skips every wait.
    */
-  async startAgent(opts: { env?: Record<string, string>; wait?: boolean } = {}): Promise<string | undefined> {
+  async startAgent(
+    opts: { env?: Record<string, string>; wait?: boolean; reported?: boolean } = {},
+  ): Promise<string | undefined> {
     if (this.agentPid() !== undefined)
       throw new ClusterError('ALREADY_RUNNING', `agent on host ${this.name} is running`);
+    const era = this.era();
+    const sameEra =
+      opts.wait !== false && opts.reported !== false
+        ? await this.ctx.client.nodeByEra(era).then(
+            () => true,
+            () => false, // a new era (404), or the control service not answering: the era wait below suffices
+          )
+        : false;
+    const logFile = path.join(this.layout.logDir, 'agent.log');
+    const logFrom = fileSize(logFile);
     const argv = this.ctx.commands.agent({ config: this.layout.agentConfig });
     const pid = this.spawnInHost(argv, 'agent.log', this.layout.agentPidFile, opts.env);
-    const era = this.era();
     if (opts.wait === false) return undefined;
-    return waitFor(
+    const uuid = await waitFor(
       `agent of host ${this.name} to report era ${era}`,
       async () => {
         await this.ensureAlive(pid, 'the dataset agent');
@@ -158,6 +176,52 @@ export class ClusterHost {
       },
       { timeoutMs: this.ctx.startTimeoutMs, intervalMs: 50 },
     );
+    if (sameEra) await this.waitReportedSince(pid, uuid, era, logFile, logFrom);
+    return uuid;
+  }
+
+  /** Waits until the agent process `pid` (its log from byte `logFrom` on) has reported node `uuid`. */
+  private async waitReportedSince(
+    pid: number,
+    uuid: string,
+    era: string,
+    logFile: string,
+    logFrom: number,
+  ): Promise<void> {
+    // Generous: the new process takes seconds to start on a loaded host, then looks at its backend before reporting.
+    const timeoutMs = Math.max(this.ctx.startTimeoutMs, 90_000);
+    let startedAt: number | undefined;
+    let lastSeen: string | undefined;
+    const outcome = await waitFor(
+      `the restarted agent of host ${this.name} to report`,
+      async () => {
+        if (!isAlive(pid)) return 'exited';
+        startedAt ??= firstLogTime(readFrom(logFile, logFrom));
+        if (startedAt === undefined) return undefined;
+        const view = await this.ctx.client.waitForCluster(undefined, 0);
+        lastSeen = view.nodes.find((n) => n.uuid === uuid)?.last_seen;
+        return reportedSince(lastSeen, startedAt) ? 'reported' : undefined;
+      },
+      { timeoutMs, intervalMs: 200 },
+    ).catch((e: unknown) => {
+      if (!(e instanceof ClusterError) || e.code !== 'WAIT_TIMEOUT') throw e;
+      const tail = readFrom(logFile, logFrom).trimEnd().split('\n').slice(-15).join('\n');
+      throw new ClusterError(
+        'AGENT_NOT_REPORTED',
+        `the agent of host ${this.name} (pid ${pid}), restarted in era ${era} which the control service already ` +
+          `knew, has not reported node ${uuid} within ${timeoutMs} ms (its first log line: ` +
+          `${startedAt === undefined ? 'none yet' : new Date(startedAt).toISOString()}; the node's last_seen: ` +
+          `${lastSeen ?? 'not shown'}). An agent restarted where it cannot reach the control service (a ` +
+          `partition, the control service down) needs startAgent({ reported: false }).\n${e.message}\n` +
+          `--- ${logFile} since the restart\n${tail}`,
+      );
+    });
+    if (outcome === 'exited') {
+      throw new ClusterError(
+        'COMPONENT_EXITED',
+        `the dataset agent on host ${this.name} exited after its restart before reporting; see ${logFile}`,
+      );
+    }
   }
 
   async startPlugin(): Promise<void> {
@@ -312,12 +376,13 @@ export class ClusterHost {
 
   /**
    * Starts the components that are not running (say after a SIGKILL), in the safe order, without a
-   * new era: what a host does when its daemons are restarted after a crash. Returns what it started.
+   * new era: what a host does when its daemons are restarted after a crash. Returns what it started. The agent is
+   * waited for until it has reported (startAgent); `agentReported: false` where it cannot reach the control service.
    */
-  async startStopped(): Promise<string[]> {
+  async startStopped(opts: { agentReported?: boolean } = {}): Promise<string[]> {
     const started: string[] = [];
     if (this.ctx.withAgents && this.agentPid() === undefined) {
-      await this.startAgent();
+      await this.startAgent({ reported: opts.agentReported ?? true });
       started.push('agent');
     }
     if (this.ctx.withPlugin && this.pluginPid() === undefined) {
@@ -385,6 +450,23 @@ function runs(pid: number, program: string): boolean {
     return path.basename(argv0) === program;
   } catch {
     return false;
+  }
+}
+
+function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The text of `file` from byte `offset` on ('' when it is missing). */
+function readFrom(file: string, offset: number): string {
+  try {
+    return fs.readFileSync(file).subarray(offset).toString('utf8');
+  } catch {
+    return '';
   }
 }
 
