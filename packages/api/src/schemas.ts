@@ -383,6 +383,21 @@ export const DatasetKeptAside = z
   })
   .strict();
 
+/**
+ * A grow asked for (maximum_size) that waits until nothing uses the volume (TN F3): the agent reports it instead of
+ * letting the grown block device pass for a grown volume. Absent when no grow waits (the v1 shape unchanged).
+ */
+export const GrowPending = z
+  .object({
+    reason: z
+      .enum(['online_resize_refused', 'detach_required'])
+      .describe(
+        'online_resize_refused: the block device is grown, its file system grows only unmounted (ext4 where the agent lacks CAP_SYS_RESOURCE); detach_required: the backend grows a volume only detached (Cinder extend_attached: reattach), so the block device is not grown yet. Either way the grow happens once no container or pod uses the volume (no lease on it).',
+      ),
+  })
+  .strict()
+  .describe('A grow that waits for the volume to be unused; absent when none waits.');
+
 export const DatasetState = z
   .object({
     dataset_id: DatasetId,
@@ -401,6 +416,9 @@ export const DatasetState = z
       .describe(
         "Local storage (issue 24): copies of the dataset live nodes kept aside, read-only, before letting go of their own: each held acknowledged writes the dataset's live copy lacks (an old primary back after a failover, two live copies). Kept until the dataset is deleted; the node's state (NodeReport.kept_aside) lists the same. Absent when none.",
       ),
+    grow_pending: GrowPending.optional().describe(
+      "A grow that waits until the volume is unused (its primary node's report): maximum_size is then the block device's size, not yet what the file system offers (online_resize_refused) or not yet grown (detach_required). Absent when no grow waits.",
+    ),
   })
   .strict();
 
@@ -622,6 +640,9 @@ export const ManifestationState = z
       .describe(
         "The mounted file system (T5 F8). Sent only while the dataset's restore is not marked done (source_backup without restored): the restored volume holds its backup's file system, which the metadata may not say; the control service records it in clusterhq:flocker:filesystem with the restore's mark. Absent otherwise and from older agents (agents one release behind parse node states strictly: docs/compatibility.md).",
       ),
+    grow_pending: GrowPending.optional().describe(
+      'A grow of this volume that waits until nothing uses it (TN F3). Sent only while one waits (agents one release behind parse node states strictly: docs/compatibility.md).',
+    ),
   })
   .strict();
 
@@ -964,6 +985,7 @@ export type DatasetConfiguration = z.infer<typeof DatasetConfiguration>;
 export type CreateDatasetRequest = z.infer<typeof CreateDatasetRequest>;
 export type UpdateDatasetRequest = z.infer<typeof UpdateDatasetRequest>;
 export type DatasetState = z.infer<typeof DatasetState>;
+export type GrowPending = z.infer<typeof GrowPending>;
 export type DatasetKeptAside = z.infer<typeof DatasetKeptAside>;
 export type NodeSummary = z.infer<typeof NodeSummary>;
 export type NodeStateSummary = z.infer<typeof NodeStateSummary>;

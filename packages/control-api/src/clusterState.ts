@@ -165,6 +165,8 @@ function manifestationState(node: string, m: Manifestation): DatasetState {
     maximum_size: m.size,
     ...(m.status === 'mounted' && m.path !== undefined ? { path: m.path } : {}),
     ...(m.status === 'mounted' && m.used_bytes !== undefined ? { used_bytes: m.used_bytes } : {}),
+    // Only while a grow waits (TN F3): v1 readers see the old shape otherwise.
+    ...(m.grow_pending !== undefined ? { grow_pending: m.grow_pending } : {}),
   };
 }
 
@@ -299,6 +301,7 @@ function manifestationStateJson(node: string, m: Manifestation): string {
     if (m.path !== undefined) json += `,"path":${JSON.stringify(m.path)}`;
     if (m.used_bytes !== undefined) json += `,"used_bytes":${JSON.stringify(m.used_bytes)}`;
   }
+  if (m.grow_pending !== undefined) json += `,"grow_pending":${JSON.stringify(m.grow_pending)}`;
   return `${json}}`;
 }
 

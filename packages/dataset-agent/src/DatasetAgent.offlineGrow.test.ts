@@ -116,6 +116,22 @@ describe('DatasetAgent: the offline grow of a file system left smaller than its 
     await agent.stop();
   });
 
+  it('leased: the report says the grow is pending (TN F3) until it is grown, then no more', async () => {
+    const { agent, host, control, clock, eventually } = await setup(true);
+    const pending = () => agent.buildReport().manifestations.find((m) => m.dataset_id === DS)?.grow_pending;
+    agent.start();
+    await eventually(() => pending() !== undefined);
+    expect(pending()).toEqual({ reason: 'online_resize_refused' });
+    expect(control.reports.at(-1)?.manifestations[0]?.grow_pending).toEqual({ reason: 'online_resize_refused' });
+    await clock.advance(1000);
+    expect(host.steps).toEqual([]);
+    control.release();
+    await eventually(() => host.fsSize === 128 * MiB && host.mounts.length === 1);
+    expect(pending()).toBeUndefined();
+    await eventually(() => control.reports.at(-1)?.manifestations[0]?.grow_pending === undefined);
+    await agent.stop();
+  });
+
   it('short of its volume by less than mke2fs and resize2fs leave off (FR finding 7): full size, not pending', async () => {
     // mkfs.ext4 on 1025 MiB: 1024 MiB, the last 256 blocks too few for a group's metadata.
     const { agent, host, clock, resized, logs } = await setup(false, 1025 * MiB, (h) => {

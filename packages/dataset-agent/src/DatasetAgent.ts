@@ -27,6 +27,7 @@ import {
   configurationVersionOfTag,
   METADATA_NAME_KEY,
   type ClusterSnapshot,
+  type GrowPending,
   type NodeReport,
 } from '@flocker/api';
 import { hasSpares, type BlockDeviceSnapshot } from '@flocker/storage-drivers';
@@ -39,6 +40,7 @@ import {
   leaseGone,
   mountPathOf,
   resizesWaiting,
+  growPendingOf,
   type GrowingDecisionContext,
 } from './calculateChanges';
 import { viewGaps } from './viewGaps';
@@ -1059,6 +1061,8 @@ export class DatasetAgent {
         ...(used !== undefined ? { used_bytes: used } : {}),
         // Only while its restore is not marked done (T5 F8): the mark records it in the metadata.
         ...(mounted && v.filesystem !== undefined && restoring.has(v.datasetId) ? { filesystem: v.filesystem } : {}),
+        // A grow waiting until nothing uses the volume (TN F3): the grown block device is not a grown volume yet.
+        ...growPendingMember(growPendingOf(v.datasetId, mounted, this.growPending, this.resizeWaitSaid)),
       });
     }
     this.used.retain(mountedPaths);
@@ -1093,6 +1097,10 @@ export class DatasetAgent {
       ...(this.availableBytes !== undefined ? { available_bytes: this.availableBytes } : {}),
     };
   }
+}
+
+function growPendingMember(pending: GrowPending | undefined): { grow_pending?: GrowPending } {
+  return pending !== undefined ? { grow_pending: pending } : {};
 }
 
 /** Per snapshot: the datasets whose restore (source_backup) the control service has not marked done. */

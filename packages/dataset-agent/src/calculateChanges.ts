@@ -4,6 +4,7 @@
  * every action, so each decision is made on fresh facts).
  */
 import { join } from 'node:path';
+import type { GrowPending } from '@flocker/api';
 import type { Action, DecisionContext, DesiredDataset, DesiredState, DiscoveredVolume, LocalState } from './LocalState';
 import { snapshotActionFor } from './snapshotChanges';
 
@@ -150,6 +151,24 @@ export function resizesWaiting(desired: DesiredState, local: LocalState, ctx: Gr
     })
     .map((d) => d.datasetId)
     .sort();
+}
+
+/**
+ * The grow_pending a mounted volume's report carries (TN F3): the waits the decision keeps are reported, not worked
+ * out again. `offlinePending`: the offline grow's datasets (OfflineGrowDecision.pending: the block device grown, the
+ * file system not); `detachWaiting`: resizesWaiting's (the backend grows it only detached, a lease on it). Only a
+ * volume mounted at its own path here: anywhere else the mount step grows its file system first.
+ */
+export function growPendingOf(
+  datasetId: string,
+  mountedHere: boolean,
+  offlinePending: ReadonlySet<string>,
+  detachWaiting: ReadonlySet<string>,
+): GrowPending | undefined {
+  if (!mountedHere) return undefined;
+  if (offlinePending.has(datasetId)) return { reason: 'online_resize_refused' };
+  if (detachWaiting.has(datasetId)) return { reason: 'detach_required' };
+  return undefined;
 }
 
 /** Whether some dataset of `datasets` had a lease in `before` and has none in `after` (its last user went). */
