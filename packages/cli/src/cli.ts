@@ -63,7 +63,15 @@ import {
   nodeCell,
   volumeState,
 } from './health';
-import { deadSourceAdvice, movePhase, moveWaitPhase, type RefusalSeen, refusalAfter, resizePhase } from './progress';
+import {
+  deadSourceAdvice,
+  growPendingText,
+  movePhase,
+  moveWaitPhase,
+  type RefusalSeen,
+  refusalAfter,
+  resizePhase,
+} from './progress';
 import {
   destroyedPhase,
   resolveSnapshot,
@@ -609,11 +617,13 @@ export function buildCli(
                   shortId(r.dataset_id),
                   r.maximum_size ? formatSize(r.maximum_size) : '-',
                   nodeCell(r),
-                  r.reason === undefined || r.state === 'mounted' || r.state === 'error'
-                    ? r.state
-                    : r.refused !== undefined
-                      ? `${r.state} (refused: ${r.refused})`
-                      : `${r.state} (error)`,
+                  r.grow_pending !== undefined
+                    ? `${r.state} (grow pending)`
+                    : r.reason === undefined || r.state === 'mounted' || r.state === 'error'
+                      ? r.state
+                      : r.refused !== undefined
+                        ? `${r.state} (refused: ${r.refused})`
+                        : `${r.state} (error)`,
                   r.path,
                 ],
                 wideHeaders: ['USED', 'NODE UUID', 'PROFILE', 'METADATA', 'REASON'],
@@ -774,6 +784,7 @@ export function buildCli(
                       `Primary:    ${visible(snapshot.nodes.find((n) => n.uuid === d.primary)?.host ?? '?')} (${d.primary})`,
                     ]),
                 `State:      ${st.state}${st.path ? ` at ${st.path}` : ''}${st.reason !== undefined ? ` — ${st.reason}` : ''}`,
+                ...(st.grow_pending !== undefined ? [`Grow:       ${growPendingText(snapshot, d.dataset_id)}`] : []),
                 ...(localMove !== null ? [`Moving:     ${localMoveText(localMove)}`] : []),
                 ...(replica !== null ? [`Replica:    ${replicaText(replica, now)}`] : []),
                 ...keptAside.map(keptAsideText),
@@ -1123,10 +1134,15 @@ export function buildCli(
             if (!a.json)
               io.err(already ? asked : `Resizing ${name} from ${formatSize(current)} to ${formatSize(size)}`);
             const done = await waitUntil(client, io, a.timeout, (s) => resizePhase(s, d.dataset_id, size));
-            print(
-              a,
-              await freshView(client, grown),
-              () => `${name} is ${formatSize(done.size)} on ${visible(done.host)}`,
+            // A grow that waits until the volume is unused (TN F3): exit 0, but never "is N" before it is.
+            const pending =
+              done.pending !== undefined
+                ? growPendingText(await client.waitForCluster(undefined, 0), d.dataset_id)
+                : '';
+            print(a, await freshView(client, grown), () =>
+              pending !== ''
+                ? `${name}: ${formatSize(size)} on ${visible(done.host)}, ${pending}`
+                : `${name} is ${formatSize(done.size)} on ${visible(done.host)}`,
             );
           }),
         )

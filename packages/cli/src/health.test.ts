@@ -74,4 +74,31 @@ describe('health (issue 17, item 11: a stuck delete was invisible)', () => {
       'node host-a (dataset 11111111): destroy failed on host-a (1 attempt since T): target is busy (DEVICE_BUSY)',
     ]);
   });
+
+  it('a grow waiting until the volume is unused (TN F3): not converged, and list/show carry it (volumeState)', () => {
+    const pending = node({
+      manifestations: [
+        {
+          dataset_id: D,
+          blockdevice_id: 'v',
+          size: 256,
+          status: 'mounted',
+          path: '/p',
+          grow_pending: { reason: 'online_resize_refused' },
+        },
+      ],
+    });
+    const s = { ...snap([pending]), leases: [{ dataset_id: D, node_uuid: A, expires: null, holders: ['docker'] }] };
+    const h = clusterHealth(s, [d({ maximum_size: 256 })]);
+    expect(h.converged).toBe(0);
+    expect(h.problems).toEqual([
+      'pg: mounted, but the grow to 256 B is pending: grows when the volume is unmounted (in use by docker on host-a)',
+    ]);
+    expect(volumeState(s, d())).toEqual({
+      node: 'host-a',
+      state: 'mounted',
+      path: '/p',
+      grow_pending: { reason: 'online_resize_refused' },
+    });
+  });
 });

@@ -11,6 +11,8 @@ import {
   type ActionError,
   type ClusterSnapshot,
   type DatasetConfiguration,
+  formatSize,
+  type GrowPending,
   type NodeState,
 } from '@flocker/api';
 import {
@@ -21,7 +23,7 @@ import {
   type KeptAsideView,
 } from '@flocker/web-ui';
 import { shortId } from './format';
-import { isGone, movePhase } from './progress';
+import { growPendingText, isGone, movePhase } from './progress';
 
 /** A failing action as a node reports it, with the node's address. */
 export interface NodeError extends ActionError {
@@ -76,6 +78,8 @@ export interface VolumeState {
   moving_to_uuid?: string;
   /** That move finishes only once the source's users release the volume (its lease held there, or caught up). */
   when_released?: boolean;
+  /** A grow that waits until nothing uses the volume (TN F3), as its node reports it: the size is not there yet. */
+  grow_pending?: GrowPending;
 }
 
 // The node whose copy a volume's row describes, and a local move's source and target: @flocker/api, shared with the
@@ -138,7 +142,13 @@ export function volumeState(snapshot: ClusterSnapshot, d: DatasetConfiguration):
       when_released: move.whenReleased,
     });
   }
-  if (holder && m) return withReason({ node: holder.host, state: m.status, path: m.path ?? '' });
+  if (holder && m)
+    return withReason({
+      node: holder.host,
+      state: m.status,
+      path: m.path ?? '',
+      ...(m.grow_pending !== undefined ? { grow_pending: m.grow_pending } : {}),
+    });
   const hasVolume = snapshot.nodes.some((n) => (n.volumes ?? []).some((v) => v.dataset_id === d.dataset_id));
   return withReason({ node: primary?.host ?? shortId(d.primary), state: hasVolume ? 'detached' : 'pending', path: '' });
 }
@@ -196,6 +206,14 @@ export function poolFullProblem(n: Pick<NodeState, 'host' | 'alive' | 'available
   );
 }
 
+/** The sentence of a grow of `d` its primary says waits until the volume is unused (TN F3); undefined: none. */
+function growPendingOf(snapshot: ClusterSnapshot, d: DatasetConfiguration): string | undefined {
+  const m = snapshot.nodes.find((n) => n.uuid === d.primary)?.manifestations.find((x) => x.dataset_id === d.dataset_id);
+  if (m?.grow_pending === undefined) return undefined;
+  const to = d.maximum_size !== undefined && d.maximum_size !== null ? ` to ${formatSize(d.maximum_size)}` : '';
+  return `the grow${to} is ${growPendingText(snapshot, d.dataset_id)}`;
+}
+
 export function clusterHealth(snapshot: ClusterSnapshot, datasets: readonly DatasetConfiguration[]): ClusterHealth {
   const label = (d: DatasetConfiguration): string => d.metadata.name || shortId(d.dataset_id);
   const known = new Map(datasets.map((d) => [d.dataset_id, d]));
@@ -212,8 +230,10 @@ export function clusterHealth(snapshot: ClusterSnapshot, datasets: readonly Data
     }
     const p = movePhase(snapshot, d.dataset_id, d.primary);
     if (p.phase === 'mounted') {
-      if (reason === undefined) converged++;
-      else problems.push(`${label(d)}: mounted, but ${reason}`);
+      // The block device grown, the file system not yet (TN F3): not converged, whatever the size says.
+      const grow = growPendingOf(snapshot, d);
+      if (reason === undefined && grow === undefined) converged++;
+      else problems.push(`${label(d)}: mounted, but ${[grow, reason].filter((x) => x !== undefined).join('; ')}`);
     } else if (p.phase === 'waiting') {
       const why = reason ?? p.error;
       problems.push(`${label(d)}: ${p.step}${why !== undefined ? ` — ${why}` : ''}`);

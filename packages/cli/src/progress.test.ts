@@ -1,6 +1,6 @@
 import type { ClusterSnapshot, DatasetState, NodeState } from '@flocker/api';
 import { node as fixtureNode } from '@flocker/web-ui/testing';
-import { isGone, movePhase, moveWaitPhase, resizePhase } from './progress';
+import { growPendingText, isGone, movePhase, moveWaitPhase, resizePhase } from './progress';
 
 const D = '11111111-1111-4111-8111-111111111111';
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -131,6 +131,29 @@ describe('resizePhase', () => {
       step: 'growing the volume on host-a',
       error: 'resize failed: no space (BACKEND_ERROR)',
     });
+  });
+  it('ends with the grow pending when the node reports it waits until the volume is unused (TN F3)', () => {
+    const refused = { ...at(256), grow_pending: { reason: 'online_resize_refused' as const } };
+    expect(resizePhase(withDataset(snap([node(A, { manifestations: [refused] })])), D, 256)).toEqual({
+      done: { host: 'host-a', size: 256, pending: { reason: 'online_resize_refused' } },
+    });
+    // The backend grows it only detached: the device is still the old size, and stays so while it is used.
+    const detach = { ...at(128), grow_pending: { reason: 'detach_required' as const } };
+    expect(resizePhase(withDataset(snap([node(A, { manifestations: [detach] })])), D, 256)).toEqual({
+      done: { host: 'host-a', size: 128, pending: { reason: 'detach_required' } },
+    });
+  });
+  it('growPendingText names who uses the volume (its leases)', () => {
+    const s = withDataset(snap([node(A), node(B)]));
+    const leased = {
+      ...s,
+      leases: [{ dataset_id: D, node_uuid: A, expires: null, holders: ['docker'] }],
+    };
+    expect(growPendingText(leased, D)).toBe('pending: grows when the volume is unmounted (in use by docker on host-a)');
+    expect(growPendingText({ ...s, leases: [{ dataset_id: D, node_uuid: B, expires: null }] }, D)).toBe(
+      'pending: grows when the volume is unmounted (in use on host-b)',
+    );
+    expect(growPendingText(s, D)).toBe('pending: grows when the volume is unmounted (no lease on it now: shortly)');
   });
   it('is fatal when the volume is deleted or its node is dead', () => {
     expect(resizePhase(withDataset(snap([node(A)]), { deleted: true }), D, 256)).toMatchObject({ fatal: true });

@@ -2,7 +2,14 @@
  * Where a dataset is on its way to being usable on a node, read from one
  * cluster snapshot. Pure, so every phase is unit-tested.
  */
-import { type ClusterSnapshot, type DatasetState, deadSourceOf, isLocalBackend, shownMountedPath } from '@flocker/api';
+import {
+  type ClusterSnapshot,
+  type DatasetState,
+  deadSourceOf,
+  type GrowPending,
+  isLocalBackend,
+  shownMountedPath,
+} from '@flocker/api';
 import { localCloneNotFilled, localMoveOf, localMoveText, replicaOf, replicaText } from '@flocker/web-ui';
 import { visible } from './format';
 
@@ -237,15 +244,34 @@ export function resizePhase(
   snapshot: ClusterSnapshot,
   datasetId: string,
   size: number,
-): { done: { host: string; size: number } } | { step: string; error?: string; fatal?: boolean } {
+): { done: { host: string; size: number; pending?: GrowPending } } | { step: string; error?: string; fatal?: boolean } {
   const d = snapshot.datasets.find((x) => x.dataset_id === datasetId);
   if (!d || d.deleted) return { step: 'deleted', error: 'the volume was deleted', fatal: true };
   const node = snapshot.nodes.find((n) => n.uuid === d.primary);
   if (!node || !node.alive)
     return { step: 'waiting for its node', error: `node ${node?.host ?? d.primary} is not alive`, fatal: true };
   const m = node.manifestations.find((x) => x.dataset_id === datasetId);
+  // A grow that waits until the volume is unused (TN F3): the wait ends here, saying so, not "is N".
+  if (m?.grow_pending !== undefined && (m.size >= size || m.grow_pending.reason === 'detach_required'))
+    return { done: { host: node.host, size: m.size, pending: m.grow_pending } };
   if (m && m.size >= size) return { done: { host: node.host, size: m.size } };
   const error = node.errors.find((e) => e.dataset_id === datasetId);
   const step = m ? `growing the volume on ${node.host}` : `waiting for ${node.host} to attach it`;
   return error ? { step, error: `${error.action} failed: ${error.message} (${error.code})` } : { step };
+}
+
+/** What a pending grow waits for (TN F3), naming the volume's users: its leases' holders and nodes. */
+export function growPendingText(snapshot: ClusterSnapshot, datasetId: string): string {
+  const users = snapshot.leases
+    .filter((l) => l.dataset_id === datasetId)
+    .map((l) => {
+      const host = snapshot.nodes.find((n) => n.uuid === l.node_uuid)?.host ?? l.node_uuid;
+      const holders = l.holders ?? [];
+      return holders.length > 0 ? `${holders.join(', ')} on ${host}` : `on ${host}`;
+    });
+  const why =
+    users.length > 0
+      ? `in use ${users.map((u) => (u.startsWith('on ') ? u : `by ${u}`)).join('; ')}`
+      : 'no lease on it now: shortly';
+  return visible(`pending: grows when the volume is unmounted (${why})`);
 }

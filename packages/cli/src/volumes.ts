@@ -7,6 +7,7 @@ import {
   METADATA_NAME_KEY,
   type ClusterSnapshot,
   type DatasetConfiguration,
+  type GrowPending,
   type Lease,
   type NodeState,
 } from '@flocker/api';
@@ -27,6 +28,8 @@ export interface VolumeView extends DatasetConfiguration {
   reason?: string;
   /** The codes of local agents' refusals, when every error is one (health.ts volumeState). */
   refused?: string;
+  /** A grow waiting until nothing uses the volume (TN F3; health.ts volumeState). */
+  grow_pending?: GrowPending;
 }
 
 export function volumeView(snapshot: ClusterSnapshot, d: DatasetConfiguration): VolumeView {
