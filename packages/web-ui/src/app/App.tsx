@@ -660,6 +660,11 @@ function VolumeRow({
               growing to {formatSize(v.resizing.to)} (now {formatSize(v.resizing.from)})
             </div>
           )}
+          {v.grow_pending !== undefined && (
+            <div className="sub grow-pending" data-grow-pending title="the grow waits until the volume is unused">
+              {v.grow_pending}
+            </div>
+          )}
         </td>
         <td data-label="Primary" className="primary">
           {v.primary.host ?? v.primary.uuid.slice(0, 8)}

@@ -2,6 +2,7 @@ import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/
 import {
   clonedFrom,
   clusterView,
+  growPendingText,
   nextScheduledAt,
   resizeProgress,
   stateText,
@@ -312,5 +313,38 @@ describe('resizeProgress', () => {
 
   it('is part of the volume view', () => {
     expect(clusterView(holding(128 * MiB)).volumes[0]?.resizing).toEqual({ from: 128 * MiB, to: 256 * MiB });
+  });
+});
+
+describe('growPendingText (TN F3: a grow that waits until the volume is unused)', () => {
+  const MiB = 1024 * 1024;
+  const grown = dataset(D1, 'pgdata', A, { maximum_size: 256 * MiB });
+  const waiting = (leased: boolean): ClusterSnapshot => ({
+    ...snapshot({
+      datasets: [grown],
+      nodes: [
+        node(A, 'a', {
+          manifestations: [{ ...mounted(D1), size: 256 * MiB, grow_pending: { reason: 'online_resize_refused' } }],
+        }),
+        node(B, 'b'),
+      ],
+    }),
+    leases: leased ? [{ dataset_id: D1, node_uuid: A, expires: null, holders: ['docker'] }] : [],
+  });
+
+  it('says what it waits for and who uses the volume; the cluster view carries it', () => {
+    expect(growPendingText(waiting(true), grown)).toBe(
+      'grow to 256 MiB pending: grows when the volume is unmounted (in use by docker on a)',
+    );
+    expect(growPendingText(waiting(false), grown)).toBe(
+      'grow to 256 MiB pending: grows when the volume is unmounted (no lease on it now: shortly)',
+    );
+    expect(clusterView(waiting(true)).volumes[0]?.grow_pending).toBe(growPendingText(waiting(true), grown));
+  });
+
+  it('is null when no grow waits', () => {
+    const s = snapshot({ datasets: [grown], nodes: [node(A, 'a', { manifestations: [mounted(D1)] })] });
+    expect(growPendingText(s, grown)).toBeNull();
+    expect(clusterView(s).volumes[0]?.grow_pending).toBeUndefined();
   });
 });

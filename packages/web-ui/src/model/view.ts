@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import type { ClusterSnapshot, DatasetConfiguration, NodeState, SnapshotConfiguration } from '@flocker/api/schemas';
-import { METADATA_FILESYSTEM_KEY, METADATA_NAME_KEY } from './sizes';
+import { formatSize, METADATA_FILESYSTEM_KEY, METADATA_NAME_KEY } from './sizes';
 import { SnapshotView, snapshotName, snapshotViews } from './snapshots';
 import {
   KeptAsideView,
@@ -63,6 +63,8 @@ export const VolumeView = z.object({
   snapshot_schedule: ScheduleView.nullable(),
   /** Growing: its primary holds it smaller than its configured size (from: bytes there now; to: the size). */
   resizing: z.object({ from: z.number(), to: z.number() }).nullable(),
+  /** A grow that waits until nothing uses the volume (TN F3: its node's grow_pending), as a sentence; absent: none. */
+  grow_pending: z.string().optional(),
   primary: z.object({ uuid: z.string(), host: z.string().nullable() }),
   state: VolumeStateKind,
   /** A sentence on what is happening (or why it is stuck), for people. */
@@ -186,12 +188,35 @@ export function resizeProgress(s: ClusterSnapshot, d: DatasetConfiguration): { f
   return m !== undefined && m.size < to ? { from: m.size, to } : null;
 }
 
+/**
+ * The grow of `d` its primary says waits until the volume is unused (TN F3), naming who uses it (its leases); null:
+ * none waits. `flocker volumes show/status` say the same words.
+ */
+export function growPendingText(s: ClusterSnapshot, d: DatasetConfiguration): string | null {
+  const m = s.nodes.find((n) => n.uuid === d.primary)?.manifestations.find((x) => x.dataset_id === d.dataset_id);
+  if (d.deleted || m?.grow_pending === undefined) return null;
+  const users = s.leases
+    .filter((l) => l.dataset_id === d.dataset_id)
+    .map((l) => {
+      const host = hostOf(s.nodes, l.node_uuid) ?? l.node_uuid.slice(0, 8);
+      const holders = l.holders ?? [];
+      return holders.length > 0 ? `by ${holders.join(', ')} on ${host}` : `on ${host}`;
+    });
+  const why = users.length > 0 ? `in use ${users.join('; ')}` : 'no lease on it now: shortly';
+  const to = d.maximum_size != null ? ` to ${formatSize(d.maximum_size)}` : '';
+  return `grow${to} pending: grows when the volume is unmounted (${why})`;
+}
+
 /** used_bytes of the mounted manifestation (its node measures it at most every few seconds). */
 export function usedBytesOf(s: ClusterSnapshot, datasetId: string): number | null {
   for (const n of s.nodes)
     for (const m of n.manifestations)
       if (m.dataset_id === datasetId && m.status === 'mounted' && m.used_bytes !== undefined) return m.used_bytes;
   return null;
+}
+
+function growPendingMember(text: string | null): { grow_pending?: string } {
+  return text !== null ? { grow_pending: text } : {};
 }
 
 function hostOf(nodes: NodeState[], uuid: string): string | null {
@@ -309,6 +334,7 @@ export function clusterView(s: ClusterSnapshot, firstSeen: ReadonlyMap<string, s
         cloned_from: clonedFrom(s, d),
         snapshot_schedule: scheduleOf(d, s.snapshots ?? [], s),
         resizing: resizeProgress(s, d),
+        ...growPendingMember(growPendingText(s, d)),
         primary: { uuid: d.primary, host: hostOf(s.nodes, d.primary) },
         ...volumeState(s, d),
         lease: lease
