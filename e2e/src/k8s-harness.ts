@@ -78,14 +78,14 @@ export class K8sHarness {
   }
 
   /**
-   * Starts the cluster. unusedReleaseAfterS: the node plugins' --unused-release-after (default flocker-csi's 30 s),
-   * for a test that waits for that release.
+   * Starts the cluster. unusedReleaseAfterS, handoverWaitS: the node plugins' --unused-release-after and
+   * --handover-wait (default flocker-csi's 30 s and 10 s), for a test that waits for that release or that refusal.
    */
-  up(opts: { unusedReleaseAfterS?: number } = {}): Promise<string> {
-    const env =
-      opts.unusedReleaseAfterS !== undefined
-        ? { FLOCKER_K8S_UNUSED_RELEASE_AFTER: String(opts.unusedReleaseAfterS) }
-        : {};
+  up(opts: { unusedReleaseAfterS?: number; handoverWaitS?: number } = {}): Promise<string> {
+    const env: NodeJS.ProcessEnv = {};
+    if (opts.unusedReleaseAfterS !== undefined)
+      env['FLOCKER_K8S_UNUSED_RELEASE_AFTER'] = String(opts.unusedReleaseAfterS);
+    if (opts.handoverWaitS !== undefined) env['FLOCKER_K8S_HANDOVER_WAIT'] = String(opts.handoverWaitS);
     return this.script('up.sh', [], 900_000, env);
   }
 

@@ -71,7 +71,9 @@ function killAgent(i: number): () => void {
 
 beforeAll(async () => {
   k8s.build();
-  await k8s.up();
+  // pb's stage on node1 is refused once the hand-over wait for node2 (which keeps the lease: pa writes there) is over;
+  // 2 s instead of flocker-csi's default 10 s, which the test sat out in full. Same refusal, same message.
+  await k8s.up({ handoverWaitS: 2 });
 });
 
 afterAll(async () => {

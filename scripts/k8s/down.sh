@@ -9,6 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [ -d "$K" ] || exit 0
 KBIN="$(cut -d" " -f1 "$K/bins" 2>/dev/null)"
 other="$(owner_elsewhere)"
+[ -n "$other" ] || [ "$(cat "$OWNER_FILE" 2>/dev/null)" != "$K" ] || touch "$OWNER_FILE"   # live until its end
 [ -z "$other" ] || echo "k8s/down: another harness runs in $other: its machine-wide state (bridges, cgroups, iptables, sysctls, pod netns) is left alone" >&2
 mine() { [ -z "$other" ]; }
 if [ "${1:-}" != --fast ] && [ -x "$KBIN/kubectl" ] && running kube-apiserver && kc get --raw /readyz >/dev/null 2>&1; then

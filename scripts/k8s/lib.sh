@@ -13,13 +13,16 @@ AGENT_METRICS_BASE=14530
 NODE_BRIDGE=flk8snode0                     # holds the node IPs (this kernel has no dummy links)
 node_ip() { echo "10.200.0.$1"; }
 DRIVER=flocker.clusterhq.io
-# The one harness on this machine (its names above are machine-wide): up.sh writes its state dir here, down.sh clears
-# the machine-wide state (bridges, cgroups, iptables chains, sysctls, pod netns) only when it is the owner, so an
-# up.sh refused because another harness runs cannot tear that one down on its way out.
+# The one harness on this machine (its names above are machine-wide): up.sh writes its state dir here (waiting while
+# another harness owns it), down.sh clears the machine-wide state (bridges, cgroups, iptables chains, sysctls, pod
+# netns) only when it is the owner and gives it up at its end.
 OWNER_FILE=/run/flocker-k8s.owner
-# owner_elsewhere: the state dir of another harness whose processes still run (nothing when there is none)
+# owner_elsewhere: the state dir of another harness that is live (nothing when there is none): its dir is there and
+# a process it started runs, or it took or touched the owner file in the last 2 minutes (up.sh before its first
+# process, down.sh after its last one). A harness that died without down.sh is free to take over after that.
 owner_elsewhere() { local o f; o="$(cat "$OWNER_FILE" 2>/dev/null)" || return 0
-  [ -n "$o" ] && [ "$o" != "$K" ] || return 0
+  [ -n "$o" ] && [ "$o" != "$K" ] && [ -d "$o" ] || return 0
+  [ -n "$(find "$OWNER_FILE" -newermt '-120 seconds' 2>/dev/null)" ] && { echo "$o"; return 0; }
   for f in "$o"/run/*.pid; do [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && { echo "$o"; return 0; }; done; }
 export KUBECONFIG="$PKI/admin.kubeconfig"
 

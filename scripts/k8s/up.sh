@@ -33,10 +33,17 @@ k8s_bins; IMAGES="$(bash "$K8S_SCRIPTS/images.sh")"
 elapsed "binaries and images ready ($KBIN)"
 
 [ -d "$RUN" ] && bash "$K8S_SCRIPTS/down.sh" --fast >&2
-exec 9> "$OWNER_FILE.lock"; flock 9
-other="$(owner_elsewhere)"
-[ -z "$other" ] || { echo "k8s/up: another harness runs in $other (this one's ports, bridges and cgroups are machine-wide): stop it first (FLOCKER_K8S_DIR=$other bash $K8S_SCRIPTS/down.sh)" >&2; exit 1; }
-echo "$K" > "$OWNER_FILE"; flock -u 9; exec 9>&-
+# One harness per machine (fixed ports, machine-wide bridges and cgroups): wait for another one to go down.
+waited=0
+while :; do
+  exec 9> "$OWNER_FILE.lock"; flock 9
+  other="$(owner_elsewhere)"
+  [ -n "$other" ] || { echo "$K" > "$OWNER_FILE"; flock -u 9; exec 9>&-; break; }
+  flock -u 9; exec 9>&-
+  [ $waited = 0 ] && echo "k8s/up: waiting for the harness in $other to go down (one per machine)" >&2
+  [ $waited -lt "${FLOCKER_K8S_WAIT:-600}" ] || { echo "k8s/up: the harness in $other still runs after ${waited}s: stop it (FLOCKER_K8S_DIR=$other bash $K8S_SCRIPTS/down.sh)" >&2; exit 1; }
+  sleep 2; waited=$((waited + 2))
+done
 rm -rf "$K"; mkdir -p "$RUN" "$LOGS" "$K/pool"
 # Host state the kubelet and CNI change, restored by down.sh.
 sysctl -n vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.ip_forward | paste -sd' ' > "$K/sysctls"
@@ -162,8 +169,10 @@ node_prep() { local i=$1 D="$K/n$1" S="$K/n$1/containerd/containerd.sock" img pi
   start flocker-csi-n$i "$NODE_BIN" "$REPO_ROOT/packages/csi-driver/dist/main.js" --mode node \
     --endpoint "unix://$D/csi.sock" --control-url "http://127.0.0.1:$FLOCKER_PORT" --state-dir "$D/flocker/state" \
     --kubelet-registration-dir "$D/kubelet/plugins_registry" --stage-timeout 60 $CSI_NODE_FLAGS; }
-# FLOCKER_K8S_UNUSED_RELEASE_AFTER: the node plugins' --unused-release-after (seconds; default: flocker-csi's)
+# FLOCKER_K8S_UNUSED_RELEASE_AFTER, FLOCKER_K8S_HANDOVER_WAIT: the node plugins' --unused-release-after and
+# --handover-wait (seconds; default: flocker-csi's), for a test that waits for that release or that refusal
 CSI_NODE_FLAGS="${FLOCKER_K8S_UNUSED_RELEASE_AFTER:+--unused-release-after $FLOCKER_K8S_UNUSED_RELEASE_AFTER}"
+CSI_NODE_FLAGS="$CSI_NODE_FLAGS${FLOCKER_K8S_HANDOVER_WAIT:+ --handover-wait $FLOCKER_K8S_HANDOVER_WAIT}"
 preps=""; for i in $(seq 1 "$NODES"); do node_prep $i & preps="$preps $!"; done
 start_controller
 elapsed "agents, containerds and the CSI controller plugin started"
