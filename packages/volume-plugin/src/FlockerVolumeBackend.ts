@@ -78,6 +78,7 @@ import {
   volumeDatasetId,
   type CreateOptions,
 } from './volumeOptions';
+import { growPendingHere } from './growPending';
 
 /**
  * This plugin's share of its node's lease (the CSI node plugin on the same node holds its own):
@@ -943,11 +944,14 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   }
 
   /**
-   * Whether `s` shows the dataset's maximum_size other than when this plugin took its lease. Not during Docker's
-   * copy-up grace: the container-start Mount follows at once, and a grow waits for that container anyway.
+   * Whether `s` shows the dataset's maximum_size other than when this plugin took its lease, or its node a grow
+   * pending (TN F3). Not during Docker's copy-up grace: the container-start Mount follows at once, and a grow waits for
+   * that container anyway.
    */
   private resizedSinceLeased(s: ClusterSnapshot | undefined, datasetId: string): boolean {
     if ((this.idle.get(datasetId)?.copyUpUntil ?? 0) > this.now()) return false;
+    // Its node says a grow waits for no lease (TN F3): also when the lease was taken again after the resize (R1 F6).
+    if (s !== undefined && growPendingHere(s, this.me, datasetId)) return true;
     if (s === undefined || !this.leasedSize.has(datasetId)) return false;
     const d = s.datasets.find((x) => x.dataset_id === datasetId);
     return d !== undefined && (d.maximum_size ?? null) !== this.leasedSize.get(datasetId);

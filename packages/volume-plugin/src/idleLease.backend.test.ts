@@ -254,6 +254,42 @@ describe('idle leases (session 21)', () => {
     expect(a.keptIdle()).toEqual([]);
   });
 
+  it('an idle lease of a volume whose node reports a pending grow is let go of at once (TN F3, R1 F6)', async () => {
+    // The lease taken again after the resize (same maximum_size): only the agent's grow_pending says a grow waits.
+    let pending = false;
+    const w = wrapped({
+      view: (s) =>
+        pending
+          ? {
+              ...s,
+              nodes: s.nodes.map((n) =>
+                n.uuid === NODE_A
+                  ? {
+                      ...n,
+                      manifestations: s.datasets.map((d) => ({
+                        dataset_id: d.dataset_id,
+                        blockdevice_id: 'b',
+                        size: 1024 ** 3,
+                        status: 'mounted' as const,
+                        path: '/p',
+                        grow_pending: { reason: 'online_resize_refused' as const },
+                      })),
+                    }
+                  : n,
+              ),
+            }
+          : s,
+    });
+    const a = await bed.backend(NODE_A, { client: w.client, idleLeaseMs: 60_000 });
+    await a.create({ Name: 'vol1' });
+    await useOnce(a);
+    expect(a.keptIdle()).toHaveLength(1);
+    pending = true;
+    await a.watcher.refresh();
+    await until('the lease to go', async () => (await client.listLeases()).length === 0);
+    expect(a.keptIdle()).toEqual([]);
+  });
+
   it('docker volume rm here of an idle volume lets go of its lease first, then deletes it', async () => {
     const w = wrapped();
     const a = await bed.backend(NODE_A, { client: w.client, idleLeaseMs: 60_000 });
