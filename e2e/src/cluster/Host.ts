@@ -147,8 +147,9 @@ export class ClusterHost {
    * A same-era restart (the control service knew the era before the spawn) also waits until the new process has
    * reported (a last_seen no older than its first log line): else this returns before the agent's Node process has
    * even started (1-6 s under load), and a test observing "what the restarted agent does" observes nothing (s22
-   * FAIL-A). `reported: false` skips that wait, for an agent restarted where it cannot reach the control service (a
-   * partition, the control service down); `wait: false` skips every wait.
+   * FAIL-A). Not on a partitioned host (disconnect()), nor when the control service did not answer before the spawn;
+   * `reported: false` skips that wait too, for an agent restarted where it cannot reach the control service otherwise;
+   * `wait: false` skips every wait.
    */
   async startAgent(
     opts: { env?: Record<string, string>; wait?: boolean; reported?: boolean } = {},
@@ -176,7 +177,8 @@ export class ClusterHost {
       },
       { timeoutMs: this.ctx.startTimeoutMs, intervalMs: 50 },
     );
-    if (sameEra) await this.waitReportedSince(pid, uuid, era, logFile, logFrom);
+    // A partitioned host's agent cannot report until it is healed: the era wait is all there is to wait for.
+    if (sameEra && (await this.linkIsUp())) await this.waitReportedSince(pid, uuid, era, logFile, logFrom);
     return uuid;
   }
 
