@@ -99,6 +99,20 @@ install_venv() { # venv package version probe-binary
   echo "$version" > "$venv/.$pkg-version"
 }
 
+# A new database's schema (db sync: every migration since the first release, ~10-20 s of each start) is made once
+# per venv and copied: the same file db sync makes, nothing in it depends on a state directory or port. The
+# template lives in the venv, so a reinstall (rm -rf of the venv) drops it with the code it came from.
+copy_db_template() { # template target sync-command...
+  local template="$1" target="$2"; shift 2
+  if [ ! -f "$template" ]; then
+    log "creating the database"
+    "$@" >>"$(dirname "$target")/db-sync.log" 2>&1 || { tail -20 "$(dirname "$target")/db-sync.log" >&2; return 1; }
+    cp "$target" "$template.tmp" && mv "$template.tmp" "$template"
+    return
+  fi
+  cp "$template" "$target"
+}
+
 # ------------------------------------------------------------------ keystone
 
 start_keystone() {
@@ -118,19 +132,7 @@ key_repository = $STATE/keystone/fernet-keys
 [credential]
 key_repository = $STATE/keystone/credential-keys
 EOF
-  local km=("$KVENV/bin/keystone-manage" --config-file "$STATE/keystone/keystone.conf")
-  if [ ! -f "$STATE/keystone/keystone.sqlite" ]; then
-    log "creating the keystone database"
-    {
-      "${km[@]}" db_sync
-      "${km[@]}" fernet_setup --keystone-user root --keystone-group root
-      "${km[@]}" credential_setup --keystone-user root --keystone-group root
-      "${km[@]}" bootstrap --bootstrap-password admin --bootstrap-region-id RegionOne \
-        --bootstrap-admin-url "$KURL" --bootstrap-internal-url "$KURL" --bootstrap-public-url "$KURL"
-      # WAL: a reader's open transaction no longer makes writers fail with "database is locked".
-      "$KVENV/bin/python" -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute("PRAGMA journal_mode=WAL")' "$STATE/keystone/keystone.sqlite"
-    } >>"$STATE/keystone/keystone.out" 2>&1
-  fi
+  if [ ! -f "$STATE/keystone/keystone.sqlite" ]; then locked "$KVENV" keystone_state; fi
   cat > "$STATE/keystone/serve.py" <<'EOF'
 # One request at a time: Keystone on SQLite fails with "database is locked" under concurrent requests.
 import sys
@@ -172,11 +174,39 @@ user = find('users', 'users', 'flocker') or call('POST', '/users', {'user': {'na
 member = find('roles', 'roles', 'member')
 call('PUT', f"/projects/{project['id']}/users/{user['id']}/roles/{member['id']}", token=tok)
 service = find('services', 'services', 'cinderv3') or call('POST', '/services', {'service': {'name': 'cinderv3', 'type': 'volumev3'}}, tok)[1]['service']
+# The identity endpoints bootstrap made (in a copied database: for another port).
+for identity in call('GET', '/services?type=identity', token=tok)[1]['services']:
+    for e in call('GET', f"/endpoints?service_id={identity['id']}", token=tok)[1]['endpoints']:
+        if e['url'] != kurl:
+            call('PATCH', f"/endpoints/{e['id']}", {'endpoint': {'url': kurl}}, tok)
 have = {e['interface'] for e in call('GET', f"/endpoints?service_id={service['id']}", token=tok)[1]['endpoints']}
 for iface in ('public', 'internal'):
     if iface not in have:
         call('POST', '/endpoints', {'endpoint': {'service_id': service['id'], 'interface': iface, 'region_id': 'RegionOne', 'url': cinder + '/%(project_id)s'}}, tok)
 EOF
+}
+
+# Keystone's database after db_sync and bootstrap, with its fernet and credential keys: ~20 s of keystone-manage
+# (four Keystone imports) on a quiet host, over a minute on a loaded one. Made once per venv (so a reinstall drops it)
+# and copied into each state directory; the setup after the start points the identity endpoints at this port.
+keystone_state() {
+  local template="$KVENV/.keystone-state-$KVERSION"
+  if [ -d "$template" ]; then cp -a "$template/." "$STATE/keystone/"; return; fi
+  log "creating the keystone database"
+  local km=("$KVENV/bin/keystone-manage" --config-file "$STATE/keystone/keystone.conf")
+  {
+    "${km[@]}" db_sync
+    "${km[@]}" fernet_setup --keystone-user root --keystone-group root
+    "${km[@]}" credential_setup --keystone-user root --keystone-group root
+    "${km[@]}" bootstrap --bootstrap-password admin --bootstrap-region-id RegionOne \
+      --bootstrap-admin-url "$KURL" --bootstrap-internal-url "$KURL" --bootstrap-public-url "$KURL"
+    # WAL: a reader's open transaction no longer makes writers fail with "database is locked".
+    "$KVENV/bin/python" -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute("PRAGMA journal_mode=WAL")' "$STATE/keystone/keystone.sqlite"
+  } >>"$STATE/keystone/keystone.out" 2>&1 || { tail -20 "$STATE/keystone/keystone.out" >&2; rm -f "$STATE/keystone/keystone.sqlite"; return 1; }
+  rm -rf "$template.tmp"
+  mkdir "$template.tmp"
+  cp -a "$STATE/keystone/keystone.sqlite" "$STATE/keystone/fernet-keys" "$STATE/keystone/credential-keys" "$template.tmp/"
+  mv "$template.tmp" "$template"
 }
 
 # An admin token: noauth's fixed one, or a real one from Keystone.
@@ -326,24 +356,24 @@ unlimited_quotas() {
     "http://127.0.0.1:$PORT/v3/os-quota-class-sets/default"
 }
 
-start() {
-  install
-  if [ "$AUTH" = keystone ]; then start_keystone; fi
-  TOKEN="$(admin_token)"
-  if running_pid >/dev/null && api_up && backend_up; then echo "http://127.0.0.1:$PORT/v3"; return; fi
+# Starts the Cinder process (its database made if missing); wait_cinder waits for it.
+launch_cinder() {
   stop_process
   write_config
   local mp; mp="$(mount_point)"
   mkdir -p "$mp"
   mountpoint -q "$mp" || mount --bind "$STATE/share" "$mp"
   if [ ! -f "$STATE/cinder.sqlite" ] || [ "$(cat "$STATE/.db-version" 2>/dev/null)" != "$VERSION" ]; then
-    log "creating the database"
     rm -f "$STATE/cinder.sqlite"
-    "$VENV/bin/cinder-manage" --config-file "$STATE/cinder.conf" db sync >>"$STATE/cinder.log" 2>&1
+    locked "$VENV" copy_db_template "$VENV/.cinder-db-$VERSION.sqlite" "$STATE/cinder.sqlite" \
+      "$VENV/bin/cinder-manage" --config-file "$STATE/cinder.conf" db sync
     echo "$VERSION" > "$STATE/.db-version"
   fi
   PYTHONWARNINGS=ignore setsid "$VENV/bin/python" "$STATE/cinder-all.py" --config-file "$STATE/cinder.conf" >>"$STATE/cinder.out" 2>&1 < /dev/null &
   echo $! > "$STATE/cinder.pid"
+}
+
+wait_cinder() {
   local i
   for i in $(seq 1 240); do
     if api_up && backend_up; then unlimited_quotas; echo "http://127.0.0.1:$PORT/v3"; return; fi
@@ -351,6 +381,23 @@ start() {
     sleep 0.5
   done
   log "cinder did not come up in 120 s; see $STATE/cinder.log"; exit 1
+}
+
+start() {
+  install
+  # Keystone and Cinder start side by side (each is one mostly single-threaded Python process): Cinder needs
+  # Keystone only to check a request's token, and nothing here sends one before both are up.
+  local keystone=""
+  if [ "$AUTH" = keystone ]; then start_keystone & keystone=$!; fi
+  local launched=""
+  if ! running_pid >/dev/null; then launch_cinder; launched=1; fi
+  if [ -n "$keystone" ]; then wait "$keystone" || { log "keystone did not start"; exit 1; }; fi
+  TOKEN="$(admin_token)"
+  if [ -z "$launched" ]; then
+    if api_up && backend_up; then echo "http://127.0.0.1:$PORT/v3"; return; fi
+    launch_cinder
+  fi
+  wait_cinder
 }
 
 stop_process() {

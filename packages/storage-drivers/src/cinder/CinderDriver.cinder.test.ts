@@ -25,7 +25,7 @@ import {
 import { JsonHttp } from './http';
 import { NoAuthTokenSource } from './keystone';
 import { CinderClient } from './CinderClient';
-import { startTestCinder, type TestCinder } from './testCinder';
+import { quickPolls, startTestCinder, type TestCinder } from './testCinder';
 
 jest.setTimeout(15 * 60 * 1000);
 
@@ -56,6 +56,11 @@ async function stopCinder(): Promise<void> {
   }
 }
 
+// Held for the whole file: without it the count fell to zero between the describe blocks, and the second started
+// a Cinder of its own (~20-40 s).
+beforeAll(async () => void (await startCinder()));
+afterAll(stopCinder);
+
 function makeDriver(url: string, clusterId: string, instanceId: string, deps: CinderDriverDeps = {}): CinderDriver {
   return new CinderDriver(
     {
@@ -71,7 +76,7 @@ function makeDriver(url: string, clusterId: string, instanceId: string, deps: Ci
       connector: { ip: '127.0.0.1' },
       operation_timeout_seconds: 120,
     },
-    deps,
+    { ...quickPolls, ...deps },
   );
 }
 

@@ -21,7 +21,7 @@ import {
   type CinderDriverDeps,
 } from './CinderDriver';
 import type { HostConnector } from './CinderClient';
-import { startTestCinder, type TestCinder } from './testCinder';
+import { quickPolls, startTestCinder, type TestCinder } from './testCinder';
 
 jest.setTimeout(10 * 60 * 1000);
 
@@ -45,7 +45,7 @@ function makeDriver(url: string, clusterId: string, instanceId: string, deps: Ci
       connector: { ip: '127.0.0.1' },
       operation_timeout_seconds: 60,
     },
-    deps,
+    { ...quickPolls, ...deps },
   );
   drivers.push(d);
   return d;

@@ -12,7 +12,7 @@ import { CinderClient } from './CinderClient';
 import { CinderDriver } from './CinderDriver';
 import { JsonHttp, parseBody } from './http';
 import { KeystoneSession } from './keystone';
-import { startTestCinder, type TestCinder } from './testCinder';
+import { quickPolls, startTestCinder, type TestCinder } from './testCinder';
 import { CinderDriverOptionsSchema, type CinderDriverOptionsInput } from './schemas';
 
 jest.setTimeout(15 * 60 * 1000);
@@ -25,18 +25,21 @@ describe('CinderDriver with real Keystone authentication', () => {
   const drivers: CinderDriver[] = [];
 
   function driver(extra: Partial<CinderDriverOptionsInput>): CinderDriver {
-    const d = new CinderDriver({
-      backend: 'openstack',
-      auth_url: keystoneUrl,
-      region: 'RegionOne',
-      interface: 'internal',
-      cluster_id: clusterId,
-      attach_mode: 'cinder',
-      instance_id: 'keystone-test-host',
-      extend_attached: 'reattach',
-      operation_timeout_seconds: 120,
-      ...extra,
-    });
+    const d = new CinderDriver(
+      {
+        backend: 'openstack',
+        auth_url: keystoneUrl,
+        region: 'RegionOne',
+        interface: 'internal',
+        cluster_id: clusterId,
+        attach_mode: 'cinder',
+        instance_id: 'keystone-test-host',
+        extend_attached: 'reattach',
+        operation_timeout_seconds: 120,
+        ...extra,
+      },
+      quickPolls,
+    );
     drivers.push(d);
     return d;
   }

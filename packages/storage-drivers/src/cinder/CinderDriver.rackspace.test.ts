@@ -12,7 +12,7 @@ import { blockDeviceApiContract } from '../testing/contract';
 import { CinderDriver } from './CinderDriver';
 import { JsonHttp } from './http';
 import { RackspaceSession } from './rackspace';
-import { startTestCinder, type TestCinder } from './testCinder';
+import { quickPolls, startTestCinder, type TestCinder } from './testCinder';
 
 jest.setTimeout(15 * 60 * 1000);
 
@@ -57,21 +57,29 @@ async function stop(): Promise<void> {
   await (await c)?.purge();
 }
 
+// Held for the whole file: without it the count fell to zero between the describe blocks, and the second started
+// a Cinder (and identity stub) of its own (~20-40 s).
+beforeAll(async () => void (await start()));
+afterAll(stop);
+
 function makeDriver(authUrl: string, clusterId: string, host: string, apiKey = KEY): CinderDriver {
-  return new CinderDriver({
-    backend: 'rackspace',
-    auth_plugin: 'rackspace',
-    auth_url: authUrl,
-    username: USER,
-    api_key: apiKey,
-    region: 'ORD',
-    cluster_id: clusterId,
-    instance_id: host,
-    attach_mode: 'cinder',
-    extend_attached: 'reattach',
-    connector: { ip: '127.0.0.1' },
-    operation_timeout_seconds: 120,
-  });
+  return new CinderDriver(
+    {
+      backend: 'rackspace',
+      auth_plugin: 'rackspace',
+      auth_url: authUrl,
+      username: USER,
+      api_key: apiKey,
+      region: 'ORD',
+      cluster_id: clusterId,
+      instance_id: host,
+      attach_mode: 'cinder',
+      extend_attached: 'reattach',
+      connector: { ip: '127.0.0.1' },
+      operation_timeout_seconds: 120,
+    },
+    quickPolls,
+  );
 }
 
 blockDeviceApiContract(

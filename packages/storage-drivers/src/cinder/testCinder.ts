@@ -14,6 +14,17 @@ const SCRIPT = path.resolve(__dirname, '../../../../scripts/cinder.sh');
 const PREFIX = 'flocker-cinder-';
 const run = promisify(execFile);
 
+/**
+ * Driver deps for tests against the test Cinder: the driver's polls back off to 2 s (4 s looking for a lost create),
+ * made for a loaded production Cinder; a test then waits up to that long past each state change on a local Cinder
+ * that has usually changed state within a few hundred ms. Capping each pause at QUICK_POLL_MS keeps every deadline
+ * (those are on the clock, not counted in pauses) and only asks more often. Not for tests of retry or poll timing.
+ */
+export const QUICK_POLL_MS = 200;
+export const quickPolls = {
+  sleep: (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.min(ms, QUICK_POLL_MS))),
+} as const;
+
 export async function freePort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
