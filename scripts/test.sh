@@ -16,6 +16,9 @@ npx tsc -b || { echo "flocker: build failed" >&2; exit 1; }
 npm run build --silent -w @flocker/web-ui || { echo "flocker: web UI build failed" >&2; exit 1; }
 out="$(mktemp -d)"
 status=0
+# The suites start hundreds of Node processes (control services, agents, plugins, CLIs): V8's compile cache lets each
+# one after the first load its modules' bytecode instead of compiling them again (SPEED-E2: ~20% of a CLI start's CPU).
+export NODE_COMPILE_CACHE="$out/node-compile-cache"
 # The real-Kubernetes e2e tests need Kubernetes and the CSI sidecars built from the Go module proxy
 # (cached by version outside the clone; ~40 min on a fresh 2-core machine). When the cache is cold,
 # build it in the background at the lowest priority while every other test runs (the k8s tests run
