@@ -30,7 +30,13 @@ import type {
   UpdateDatasetRequest,
   VersionResponse,
 } from './schemas';
-import { canonicalId, ClusterEvent, ClusterSnapshot as ClusterSnapshotSchema, ErrorResponse } from './schemas';
+import {
+  canonicalId,
+  ClusterEvent,
+  ClusterSnapshot as ClusterSnapshotSchema,
+  ErrorResponse,
+  METADATA_NAME_KEY,
+} from './schemas';
 import { type ClusterAnswer, ClusterDelta, isClusterDelta } from './clusterDelta';
 import { lenientSchema } from './lenientSchema';
 import type {
@@ -95,6 +101,24 @@ export interface FlockerClientOptions {
    * service. Every other answer is read leniently in either case: v1 adds members, never changes one's meaning.
    */
   clusterViews?: 'strict' | 'lenient';
+  /** Where the client says it fell back to an older control service's behaviour (see createDataset); winston fits. */
+  logger?: ClientLogger;
+}
+
+/** The little of a logger the client uses. */
+export interface ClientLogger {
+  warn(message: string, meta: Record<string, unknown>): unknown;
+}
+
+/**
+ * Whether a create was refused only for not knowing `unique_name`: a control service one release behind (before it
+ * decided names) checks bodies strictly and answers 400 INVALID_REQUEST naming the key it does not know, exactly
+ * `(body): Unrecognized key: "unique_name"` (zod's words; `Unrecognized keys: "a", "unique_name"` for several).
+ */
+export function refusedUnknownUniqueName(err: unknown): boolean {
+  if (!(err instanceof FlockerApiError) || err.status !== 400 || err.code !== 'INVALID_REQUEST') return false;
+  const problems = err.errors ?? [err.description];
+  return problems.some((p) => /\(body\): Unrecognized keys?: (?:"[^"]*", )*"unique_name"/.test(p));
 }
 
 export interface WriteOptions {
@@ -390,6 +414,7 @@ export class FlockerClient {
   private readonly held: Map<string, HeldList> | undefined;
   /** FlockerClientOptions.clusterViews: whether the agent channel's views are read strictly. */
   private readonly strictViews: boolean;
+  private readonly logger: ClientLogger | undefined;
   /** The requests safe to repeat open on each replica (long-polls, watches, reads): ended when it is left. */
   private readonly open = new Map<string, Set<AbortController>>();
   /** Counts leaves; by replica, the count when it was last left (an answer asked before that does not bring it back). */
@@ -403,6 +428,7 @@ export class FlockerClient {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.held = options.conditionalReads === false ? undefined : new Map();
     this.strictViews = options.clusterViews !== 'lenient';
+    this.logger = options.logger;
   }
 
   async version(): Promise<VersionResponse> {
@@ -433,6 +459,22 @@ export class FlockerClient {
    * first landed); one without is sent to another replica only when surely not applied (see mayResend).
    */
   async createDataset(req: CreateDatasetRequest, options: WriteOptions = {}): Promise<DatasetConfiguration> {
+    try {
+      return await this.createDatasetOnce(req, options);
+    } catch (err) {
+      if (req.unique_name !== true || !refusedUnknownUniqueName(err)) throw err;
+      // An older control service (upgraded after its clients) refused the key, recording nothing: ask as before it,
+      // names unchecked (two creates of one name at once may both be made, as then).
+      const { unique_name: _, ...older } = req;
+      this.logger?.warn('the control service does not know unique_name (older release): created without it', {
+        name: req.metadata?.[METADATA_NAME_KEY],
+        ...(req.dataset_id !== undefined ? { dataset_id: req.dataset_id } : {}),
+      });
+      return await this.createDatasetOnce(older, options);
+    }
+  }
+
+  private async createDatasetOnce(req: CreateDatasetRequest, options: WriteOptions): Promise<DatasetConfiguration> {
     return (await this.call(apiRoutes.createDataset, { body: req, idempotent: req.dataset_id !== undefined }, options))
       .value;
   }

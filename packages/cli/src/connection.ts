@@ -10,7 +10,7 @@ import { errorMessage } from '@flocker/runtime';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { CliError, EXIT } from './errors';
-import { FlockerClient, tlsDispatcher } from '@flocker/api';
+import { type ClientLogger, FlockerClient, tlsDispatcher } from '@flocker/api';
 
 export interface ConnectionArgs {
   'control-url'?: string | undefined;
@@ -136,15 +136,20 @@ function readCredential(path: string, what: string): Buffer {
   }
 }
 
+/** What the client says it did differently (an older control service's fallback): a warning line on stderr. */
+const stderrWarnings: ClientLogger = {
+  warn: (message) => process.stderr.write(`warning: ${message}\n`),
+};
+
 export function connect(args: ConnectionArgs, env: NodeJS.ProcessEnv = process.env): FlockerClient {
   const c = resolveConnection(args, env);
   // The CLI and its web UI only show the cluster views: members a newer control service adds are dropped (FR F12).
   if (c.cacert === undefined && c.cert === undefined)
-    return new FlockerClient({ baseUrl: c.baseUrl, clusterViews: 'lenient' });
+    return new FlockerClient({ baseUrl: c.baseUrl, clusterViews: 'lenient', logger: stderrWarnings });
   const dispatcher = tlsDispatcher({
     ca: c.cacert !== undefined ? readCredential(c.cacert, 'CA certificate (--cacert)') : '',
     ...(c.cert ? { cert: readCredential(c.cert, 'client certificate (--cert)') } : {}),
     ...(c.key ? { key: readCredential(c.key, 'private key (--key)') } : {}),
   });
-  return new FlockerClient({ baseUrl: c.baseUrl, dispatcher, clusterViews: 'lenient' });
+  return new FlockerClient({ baseUrl: c.baseUrl, dispatcher, clusterViews: 'lenient', logger: stderrWarnings });
 }

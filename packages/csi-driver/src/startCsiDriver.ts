@@ -59,6 +59,7 @@ export async function startCsiDriver(
     new FlockerClient({
       baseUrl: settings.controlUrl,
       ...(settings.tls !== undefined ? { dispatcher: tlsDispatcher(settings.tls) } : {}),
+      logger,
     });
   const driver = new CsiDriver({
     client,

@@ -76,6 +76,7 @@ export async function startVolumePlugin(options: VolumePluginOptions): Promise<R
     new FlockerClient({
       baseUrl: options.controlUrl,
       ...(options.tls !== undefined ? { dispatcher: tlsDispatcher(options.tls) } : {}),
+      logger,
     });
   const registry = await MountRegistry.load(join(options.stateDir, MOUNTS_FILE), (problem) => logger.warn(problem));
   // The agent's mount root as seen here (a managed plugin sees the host's elsewhere), followed in the kernel's table.
