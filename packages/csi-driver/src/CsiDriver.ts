@@ -696,25 +696,36 @@ export class CsiDriver {
       if (profile) metadata[METADATA_PROFILE_KEY] = profile;
       // A clone holds its source's file system already: it is never formatted.
       if (filesystem === 'xfs' && source === undefined) metadata[METADATA_FILESYSTEM_KEY] = 'xfs';
+      // unique_name: a namesake another client makes between our look and our create (any id) is refused, not doubled.
       const request: CreateDatasetRequest = {
         primary,
         maximum_size: size,
         metadata,
+        unique_name: true,
         ...(source?.kind === 'snapshot' ? { source_snapshot_id: source.snapshotId } : {}),
         ...(source?.kind === 'volume' ? { source_dataset_id: source.volumeId } : {}),
       };
+      // A 409 (the name's id or the name taken): the volume of that name made meanwhile, answered as any existing one.
+      const madeMeanwhile = async (): Promise<DatasetConfiguration | undefined> =>
+        (await this.client.listDatasets()).find((d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === name);
       let created: DatasetConfiguration;
       try {
         try {
           created = await this.client.createDataset({ ...request, dataset_id: datasetIdForName(name) });
         } catch (err) {
           if (!(err instanceof FlockerApiError) || err.status !== 409) throw err;
-          // The name's id is taken: by this very volume made meanwhile, or by a deleted/renamed dataset.
-          const now = (await this.client.listDatasets()).find(
-            (d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === name,
-          );
+          // Else the name's id is held by a deleted dataset (or one named otherwise): a random id then.
+          const now = await madeMeanwhile();
           if (now) return this.existingVolume(now, name, range, requirement, source);
-          created = await this.client.createDataset(request);
+          try {
+            created = await this.client.createDataset(request);
+          } catch (again) {
+            if (!(again instanceof FlockerApiError) || again.code !== 'DATASET_NAME_IN_USE') throw again;
+            const namesake = await madeMeanwhile();
+            if (namesake) return this.existingVolume(namesake, name, range, requirement, source);
+            // Deleted again since: the CO retries, and a retry finds the name free or taken.
+            throw new CsiError(status.ABORTED, `volume ${name} was being made and deleted at once; try again`);
+          }
         }
       } catch (err) {
         // The source went away between our look and the create.
