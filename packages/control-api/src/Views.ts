@@ -18,6 +18,7 @@ import {
   ClusterSnapshot,
   DatasetConfiguration,
   DatasetState,
+  type ManifestationState,
   type NodeReport,
   NodeStateSummary,
   peerCopies,
@@ -115,12 +116,20 @@ export class Views {
   private readonly unretained = new WeakMap<NodeReport, string>();
   /** The same for the whole cluster's snapshot: `kept_aside` kept (nodeStateJson). */
   private readonly unretainedWhole = new WeakMap<NodeReport, string>();
+  /** Both again without `grow_pending`, for views of nodes behind (leaseMembersHidden): only reports that carry it. */
+  private readonly unretainedLegacy = new WeakMap<NodeReport, string>();
+  private readonly unretainedWholeLegacy = new WeakMap<NodeReport, string>();
+  /** Whether a report carries grow_pending: once per report (a node's view of a node behind asks per answer). */
+  private readonly growing = new WeakMap<NodeReport, boolean>();
   private leaseOrdering: { leases: ReadonlyMap<string, StoredLease>; order: Map<string, number> } | undefined;
-  /** Reported release → whether it parses the lease hand-over's members (few distinct values: a cluster's releases). */
+  /** Reported release → whether it parses this release's new members (few distinct values: a cluster's releases). */
   private readonly parsesBy = new Map<string, boolean>();
   /** Whether an alive node's agent reports a release older than the members, by state generation (anyNodeBehind). */
   private behind: { key: string; any: boolean } | undefined;
-  /** Whether the whole snapshot of a key carries a lease with the members (else its legacy variant is the same body). */
+  /**
+   * Whether the whole snapshot of a key carries a member new in this release (a lease's hand-over members, a
+   * manifestation's grow_pending): else its legacy variant is the same body.
+   */
   private snapshotMembers: { key: string; any: boolean } | undefined;
 
   constructor(
@@ -307,8 +316,8 @@ export class Views {
 
   /**
    * Lease lifetimes in a snapshot are rounded to the second it was built; rebuilt at least every second. `legacy`: the
-   * variant without the lease hand-over's members (leaseMembersHidden), built only when asked for, and the very same
-   * body while no lease carries them.
+   * variant without the members new in this release (leaseMembersHidden), built only when asked for, and the very same
+   * body while neither a lease nor a node state carries one.
    */
   snapshot(legacy = false): Buffer {
     const s = this.state;
@@ -326,9 +335,13 @@ export class Views {
         members ||= hasHandoverMembers(lease);
         leases.push(leaseJson(lease, now, legacy));
       }
-      if (!legacy) this.snapshotMembers = { key, any: members };
       const nodes: string[] = [];
-      for (const uuid of s.reportedNodeIds()) nodes.push(this.nodeStateJson(uuid, now, true));
+      for (const uuid of s.reportedNodeIds()) {
+        const report = s.reportedNode(uuid)?.report;
+        members ||= report !== undefined && this.hasGrowPending(report);
+        nodes.push(this.nodeStateJson(uuid, now, true, legacy));
+      }
+      if (!legacy) this.snapshotMembers = { key, any: members };
       return snapshotJson(
         s,
         joinArray(s.configuration.datasets.values()),
@@ -341,15 +354,19 @@ export class Views {
 
   /**
    * whole: for the whole cluster's snapshot (the CLI's, an API client's), which shows `kept_aside`; a node's
-   * view never does (agents one release behind parse node states strictly, and no decision reads it).
+   * view never does (agents one release behind parse node states strictly, and no decision reads it). legacy: for a
+   * viewer behind (leaseMembersHidden), without the manifestations' grow_pending.
    */
-  private nodeStateJson(uuid: string, now: number, whole = false): string {
+  private nodeStateJson(uuid: string, now: number, whole = false, legacy = false): string {
     const node = this.state.reportedNode(uuid);
     const reported = this.state.reportJson(uuid);
     if (node === undefined || reported === undefined) return '';
     const kept = node.report.kept_aside !== undefined;
+    const hide = legacy && this.hasGrowPending(node.report);
     let json =
-      node.report.retained === undefined && (whole || !kept) ? reported : this.withoutRetained(node.report, whole);
+      !hide && node.report.retained === undefined && (whole || !kept)
+        ? reported
+        : this.withoutRetained(node.report, whole, hide);
     // NodeState = the report plus alive, last_seen and (while dead) dead_since; splice them into the report's JSON.
     const alive = isAlive(node, now, this.state.nodeTimeoutMs);
     // A retired node's stored report still counted alive after this start says so where people look (review FR F2):
@@ -368,13 +385,20 @@ export class Views {
   /**
    * A report's JSON without `retained` (issue 24): only the view index reads it (nodeViews.ts),
    * and agents one release behind parse node states strictly (docs/compatibility.md) — so it is
-   * in no answer. Made once per report.
+   * in no answer. Made once per report. legacy: without the manifestations' grow_pending either (nodeStateJson).
    */
-  private withoutRetained(report: NodeReport, whole: boolean): string {
-    const cache = whole ? this.unretainedWhole : this.unretained;
+  private withoutRetained(report: NodeReport, whole: boolean, legacy = false): string {
+    const cache = legacy
+      ? whole
+        ? this.unretainedWholeLegacy
+        : this.unretainedLegacy
+      : whole
+        ? this.unretainedWhole
+        : this.unretained;
     let json = cache.get(report);
     if (json === undefined) {
       const { retained: _retained, kept_aside: keptAside, ...rest } = report;
+      if (legacy) rest.manifestations = report.manifestations.map(withoutGrowPending);
       json = JSON.stringify(whole && keptAside !== undefined ? { ...rest, kept_aside: keptAside } : rest);
       cache.set(report, json);
     }
@@ -413,7 +437,8 @@ export class Views {
       leased.sort((a, b) => (leaseOrder.get(a.dataset_id) ?? 0) - (leaseOrder.get(b.dataset_id) ?? 0));
     const leases = leased.map((l) => leaseJson(l, now, legacy));
     const nodes: string[] = [];
-    for (const id of nodeIds) if (s.reportedNode(id) !== undefined) nodes.push(this.nodeStateJson(id, now));
+    for (const id of nodeIds)
+      if (s.reportedNode(id) !== undefined) nodes.push(this.nodeStateJson(id, now, false, legacy));
     const json = snapshotJson(
       {
         generation,
@@ -463,7 +488,8 @@ export class Views {
         continue;
       }
       if (key.startsWith('d:')) datasetChange(parts, config, id, datasets.get(id), now, legacy);
-      else if (nodeIds.has(id) && s.reportedNode(id) !== undefined) parts.nodes.push(this.nodeStateJson(id, now));
+      else if (nodeIds.has(id) && s.reportedNode(id) !== undefined)
+        parts.nodes.push(this.nodeStateJson(id, now, false, legacy));
       else parts.removedNodes.push(JSON.stringify(id));
     }
     let peers = '';
@@ -504,7 +530,7 @@ export class Views {
       const id = key.slice(2);
       if (key.startsWith('d:')) datasetChange(parts, config, id, config.datasets.get(id), now, legacy);
       else if (key.startsWith('n:')) {
-        if (s.reportedNode(id) !== undefined) parts.nodes.push(this.nodeStateJson(id, now, true));
+        if (s.reportedNode(id) !== undefined) parts.nodes.push(this.nodeStateJson(id, now, true, legacy));
         else parts.removedNodes.push(JSON.stringify(id));
       }
     }
@@ -562,14 +588,26 @@ export class Views {
   }
 
   /**
-   * Whether views served to `viewer` leave out the lease hand-over's members (releases.ts): a node whose agent reports
-   * an older release than the members', or none; for a viewer not known (plain HTTP), whether any alive node does (its
-   * plugin may be the one asking). O(1) per answer for a known node: its report's release, compared once per value.
+   * Whether views served to `viewer` leave out the members new in this release (releases.ts): the lease hand-over's
+   * (`release_on_request`, `release_requested`) and a manifestation's `grow_pending` — one rule for all of them: a
+   * node whose agent reports an older release than the members', or none; for a viewer not known (plain HTTP), whether
+   * any alive node does (its plugin may be the one asking). O(1) per answer for a known node: its report's release,
+   * compared once per value.
    */
   leaseMembersHidden(viewer: Viewer): boolean {
     if (viewer === API_VIEWER) return false;
     if (viewer === undefined || viewer === WHOLE_CLUSTER) return this.anyNodeBehind();
     return !this.parses(this.state.reportedNode(viewer)?.report.version);
+  }
+
+  /** Whether a report carries grow_pending (new in this release: left out for viewers behind, leaseMembersHidden). */
+  private hasGrowPending(report: NodeReport): boolean {
+    let growing = this.growing.get(report);
+    if (growing === undefined) {
+      growing = report.manifestations.some((m) => m.grow_pending !== undefined);
+      this.growing.set(report, growing);
+    }
+    return growing;
   }
 
   private parses(version: string | undefined): boolean {
@@ -766,6 +804,12 @@ function snapshotJson(
 ): string {
   const timing = `"node_timeout_seconds":${head.nodeTimeoutMs / 1000},"lease_grace_seconds":${head.leaseGraceMs / 1000}`;
   return `{"generation":${JSON.stringify(head.generation)},"configuration_tag":${JSON.stringify(head.configurationTag)},"datasets":${datasets},${snapshots}"leases":${leases},"nodes":${nodes},${timing}${peers}}`;
+}
+
+function withoutGrowPending(m: ManifestationState): ManifestationState {
+  if (m.grow_pending === undefined) return m;
+  const { grow_pending: _pending, ...plain } = m;
+  return plain;
 }
 
 /** Whether a lease carries a member of the lease hand-over (release_on_request, release_requested). */

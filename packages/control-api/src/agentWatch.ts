@@ -115,7 +115,7 @@ function sharedOf(cache: WeakMap<ControlState, Shared>, state: ControlState, gen
 
 /** Per service: the whole cluster's lines of the current generation, by the `since` they answer ('' : none). */
 const clusterAnswers = new WeakMap<ControlState, Shared>();
-/** The same, without the lease hand-over's members (Views.leaseMembersHidden): only while a node behind watches. */
+/** The same, without the members new in this release (Views.leaseMembersHidden): only while a node behind watches. */
 const legacyClusterAnswers = new WeakMap<ControlState, Shared>();
 /** The whole snapshot's body (Views.snapshot, cached per generation) → that body as a line: one copy, not one per watcher. */
 const snapshotLines = new WeakMap<Buffer, Buffer>();

@@ -1,13 +1,16 @@
 /**
- * Which nodes' agents and plugins parse the lease hand-over's members (`release_on_request`, `release_requested`,
- * session 21). They read the agent channel's views strictly (docs/compatibility.md, agent channel): a node one release
- * behind refuses a view carrying them. So the views served to a node whose dataset agent reports an older release, or
- * none, leave them out (Views): such a node sees such a lease as a plain lease. Its plugin (the same package: "Within
- * a node") neither takes such leases nor answers requests, so it loses nothing by not seeing them. Pure.
+ * Which nodes' agents and plugins parse the views' members new in this release: the lease hand-over's
+ * (`release_on_request`, `release_requested`, session 21) and a manifestation's `grow_pending` (session 22). They read
+ * the agent channel's views strictly (docs/compatibility.md, agent channel): a node one release behind refuses a view
+ * carrying one. So the views served to a node whose dataset agent reports an older release, or none, leave them all
+ * out (Views.leaseMembersHidden: one rule, one release number): such a node sees such a lease as a plain lease and a
+ * pending grow's node state as before. Its plugin (the same package: "Within a node") neither takes such leases nor
+ * answers requests, so it loses nothing by not seeing them; a current plugin served such a view sees its idle leases
+ * as plain (unheard: let go of at once), so it needs no grow_pending there either. Pure.
  */
 
 /**
- * The first release whose nodes parse the members. Undefined: this control service's own release (every node reporting
+ * The first release whose nodes parse the members (all of them: they are new in the same release). Undefined: this control service's own release (every node reporting
  * an older one is behind it). Pin it to this release's number when the next release is cut: then nodes of this release
  * keep seeing the members under the next control service, as its nodes one release behind.
  */

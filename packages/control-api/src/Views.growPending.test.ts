@@ -1,0 +1,189 @@
+/**
+ * grow_pending (session 22, dc50004) in the agent channel's views: new in this release like the lease hand-over's
+ * members, so it goes by the same rule (releases.ts, Views.leaseMembersHidden): a node whose agent reports an older
+ * release (or none) is served node states without it, which parse with the previous release's strict schemas while a
+ * grow is pending; a current node and an API user see it; /v1/state/datasets (the API) carries it for everyone.
+ */
+import { ClusterDelta, ClusterSnapshot, DatasetState, Lease, ManifestationState, NodeState } from '@flocker/api';
+import { answerFor } from './agentWatch';
+import { createDataset } from './configuration';
+import { ControlState } from './ControlState';
+import { MemoryConfigurationStore } from './ConfigurationStore';
+import { WHOLE_CLUSTER } from './nodeViews';
+import { routes } from './routes';
+import { A, B, C, letterReport as report } from './testing/fixtures';
+import { silentLogger } from './testing/httpService';
+import { API_VIEWER, Views } from './Views';
+
+/**
+ * The previous release's strict schemas: `git show dc50004^:packages/api/src/schemas.ts` has no grow_pending, and
+ * (Views.leaseMembers.test) no lease hand-over members; nothing else of the views' schemas changed since. Strict as
+ * those agents and plugins read them.
+ */
+const PreviousManifestation = ManifestationState.omit({ grow_pending: true }).strict();
+const PreviousNodeState = NodeState.extend({ manifestations: PreviousManifestation.array() }).strict();
+const PreviousLease = Lease.omit({ release_on_request: true, release_requested: true }).strict();
+const PreviousSnapshot = ClusterSnapshot.extend({
+  leases: PreviousLease.array(),
+  nodes: PreviousNodeState.array(),
+}).strict();
+const PreviousDelta = ClusterDelta.extend({ leases: PreviousLease.array(), nodes: PreviousNodeState.array() }).strict();
+
+const THIS = '1.21.0';
+const PREVIOUS = '1.20.3';
+const D0 = '00000000-1111-4111-8111-111111111111';
+const PENDING = { reason: 'online_resize_refused' as const };
+const mountedOnA: ManifestationState = {
+  dataset_id: D0,
+  blockdevice_id: 'b0',
+  size: 67108864,
+  status: 'mounted',
+  path: '/flocker/d0',
+};
+const heldByB: ManifestationState = { dataset_id: D0, blockdevice_id: 'b0', size: 67108864, status: 'attached' };
+
+let state: ControlState;
+let views: Views;
+const t = 1_700_000_000_000;
+
+beforeEach(async () => {
+  state = await ControlState.open({
+    store: new MemoryConfigurationStore(),
+    nodeTimeoutMs: 10_000,
+    logger: silentLogger,
+    now: () => t,
+    livenessCheckMs: 60_000,
+    leaseHandoverSince: THIS,
+  });
+  views = new Views(state, true);
+  // D0's primary is A (current), B (previous release) holds it too, so A's state is in B's view; C reports none.
+  await state.report(report(A, { version: THIS }));
+  await state.mutate((c) => createDataset(c, { primary: A, dataset_id: D0, metadata: { name: 'v0' } }));
+  await state.report(report(A, { version: THIS, manifestations: [mountedOnA] }));
+  await state.report(report(B, { version: PREVIOUS, manifestations: [heldByB] }));
+  await state.report(report(C));
+});
+afterEach(() => state.close());
+
+/** A reports D0's grow as pending (pending = false: done). */
+async function growPending(pending = true): Promise<void> {
+  await state.report(
+    report(A, { version: THIS, manifestations: [pending ? { ...mountedOnA, grow_pending: PENDING } : mountedOnA] }),
+  );
+}
+
+/** A's D0 manifestation in a view (each view here shows A's state). */
+function onA(view: { nodes: NodeState[] }): ManifestationState | undefined {
+  const a = view.nodes.find((n) => n.uuid === A);
+  expect(a).toBeDefined();
+  return a?.manifestations.find((m) => m.dataset_id === D0);
+}
+
+describe('grow_pending in views, by the viewer’s release', () => {
+  it('an old node’s own view (previous release, or none reported) parses strictly as before; a current one carries it', async () => {
+    await growPending();
+    for (const old of [B, C]) {
+      const parsed = PreviousSnapshot.parse(JSON.parse(views.snapshotFor(old)));
+      if (old === B) expect(onA(parsed)).toEqual(mountedOnA);
+    }
+    const current = ClusterSnapshot.parse(JSON.parse(views.snapshotFor(A)));
+    expect(onA(current)?.grow_pending).toEqual(PENDING);
+    // The previous schema does refuse it (so the checks above mean something).
+    expect(PreviousSnapshot.safeParse(current).success).toBe(false);
+  });
+
+  it('deltas: an old node’s parse strictly as before; a current node’s carry it', async () => {
+    const since = state.generation;
+    await growPending();
+    const old = PreviousDelta.parse(JSON.parse(views.deltaFor(B, since) ?? 'null'));
+    expect(onA(old)).toEqual(mountedOnA);
+    const current = ClusterDelta.parse(JSON.parse(views.deltaFor(A, since) ?? 'null'));
+    expect(onA(current)?.grow_pending).toEqual(PENDING);
+  });
+
+  it('the whole cluster and the watch’s lines: old askers’ parse as before, current ones’ carry it (either built first)', async () => {
+    const since = state.generation;
+    await growPending();
+    // Current first, then old, then current again: no cached body of one variant is handed to the other.
+    const currentFirst = ClusterSnapshot.parse(JSON.parse(views.snapshot(false).toString()));
+    expect(onA(currentFirst)?.grow_pending).toEqual(PENDING);
+    for (const viewer of [B, C, undefined]) {
+      expect(views.leaseMembersHidden(viewer)).toBe(true);
+      const whole = PreviousSnapshot.parse(JSON.parse(views.snapshot(views.leaseMembersHidden(viewer)).toString()));
+      expect(onA(whole)).toEqual(mountedOnA);
+      PreviousSnapshot.parse(JSON.parse(views.snapshotFor(WHOLE_CLUSTER, viewer)));
+      PreviousDelta.parse(JSON.parse(views.deltaFor(WHOLE_CLUSTER, since, viewer) ?? 'null'));
+      PreviousSnapshot.parse(JSON.parse(answerFor(state, views, WHOLE_CLUSTER, undefined, viewer).line.toString()));
+      PreviousDelta.parse(JSON.parse(answerFor(state, views, WHOLE_CLUSTER, since, viewer).line.toString()));
+    }
+    for (const viewer of [A, API_VIEWER]) {
+      expect(views.leaseMembersHidden(viewer)).toBe(false);
+      const whole = ClusterSnapshot.parse(
+        JSON.parse(answerFor(state, views, WHOLE_CLUSTER, undefined, viewer).line.toString()),
+      );
+      expect(onA(whole)?.grow_pending).toEqual(PENDING);
+      const delta = ClusterDelta.parse(
+        JSON.parse(answerFor(state, views, WHOLE_CLUSTER, since, viewer).line.toString()),
+      );
+      expect(onA(delta)?.grow_pending).toEqual(PENDING);
+    }
+  });
+
+  it('the legacy whole view is built apart only while a grow is pending (or a lease carries members), once', async () => {
+    expect(views.snapshot(true)).toBe(views.snapshot());
+    await growPending();
+    // Old first this time.
+    const legacy = views.snapshot(true);
+    expect(legacy).not.toBe(views.snapshot());
+    expect(views.snapshot(true)).toBe(legacy);
+    expect(onA(PreviousSnapshot.parse(JSON.parse(legacy.toString())))).toEqual(mountedOnA);
+    expect(onA(ClusterSnapshot.parse(JSON.parse(views.snapshot().toString())))?.grow_pending).toEqual(PENDING);
+    await growPending(false);
+    expect(views.snapshot(true)).toBe(views.snapshot());
+  });
+
+  it('an upgrade switches it: the node’s next answer carries it', async () => {
+    await growPending();
+    await state.report(report(B, { version: THIS, manifestations: [heldByB] }));
+    expect(onA(ClusterSnapshot.parse(JSON.parse(views.snapshotFor(B))))?.grow_pending).toEqual(PENDING);
+  });
+});
+
+describe('over the routes', () => {
+  const handle = async (
+    path: string,
+    query: Record<string, string>,
+    identity?: { kind: 'node'; uuid: string } | { kind: 'user'; name: string },
+  ): Promise<unknown> => {
+    const route = routes.find((r) => r.method === 'get' && r.path === path);
+    if (route === undefined) throw new Error(`no route ${path}`);
+    const reply = await route.handle(
+      state,
+      { params: {}, query, body: undefined, ifMatches: undefined, signal: new AbortController().signal, identity },
+      views,
+    );
+    return JSON.parse(String(reply.json)) as unknown;
+  };
+
+  it('GET /v1/agent/cluster: an old node’s certificate or view reads as before; a current node’s and an API user’s carry it', async () => {
+    await growPending();
+    PreviousSnapshot.parse(await handle('/v1/agent/cluster', {}, { kind: 'node', uuid: B }));
+    PreviousSnapshot.parse(await handle('/v1/agent/cluster', { node: B }));
+    PreviousSnapshot.parse(await handle('/v1/agent/cluster', {})); // plain HTTP: B is alive and behind
+    for (const identity of [
+      { kind: 'node' as const, uuid: A },
+      { kind: 'user' as const, name: 'admin' },
+    ])
+      expect(onA(ClusterSnapshot.parse(await handle('/v1/agent/cluster', {}, identity)))?.grow_pending).toEqual(
+        PENDING,
+      );
+  });
+
+  it('GET /v1/state/datasets (the API) carries it whoever asks', async () => {
+    await growPending();
+    for (const identity of [undefined, { kind: 'node' as const, uuid: B }]) {
+      const list = DatasetState.array().parse(await handle('/v1/state/datasets', {}, identity));
+      expect(list.find((d) => d.dataset_id === D0 && d.primary === A)?.grow_pending).toEqual(PENDING);
+    }
+  });
+});
