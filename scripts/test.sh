@@ -12,8 +12,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-fund --no-audit || exit 1
 fi
 # The Python test peers (moto; Cinder and Keystone) install on first use, inside a test's beforeAll: 1-3 min each on a
-# fresh clone, under a hook's time limit. Install them while lint and the build run; the tests find them ready (or, if
-# this failed, install again under the same locks and report).
+# fresh clone, under a hook's time limit. Install them from the start, beside lint and the build; a test that needs one
+# before it is ready waits on the same lock (and installs again if this failed).
 # Only for a full run (a run of chosen tests may need neither).
 peers_log="$(mktemp)"; peers=""
 if [ $# -eq 0 ]; then
@@ -38,12 +38,14 @@ if [ $# -eq 0 ]; then
   nice -n 19 bash scripts/k8s/build.sh >"$out/k8s-build.log" 2>&1 &
   k8s_build=$!
 fi
-[ -z "$peers" ] || wait "$peers" || { echo "flocker: installing the Python test peers failed (the tests will try again):" >&2; tail -n 5 "$peers_log" >&2; }
-rm -f "$peers_log"
 # Two unit workers: Jest's default on 2 cores is one (cores - 1), which left the unit project serial (26 min of the
 # 77-min run of stop 43) while its slowest suites mostly wait on their peers (Cinder, moto) and on the kernel.
 npx jest --ci --selectProjects unit --maxWorkers=2 --json --outputFile="$out/unit.json" "$@" || status=1
 npx jest --ci --selectProjects e2e --runInBand --json --outputFile="$out/e2e.json" "$@" || status=1
+# Reaped here, not awaited before the tests: waiting held the unit run ~4 min (session 22, a clean clone: Keystone and
+# Cinder install one after the other under lint and tsc); a test needing a peer waits on its install lock instead.
+[ -z "$peers" ] || wait "$peers" || { echo "flocker: installing the Python test peers failed (the tests tried again):" >&2; tail -n 5 "$peers_log" >&2; }
+rm -f "$peers_log"
 node -e '
   const fs = require("fs"); let p = 0, f = 0, s = 0;
   for (const n of ["unit", "e2e"]) {
