@@ -174,7 +174,7 @@ describe('(4) a dead host', () => {
       expectFencedOrGone(await writeIntoStaleMount(a, held.pathA, 'from-a-dead'));
 
       // Same era: the agent and dockerd come back; the old mount is fenced, or removed by the agent.
-      // (startAgent returns at once: the control service knows this era already.)
+      // (startAgent waits until the restarted agent has reported: ClusterHost.startAgent, 778cbc3.)
       await a.startAgent();
       await a.startDocker();
       expectFencedOrGone(await writeIntoStaleMount(a, held.pathA, 'from-a-after'));
