@@ -23,6 +23,8 @@ fi
 bash scripts/lint.sh || { echo "flocker: lint failed (eslint/prettier findings above)" >&2; exit 1; }
 npx tsc -b || { echo "flocker: build failed" >&2; exit 1; }
 npm run build --silent -w @flocker/web-ui || { echo "flocker: web UI build failed" >&2; exit 1; }
+# The CSI driver serves protos fetched from the Go module proxy (not in git): fetched once here, as its own build does.
+bash packages/csi-driver/scripts/fetch-proto.sh || { echo "flocker: fetching the CSI protos failed" >&2; exit 1; }
 out="$(mktemp -d)"
 status=0
 # The suites start hundreds of Node processes (control services, agents, plugins, CLIs): V8's compile cache lets each
