@@ -38,7 +38,7 @@ import { NodeReports } from './nodeReports';
 import { ChangeNotifier, type ViewSubscription } from './notifier';
 import { NodeViewIndex } from './nodeViews';
 import { PersistentMap } from './PersistentMap';
-import { LEASE_HANDOVER_SINCE } from './releases';
+import { NEW_MEMBERS_SINCE } from './releases';
 import { withRegistering } from './reportClaims';
 import {
   type ForgetFacts,
@@ -104,10 +104,11 @@ export interface ControlStateOptions {
    */
   handoverWaitMs?: number;
   /**
-   * The first release whose nodes parse the lease hand-over's members (releases.ts); default LEASE_HANDOVER_SINCE, else
-   * this service's own release. Views leave the members out for nodes reporting an older one.
+   * The first release whose nodes parse the members new in this release (releases.ts: the lease hand-over's and
+   * grow_pending); default NEW_MEMBERS_SINCE, else this service's own release. Views leave the members out for nodes
+   * reporting an older one.
    */
-  leaseHandoverSince?: string;
+  newMembersSince?: string;
 }
 
 export const DEFAULT_LEASE_GRACE_MS = 5_000;
@@ -120,8 +121,8 @@ export class ControlState {
   readonly nodeTimeoutMs: number;
   readonly leaseGraceMs: number;
   readonly handoverWaitMs: number;
-  /** ControlStateOptions.leaseHandoverSince. */
-  readonly leaseHandoverSince: string;
+  /** ControlStateOptions.newMembersSince. */
+  readonly newMembersSince: string;
   readonly now: () => number;
   /** Monotonic ms (ControlStateOptions.monoNow). */
   readonly monoNow: () => number;
@@ -184,7 +185,7 @@ export class ControlState {
     this.nodeTimeoutMs = options.nodeTimeoutMs;
     this.leaseGraceMs = options.leaseGraceMs ?? DEFAULT_LEASE_GRACE_MS;
     this.handoverWaitMs = options.handoverWaitMs ?? DEFAULT_HANDOVER_WAIT_MS;
-    this.leaseHandoverSince = options.leaseHandoverSince ?? LEASE_HANDOVER_SINCE ?? releaseVersion();
+    this.newMembersSince = options.newMembersSince ?? NEW_MEMBERS_SINCE ?? releaseVersion();
     this.now = options.now ?? Date.now;
     this.monoNow = options.monoNow ?? (options.now !== undefined ? options.now : () => systemClock.now());
     const logger = options.logger;

@@ -1,6 +1,6 @@
 /**
  * grow_pending (session 22, dc50004) in the agent channel's views: new in this release like the lease hand-over's
- * members, so it goes by the same rule (releases.ts, Views.leaseMembersHidden): a node whose agent reports an older
+ * members, so it goes by the same rule (releases.ts, Views.newMembersHidden): a node whose agent reports an older
  * release (or none) is served node states without it, which parse with the previous release's strict schemas while a
  * grow is pending; a current node and an API user see it; /v1/state/datasets (the API) carries it for everyone.
  */
@@ -53,7 +53,7 @@ beforeEach(async () => {
     logger: silentLogger,
     now: () => t,
     livenessCheckMs: 60_000,
-    leaseHandoverSince: THIS,
+    newMembersSince: THIS,
   });
   views = new Views(state, true);
   // D0's primary is A (current), B (previous release) holds it too, so A's state is in B's view; C reports none.
@@ -108,8 +108,8 @@ describe('grow_pending in views, by the viewer’s release', () => {
     const currentFirst = ClusterSnapshot.parse(JSON.parse(views.snapshot(false).toString()));
     expect(onA(currentFirst)?.grow_pending).toEqual(PENDING);
     for (const viewer of [B, C, undefined]) {
-      expect(views.leaseMembersHidden(viewer)).toBe(true);
-      const whole = PreviousSnapshot.parse(JSON.parse(views.snapshot(views.leaseMembersHidden(viewer)).toString()));
+      expect(views.newMembersHidden(viewer)).toBe(true);
+      const whole = PreviousSnapshot.parse(JSON.parse(views.snapshot(views.newMembersHidden(viewer)).toString()));
       expect(onA(whole)).toEqual(mountedOnA);
       PreviousSnapshot.parse(JSON.parse(views.snapshotFor(WHOLE_CLUSTER, viewer)));
       PreviousDelta.parse(JSON.parse(views.deltaFor(WHOLE_CLUSTER, since, viewer) ?? 'null'));
@@ -117,7 +117,7 @@ describe('grow_pending in views, by the viewer’s release', () => {
       PreviousDelta.parse(JSON.parse(answerFor(state, views, WHOLE_CLUSTER, since, viewer).line.toString()));
     }
     for (const viewer of [A, API_VIEWER]) {
-      expect(views.leaseMembersHidden(viewer)).toBe(false);
+      expect(views.newMembersHidden(viewer)).toBe(false);
       const whole = ClusterSnapshot.parse(
         JSON.parse(answerFor(state, views, WHOLE_CLUSTER, undefined, viewer).line.toString()),
       );

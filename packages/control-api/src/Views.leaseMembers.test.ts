@@ -12,7 +12,7 @@ import { MemoryConfigurationStore } from './ConfigurationStore';
 import { requestRelease } from './leaseHandover';
 import { routes } from './routes';
 import { WHOLE_CLUSTER } from './nodeViews';
-import { olderRelease, parsesLeaseHandover } from './releases';
+import { olderRelease, parsesNewMembers } from './releases';
 import { A, B, C, letterReport as report } from './testing/fixtures';
 import { silentLogger } from './testing/httpService';
 import { API_VIEWER, Views } from './Views';
@@ -42,7 +42,7 @@ beforeEach(async () => {
     logger: silentLogger,
     now: () => t,
     livenessCheckMs: 60_000,
-    leaseHandoverSince: THIS,
+    newMembersSince: THIS,
   });
   views = new Views(state, true);
   await state.report(report(A, { version: THIS }));
@@ -99,8 +99,8 @@ describe('lease hand-over members in views, by the viewer’s release', () => {
     const since = state.generation;
     await askFor(D0);
     for (const viewer of [B, C, undefined]) {
-      expect(views.leaseMembersHidden(viewer)).toBe(true);
-      PreviousSnapshot.parse(JSON.parse(views.snapshot(views.leaseMembersHidden(viewer)).toString()));
+      expect(views.newMembersHidden(viewer)).toBe(true);
+      PreviousSnapshot.parse(JSON.parse(views.snapshot(views.newMembersHidden(viewer)).toString()));
       PreviousSnapshot.parse(JSON.parse(views.snapshotFor(WHOLE_CLUSTER, viewer)));
       PreviousDelta.parse(JSON.parse(views.deltaFor(WHOLE_CLUSTER, since, viewer) ?? 'null'));
       // The watch's lines (shared per generation and since): whole, then a delta.
@@ -108,7 +108,7 @@ describe('lease hand-over members in views, by the viewer’s release', () => {
       PreviousDelta.parse(JSON.parse(answerFor(state, views, WHOLE_CLUSTER, since, viewer).line.toString()));
     }
     for (const viewer of [A, API_VIEWER]) {
-      expect(views.leaseMembersHidden(viewer)).toBe(false);
+      expect(views.newMembersHidden(viewer)).toBe(false);
       const whole = ClusterSnapshot.parse(
         JSON.parse(answerFor(state, views, WHOLE_CLUSTER, undefined, viewer).line.toString()),
       );
@@ -124,10 +124,10 @@ describe('lease hand-over members in views, by the viewer’s release', () => {
     const held = [{ dataset_id: D0, blockdevice_id: 'b0', size: 67108864, status: 'attached' as const }];
     await state.report(report(B, { version: THIS, manifestations: held }));
     expect(withMembers(ClusterSnapshot.parse(JSON.parse(views.snapshotFor(B))).leases)).toHaveLength(2);
-    expect(views.leaseMembersHidden(B)).toBe(false);
-    expect(views.leaseMembersHidden(undefined)).toBe(true); // C reports none
+    expect(views.newMembersHidden(B)).toBe(false);
+    expect(views.newMembersHidden(undefined)).toBe(true); // C reports none
     await state.report(report(C, { version: '1.22.0' }));
-    expect(views.leaseMembersHidden(undefined)).toBe(false);
+    expect(views.newMembersHidden(undefined)).toBe(false);
     expect(withMembers(ClusterSnapshot.parse(JSON.parse(views.snapshot(false).toString())).leases)).toHaveLength(2);
     // A downgrade (or an agent restarted on the older package) switches back.
     await state.report(report(B, { version: PREVIOUS, manifestations: held }));
@@ -193,11 +193,11 @@ describe('releases', () => {
     expect(olderRelease('2.0.0', '1.99.99')).toBe(false);
     expect(olderRelease('1.9.0', '1.10.0')).toBe(true);
     expect(olderRelease('unknown', '1.0.0')).toBeUndefined();
-    expect(parsesLeaseHandover(undefined, THIS)).toBe(false);
-    expect(parsesLeaseHandover('unknown', THIS)).toBe(false);
-    expect(parsesLeaseHandover('unknown', 'unknown')).toBe(true);
-    expect(parsesLeaseHandover('0.1.0', '0.1.0')).toBe(true);
-    expect(parsesLeaseHandover(PREVIOUS, THIS)).toBe(false);
-    expect(parsesLeaseHandover('1.22.0', THIS)).toBe(true);
+    expect(parsesNewMembers(undefined, THIS)).toBe(false);
+    expect(parsesNewMembers('unknown', THIS)).toBe(false);
+    expect(parsesNewMembers('unknown', 'unknown')).toBe(true);
+    expect(parsesNewMembers('0.1.0', '0.1.0')).toBe(true);
+    expect(parsesNewMembers(PREVIOUS, THIS)).toBe(false);
+    expect(parsesNewMembers('1.22.0', THIS)).toBe(true);
   });
 });

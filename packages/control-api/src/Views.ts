@@ -42,7 +42,7 @@ import { jsonOf } from './json';
 import { type Body, JoinedList, ListBody } from './listBodies';
 import { WHOLE_CLUSTER } from './nodeViews';
 import { PersistentMap } from './PersistentMap';
-import { parsesLeaseHandover } from './releases';
+import { parsesNewMembers } from './releases';
 
 /** A delta's members, each a list of JSON values (Views.deltaJson). */
 type DeltaParts = Record<
@@ -116,7 +116,7 @@ export class Views {
   private readonly unretained = new WeakMap<NodeReport, string>();
   /** The same for the whole cluster's snapshot: `kept_aside` kept (nodeStateJson). */
   private readonly unretainedWhole = new WeakMap<NodeReport, string>();
-  /** Both again without `grow_pending`, for views of nodes behind (leaseMembersHidden): only reports that carry it. */
+  /** Both again without `grow_pending`, for views of nodes behind (newMembersHidden): only reports that carry it. */
   private readonly unretainedLegacy = new WeakMap<NodeReport, string>();
   private readonly unretainedWholeLegacy = new WeakMap<NodeReport, string>();
   /** Whether a report carries grow_pending: once per report (a node's view of a node behind asks per answer). */
@@ -316,7 +316,7 @@ export class Views {
 
   /**
    * Lease lifetimes in a snapshot are rounded to the second it was built; rebuilt at least every second. `legacy`: the
-   * variant without the members new in this release (leaseMembersHidden), built only when asked for, and the very same
+   * variant without the members new in this release (newMembersHidden), built only when asked for, and the very same
    * body while neither a lease nor a node state carries one.
    */
   snapshot(legacy = false): Buffer {
@@ -355,7 +355,7 @@ export class Views {
   /**
    * whole: for the whole cluster's snapshot (the CLI's, an API client's), which shows `kept_aside`; a node's
    * view never does (agents one release behind parse node states strictly, and no decision reads it). legacy: for a
-   * viewer behind (leaseMembersHidden), without the manifestations' grow_pending.
+   * viewer behind (newMembersHidden), without the manifestations' grow_pending.
    */
   private nodeStateJson(uuid: string, now: number, whole = false, legacy = false): string {
     const node = this.state.reportedNode(uuid);
@@ -412,7 +412,7 @@ export class Views {
    * many nodes this keeps each long-poll answer small (kilobytes, not megabytes).
    */
   snapshotFor(node: string, viewer: Viewer = node): string {
-    const legacy = this.leaseMembersHidden(viewer);
+    const legacy = this.newMembersHidden(viewer);
     if (node === WHOLE_CLUSTER) return this.snapshot(legacy).toString();
     const s = this.state;
     const now = s.now();
@@ -466,7 +466,7 @@ export class Views {
    * (a `since` of another process, or older than it keeps): answer the whole view then.
    */
   deltaFor(node: string, since: string, viewer: Viewer = node): string | undefined {
-    const legacy = this.leaseMembersHidden(viewer);
+    const legacy = this.newMembersHidden(viewer);
     if (node === WHOLE_CLUSTER) return this.clusterDelta(since, legacy);
     const s = this.state;
     const changes = s.nodeViews.changesSince(node, since);
@@ -594,13 +594,13 @@ export class Views {
    * any alive node does (its plugin may be the one asking). O(1) per answer for a known node: its report's release,
    * compared once per value.
    */
-  leaseMembersHidden(viewer: Viewer): boolean {
+  newMembersHidden(viewer: Viewer): boolean {
     if (viewer === API_VIEWER) return false;
     if (viewer === undefined || viewer === WHOLE_CLUSTER) return this.anyNodeBehind();
     return !this.parses(this.state.reportedNode(viewer)?.report.version);
   }
 
-  /** Whether a report carries grow_pending (new in this release: left out for viewers behind, leaseMembersHidden). */
+  /** Whether a report carries grow_pending (new in this release: left out for viewers behind, newMembersHidden). */
   private hasGrowPending(report: NodeReport): boolean {
     let growing = this.growing.get(report);
     if (growing === undefined) {
@@ -614,7 +614,7 @@ export class Views {
     if (version === undefined) return false;
     let parses = this.parsesBy.get(version);
     if (parses === undefined) {
-      parses = parsesLeaseHandover(version, this.state.leaseHandoverSince);
+      parses = parsesNewMembers(version, this.state.newMembersSince);
       // Bounded whatever the reports say (a report's version is any short string).
       if (this.parsesBy.size >= 256) this.parsesBy.clear();
       this.parsesBy.set(version, parses);
@@ -817,7 +817,7 @@ function hasHandoverMembers(lease: StoredLease): boolean {
   return lease.release_on_request === true || lease.release_requested !== undefined;
 }
 
-/** A lease's JSON in a view; `legacy`: without the lease hand-over's members (Views.leaseMembersHidden). */
+/** A lease's JSON in a view; `legacy`: without the lease hand-over's members (Views.newMembersHidden). */
 function leaseJson(lease: StoredLease, now: number, legacy: boolean): string {
   const view = leaseView(lease, now);
   if (!legacy || !hasHandoverMembers(lease)) return JSON.stringify(view);

@@ -115,7 +115,7 @@ function sharedOf(cache: WeakMap<ControlState, Shared>, state: ControlState, gen
 
 /** Per service: the whole cluster's lines of the current generation, by the `since` they answer ('' : none). */
 const clusterAnswers = new WeakMap<ControlState, Shared>();
-/** The same, without the members new in this release (Views.leaseMembersHidden): only while a node behind watches. */
+/** The same, without the members new in this release (Views.newMembersHidden): only while a node behind watches. */
 const legacyClusterAnswers = new WeakMap<ControlState, Shared>();
 /** The whole snapshot's body (Views.snapshot, cached per generation) → that body as a line: one copy, not one per watcher. */
 const snapshotLines = new WeakMap<Buffer, Buffer>();
@@ -132,7 +132,7 @@ function clusterAnswer(
   viewer: Viewer,
 ): { line: Buffer; generation: string } {
   const generation = state.generation;
-  const legacy = views.leaseMembersHidden(viewer);
+  const legacy = views.newMembersHidden(viewer);
   const shared = sharedOf(legacy ? legacyClusterAnswers : clusterAnswers, state, generation);
   const key = since ?? '';
   let line = shared.bySince.get(key);
@@ -156,7 +156,7 @@ function clusterAnswer(
  * The line for `node` holding `since`: a delta when the index knows what changed, else the whole
  * view (WHOLE_CLUSTER: the whole cluster's, clusterAnswer). A delta touching no entry of the view (the snapshots' change, or a container wake-up) does
  * not depend on the node, so it is built once per `since` and generation. `viewer`: who asked for a whole view (its
- * certificate's node, API_VIEWER, or undefined): what its lines may carry (Views.leaseMembersHidden); a node's own
+ * certificate's node, API_VIEWER, or undefined): what its lines may carry (Views.newMembersHidden); a node's own
  * view is its node's. Decided per line: an upgraded node's agent reports its new release, and its next line follows.
  */
 export function answerFor(

@@ -18,7 +18,7 @@ export type Requester = string;
  * refusal stands as it is: no live lease, a lease whose holder did not promise to let go (the CLI's, the CSI
  * driver's: as before), the requester's own lease, a holder node declared dead (the lease grace decides then), or a
  * holder that cannot hear a request (`canHear` false: its plugin is served views without release_requested — a node
- * one release behind, or not reported since a restart, Views.leaseMembersHidden — so it could neither let go nor
+ * one release behind, or not reported since a restart, Views.newMembersHidden — so it could neither let go nor
  * decline, and the requester would wait out the hand-over for nothing: review R1 F1).
  */
 export function handoverCandidate(

@@ -54,8 +54,8 @@ describe('R1-F1: a holder whose views leave out the members cannot hear a reques
   });
 
   it("is refused at once as a plain lease, not after the wait with 'is the Docker plugin running?'", async () => {
-    // The holder node reports a release older than the members' (leaseHandoverSince above it), so every view served
-    // to it (and, on plain HTTP, to every plugin) leaves out release_requested (Views.leaseMembersHidden): its plugin
+    // The holder node reports a release older than the members' (newMembersSince above it), so every view served
+    // to it (and, on plain HTTP, to every plugin) leaves out release_requested (Views.newMembersHidden): its plugin
     // can neither let go nor decline. Its leases still carry release_on_request (the v1 POST echoes it).
     const dir = mkdtempSync(path.join(tmpdir(), 'flocker-r1-'));
     dirs.push(dir);
@@ -65,7 +65,7 @@ describe('R1-F1: a holder whose views leave out the members cannot hear a reques
       store: new FileConfigurationStore(dir),
       logger: silentLogger,
       handoverWaitSeconds: 1,
-      leaseHandoverSince: '99.0.0',
+      newMembersSince: '99.0.0',
     });
     services.push(svc);
     const client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 30_000 });

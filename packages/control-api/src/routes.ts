@@ -85,10 +85,10 @@ function requesterOf(identity: Identity | undefined): string {
  * Whether a holder node's plugin sees release requests (handoverWait.HandoverAsk.canHear): the whole view it follows
  * carries the lease hand-over's members. With certificates (every request has an identity) it follows with its node's;
  * on plain HTTP every plugin follows the view served to an unknown viewer, which leaves them out while any alive node
- * is behind (Views.leaseMembersHidden).
+ * is behind (Views.newMembersHidden).
  */
 function hearsRequests(views: Views, identity: Identity | undefined): (node: string) => boolean {
-  return (node) => !views.leaseMembersHidden(identity === undefined ? undefined : node.toLowerCase());
+  return (node) => !views.newMembersHidden(identity === undefined ? undefined : node.toLowerCase());
 }
 
 /** Who a whole view is served to (Views.Viewer): the certificate's node, an API user, or unknown (plain HTTP). */
@@ -289,7 +289,7 @@ const datasetHandlers: Omit<
     }
     // A delta only when asked for (older agents and other clients read full snapshots) and known; without `node`,
     // of the whole cluster.
-    // A node's view carries what its node parses; the whole view, what its asker does (Views.leaseMembersHidden).
+    // A node's view carries what its node parses; the whole view, what its asker does (Views.newMembersHidden).
     const viewer = query.node ?? viewerOf(identity);
     const delta =
       query.since !== undefined && query.delta === 'true'
@@ -299,7 +299,7 @@ const datasetHandlers: Omit<
       status: 200,
       json:
         delta ??
-        (query.node !== undefined ? views.snapshotFor(query.node) : views.snapshot(views.leaseMembersHidden(viewer))),
+        (query.node !== undefined ? views.snapshotFor(query.node) : views.snapshot(views.newMembersHidden(viewer))),
       tag: state.configurationTag,
     };
   },

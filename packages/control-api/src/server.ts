@@ -99,8 +99,8 @@ export interface ControlServiceOptions {
    * lease hand-over; 0 = refuse at once, as before the hand-over). Default DEFAULT_HANDOVER_WAIT_MS / 1000 (5).
    */
   handoverWaitSeconds?: number;
-  /** ControlStateOptions.leaseHandoverSince (tests: a release the nodes' reports are compared with). */
-  leaseHandoverSince?: string;
+  /** ControlStateOptions.newMembersSince (tests: a release the nodes' reports are compared with). */
+  newMembersSince?: string;
   logLevel?: string;
   logger?: Logger;
   /** Limits against slow or idle clients; see DEFAULT_LIMITS. */
@@ -480,7 +480,7 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     nodeTimeoutMs,
     leaseGraceMs,
     handoverWaitMs,
-    ...(options.leaseHandoverSince !== undefined ? { leaseHandoverSince: options.leaseHandoverSince } : {}),
+    ...(options.newMembersSince !== undefined ? { newMembersSince: options.newMembersSince } : {}),
     ...(options.now !== undefined ? { now: options.now } : {}),
     ...(options.monoNow !== undefined ? { monoNow: options.monoNow } : {}),
     ...(options.testOnlyMinSnapshotIntervalSeconds !== undefined
