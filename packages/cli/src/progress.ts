@@ -10,7 +10,14 @@ import {
   isLocalBackend,
   shownMountedPath,
 } from '@flocker/api';
-import { localCloneNotFilled, localMoveOf, localMoveText, replicaOf, replicaText } from '@flocker/web-ui';
+import {
+  growPendingReason,
+  localCloneNotFilled,
+  localMoveOf,
+  localMoveText,
+  replicaOf,
+  replicaText,
+} from '@flocker/web-ui';
 import { visible } from './format';
 
 export type Phase =
@@ -260,18 +267,7 @@ export function resizePhase(
   return error ? { step, error: `${error.action} failed: ${error.message} (${error.code})` } : { step };
 }
 
-/** What a pending grow waits for (TN F3), naming the volume's users: its leases' holders and nodes. */
+/** What a pending grow waits for (TN F3), naming the volume's users: the web UI's words (growPendingReason). */
 export function growPendingText(snapshot: ClusterSnapshot, datasetId: string): string {
-  const users = snapshot.leases
-    .filter((l) => l.dataset_id === datasetId)
-    .map((l) => {
-      const host = snapshot.nodes.find((n) => n.uuid === l.node_uuid)?.host ?? l.node_uuid;
-      const holders = l.holders ?? [];
-      return holders.length > 0 ? `${holders.join(', ')} on ${host}` : `on ${host}`;
-    });
-  const why =
-    users.length > 0
-      ? `in use ${users.map((u) => (u.startsWith('on ') ? u : `by ${u}`)).join('; ')}`
-      : 'no lease on it now: shortly';
-  return visible(`pending: grows when the volume is unmounted (${why})`);
+  return visible(`pending: ${growPendingReason(snapshot, datasetId)}`);
 }

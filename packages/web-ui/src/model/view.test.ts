@@ -2,6 +2,7 @@ import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/
 import {
   clonedFrom,
   clusterView,
+  growPendingReason,
   growPendingText,
   nextScheduledAt,
   resizeProgress,
@@ -340,6 +341,21 @@ describe('growPendingText (TN F3: a grow that waits until the volume is unused)'
       'grow to 256 MiB pending: grows when the volume is unmounted (no lease on it now: shortly)',
     );
     expect(clusterView(waiting(true)).volumes[0]?.grow_pending).toBe(growPendingText(waiting(true), grown));
+  });
+
+  it('growPendingReason (the CLI says it too) names every user; a node not in the snapshot by its id', () => {
+    const ghost = 'c0ffee00-0000-4000-8000-000000000000';
+    const s: ClusterSnapshot = {
+      ...waiting(false),
+      leases: [
+        { dataset_id: D1, node_uuid: A, expires: null, holders: ['docker', 'csi'] },
+        { dataset_id: D1, node_uuid: ghost, expires: null },
+        { dataset_id: D2, node_uuid: B, expires: null, holders: ['other'] },
+      ],
+    };
+    expect(growPendingReason(s, D1)).toBe(
+      'grows when the volume is unmounted (in use by docker, csi on a; on c0ffee00)',
+    );
   });
 
   it('is null when no grow waits', () => {

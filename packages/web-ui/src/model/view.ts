@@ -190,21 +190,29 @@ export function resizeProgress(s: ClusterSnapshot, d: DatasetConfiguration): { f
 
 /**
  * The grow of `d` its primary says waits until the volume is unused (TN F3), naming who uses it (its leases); null:
- * none waits. `flocker volumes show/status` say the same words.
+ * none waits. `flocker volumes show/status` say the same words (growPendingReason).
  */
 export function growPendingText(s: ClusterSnapshot, d: DatasetConfiguration): string | null {
   const m = s.nodes.find((n) => n.uuid === d.primary)?.manifestations.find((x) => x.dataset_id === d.dataset_id);
   if (d.deleted || m?.grow_pending === undefined) return null;
+  const to = d.maximum_size != null ? ` to ${formatSize(d.maximum_size)}` : '';
+  return `grow${to} pending: ${growPendingReason(s, d.dataset_id)}`;
+}
+
+/**
+ * What a pending grow of `datasetId` waits for (TN F3), naming who uses the volume: its leases' holders and nodes.
+ * The one wording for the web UI and the CLI (`flocker volumes resize/show/status`).
+ */
+export function growPendingReason(s: ClusterSnapshot, datasetId: string): string {
   const users = s.leases
-    .filter((l) => l.dataset_id === d.dataset_id)
+    .filter((l) => l.dataset_id === datasetId)
     .map((l) => {
       const host = hostOf(s.nodes, l.node_uuid) ?? l.node_uuid.slice(0, 8);
       const holders = l.holders ?? [];
       return holders.length > 0 ? `by ${holders.join(', ')} on ${host}` : `on ${host}`;
     });
   const why = users.length > 0 ? `in use ${users.join('; ')}` : 'no lease on it now: shortly';
-  const to = d.maximum_size != null ? ` to ${formatSize(d.maximum_size)}` : '';
-  return `grow${to} pending: grows when the volume is unmounted (${why})`;
+  return `grows when the volume is unmounted (${why})`;
 }
 
 /** used_bytes of the mounted manifestation (its node measures it at most every few seconds). */
