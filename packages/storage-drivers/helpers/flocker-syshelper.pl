@@ -21,9 +21,12 @@
 #   unlock                     unlocked
 #   attach <file>              ok /dev/loopN | err <text>  (LOOP_CTL_GET_FREE + LOOP_SET_FD)
 #   detach <device>            ok | err <text>             (LOOP_CLR_FD: deferred on a busy device, as losetup -d)
-#   detachidle <device>        ok | busy | err <text>      (opened O_EXCL: busy while mounted or held exclusively
-#                              anywhere on this kernel, nothing done; else LOOP_CLR_FD: the busy check and the
-#                              detach of a volume in one request)
+#   detachidle <device>\t<file>
+#                              ok | busy | gone | err <text>   (opened O_EXCL: busy while mounted or held exclusively
+#                              anywhere on this kernel, nothing done; else, held open, LOOP_GET_STATUS64: gone, nothing
+#                              done, unless it serves <file> (the same device and inode); else LOOP_CLR_FD: the busy
+#                              check and the detach of a volume in one request, never of a device whose number was
+#                              freed and bound by someone else since the caller looked)
 #   getimmutable <file>        ok 0 | ok 1 | err <ERRNO> <text> | unsupported <why>
 #   immutable|mutable <file>   ok | err <ERRNO> <text> | unsupported <why>   (FS_IOC_[GS]ETFLAGS, FS_IMMUTABLE_FL)
 #   mount <dev>\t<dir>\t<fs>[\t<data>]
@@ -39,7 +42,7 @@
 use strict;
 use warnings;
 use Config;
-use Errno qw(EBUSY);
+use Errno qw(EBUSY ENXIO);
 use Fcntl qw(:flock O_RDONLY O_NONBLOCK O_NOFOLLOW O_EXCL);
 
 # syscall(2) numbers of the ABI this perl was built for: $Config{archname} (not
@@ -76,7 +79,8 @@ my $long = length(pack('l!', 0));
 my $FS_IOC_GETFLAGS = (2 << 30) | ($long << 16) | (ord('f') << 8) | 1;   # _IOR('f', 1, long)
 my $FS_IOC_SETFLAGS = (1 << 30) | ($long << 16) | (ord('f') << 8) | 2;   # _IOW('f', 2, long)
 my $FS_IMMUTABLE_FL = 0x10;
-my ($LOOP_SET_FD, $LOOP_CLR_FD, $LOOP_CTL_GET_FREE) = (0x4C00, 0x4C01, 0x4C82);   # the same on every architecture
+my ($LOOP_SET_FD, $LOOP_CLR_FD, $LOOP_GET_STATUS64, $LOOP_CTL_GET_FREE) = (0x4C00, 0x4C01, 0x4C05, 0x4C82);   # the same on every architecture
+my $LOOP_INFO64_SIZE = 232;   # struct loop_info64: lo_device and lo_inode (__u64 each) first, fixed layout
 my $BLKFLSBUF = (0x12 << 8) | 97;   # _IO(0x12, 97): no size, no direction bits on the generic layout
 my ($FIFREEZE, $FITHAW) = ((3 << 30) | (4 << 16) | (ord('X') << 8) | 119, (3 << 30) | (4 << 16) | (ord('X') << 8) | 120);   # _IOWR('X', 119|120, int)
 
@@ -107,8 +111,18 @@ sub detach_loop {
 }
 
 sub detach_idle {
-  my ($dev) = @_;
+  my ($rest) = @_;
+  my ($dev, $file, @more) = split /\t/, $rest, -1;
+  die "detachidle needs a device and the file it should serve, separated by a tab\n"
+    unless defined $file && length $dev && length $file && !@more;
+  my @st = stat($file) or die "cannot stat $file: $!\n";
   sysopen(my $loop, $dev, O_RDONLY | O_EXCL) or do { return 'busy' if $! == EBUSY; die "cannot open $dev: $!\n" };
+  # Held open from here on, nobody can unbind the device (the kernel defers their LOOP_CLR_FD) or bind it (EBUSY):
+  # what it serves now is what LOOP_CLR_FD below lets go of. Compared as losetup -j does (device and inode).
+  my $info = "\0" x $LOOP_INFO64_SIZE;
+  ioctl($loop, $LOOP_GET_STATUS64, $info) or do { return 'gone' if $! == ENXIO; die "LOOP_GET_STATUS64 on $dev failed: $!\n" };
+  my ($lo_device, $lo_inode) = unpack('Q Q', $info);
+  return 'gone' unless $lo_device == $st[0] && $lo_inode == $st[1];
   ioctl($loop, $LOOP_CLR_FD, 0) or die "LOOP_CLR_FD on $dev failed: $!\n";
   return 'ok';   # the kernel lets the device go when $loop, its last opener, is closed here
 }

@@ -774,14 +774,41 @@ describe('loop devices from sysfs', () => {
     const mnt = path.join(root, 'mnt');
     await fs.mkdir(mnt);
     await mount(device, mnt, { fstype: 'ext4' });
-    expect(await ioctls.detachIdle(device)).toBe('busy');
+    expect(await ioctls.detachIdle(device, file)).toBe('busy');
     await unmount(mnt);
     // Nothing was scheduled by the refusal: still bound after the unmount.
     expect(loopBindingOf(device)).toEqual({ device, backingFile: file, deleted: false });
-    expect(await ioctls.detachIdle(device)).toBe('detached');
+    expect(await ioctls.detachIdle(device, file)).toBe('detached');
     expect(loopBindingOf(device)).toBeNull();
-    await expectStorageError(ioctls.detachIdle(device), 'BACKEND_ERROR');
-    expect(await new LoopIoctls({ script: path.join(root, 'missing.pl') }).detachIdle(device)).toBeNull();
+    // The number is free now, and another process may bind it at once: asked again, whatever it serves now is
+    // left alone ('gone': not bound to that file), never detached.
+    expect(await ioctls.detachIdle(device, file)).toBe('gone');
+    await expectStorageError(ioctls.detachIdle(path.join(root, 'no-such-device'), file), 'BACKEND_ERROR');
+    expect(await new LoopIoctls({ script: path.join(root, 'missing.pl') }).detachIdle(device, file)).toBeNull();
+  });
+
+  it('detachIdle leaves a device alone that serves another file (its number freed and bound again by someone else)', async () => {
+    const root = await tempRoot();
+    const [mine, theirs] = [path.join(root, 'mine.img'), path.join(root, 'theirs.img')];
+    for (const f of [mine, theirs]) {
+      await fs.writeFile(f, '');
+      await fs.truncate(f, 8 * MiB);
+    }
+    const ioctls = new LoopIoctls();
+    // What the caller found serving `mine`, now bound to `theirs` (a detach and a re-use of the number between the
+    // look and the request): the same as asking about a device of `theirs`.
+    const device = (await ioctls.attach(theirs))!;
+    try {
+      expect(await ioctls.detachIdle(device, mine)).toBe('gone');
+      expect(loopBindingOf(device)).toEqual({ device, backingFile: theirs, deleted: false });
+      // The file named by another path to it (a symlink) is the same file: detached.
+      const link = path.join(root, 'link.img');
+      await fs.symlink(theirs, link);
+      expect(await ioctls.detachIdle(device, link)).toBe('detached');
+      expect(loopBindingOf(device)).toBeNull();
+    } finally {
+      if (loopBindingOf(device)?.backingFile === theirs) await detachLoop(execFileExec, device);
+    }
   });
 
   it('lists the loop devices that can hold data from /proc/partitions: bound to at least one sector', async () => {

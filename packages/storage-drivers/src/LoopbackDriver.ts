@@ -1453,10 +1453,20 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
     if (await isDeviceBusy(device)) throw await this.busyError(blockdeviceId, device);
   }
 
-  /** refuseIfBusy, then the detach: one helper request where it runs (LoopIoctls.detachIdle). */
+  /**
+   * refuseIfBusy, then the detach: one helper request where it runs (LoopIoctls.detachIdle), which detaches the
+   * device only if it still serves the volume's image ('gone': no longer ours; verifyNoLoops looks again).
+   */
   private async detachIfIdle(blockdeviceId: string, device: string): Promise<void> {
-    const done = this.ioctls === undefined ? null : await this.ioctls.detachIdle(device, blockdeviceId);
+    const done =
+      this.ioctls === undefined
+        ? null
+        : await this.ioctls.detachIdle(device, this.imagePath(blockdeviceId), blockdeviceId);
     if (done === 'detached') return;
+    if (done === 'gone') {
+      this.logger.warn('loop device no longer serves the volume: left alone', { blockdeviceId, device });
+      return;
+    }
     if (done === 'busy') throw await this.busyError(blockdeviceId, device);
     await this.refuseIfBusy(blockdeviceId, device);
     await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);

@@ -246,14 +246,18 @@ export class LoopIoctls {
   }
 
   /**
-   * Detaches the device unless it is claimed exclusively (mounted anywhere on this kernel, or held O_EXCL): the
-   * helper opens it O_EXCL itself, so the busy check (blockdev.isDeviceBusy) and the detach are one request.
-   * 'busy': nothing done; null: no helper here, check and detach otherwise.
+   * Detaches the device if it serves `file` and is not claimed exclusively (mounted anywhere on this kernel, or held
+   * O_EXCL): the helper opens it O_EXCL itself, so the busy check (blockdev.isDeviceBusy) and the detach are one
+   * request, and compares what it serves while holding it, so a device whose number was freed and bound by another
+   * process since the caller looked is never detached. 'busy' or 'gone' (unbound, or serving another file): nothing
+   * done; null: no helper here, check and detach otherwise.
    */
-  async detachIdle(device: string, blockdeviceId?: string): Promise<'detached' | 'busy' | null> {
-    const answer = await this.ask(`detachidle ${device}`, device);
+  async detachIdle(device: string, file: string, blockdeviceId?: string): Promise<'detached' | 'busy' | 'gone' | null> {
+    // Tab-separated (the protocol's one line): a name with a tab is left to losetup, as one with a newline is.
+    if (`${device}${file}`.includes('\t')) return null;
+    const answer = await this.ask(`detachidle ${device}\t${file}`, `${device}${file}`);
     if (answer === null) return null;
-    if (answer === 'busy') return 'busy';
+    if (answer === 'busy' || answer === 'gone') return answer;
     if (answer !== 'ok')
       throw new StorageError(
         'BACKEND_ERROR',
