@@ -17,6 +17,18 @@ import { nodeReport } from './testing/httpService';
 const NODE = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const ROUNDS = 5;
 const WRITERS = 4;
+/** Writes each round has acknowledged before its kill may come (the totals checked at the end then hold at any load). */
+const MIN_PER_ROUND = 6;
+
+/** Resolves once `done()` holds (polled), then after a random further 0..`jitterMs` ms: a kill lands mid-write, at a random point. */
+async function afterAtLeast(done: () => boolean, jitterMs: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error('the writers made no progress within 30 s');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await new Promise((r) => setTimeout(r, Math.floor(Math.random() * jitterMs)));
+}
 
 function startChild(dataDir: string, extraArgs: readonly string[] = []): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, controlArgv(dataDir, '--log-level', 'error', ...extraArgs), {
@@ -80,8 +92,10 @@ describe('crash safety (kill -9 during a write loop)', () => {
           inFlight.delete(id);
         }
       };
+      const ackedBefore = acked.size;
       const writers = Array.from({ length: WRITERS }, writer);
-      await new Promise((r) => setTimeout(r, 100 + Math.floor(Math.random() * 300)));
+      // Not a fixed time: under load a round's 100-400 ms may hold fewer writes than the total checked below.
+      await afterAtLeast(() => acked.size >= ackedBefore + MIN_PER_ROUND, 300);
       await killHard(child);
       stop = true;
       await Promise.all(writers);
@@ -102,7 +116,7 @@ describe('crash safety (kill -9 during a write loop)', () => {
 
   it(`keeps exactly the acknowledged writes across ${ROUNDS} kills`, async () => {
     await killLoop();
-  }, 60_000);
+  }, 180_000);
 
   it('keeps them too while the log is compacted all the time and after torn appends', async () => {
     rmSync(dir, { recursive: true, force: true });
@@ -124,7 +138,7 @@ describe('crash safety (kill -9 during a write loop)', () => {
     };
     expect(snapshot.datasets.length).toBeGreaterThan(0);
     expect(statSync(logPath).size).toBeLessThan(2 * statSync(path.join(dir, CONFIGURATION_FILE)).size + 16384);
-  }, 60_000);
+  }, 180_000);
 
   it(`keeps every acknowledged DELETE across ${ROUNDS} kills (docker volume rm answers only once it is durable)`, async () => {
     const deleteDir = mkdtempSync(path.join(tmpdir(), 'flocker-crash-delete-'));
@@ -150,8 +164,9 @@ describe('crash safety (kill -9 during a write loop)', () => {
             deleted.add(id);
           }
         };
+        const deletedBefore = deleted.size;
         const writers = Array.from({ length: WRITERS }, writer);
-        await new Promise((r) => setTimeout(r, 50 + Math.floor(Math.random() * 150)));
+        await afterAtLeast(() => deleted.size >= deletedBefore + MIN_PER_ROUND, 150);
         await killHard(child);
         stop = true;
         await Promise.all(writers);
@@ -168,5 +183,5 @@ describe('crash safety (kill -9 during a write loop)', () => {
     } finally {
       rmSync(deleteDir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 180_000);
 });
