@@ -4,33 +4,29 @@
  * release (or none) is served node states without it, which parse with the previous release's strict schemas while a
  * grow is pending; a current node and an API user see it; /v1/state/datasets (the API) carries it for everyone.
  */
-import { ClusterDelta, ClusterSnapshot, DatasetState, Lease, ManifestationState, NodeState } from '@flocker/api';
+import {
+  ClusterDelta,
+  ClusterSnapshot,
+  DatasetState,
+  type Identity,
+  ManifestationState,
+  NodeState,
+} from '@flocker/api';
 import { answerFor } from './agentWatch';
 import { createDataset } from './configuration';
-import { ControlState } from './ControlState';
-import { MemoryConfigurationStore } from './ConfigurationStore';
+import type { ControlState } from './ControlState';
 import { WHOLE_CLUSTER } from './nodeViews';
-import { routes } from './routes';
 import { A, B, C, letterReport as report } from './testing/fixtures';
-import { silentLogger } from './testing/httpService';
-import { API_VIEWER, Views } from './Views';
+import {
+  gatedState,
+  getRoute,
+  PREVIOUS_RELEASE as PREVIOUS,
+  PreviousDelta,
+  PreviousSnapshot,
+  THIS_RELEASE as THIS,
+} from './testing/previousRelease';
+import { API_VIEWER, type Views } from './Views';
 
-/**
- * The previous release's strict schemas: `git show dc50004^:packages/api/src/schemas.ts` has no grow_pending, and
- * (Views.leaseMembers.test) no lease hand-over members; nothing else of the views' schemas changed since. Strict as
- * those agents and plugins read them.
- */
-const PreviousManifestation = ManifestationState.omit({ grow_pending: true }).strict();
-const PreviousNodeState = NodeState.extend({ manifestations: PreviousManifestation.array() }).strict();
-const PreviousLease = Lease.omit({ release_on_request: true, release_requested: true }).strict();
-const PreviousSnapshot = ClusterSnapshot.extend({
-  leases: PreviousLease.array(),
-  nodes: PreviousNodeState.array(),
-}).strict();
-const PreviousDelta = ClusterDelta.extend({ leases: PreviousLease.array(), nodes: PreviousNodeState.array() }).strict();
-
-const THIS = '1.21.0';
-const PREVIOUS = '1.20.3';
 const D0 = '00000000-1111-4111-8111-111111111111';
 const PENDING = { reason: 'online_resize_refused' as const };
 const mountedOnA: ManifestationState = {
@@ -47,15 +43,7 @@ let views: Views;
 const t = 1_700_000_000_000;
 
 beforeEach(async () => {
-  state = await ControlState.open({
-    store: new MemoryConfigurationStore(),
-    nodeTimeoutMs: 10_000,
-    logger: silentLogger,
-    now: () => t,
-    livenessCheckMs: 60_000,
-    newMembersSince: THIS,
-  });
-  views = new Views(state, true);
+  ({ state, views } = await gatedState(() => t));
   // D0's primary is A (current), B (previous release) holds it too, so A's state is in B's view; C reports none.
   await state.report(report(A, { version: THIS }));
   await state.mutate((c) => createDataset(c, { primary: A, dataset_id: D0, metadata: { name: 'v0' } }));
@@ -150,20 +138,8 @@ describe('grow_pending in views, by the viewer’s release', () => {
 });
 
 describe('over the routes', () => {
-  const handle = async (
-    path: string,
-    query: Record<string, string>,
-    identity?: { kind: 'node'; uuid: string } | { kind: 'user'; name: string },
-  ): Promise<unknown> => {
-    const route = routes.find((r) => r.method === 'get' && r.path === path);
-    if (route === undefined) throw new Error(`no route ${path}`);
-    const reply = await route.handle(
-      state,
-      { params: {}, query, body: undefined, ifMatches: undefined, signal: new AbortController().signal, identity },
-      views,
-    );
-    return JSON.parse(String(reply.json)) as unknown;
-  };
+  const handle = (path: string, query: Record<string, string>, identity?: Identity) =>
+    getRoute(state, views, path, query, identity);
 
   it('GET /v1/agent/cluster: an old node’s certificate or view reads as before; a current node’s and an API user’s carry it', async () => {
     await growPending();

@@ -4,30 +4,24 @@
  * strict schemas while a lease carries both; a current node sees them; an upgrade switches it; the whole cluster's view
  * goes by its asker (a node's certificate; an API user; unknown: any alive node behind).
  */
-import { ClusterDelta, ClusterSnapshot, Lease } from '@flocker/api';
+import { ClusterDelta, ClusterSnapshot, type Identity, type Lease } from '@flocker/api';
 import { answerFor } from './agentWatch';
 import { acquireLease, createDataset } from './configuration';
-import { ControlState } from './ControlState';
-import { MemoryConfigurationStore } from './ConfigurationStore';
+import type { ControlState } from './ControlState';
 import { requestRelease } from './leaseHandover';
-import { routes } from './routes';
 import { WHOLE_CLUSTER } from './nodeViews';
 import { olderRelease, parsesNewMembers } from './releases';
 import { A, B, C, letterReport as report } from './testing/fixtures';
-import { silentLogger } from './testing/httpService';
-import { API_VIEWER, Views } from './Views';
+import {
+  gatedState,
+  getRoute,
+  PREVIOUS_RELEASE as PREVIOUS,
+  PreviousDelta,
+  PreviousSnapshot,
+  THIS_RELEASE as THIS,
+} from './testing/previousRelease';
+import { API_VIEWER, type Views } from './Views';
 
-/**
- * The previous release's strict schemas (before 842e2d9): its Lease had neither member, and nothing else of these
- * schemas changed since (`git diff 842e2d9~1 -- packages/api/src/schemas.ts packages/api/src/clusterDelta.ts` shows
- * only the two members). Strict as those agents and plugins read them.
- */
-const PreviousLease = Lease.omit({ release_on_request: true, release_requested: true }).strict();
-const PreviousSnapshot = ClusterSnapshot.extend({ leases: PreviousLease.array() }).strict();
-const PreviousDelta = ClusterDelta.extend({ leases: PreviousLease.array() }).strict();
-
-const THIS = '1.21.0';
-const PREVIOUS = '1.20.3';
 const D0 = '00000000-1111-4111-8111-111111111111';
 const D1 = '00000001-1111-4111-8111-111111111111';
 
@@ -36,15 +30,7 @@ let views: Views;
 let t = 1_700_000_000_000;
 
 beforeEach(async () => {
-  state = await ControlState.open({
-    store: new MemoryConfigurationStore(),
-    nodeTimeoutMs: 10_000,
-    logger: silentLogger,
-    now: () => t,
-    livenessCheckMs: 60_000,
-    newMembersSince: THIS,
-  });
-  views = new Views(state, true);
+  ({ state, views } = await gatedState(() => t));
   await state.report(report(A, { version: THIS }));
   await state.report(report(B, { version: PREVIOUS }));
   await state.report(report(C));
@@ -154,19 +140,8 @@ describe('lease hand-over members in views, by the viewer’s release', () => {
 });
 
 describe('GET /v1/agent/cluster: the viewer is the certificate’s node for the whole view, `node` for a node’s', () => {
-  const route = routes.find((r) => r.method === 'get' && r.path === '/v1/agent/cluster');
-  const ask = async (
-    query: Record<string, string>,
-    identity?: { kind: 'node'; uuid: string } | { kind: 'user'; name: string },
-  ) => {
-    if (route === undefined) throw new Error('no route');
-    const reply = await route.handle(
-      state,
-      { params: {}, query, body: undefined, ifMatches: undefined, signal: new AbortController().signal, identity },
-      views,
-    );
-    return JSON.parse(String(reply.json)) as unknown;
-  };
+  const ask = (query: Record<string, string>, identity?: Identity) =>
+    getRoute(state, views, '/v1/agent/cluster', query, identity);
 
   it('an old node’s certificate, or its node’s view, reads as before; a current node’s and an API user’s carry them', async () => {
     await askFor(D0);

@@ -11,7 +11,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ClusterSnapshot, FlockerClient, Lease } from '@flocker/api';
+import { ClusterSnapshot, FlockerClient } from '@flocker/api';
 import { releaseVersion } from '@flocker/metrics';
 import { acquireLease, createDataset, releaseLease } from './configuration';
 import { FileConfigurationStore, MemoryConfigurationStore } from './ConfigurationStore';
@@ -21,13 +21,10 @@ import { routes } from './routes';
 import { type ControlService, startControlService } from './server';
 import { HOLDER, holderAnswers, idleVolume, REQUESTER, timed } from './testing/handover';
 import { nodeReport, silentLogger } from './testing/httpService';
+import { PreviousSnapshot } from './testing/previousRelease';
 import { Views } from './Views';
 
 jest.setTimeout(60_000);
-
-/** The previous release's strict lease and whole view (only the lease's two members are new since). */
-const PreviousLease = Lease.omit({ release_on_request: true, release_requested: true }).strict();
-const PreviousSnapshot = ClusterSnapshot.extend({ leases: PreviousLease.array() }).strict();
 
 let svc: ControlService | undefined;
 let dir: string | undefined;
