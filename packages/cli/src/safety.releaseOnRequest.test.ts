@@ -79,12 +79,19 @@ describe('a lease let go of on request', () => {
     expect(e.code).toBe('LEASE_HELD');
   });
 
-  it('release: still needs --force, saying that releasing does not ask and what does', () => {
+  it('release: still needs --force, saying that releasing does not ask, and what the user can do instead (never "destroy it")', () => {
     const u = inUseBy([node], [idle], D);
     const e = refusal(() => checkInUse('release', 'pg', u, false));
     expect(e.message).toBe(
-      'volume pg is held on host-a (node aaaaaaaa) by a lease its holder lets go of when asked while no container there uses it; a container there may use it now. Releasing the lease here does not ask its holder: "flocker volumes move" and "flocker volumes destroy" do (a container there keeps it). Move or destroy it instead, or pass --force to release it anyway.',
+      'volume pg is held on host-a (node aaaaaaaa) by a lease its holder lets go of when asked while no container there uses it; a container there may use it now. ' +
+        'Releasing it here would not ask its holder. To use the volume elsewhere, nothing needs releasing: start the container on the other host (its Docker plugin asks for the lease and moves the volume there) or run "flocker volumes move pg <node>"; ' +
+        'the holder lets go of it then, unless a container on host-a uses it (stop that container first). ' +
+        "Unused, the lease also ends by itself after the Docker plugin's idle time (plugin.idle_lease_seconds, 60 s by default). " +
+        'If host-a is gone for good, pass --force to release it anyway.',
     );
+    // The stable code of a refusal of the CLI's own (exit code CONFLICT), as before.
+    expect(e.code).toBe('CONFLICT');
+    expect(e.message).not.toMatch(/destroy it instead/i);
     expect(checkInUse('release', 'pg', u, true)).toMatch(/^warning: volume pg is held on host-a .*without asking/);
   });
 

@@ -49,9 +49,17 @@ export function checkInUse(
       `volume ${volume} is held on ${where(u)} by a lease its holder lets go of when asked while no container there ` +
       'uses it';
     if (!force) {
+      // What the user can do instead (s21 hand-over): what needs the lease asks its holder for it (another host's
+      // Mount, a move), and an unused lease ends by itself; --force only for a host gone for good.
+      const host = u.node.host;
       throw new CliError(
         EXIT.CONFLICT,
-        `${held}; a container there may use it now. Releasing the lease here does not ask its holder: "flocker volumes move" and "flocker volumes destroy" do (a container there keeps it). Move or destroy it instead, or pass --force to release it anyway.`,
+        `${held}; a container there may use it now. Releasing it here would not ask its holder. ` +
+          'To use the volume elsewhere, nothing needs releasing: start the container on the other host (its Docker ' +
+          `plugin asks for the lease and moves the volume there) or run "flocker volumes move ${volume} <node>"; the ` +
+          `holder lets go of it then, unless a container on ${host} uses it (stop that container first). Unused, the ` +
+          "lease also ends by itself after the Docker plugin's idle time (plugin.idle_lease_seconds, 60 s by default). " +
+          `If ${host} is gone for good, pass --force to release it anyway.`,
       );
     }
     return `warning: ${held}; releasing its lease anyway (--force), without asking: a container there may be using it.`;
