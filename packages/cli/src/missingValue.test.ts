@@ -3,15 +3,11 @@
  * a bare option with its default — and `flocker snapshots create x1 --name` a nameless snapshot. Failed 3/3 (the CLI
  * cases: 5/5) before: now a usage error (exit 2) naming the option, as `--size=` already was.
  */
-import type { ClusterSnapshot, DatasetConfiguration, FlockerClient } from '@flocker/api';
-import { node } from '@flocker/web-ui/testing';
+import { recordingClient } from './testing/recordingClient';
 import { runCli } from './testing/runCli';
 import { EXIT } from './errors';
 import { buildDeployCli } from './deploy/command';
 import { missingValueProblem } from './validation';
-
-const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const D1 = '11111111-1111-4111-8111-111111111111';
 
 describe('missingValueProblem', () => {
   const opts = {
@@ -43,30 +39,7 @@ describe('missingValueProblem', () => {
 });
 
 describe('flocker with an option given no value', () => {
-  const calls: unknown[] = [];
-  const datasets: DatasetConfiguration[] = [
-    { dataset_id: D1, primary: A, maximum_size: null, metadata: { name: 'x1' }, deleted: false },
-  ];
-  const cluster: ClusterSnapshot = {
-    generation: '1',
-    configuration_tag: 't',
-    datasets,
-    leases: [],
-    nodes: [node(A, '10.0.0.1', { last_seen: new Date().toISOString() })],
-  };
-  const record =
-    (what: string) =>
-    (...a: unknown[]) => {
-      calls.push([what, ...a]);
-      return Promise.reject(new Error('not expected'));
-    };
-  const client = {
-    listDatasets: async () => datasets,
-    listSnapshots: async () => [],
-    waitForCluster: async () => cluster,
-    createDataset: record('create'),
-    createSnapshot: record('snapshot'),
-  } as unknown as FlockerClient;
+  const { client, calls } = recordingClient();
 
   it.each([
     [['volumes', 'create', 'x2', '--size'], '--size'],

@@ -4,9 +4,8 @@
  * (`--no-name` sends name false, `--no-node` passes node false): a usage error (exit 2) naming the option expected.
  * Failed 3/3 before the fix (the missingValueProblem cases).
  */
-import type { ClusterSnapshot, DatasetConfiguration, FlockerClient } from '@flocker/api';
-import { node } from '@flocker/web-ui/testing';
 import { EXIT } from './errors';
+import { recordingClient } from './testing/recordingClient';
 import { runCli } from './testing/runCli';
 import { missingValueProblem } from './validation';
 
@@ -29,32 +28,7 @@ describe('missingValueProblem and negations', () => {
 });
 
 describe('flocker with a negated valued option', () => {
-  const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-  const D1 = '11111111-1111-4111-8111-111111111111';
-  const calls: unknown[] = [];
-  const datasets: DatasetConfiguration[] = [
-    { dataset_id: D1, primary: A, maximum_size: null, metadata: { name: 'x1' }, deleted: false },
-  ];
-  const cluster: ClusterSnapshot = {
-    generation: '1',
-    configuration_tag: 't',
-    datasets,
-    leases: [],
-    nodes: [node(A, '10.0.0.1', { last_seen: new Date().toISOString() })],
-  };
-  const record =
-    (what: string) =>
-    (...a: unknown[]) => {
-      calls.push([what, ...a]);
-      return Promise.reject(new Error('not expected'));
-    };
-  const client = {
-    listDatasets: async () => datasets,
-    listSnapshots: async () => [],
-    waitForCluster: async () => cluster,
-    createDataset: record('create'),
-    createSnapshot: record('snapshot'),
-  } as unknown as FlockerClient;
+  const { client, calls } = recordingClient();
 
   it.each([
     [['volumes', 'create', 'xx', '--no-size'], 'size'],
