@@ -3,18 +3,16 @@
  * agent started the fence's victims only while it did: a start failing for longer (dockerd down, a volume not
  * mountable yet) left them stopped for good. The agent now remembers the last lift it saw (withRememberedLift).
  */
-import { type ContainerConfiguration, NodeState } from '@flocker/api';
+import type { NodeState } from '@flocker/api';
 import { ManualClock } from '@flocker/runtime/testing';
 import winston from 'winston';
 import type { ObservedContainer } from './calculateContainerChanges';
-import { ContainerAgent, type AgentClient } from './ContainerAgent';
+import { ContainerAgent } from './ContainerAgent';
 import { desiredContainers } from './desiredContainers';
 import type { ContainerRuntime } from './DockerOps';
 import { type LiftedFence, type NodeFence, withRememberedLift } from './fence';
+import { D1, dbClient, dbContainer, ME, meNodeState, SINCE } from './testing/fence';
 
-const ME = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const D1 = '11111111-1111-4111-8111-111111111111';
-const SINCE = Date.parse('2026-12-06T05:00:00.000Z');
 const MIN = 60_000;
 
 describe('withRememberedLift', () => {
@@ -42,41 +40,15 @@ describe('withRememberedLift', () => {
 });
 
 describe('ContainerAgent: a fence victim whose start fails past the hour the lift is shown', () => {
-  const db: ContainerConfiguration = {
-    name: 'db',
-    node_uuid: ME,
-    image: 'tiny',
-    ports: [],
-    environment: {},
-    links: [],
-    volumes: [{ dataset_id: D1, mountpoint: '/data' }],
-    restart_policy: { name: 'never' },
-  };
-  const client: AgentClient = {
-    waitForCluster: async () => ({ generation: 'g', configuration_tag: 'v1', datasets: [], leases: [], nodes: [] }),
-    listContainers: async () => [db],
-    listDatasets: async () => [{ dataset_id: D1, primary: ME, metadata: { name: 'dbvol' }, deleted: false }],
-    listNodes: async () => [{ uuid: ME, host: '10.0.0.1' }],
-    reportContainers: async () => ({ generation: 'g' }),
-  };
+  const db = dbContainer('never');
+  const client = dbClient(db);
   const fencing = {
     state: 'recovered' as const,
     since: new Date(SINCE).toISOString(),
     reason: 'no confirmed configuration',
     stopped_containers: ['db'],
   };
-  const node = (withFence: boolean): NodeState =>
-    NodeState.parse({
-      uuid: ME,
-      host: '10.0.0.1',
-      era: 'e',
-      instance_id: 'i',
-      backend: 'loopback',
-      manifestations: [],
-      alive: true,
-      last_seen: '2026-12-06T05:00:10.000Z',
-      ...(withFence ? { fencing } : {}),
-    });
+  const node = (withFence: boolean): NodeState => meNodeState(withFence ? { fencing } : {});
 
   const desiredHash = (): string =>
     desiredContainers(

@@ -3,7 +3,7 @@
  * runs again once the fence is lifted — never while fenced, never one whose volume is no longer this
  * node's, never one a user stopped (or that stopped by itself) after it ran again.
  */
-import { type ContainerConfiguration, type DatasetConfiguration, NodeState } from '@flocker/api';
+import type { DatasetConfiguration, NodeState } from '@flocker/api';
 import { ManualClock } from '@flocker/runtime/testing';
 import winston from 'winston';
 import {
@@ -13,16 +13,14 @@ import {
   killedByFence,
   type ObservedContainer,
 } from './calculateContainerChanges';
-import { ContainerAgent, type AgentClient } from './ContainerAgent';
+import { ContainerAgent } from './ContainerAgent';
 import type { DesiredContainer, DockerSpec } from './desiredContainers';
 import { desiredContainers } from './desiredContainers';
 import { dockerTime, type ContainerRuntime } from './DockerOps';
 import { type NodeFence, nodeFence } from './fence';
+import { D1, dbClient, dbContainer, ME, meNodeState, SINCE } from './testing/fence';
 
-const ME = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const OTHER = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
-const D1 = '11111111-1111-4111-8111-111111111111';
-const SINCE = Date.parse('2026-12-06T05:00:00.000Z');
 
 const spec = (name: string): DockerSpec => ({
   name,
@@ -48,19 +46,7 @@ const seen = (name: string, state: DockerState, times: Partial<ObservedContainer
 /** Ran before the fence began, killed after: what the fence leaves. */
 const killed = { startedAt: SINCE - 60_000, finishedAt: SINCE + 300 };
 const lifted = (...stopped: string[]): NodeFence => ({ kind: 'lifted', since: SINCE, stopped: new Set(stopped) });
-function nodeState(over: Partial<NodeState>): NodeState {
-  return NodeState.parse({
-    uuid: ME,
-    host: '10.0.0.1',
-    era: 'e',
-    instance_id: 'i',
-    backend: 'loopback',
-    manifestations: [],
-    alive: true,
-    last_seen: '2026-12-06T05:00:10.000Z',
-    ...over,
-  });
-}
+const nodeState = meNodeState;
 const show = (c: ContainerChange): string =>
   c.kind === 'create' ? `create ${c.spec.name}` : c.kind === 'start' ? `start ${c.id}` : `remove ${c.id}`;
 
@@ -244,16 +230,7 @@ describe('nodeFence: what the node state in the snapshot says', () => {
 });
 
 describe('desiredContainers: volumeHere', () => {
-  const db: ContainerConfiguration = {
-    name: 'db',
-    node_uuid: ME,
-    image: 'tiny',
-    ports: [],
-    environment: {},
-    links: [],
-    volumes: [{ dataset_id: D1, mountpoint: '/data' }],
-    restart_policy: { name: 'always' },
-  };
+  const db = dbContainer('always');
   const nodes = [{ uuid: ME, host: '10.0.0.1' }];
   const ds = (primary: string): DatasetConfiguration[] => [
     { dataset_id: D1, primary, metadata: { name: 'dbvol' }, deleted: false },
@@ -274,23 +251,8 @@ test("dockerTime: Docker's times in ms, its zero time as never", () => {
 
 describe('ContainerAgent.converge across a fence', () => {
   test('killed by the fence: nothing while fenced, started once lifted, once; a later stop by a user stays', async () => {
-    const db: ContainerConfiguration = {
-      name: 'db',
-      node_uuid: ME,
-      image: 'tiny',
-      ports: [],
-      environment: {},
-      links: [],
-      volumes: [{ dataset_id: D1, mountpoint: '/data' }],
-      restart_policy: { name: 'never' },
-    };
-    const client: AgentClient = {
-      waitForCluster: async () => ({ generation: 'g', configuration_tag: 'v1', datasets: [], leases: [], nodes: [] }),
-      listContainers: async () => [db],
-      listDatasets: async () => [{ dataset_id: D1, primary: ME, metadata: { name: 'dbvol' }, deleted: false }],
-      listNodes: async () => [{ uuid: ME, host: '10.0.0.1' }],
-      reportContainers: async () => ({ generation: 'g' }),
-    };
+    const db = dbContainer('never');
+    const client = dbClient(db);
     const log: string[] = [];
     let now = SINCE - 60_000;
     let container: ObservedContainer | undefined;
