@@ -1,8 +1,8 @@
 /** Topology and GetCapacity against a fake control service: what a CO sees (issue 19). */
-import type { ClusterSnapshot, CreateDatasetRequest, DatasetConfiguration, NodeState } from '@flocker/api';
+import type { DatasetConfiguration, NodeState } from '@flocker/api';
 import { status } from '@grpc/grpc-js';
 import type { CsiDriver, ControlClient } from './CsiDriver';
-import { fakeNode, quietDriver } from './csiTestSupport';
+import { datasetsClient, fakeNode, quietDriver } from './csiTestSupport';
 import { datasetIdForName, MiB } from './mapping';
 import { TOPOLOGY_ZONE_KEY, UNBOUNDED_CAPACITY } from './topology';
 
@@ -24,42 +24,17 @@ interface World {
 }
 
 function client(w: World): ControlClient {
-  const snap = (): ClusterSnapshot => ({
-    generation: String(w.generation),
-    configuration_tag: 't',
-    datasets: w.datasets,
-    leases: [],
-    nodes: w.nodes,
+  return datasetsClient(w, (req) => {
+    const d: DatasetConfiguration = {
+      dataset_id: req.dataset_id as string,
+      primary: req.primary,
+      maximum_size: req.maximum_size ?? null,
+      metadata: req.metadata ?? {},
+      deleted: false,
+    };
+    w.datasets.push(d);
+    return d;
   });
-  const unused = () => Promise.reject(new Error('unused'));
-  return {
-    version: async () => ({ flocker: 'test' }),
-    listDatasets: async () => w.datasets,
-    createDataset: async (req: CreateDatasetRequest) => {
-      const d: DatasetConfiguration = {
-        dataset_id: req.dataset_id as string,
-        primary: req.primary,
-        maximum_size: req.maximum_size ?? null,
-        metadata: req.metadata ?? {},
-        deleted: false,
-      };
-      w.datasets.push(d);
-      return d;
-    },
-    deleteDataset: unused,
-    updateDataset: unused,
-    createSnapshot: unused,
-    deleteSnapshot: unused,
-    listLeases: async () => [],
-    acquireLease: unused,
-    releaseLease: unused,
-    // The long-poll: a changed generation at once, else a short wait (the fake has no events).
-    waitForCluster: async (since?: string, timeoutMs?: number) => {
-      if (since === String(w.generation) && (timeoutMs ?? 0) > 0)
-        await new Promise((r) => setTimeout(r, Math.min(timeoutMs ?? 0, 20)));
-      return snap();
-    },
-  };
 }
 
 function driver(w: World, extra: { nodeInfoWaitMs?: number } = {}): CsiDriver {

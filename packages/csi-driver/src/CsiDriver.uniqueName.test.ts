@@ -4,16 +4,10 @@
  * the UI, an API user: any dataset id) is refused 409 DATASET_NAME_IN_USE instead of doubled, and CreateVolume answers
  * as it does for a name that exists: that volume when it fits the request, else ALREADY_EXISTS.
  */
-import {
-  type ClusterSnapshot,
-  type CreateDatasetRequest,
-  type DatasetConfiguration,
-  FlockerApiError,
-  type NodeState,
-} from '@flocker/api';
+import { type CreateDatasetRequest, type DatasetConfiguration, FlockerApiError, type NodeState } from '@flocker/api';
 import { status } from '@grpc/grpc-js';
 import type { ControlClient } from './CsiDriver';
-import { fakeNode, quietDriver } from './csiTestSupport';
+import { datasetsClient, fakeNode, quietDriver } from './csiTestSupport';
 import { datasetIdForName, MiB } from './mapping';
 
 const ME = '11111111-1111-4111-8111-111111111111';
@@ -49,32 +43,12 @@ function apply(w: World, req: CreateDatasetRequest): DatasetConfiguration {
 }
 
 function client(w: World): ControlClient {
-  const unused = () => Promise.reject(new Error('unused'));
-  const snap = (): ClusterSnapshot => ({
-    generation: '1',
-    configuration_tag: 't',
-    datasets: w.datasets,
-    leases: [],
-    nodes: w.nodes,
+  return datasetsClient(w, (req) => {
+    const race = w.race;
+    w.race = undefined;
+    race?.();
+    return apply(w, req);
   });
-  return {
-    version: async () => ({ flocker: 'test' }),
-    listDatasets: async () => w.datasets.map((d) => ({ ...d })),
-    createDataset: async (req: CreateDatasetRequest) => {
-      const race = w.race;
-      w.race = undefined;
-      race?.();
-      return apply(w, req);
-    },
-    deleteDataset: unused,
-    updateDataset: unused,
-    createSnapshot: unused,
-    deleteSnapshot: unused,
-    listLeases: async () => [],
-    acquireLease: unused,
-    releaseLease: unused,
-    waitForCluster: async () => snap(),
-  };
 }
 
 const world = (): World => ({ datasets: [], nodes: [fakeNode(ME, 'me')] });

@@ -1,5 +1,8 @@
-/** Test support for the CsiDriver tests against a fake control service: nodes, a one-dataset world, a quiet driver. */
-import type { DatasetConfiguration, Lease, NodeState } from '@flocker/api';
+/**
+ * Test support for the CsiDriver tests against a fake control service: nodes, a one-dataset world, a control service
+ * of datasets only, a quiet driver.
+ */
+import type { ClusterSnapshot, CreateDatasetRequest, DatasetConfiguration, Lease, NodeState } from '@flocker/api';
 import winston from 'winston';
 import { CsiDriver, type ControlClient, type CsiDriverOptions } from './CsiDriver';
 import { MiB, type MountInfoEntry } from './mapping';
@@ -57,4 +60,48 @@ export function quietDriver(
     pollMs: 20,
     ...overrides,
   });
+}
+
+/** The datasets and nodes a fake control service of datasets holds; `generation` (default 1): its cluster's. */
+export interface DatasetsWorld {
+  datasets: DatasetConfiguration[];
+  nodes: NodeState[];
+  generation?: number;
+}
+
+/**
+ * A fake control service of datasets only (no leases, snapshots, updates or deletes): it lists `w`'s datasets (copies,
+ * as a real client's), makes them by `create`, and answers the cluster's long-poll for a changed generation at once,
+ * else after a short wait (the fake has no events).
+ */
+export function datasetsClient(
+  w: DatasetsWorld,
+  create: (req: CreateDatasetRequest) => DatasetConfiguration,
+): ControlClient {
+  const generation = (): string => String(w.generation ?? 1);
+  const snap = (): ClusterSnapshot => ({
+    generation: generation(),
+    configuration_tag: 't',
+    datasets: w.datasets,
+    leases: [],
+    nodes: w.nodes,
+  });
+  const unused = () => Promise.reject(new Error('unused'));
+  return {
+    version: async () => ({ flocker: 'test' }),
+    listDatasets: async () => w.datasets.map((d) => ({ ...d })),
+    createDataset: async (req: CreateDatasetRequest) => create(req),
+    deleteDataset: unused,
+    updateDataset: unused,
+    createSnapshot: unused,
+    deleteSnapshot: unused,
+    listLeases: async () => [],
+    acquireLease: unused,
+    releaseLease: unused,
+    waitForCluster: async (since?: string, timeoutMs?: number) => {
+      if (since === generation() && (timeoutMs ?? 0) > 0)
+        await new Promise((r) => setTimeout(r, Math.min(timeoutMs ?? 0, 20)));
+      return snap();
+    },
+  };
 }
