@@ -111,6 +111,12 @@ export interface ClientLogger {
 }
 
 /**
+ * How long a client, told by its control service that it does not know `unique_name`, creates without asking it
+ * (one refused create per client and period, not one per create).
+ */
+export const UNIQUE_NAME_RECHECK_MS = 10 * 60_000;
+
+/**
  * Whether a create was refused only for not knowing `unique_name`: a control service one release behind (before it
  * decided names) checks bodies strictly and answers 400 INVALID_REQUEST naming the key it does not know, exactly
  * `(body): Unrecognized key: "unique_name"` (zod's words; `Unrecognized keys: "a", "unique_name"` for several).
@@ -415,6 +421,8 @@ export class FlockerClient {
   /** FlockerClientOptions.clusterViews: whether the agent channel's views are read strictly. */
   private readonly strictViews: boolean;
   private readonly logger: ClientLogger | undefined;
+  /** When the control service last refused unique_name as a key it does not know (see createDataset). */
+  private uniqueNameUnknownAt: number | undefined;
   /** The requests safe to repeat open on each replica (long-polls, watches, reads): ended when it is left. */
   private readonly open = new Map<string, Set<AbortController>>();
   /** Counts leaves; by replica, the count when it was last left (an answer asked before that does not bring it back). */
@@ -459,19 +467,35 @@ export class FlockerClient {
    * first landed); one without is sent to another replica only when surely not applied (see mayResend).
    */
   async createDataset(req: CreateDatasetRequest, options: WriteOptions = {}): Promise<DatasetConfiguration> {
+    const { unique_name: _, ...older } = req;
+    // Known not to know the key (said so lately): asked as before it at once, not refused once per create.
+    if (req.unique_name === true && this.uniqueNameUnknownLately()) return this.createDatasetOnce(older, options);
     try {
       return await this.createDatasetOnce(req, options);
     } catch (err) {
       if (req.unique_name !== true || !refusedUnknownUniqueName(err)) throw err;
       // An older control service (upgraded after its clients) refused the key, recording nothing: ask as before it,
       // names unchecked (two creates of one name at once may both be made, as then).
-      const { unique_name: _, ...older } = req;
-      this.logger?.warn('the control service does not know unique_name (older release): created without it', {
-        name: req.metadata?.[METADATA_NAME_KEY],
-        ...(req.dataset_id !== undefined ? { dataset_id: req.dataset_id } : {}),
-      });
+      this.uniqueNameUnknownAt = Date.now();
+      this.logger?.warn(
+        `the control service does not know unique_name (older release): created without it, as this client's creates are for the next ${UNIQUE_NAME_RECHECK_MS / 60_000} min`,
+        {
+          name: req.metadata?.[METADATA_NAME_KEY],
+          ...(req.dataset_id !== undefined ? { dataset_id: req.dataset_id } : {}),
+        },
+      );
       return await this.createDatasetOnce(older, options);
     }
+  }
+
+  /**
+   * Whether the control service refused unique_name less than UNIQUE_NAME_RECHECK_MS ago. Not for ever: the service
+   * is upgraded after its clients (docs/compatibility.md), and a long-lived client (a plugin, the CSI driver) then
+   * asks it again within that time.
+   */
+  private uniqueNameUnknownLately(): boolean {
+    const at = this.uniqueNameUnknownAt;
+    return at !== undefined && Date.now() - at < UNIQUE_NAME_RECHECK_MS;
   }
 
   private async createDatasetOnce(req: CreateDatasetRequest, options: WriteOptions): Promise<DatasetConfiguration> {

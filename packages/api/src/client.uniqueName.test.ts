@@ -6,7 +6,13 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type ClientLogger, FlockerApiError, FlockerClient, refusedUnknownUniqueName } from './client';
+import {
+  type ClientLogger,
+  FlockerApiError,
+  FlockerClient,
+  refusedUnknownUniqueName,
+  UNIQUE_NAME_RECHECK_MS,
+} from './client';
 
 const D = '11111111-1111-4111-8111-111111111111';
 const N = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -76,6 +82,49 @@ describe('createDataset against a control service that does not know unique_name
         { message: expect.stringContaining('unique_name') as string, meta: { name: 'pvc-1', dataset_id: D } },
       ]);
     } finally {
+      await srv.close();
+    }
+  });
+
+  it('remembers it per client: one refused create per client, not per create; asked again after a while', async () => {
+    let upgraded = false;
+    const srv = await service((body) =>
+      upgraded
+        ? {
+            status: 201,
+            json: { dataset_id: D, primary: N, metadata: body.metadata, deleted: false, maximum_size: 1 << 30 },
+          }
+        : olderService(body),
+    );
+    const logger = recorder();
+    const now = jest.spyOn(Date, 'now');
+    try {
+      let t = 1_000_000;
+      now.mockImplementation(() => t);
+      const client = new FlockerClient({ baseUrl: srv.url, logger });
+      for (let i = 0; i < 3; i++) await client.createDataset({ ...request, unique_name: true });
+      expect(srv.bodies).toEqual([{ ...request, unique_name: true }, request, request, request]);
+      expect(logger.warnings).toHaveLength(1);
+      expect(logger.warnings[0]?.message).toMatch(/as this client's creates are for the next 10 min/);
+      // Another client finds out for itself.
+      await new FlockerClient({ baseUrl: srv.url }).createDataset({ ...request, unique_name: true });
+      expect(srv.bodies.slice(4)).toEqual([{ ...request, unique_name: true }, request]);
+      // Still within the time: not asked.
+      t += UNIQUE_NAME_RECHECK_MS - 1;
+      await client.createDataset({ ...request, unique_name: true });
+      expect(srv.bodies.slice(6)).toEqual([request]);
+      // The control service upgraded meanwhile: after the time, asked again, and kept asking.
+      upgraded = true;
+      t += 1;
+      await client.createDataset({ ...request, unique_name: true });
+      await client.createDataset({ ...request, unique_name: true });
+      expect(srv.bodies.slice(7)).toEqual([
+        { ...request, unique_name: true },
+        { ...request, unique_name: true },
+      ]);
+      expect(logger.warnings).toHaveLength(1);
+    } finally {
+      now.mockRestore();
       await srv.close();
     }
   });
