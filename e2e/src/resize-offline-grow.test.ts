@@ -55,6 +55,11 @@ describe('an ext4 volume grown while mounted, the agent without online resize', 
     return (await stack.client.listDatasetState()).find((x) => x.dataset_id === datasetId)?.grow_pending;
   }
 
+  /** The node's last_seen (this stack's one agent) in the control service's whole snapshot. */
+  async function lastSeen(): Promise<string | undefined> {
+    return (await stack.client.waitForCluster(undefined, 0)).nodes[0]?.last_seen;
+  }
+
   it('unused: `df` in the next container on the same host shows the new size, the data kept', async () => {
     await stack.docker(['volume', 'create', '-d', stack.driver, '-o', 'size=64MiB', 'grow-idle']);
     await stack.runWith('grow-idle', 'echo kept > /data/kept; sync');
@@ -102,7 +107,11 @@ describe('an ext4 volume grown while mounted, the agent without online resize', 
       const status = await flocker(['status']);
       expect(status).toMatchObject({ code: 1 });
       expect(status.stdout).toMatch(/grow-busy: mounted, but the grow to 128 MiB is pending/);
-      await new Promise((r) => setTimeout(r, 3000));
+      // The agent's later looks keep it: awaited as a report newer than the ones above (last_seen moves with each;
+      // an unchanged one goes out at the next resync, 10 s), not a fixed sleep. The grow is still pending then.
+      const seen = await lastSeen();
+      await until('a later report of the agent', async () => (await lastSeen()) !== seen, 60_000, 200);
+      expect(await growPending(d.dataset_id)).toEqual({ reason: 'online_resize_refused' });
       // The same mount (never taken off and put back), and the container's volume still there and writable.
       expect(agentMounts(d.dataset_id)).toEqual([mountId]);
       const out = await stack.docker([
