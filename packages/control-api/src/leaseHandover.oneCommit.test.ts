@@ -10,43 +10,27 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FlockerClient } from '@flocker/api';
 import { releaseVersion } from '@flocker/metrics';
-import type { Configuration } from './configuration';
 import { FileConfigurationStore } from './ConfigurationStore';
 import { type ControlService, startControlService } from './server';
+import { type CommitRecord, recordCommits } from './testing/commitRecorder';
 import { eventually, HOLDER, holderAnswers, idleVolume, leaseBecomes, REQUESTER, timed } from './testing/handover';
 import { nodeReport, silentLogger } from './testing/httpService';
 
 jest.setTimeout(60_000);
 
-/** What one commit says of the watched dataset. */
-interface Seen {
-  readonly lease: string | undefined;
-  readonly primary: string | undefined;
-}
-
-/** The file store, recording each commit's lease holder and primary of `watched` (set once the dataset exists). */
-class RecordingStore extends FileConfigurationStore {
-  watched: string | undefined;
-  readonly seen: Seen[] = [];
-  override async commit(config: Configuration): Promise<void> {
-    await super.commit(config);
-    const id = this.watched;
-    if (id !== undefined)
-      this.seen.push({ lease: config.leases.get(id)?.node_uuid, primary: config.datasets.get(id)?.primary });
-  }
-}
-
 const dirs: string[] = [];
 const services: ControlService[] = [];
 
-async function start(): Promise<{ svc: ControlService; client: FlockerClient; store: RecordingStore }> {
+/** The file store, recording each commit's lease holder and primary of `watched` (set once the dataset exists). */
+async function start(): Promise<{ svc: ControlService; client: FlockerClient; store: CommitRecord }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'flocker-handover-one-'));
   dirs.push(dir);
-  const store = new RecordingStore(dir);
+  const fileStore = new FileConfigurationStore(dir);
+  const store = recordCommits(fileStore);
   const svc = await startControlService({
     port: 0,
     host: '127.0.0.1',
-    store,
+    store: fileStore,
     logger: silentLogger,
     handoverWaitSeconds: 20,
   });

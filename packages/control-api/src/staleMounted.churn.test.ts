@@ -5,40 +5,18 @@
  * so version-only reports are shared at the store's refresh pace (node timeout / 4) too.
  */
 import { randomUUID } from 'node:crypto';
-import winston from 'winston';
-import { FlockerClient } from '@flocker/api';
-import { EtcdConfigurationStore } from './etcd/EtcdConfigurationStore';
-import { type ControlService, startControlService } from './server';
-import { EtcdTestCluster } from './testing/etcdCluster';
+import type { FlockerClient } from '@flocker/api';
+import { etcdReplicas } from './testing/etcdReplicas';
 import { A, letterReport as report, mountedManifestation } from './testing/fixtures';
 import { configurationVersionOf as version } from './testing/httpService';
 
 jest.setTimeout(60_000);
-const silent = winston.createLogger({ silent: true });
 const NODE_TIMEOUT_S = 2;
 
-let etcd: EtcdTestCluster;
-const services: ControlService[] = [];
-
-beforeAll(async () => {
-  etcd = await EtcdTestCluster.start(1);
-});
-afterAll(async () => {
-  for (const s of services) await s.close();
-  await etcd?.stop();
-});
+const bed = etcdReplicas('all', 1);
 
 async function replica(prefix: string): Promise<FlockerClient> {
-  const store = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix });
-  const svc = await startControlService({
-    port: 0,
-    host: '127.0.0.1',
-    store,
-    logger: silent,
-    nodeTimeoutSeconds: NODE_TIMEOUT_S,
-  });
-  services.push(svc);
-  return new FlockerClient({ baseUrl: svc.url, timeoutMs: 10_000 });
+  return (await bed.start(bed.store(prefix), { nodeTimeoutSeconds: NODE_TIMEOUT_S })).client;
 }
 
 const mounted = (id: string) => mountedManifestation(id, A);

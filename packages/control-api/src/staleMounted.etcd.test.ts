@@ -6,12 +6,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
-import winston from 'winston';
-import { FlockerClient } from '@flocker/api';
+import type { FlockerClient } from '@flocker/api';
 import { LogRecord } from './ConfigurationLog';
-import { EtcdConfigurationStore, type EtcdStoreOptions } from './etcd/EtcdConfigurationStore';
-import { type ControlService, startControlService } from './server';
-import { EtcdTestCluster } from './testing/etcdCluster';
+import type { EtcdConfigurationStore, EtcdStoreOptions } from './etcd/EtcdConfigurationStore';
+import { etcdReplicas } from './testing/etcdReplicas';
 import {
   A,
   B,
@@ -22,24 +20,14 @@ import {
 import { configurationVersionOf as version, stateInList } from './testing/httpService';
 
 jest.setTimeout(90_000);
-const silent = winston.createLogger({ silent: true });
 
-let etcd: EtcdTestCluster;
-const services: ControlService[] = [];
-
-beforeAll(async () => {
-  etcd = await EtcdTestCluster.start(1);
-});
-afterAll(async () => {
-  for (const s of services) await s.close();
-  await etcd?.stop();
-});
+const bed = etcdReplicas('all', 1);
 
 /** What each replica gave its store to share (publishReport's JSON), per node: the same JSON again is no new write. */
 const sharedBy = new Map<FlockerClient, Array<{ uuid: string; json: string }>>();
 
 async function replica(prefix: string, options: Partial<EtcdStoreOptions> = {}): Promise<FlockerClient> {
-  return replicaOn(new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix, ...options }));
+  return replicaOn(bed.store(prefix, options));
 }
 
 async function replicaOn(store: EtcdConfigurationStore): Promise<FlockerClient> {
@@ -49,14 +37,7 @@ async function replicaOn(store: EtcdConfigurationStore): Promise<FlockerClient> 
     shared.push({ uuid: r.uuid, json });
     return publish(r, json, lastSeen, timeout);
   };
-  const svc = await startControlService({
-    port: 0,
-    host: '127.0.0.1',
-    store,
-    logger: silent,
-  });
-  services.push(svc);
-  const client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 10_000 });
+  const { client } = await bed.start(store);
   sharedBy.set(client, shared);
   return client;
 }
@@ -187,7 +168,7 @@ describe('the load floor (session 11): a replica that did not see the moves hide
     const one = await replica(prefix);
     const { id, other, back, inFlight } = await moveAwayAndBack(one);
     // What the replicas wrote to etcd is what release N reads (its strict schemas): no new op, no new field.
-    const raw = new Etcd3({ hosts: etcd.endpoints });
+    const raw = new Etcd3({ hosts: bed.endpoints });
     try {
       const log = await raw.namespace(prefix).getAll().prefix('log/').strings();
       expect(Object.keys(log).length).toBeGreaterThan(0);
@@ -202,8 +183,7 @@ describe('the load floor (session 11): a replica that did not see the moves hide
       raw.close();
     }
     // Replica one goes away; the agents fail over to replica two, started since (a rolling restart, a new host).
-    const first = services.splice(0, services.length);
-    for (const s of first) await s.close();
+    await bed.closeAll();
     const two = await replica(prefix);
     expect(await version(two)).toBe(back);
     await two.reportNodeState(report(B, { configuration_version: back }));
@@ -222,7 +202,7 @@ describe('the load floor (session 11): a replica that did not see the moves hide
   it('a replica that reads the whole configuration again (it missed records) sees only the final state: still hidden', async () => {
     const prefix = `/flocker-test-${randomUUID()}/`;
     const one = await replica(prefix);
-    const twoStore = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix });
+    const twoStore = bed.store(prefix);
     // Replica two's watch loses the records while `dropping` (as after a watch restarted past a compaction).
     const dropping = { on: false };
     const store = twoStore as unknown as { onRecord(listener: unknown, kv: unknown): void };
@@ -261,7 +241,7 @@ describe('the load floor (session 11): a replica that did not see the moves hide
   it('a replica whose commit lost the race to a move away and back catches up from the records: noted, hidden', async () => {
     const prefix = `/flocker-test-${randomUUID()}/`;
     const one = await replica(prefix);
-    const twoStore = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix });
+    const twoStore = bed.store(prefix);
     // Replica two's next compare-and-swap waits at `gate` (its commit in flight: records arriving meanwhile are held).
     let gate: Promise<void> | undefined;
     const store = twoStore as unknown as { compareAndSwap(...args: unknown[]): Promise<void> };

@@ -4,42 +4,14 @@
  * configuration adopted from etcd's watch, not on a commit of its own replica.
  */
 import { randomUUID } from 'node:crypto';
-import { FlockerClient } from '@flocker/api';
-import { type ControlService, startControlService } from '../server';
-import { EtcdTestCluster } from '../testing/etcdCluster';
+import { etcdReplicas } from '../testing/etcdReplicas';
 import { eventually, HOLDER, holderAnswers, idleVolume, leaseBecomes, REQUESTER, timed } from '../testing/handover';
-import { silentLogger } from '../testing/httpService';
-import { EtcdConfigurationStore } from './EtcdConfigurationStore';
 
 jest.setTimeout(90_000);
 
-let etcd: EtcdTestCluster;
-const services: ControlService[] = [];
-
-beforeAll(async () => {
-  etcd = await EtcdTestCluster.start();
-});
-afterEach(async () => {
-  await Promise.all(services.splice(0).map((s) => s.close()));
-});
-afterAll(async () => {
-  await etcd?.stop();
-});
-
-async function replica(
-  prefix: string,
-  handoverWaitSeconds: number,
-): Promise<{ svc: ControlService; client: FlockerClient }> {
-  const svc = await startControlService({
-    port: 0,
-    host: '127.0.0.1',
-    store: new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix }),
-    logger: silentLogger,
-    handoverWaitSeconds,
-  });
-  services.push(svc);
-  return { svc, client: new FlockerClient({ baseUrl: svc.url, timeoutMs: 30_000 }) };
-}
+const bed = etcdReplicas('each');
+const replica = (prefix: string, handoverWaitSeconds: number) =>
+  bed.start(bed.store(prefix), { handoverWaitSeconds }, 30_000);
 
 /** Two replicas of one cluster; the idle volume created through the second (the holder's), seen by the first. */
 async function twoReplicas(name: string, wait = 20) {

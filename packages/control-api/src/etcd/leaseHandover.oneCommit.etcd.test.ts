@@ -4,52 +4,19 @@
  * replica, it wakes on the release adopted from etcd and is granted in a commit of its own, as before.
  */
 import { randomUUID } from 'node:crypto';
-import { FlockerClient } from '@flocker/api';
-import type { Configuration } from '../configuration';
-import { type ControlService, startControlService } from '../server';
-import { EtcdTestCluster } from '../testing/etcdCluster';
+import { type CommitRecord, recordCommits } from '../testing/commitRecorder';
+import { etcdReplicas, type Replica } from '../testing/etcdReplicas';
 import { eventually, HOLDER, holderAnswers, idleVolume, leaseBecomes, REQUESTER, timed } from '../testing/handover';
-import { silentLogger } from '../testing/httpService';
-import { EtcdConfigurationStore } from './EtcdConfigurationStore';
 
 jest.setTimeout(90_000);
 
-/** Whose lease and which primary the watched dataset has, per commit of this replica. */
-class RecordingStore extends EtcdConfigurationStore {
-  watched: string | undefined;
-  readonly seen: Array<{ lease: string | undefined; primary: string | undefined }> = [];
-  override async commit(config: Configuration, base?: Configuration): Promise<void> {
-    await super.commit(config, base);
-    const id = this.watched;
-    if (id !== undefined)
-      this.seen.push({ lease: config.leases.get(id)?.node_uuid, primary: config.datasets.get(id)?.primary });
-  }
-}
+const bed = etcdReplicas('each');
 
-let etcd: EtcdTestCluster;
-const services: ControlService[] = [];
-
-beforeAll(async () => {
-  etcd = await EtcdTestCluster.start();
-});
-afterEach(async () => {
-  await Promise.all(services.splice(0).map((s) => s.close()));
-});
-afterAll(async () => {
-  await etcd?.stop();
-});
-
-async function replica(prefix: string): Promise<{ svc: ControlService; client: FlockerClient; store: RecordingStore }> {
-  const store = new RecordingStore({ endpoints: etcd.endpoints, prefix });
-  const svc = await startControlService({
-    port: 0,
-    host: '127.0.0.1',
-    store,
-    logger: silentLogger,
-    handoverWaitSeconds: 20,
-  });
-  services.push(svc);
-  return { svc, client: new FlockerClient({ baseUrl: svc.url, timeoutMs: 30_000 }), store };
+/** A replica recording, per commit, whose lease and which primary the watched dataset has (`store`). */
+async function replica(prefix: string): Promise<Replica & { store: CommitRecord }> {
+  const etcdStore = bed.store(prefix);
+  const store = recordCommits(etcdStore);
+  return { ...(await bed.start(etcdStore, { handoverWaitSeconds: 20 }, 30_000)), store };
 }
 
 describe('lease hand-over on etcd: the grant in the release commit', () => {

@@ -5,31 +5,16 @@
  * the name is taken (409 DATASET_NAME_IN_USE). Without unique_name (Flocker v1) both are made.
  */
 import { randomUUID } from 'node:crypto';
-import winston from 'winston';
-import { FlockerClient } from '@flocker/api';
-import { type ControlService, startControlService } from '../server';
-import { EtcdTestCluster } from '../testing/etcdCluster';
+import type { FlockerClient } from '@flocker/api';
+import { etcdReplicas } from '../testing/etcdReplicas';
 import { nodeReport, NODE_A as A, NODE_B as B } from '../testing/httpService';
 import { StoreConflict } from './conflict';
-import { EtcdConfigurationStore } from './EtcdConfigurationStore';
 
 jest.setTimeout(90_000);
-const silent = winston.createLogger({ silent: true });
+const bed = etcdReplicas('all', 1);
 
-let etcd: EtcdTestCluster;
-const services: ControlService[] = [];
-beforeAll(async () => {
-  etcd = await EtcdTestCluster.start(1);
-});
-afterAll(async () => {
-  for (const s of services) await s.close();
-  await etcd?.stop();
-});
-
-async function replica(prefix: string, store = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix })) {
-  const svc = await startControlService({ port: 0, host: '127.0.0.1', store, logger: silent });
-  services.push(svc);
-  return new FlockerClient({ baseUrl: svc.url, timeoutMs: 10_000 });
+async function replica(prefix: string, store = bed.store(prefix)): Promise<FlockerClient> {
+  return (await bed.start(store)).client;
 }
 
 async function eventually(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
@@ -77,7 +62,7 @@ it("the loser's create is applied again on the winner's configuration: refused t
   const prefix = `/flocker-unique-name-${randomUUID()}/`;
   const r1 = await replica(prefix);
   // Replica 2's commits wait at a gate, so its create is applied on a configuration without the winner's.
-  const store2 = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix });
+  const store2 = bed.store(prefix);
   const commit = store2.commit.bind(store2);
   let gate: Promise<void> | undefined;
   let held = 0;
