@@ -86,6 +86,13 @@ export interface FlockerClientOptions {
   /** Per-request timeout; long polls get their own wait time added. Default 30 s. */
   timeoutMs?: number;
   /**
+   * With another replica left to ask, how long a request safe to repeat waits on one before it is asked of the next
+   * (long polls get their wait added); the last replica asked waits timeoutMs. A frozen replica (stopped, its
+   * connections open, nothing answered) otherwise holds every such request for timeoutMs. A function is read at each
+   * request (an agent's follows its self-fence bound); undefined or absent: timeoutMs.
+   */
+  failoverTimeoutMs?: number | (() => number | undefined);
+  /**
    * Repeat a whole-list read with If-None-Match (the ETag of the answer held) and answer from
    * what is held on a 304: a poller of an unchanged list is sent no body and parses nothing
    * (issue 23). Default true; false reads every list whole.
@@ -416,6 +423,7 @@ export class FlockerClient {
   private readonly baseUrlList: string[];
   private readonly dispatcher: Dispatcher | undefined;
   private readonly timeoutMs: number;
+  private readonly failoverTimeoutMs: (() => number | undefined) | undefined;
   /** The last answer of each whole list that carried an ETag, by path; undefined: conditional reads off. */
   private readonly held: Map<string, HeldList> | undefined;
   /** FlockerClientOptions.clusterViews: whether the agent channel's views are read strictly. */
@@ -434,6 +442,8 @@ export class FlockerClient {
     this.baseUrl = this.baseUrlList[0] ?? options.baseUrl.replace(/\/+$/, '');
     this.dispatcher = options.dispatcher;
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    const failover = options.failoverTimeoutMs;
+    this.failoverTimeoutMs = typeof failover === 'number' ? () => failover : failover;
     this.held = options.conditionalReads === false ? undefined : new Map();
     this.strictViews = options.clusterViews !== 'lenient';
     this.logger = options.logger;
@@ -931,8 +941,11 @@ export class FlockerClient {
     for (let i = 0; ; i++) {
       const url = urls[i] as string;
       const asked = this.leaves;
+      // Another replica left to ask: a request safe to repeat moves on after failoverTimeoutMs (a frozen replica).
+      const failover = idempotent && i + 1 < urls.length ? this.failoverTimeoutMs?.() : undefined;
+      const timeoutMs = Math.min(this.timeoutMs, failover ?? this.timeoutMs) + extraTimeoutMs;
       try {
-        const answer = await this.callOne(url, method, path, schema, body, options, extraTimeoutMs, {
+        const answer = await this.callOne(url, method, path, schema, body, options, timeoutMs, {
           entityTag: route.entityTag === true,
           idempotent,
         });
@@ -960,7 +973,7 @@ export class FlockerClient {
     schema: z.ZodType<T>,
     body: unknown,
     options: WriteOptions,
-    extraTimeoutMs: number,
+    timeoutMs: number,
     how: {
       /** A whole list (RouteContract.entityTag): read conditionally when one is held. */
       entityTag: boolean;
@@ -970,7 +983,7 @@ export class FlockerClient {
   ): Promise<Tagged<T>> {
     const leaving = how.idempotent ? this.track(baseUrl) : undefined;
     try {
-      return await this.callOnce(baseUrl, method, path, schema, body, options, extraTimeoutMs, how.entityTag, leaving);
+      return await this.callOnce(baseUrl, method, path, schema, body, options, timeoutMs, how.entityTag, leaving);
     } catch (err) {
       // Left while asking: the reason (LEFT_REPLICA), not the abort it caused.
       if (leaving?.signal.aborted === true) throw leaving.signal.reason;
@@ -987,7 +1000,8 @@ export class FlockerClient {
     schema: z.ZodType<T>,
     body: unknown,
     options: WriteOptions,
-    extraTimeoutMs: number,
+    /** This attempt's timeout (a long poll's wait included). */
+    timeout: number,
     entityTag: boolean,
     leaving: { signal: AbortSignal } | undefined,
   ): Promise<Tagged<T>> {
@@ -999,7 +1013,6 @@ export class FlockerClient {
     if (options.ifConfigurationMatches !== undefined) {
       headers[IF_CONFIGURATION_MATCHES_HEADER] = options.ifConfigurationMatches;
     }
-    const timeout = this.timeoutMs + extraTimeoutMs;
     let res: Dispatcher.ResponseData;
     try {
       res = await request(baseUrl + path, {

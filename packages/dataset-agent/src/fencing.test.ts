@@ -3,6 +3,7 @@ import {
   ContactTracker,
   fenceReason,
   heartbeatMs,
+  replicaFailoverMs,
   lastChanceMs,
   nextPhase,
   selfFenceBoundMs,
@@ -105,6 +106,14 @@ describe('self-fencing rules', () => {
     expect(heartbeatMs(15_000, 10_000)).toBe(5_000);
     expect(heartbeatMs(60_000, 10_000)).toBe(10_000);
     expect(heartbeatMs(undefined, 10_000)).toBe(10_000);
+  });
+
+  it('a request moves on from a silent replica within one heartbeat period of the bound', () => {
+    // Node timeout 10 s: bound 5 s, heartbeat 1.67 s; the heartbeat reaches the next replica by 3.33 s < 5 s.
+    expect(replicaFailoverMs(5_000)).toBe(1_666);
+    expect(replicaFailoverMs(15_000)).toBe(5_000);
+    expect(replicaFailoverMs(1)).toBe(10);
+    expect(replicaFailoverMs(undefined)).toBeUndefined();
   });
 
   it('contact is the older of "the control service heard us" and "our configuration is current"', () => {

@@ -66,6 +66,17 @@ export function heartbeatMs(boundMs: number | undefined, resyncIntervalMs: numbe
 }
 
 /**
+ * How long a request to one control replica may go unanswered before the next is asked (FlockerClient
+ * failoverTimeoutMs): one heartbeat period of the bound. A heartbeat held by a frozen replica (stopped, its
+ * connections open) then reaches the next one two periods after the last confirmation, within the bound (three).
+ * With the client's 5 s alone, a frozen first replica fenced every node naming it first at node timeout 10 s
+ * (bound 5 s: heartbeat at 1.7 s, moved on at 6.7 s; review T4). undefined: no bound known, the client's timeout.
+ */
+export function replicaFailoverMs(boundMs: number | undefined): number | undefined {
+  return boundMs === undefined ? undefined : Math.max(10, Math.floor(boundMs / 3));
+}
+
+/**
  * How long the last-chance report may take: a third of what is left between the
  * bound and the node timeout, so that fencing still starts by F + (T - F)/3 < T.
  */

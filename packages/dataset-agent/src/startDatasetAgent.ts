@@ -11,6 +11,7 @@ import { createAgentDriver } from './drivers';
 import { fenceReportFile } from './fenceReportFile';
 import type winston from 'winston';
 import { errorMessage } from './errors';
+import { replicaFailoverMs, selfFenceBoundMs } from './fencing';
 import {
   clusterIdentity,
   configDirOf,
@@ -179,16 +180,24 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     await createAgentDriver(config.dataset, identity.uuid, logger);
   // Before the waits of the start-up (pool check, repair): liveness answers meanwhile, readiness says why not.
   const metricsServer = await startMetrics(() => driver.listVolumes());
+  const lastNodeTimeout = readLastNodeTimeout(config.node.state_dir);
+  const configuredFenceMs =
+    config.agent.self_fence_seconds !== undefined ? config.agent.self_fence_seconds * 1000 : undefined;
+  /** FlockerClient failoverTimeoutMs: follows the self-fence bound (replicaFailoverMs), from the node timeout last told. */
+  let failoverMs = replicaFailoverMs(
+    selfFenceBoundMs(lastNodeTimeout !== undefined ? lastNodeTimeout * 1000 : undefined, configuredFenceMs),
+  );
   const client = new FlockerClient({
     // Short requests (long-polls add their wait): a report stuck on a cut connection
     // must not hold back the heartbeats that confirm contact for long.
     timeoutMs: 5000,
+    // A frozen replica must not hold a heartbeat past the bound while others could answer it.
+    failoverTimeoutMs: () => failoverMs,
     baseUrl: options.baseUrl ?? controlUrl(control, credentials !== undefined),
     ...(credentials !== undefined ? { dispatcher: tlsDispatcher(credentials) } : {}),
   });
   const availableBytes = driver.availableBytes?.bind(driver);
   const version = options.version ?? packageVersion();
-  const lastNodeTimeout = readLastNodeTimeout(config.node.state_dir);
   const crashAfter = options.crashAfter ?? parseCrashAfter(process.env.FLOCKER_AGENT_CRASH_AFTER);
   const follow = options.follow ?? parseFollow(process.env.FLOCKER_AGENT_FOLLOW);
   // The client streams the node's view (watchCluster); without it the agent long-polls deltas.
@@ -213,6 +222,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     pollWaitMs: options.pollWaitMs ?? 10_000,
     ...(lastNodeTimeout !== undefined ? { lastNodeTimeoutMs: lastNodeTimeout * 1000 } : {}),
     onNodeTimeout: (seconds) => {
+      failoverMs = replicaFailoverMs(selfFenceBoundMs(seconds * 1000, configuredFenceMs));
       try {
         writeLastNodeTimeout(config.node.state_dir, seconds);
       } catch (e) {
@@ -221,7 +231,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     },
     fenceReports: fenceReportFile(config.node.state_dir, logger),
     containers: options.containers ?? new DockerContainerStopper(config.node.docker_socket ?? '/var/run/docker.sock'),
-    ...(config.agent.self_fence_seconds !== undefined ? { selfFenceMs: config.agent.self_fence_seconds * 1000 } : {}),
+    ...(configuredFenceMs !== undefined ? { selfFenceMs: configuredFenceMs } : {}),
     ...(releaseFenced !== undefined ? { releaseFenced } : {}),
     ...(version !== undefined ? { version } : {}),
     ...(availableBytes !== undefined ? { availableBytes } : {}),
