@@ -5,6 +5,7 @@
  * B's plugin and agent, ms from the `docker run`:
  *
  *   node e2e/dist/trace-move.js [--runs 3] [--idle 1500] [--api] [--warmup 0] [--cpu-prof DIR] [--agent-dist DIR]
+ *     [--control-dist DIR]
  *
  * --api: the benchmark's API move instead (POST a new primary, then wait on the long-poll
  * until the control service shows it mounted there and its one-dataset state read confirms it,
@@ -26,6 +27,7 @@ import type { FlockerClient } from '@flocker/api';
 import {
   agentFromDist,
   defaultCommands,
+  REPO_ROOT,
   startCluster,
   TEST_DATASET_SIZE,
   TINY_IMAGE,
@@ -134,6 +136,22 @@ export function movePath(
     if (e !== undefined) lastOf.set(who, e.t);
   }
   return out;
+}
+
+/** The control service as a copied control-api dist runs it, with this repo's modules (as ab-control-move's). */
+function controlFromDist(dist: string): typeof defaultCommands.control {
+  return (settings) => {
+    const argv = defaultCommands.control(settings);
+    const main = argv.findIndex((x) => x.endsWith(path.join('packages', 'control-api', 'dist', 'main.js')));
+    if (main < 0) throw new Error('controlFromDist: no control-api main.js in the default command');
+    return [
+      'env',
+      `NODE_PATH=${path.join(REPO_ROOT, 'node_modules')}`,
+      ...argv.slice(1, main),
+      path.join(dist, 'main.js'),
+      ...argv.slice(main + 1),
+    ];
+  };
 }
 
 /** CPU time (ms) of a process and its descendants, live and reaped, from /proc (clock ticks: 10 ms steps). */
@@ -247,14 +265,19 @@ async function main(): Promise<void> {
   const distAt = process.argv.indexOf('--agent-dist');
   const agentDist = distAt > 0 ? path.resolve(process.argv[distAt + 1] ?? '.') : undefined;
   const agentCommand = agentDist === undefined ? defaultCommands.agent : agentFromDist(agentDist);
+  // --control-dist DIR: the control service runs a copy of another build's control-api dist (traces of two builds
+  // taken in turn compare a step of theirs at the same load).
+  const controlAt = process.argv.indexOf('--control-dist');
+  const controlDist = controlAt > 0 ? path.resolve(process.argv[controlAt + 1] ?? '.') : undefined;
+  const controlCommand = controlDist === undefined ? defaultCommands.control : controlFromDist(controlDist);
   const cluster = await startCluster({
     hosts: 2,
     withDocker: true,
-    ...(profDir !== undefined || agentDist !== undefined
+    ...(profDir !== undefined || agentDist !== undefined || controlDist !== undefined
       ? {
           commands: {
             agent: (o: { config: string }) => profiled(agentCommand(o)),
-            control: (o: Parameters<typeof defaultCommands.control>[0]) => profiled(defaultCommands.control(o)),
+            control: (o: Parameters<typeof defaultCommands.control>[0]) => profiled(controlCommand(o)),
           },
         }
       : {}),
