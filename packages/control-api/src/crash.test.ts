@@ -4,14 +4,13 @@
  * hold every acknowledged create, and nothing but those plus the ones in flight —
  * also while the log is compacted continuously and after torn (partial) appends.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { FlockerClient } from '@flocker/api';
 import { CONFIGURATION_FILE, LOG_FILE } from './ConfigurationStore';
-import { controlArgv } from './testing/controlProcess';
+import { killHard, startControlChild } from './testing/controlProcess';
 import { nodeReport } from './testing/httpService';
 
 const NODE = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -30,28 +29,7 @@ async function afterAtLeast(done: () => boolean, jitterMs: number): Promise<void
   await new Promise((r) => setTimeout(r, Math.floor(Math.random() * jitterMs)));
 }
 
-function startChild(dataDir: string, extraArgs: readonly string[] = []): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, controlArgv(dataDir, '--log-level', 'error', ...extraArgs), {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const line = out.split('\n')[0];
-      if (out.includes('\n') && line !== undefined)
-        resolve({ child, url: (JSON.parse(line) as { listening: string }).listening });
-    });
-    child.once('exit', (code) => reject(new Error(`flocker-control exited early (${code})`)));
-  });
-}
-
-function killHard(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
-}
+const startChild = (dataDir: string, extraArgs: readonly string[] = []) => startControlChild(dataDir, ...extraArgs);
 
 describe('crash safety (kill -9 during a write loop)', () => {
   let dir: string;

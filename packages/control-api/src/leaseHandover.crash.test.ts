@@ -3,40 +3,18 @@
  * survives the restart (a durable lease change like any other); the interrupted request's client got no answer and
  * asks again, which waits on the same request and is granted once the holder lets go. Also --handover-wait's check.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { FlockerClient } from '@flocker/api';
 import { checkHandoverWait } from './server';
-import { controlArgv } from './testing/controlProcess';
+import { killHard, startControlChild } from './testing/controlProcess';
 import { holderAnswers, idleVolume, leaseBecomes, REQUESTER, timed } from './testing/handover';
 
 jest.setTimeout(60_000);
 
-function startChild(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, controlArgv(dataDir, '--log-level', 'error', '--handover-wait', '20'), {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const line = out.split('\n')[0];
-      if (out.includes('\n') && line !== undefined)
-        resolve({ child, url: (JSON.parse(line) as { listening: string }).listening });
-    });
-    child.once('exit', (code) => reject(new Error(`flocker-control exited early (${code})`)));
-  });
-}
-
-function killHard(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
-}
+const startChild = (dataDir: string) => startControlChild(dataDir, '--handover-wait', '20');
 
 describe('lease hand-over and kill -9', () => {
   let dir: string;

@@ -4,7 +4,7 @@
  * Flocker-style errors, the state aggregated from node reports, and the purge of deleted
  * snapshots once no node reports them.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,7 +38,7 @@ import {
 import { ConfigurationError } from './errors';
 import { toApiError } from './httpErrors';
 import type { ControlService } from './server';
-import { controlArgv, emptyNodeReport } from './testing/controlProcess';
+import { emptyNodeReport, killHard, startControlChild } from './testing/controlProcess';
 import {
   closeAndRemove,
   NODE_A as A,
@@ -418,29 +418,10 @@ describe('snapshot writes under kill -9 and on a full disk', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  function startChild(): Promise<{ child: ChildProcess; client: FlockerClient }> {
-    const child = spawn(process.execPath, controlArgv(dir, '--log-level', 'error', '--compact-log-bytes', '4096'), {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    return new Promise((resolve, reject) => {
-      let out = '';
-      child.stdout?.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        const line = out.split('\n')[0];
-        if (out.includes('\n') && line !== undefined) {
-          const url = (JSON.parse(line) as { listening: string }).listening;
-          resolve({ child, client: new FlockerClient({ baseUrl: url, timeoutMs: 5000 }) });
-        }
-      });
-      child.once('exit', (exit) => reject(new Error(`flocker-control exited early (${exit})`)));
-    });
+  async function startChild(): Promise<{ child: ChildProcess; client: FlockerClient }> {
+    const { child, url } = await startControlChild(dir, '--compact-log-bytes', '4096');
+    return { child, client: new FlockerClient({ baseUrl: url, timeoutMs: 5000 }) };
   }
-
-  const killHard = (child: ChildProcess): Promise<void> =>
-    new Promise((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGKILL');
-    });
 
   it('every acknowledged create and delete of a snapshot survives a kill -9 mid-write (3 rounds)', async () => {
     const created = new Set<string>();
