@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { firstLogTime } from './cluster/agentReport';
 import { isAlive, pidsInProcessGroup, signalPids } from './cluster/processes';
 import { LocalAgentBed } from './localAgents';
 
@@ -57,5 +58,31 @@ require('node:fs').appendFileSync(${JSON.stringify(pidFile)}, process.pid + ' ' 
     // On a failure (or the old teardown), the children go here rather than outliving the run.
     signalPids(kids.length > 0 ? kids : children(), 'SIGKILL');
     if (!closing) await bed.close();
+  }
+});
+
+it('reported(): a restarted agent of a known node is waited for until the new process has reported; one that exits fails at once', async () => {
+  const bed = await LocalAgentBed.start('flocker-e2e-bed-reported-');
+  try {
+    const first = await bed.startAgentReported('a');
+    const uuid = bed.nodeUuid('a');
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    const again = bed.startAgent('a');
+    // What a caller of startAgent could wait for before: true at once, the new process not yet started.
+    expect((await bed.client.listNodes()).some((n) => n.uuid === uuid)).toBe(true);
+    expect(await bed.reported(again)).toBe(uuid);
+    const startedAt = firstLogTime(readFileSync(join(bed.dir, 'a.log')).subarray(again.logFrom).toString('utf8'));
+    const node = (await bed.client.waitForCluster(undefined, 0)).nodes.find((n) => n.uuid === uuid);
+    expect(startedAt).toBeDefined();
+    expect(Date.parse(node?.last_seen ?? '')).toBeGreaterThanOrEqual(startedAt ?? Infinity);
+    // A config the agent refuses: it exits, and reported() says so without waiting out its time.
+    writeFileSync(bed.configPath('bad'), 'version: 1\nnot-a-key: true\n');
+    const bad = bed.startAgent('bad');
+    const t0 = Date.now();
+    await expect(bed.reported(bad, 120_000)).rejects.toThrow(/agent bad \(pid \d+\) exited .* before it reported/);
+    expect(Date.now() - t0).toBeLessThan(60_000);
+  } finally {
+    await bed.close();
   }
 });

@@ -11,12 +11,14 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FlockerClient } from '@flocker/api';
 import { startControlService, type ControlService, type ControlServiceOptions } from '@flocker/control-api';
+import { firstLogTime, reportedSince } from './cluster/agentReport';
 import { killProcessGroups } from './cluster/processes';
 import { waitFor as waitUntil } from './cluster/run';
 import { releaseMountsAndLoopsOrThrow } from './loopPools';
@@ -28,6 +30,8 @@ export interface AgentProc {
   readonly name: string;
   readonly proc: ChildProcess;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The size of `<dir>/<name>.log` at the spawn: this process's lines come after it. */
+  readonly logFrom: number;
 }
 
 /** What an agent's agent.yml says besides the paths under the bed's directory. */
@@ -123,6 +127,7 @@ export class LocalAgentBed {
     if (!existsSync(this.configPath(name))) this.writeAgentConfig(name);
     mkdirSync(join(this.dir, name), { recursive: true });
     if (!existsSync(join(this.dir, name, 'era'))) writeFileSync(join(this.dir, name, 'era'), `era-${name}\n`);
+    const logFrom = fileSize(join(this.dir, `${name}.log`));
     const log = createWriteStream(join(this.dir, `${name}.log`), { flags: 'a' });
     const proc = spawn(process.execPath, [AGENT_MAIN, '--config', this.configPath(name)], {
       env: { ...process.env, ...env },
@@ -135,10 +140,63 @@ export class LocalAgentBed {
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
       proc.on('exit', (code, signal) => res({ code, signal })),
     );
-    const a = { name, proc, exited };
+    const a = { name, proc, exited, logFrom };
     this.agents.add(a);
     void exited.then(() => this.agents.delete(a));
     return a;
+  }
+
+  /**
+   * startAgent, then reported: for a test that looks at what the (re)started agent does. startAgent returns at the
+   * spawn; after a restart of a node the control service knows (the same state directory), the node is listed, and
+   * "registered", before the new process has even started (1-6 s under load): ClusterHost.startAgent waits the same
+   * way (s22, 778cbc3). Not for an agent that cannot report (its control service down, a crash before its report).
+   */
+  async startAgentReported(name: string, env: Record<string, string> = {}): Promise<AgentProc> {
+    const a = this.startAgent(name, env);
+    await this.reported(a);
+    return a;
+  }
+
+  /**
+   * Waits until agent process `a` has reported: its node's last_seen in the whole snapshot no older than the
+   * process's first log line (it logs before its first report, and the one before it was gone by then). Throws at
+   * once when the process exits first. Returns the node's uuid.
+   */
+  async reported(a: AgentProc, timeoutMs = 90_000): Promise<string> {
+    const logFile = join(this.dir, `${a.name}.log`);
+    let startedAt: number | undefined;
+    let lastSeen: string | undefined;
+    const outcome = await this.waitFor(
+      `agent ${a.name} (pid ${a.proc.pid}) to report`,
+      async () => {
+        if (a.proc.exitCode !== null || a.proc.signalCode !== null) return { exited: true } as const;
+        startedAt ??= firstLogTime(readFrom(logFile, a.logFrom));
+        const uuid = startedAt === undefined ? undefined : this.nodeUuidIfKnown(a.name);
+        if (uuid === undefined) return undefined;
+        lastSeen = (await this.client.waitForCluster(undefined, 0)).nodes.find((n) => n.uuid === uuid)?.last_seen;
+        return reportedSince(lastSeen, startedAt) ? ({ exited: false, uuid } as const) : undefined;
+      },
+      timeoutMs,
+      200,
+    );
+    if (outcome.exited) {
+      throw new Error(
+        `agent ${a.name} (pid ${a.proc.pid}) exited (${a.proc.exitCode ?? a.proc.signalCode}) before it reported ` +
+          `(its first log line: ${startedAt === undefined ? 'none' : new Date(startedAt).toISOString()}; its ` +
+          `node's last_seen: ${lastSeen ?? 'not shown'})\n${this.logs()}`,
+      );
+    }
+    return outcome.uuid;
+  }
+
+  /** nodeUuid, or undefined while the agent has not written node.json (or is writing it). */
+  private nodeUuidIfKnown(name: string): string | undefined {
+    try {
+      return this.nodeUuid(name);
+    } catch {
+      return undefined;
+    }
   }
 
   nodeUuid(name: string): string {
@@ -179,5 +237,22 @@ export class LocalAgentBed {
       removeTree(this.dir);
     }
     if (survivors.length > 0) throw new Error(`agent processes still alive after SIGKILL: ${survivors.join(' ')}`);
+  }
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The text of `file` from byte `offset` on ('' when it is missing). */
+function readFrom(file: string, offset: number): string {
+  try {
+    return readFileSync(file).subarray(offset).toString('utf8');
+  } catch {
+    return '';
   }
 }
