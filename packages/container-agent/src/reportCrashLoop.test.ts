@@ -4,7 +4,7 @@
  * (exit code, restarts) in its error, so /v1/state/containers, `flocker containers list` and flocker-deploy --wait
  * no longer count it. An exited container says its exit code likewise.
  */
-import { ContainerConfiguration, type ContainerReport, NodeState } from '@flocker/api';
+import { ContainerConfiguration, type ContainerReport } from '@flocker/api';
 import { ManualClock } from '@flocker/runtime/testing';
 import winston from 'winston';
 import type { ObservedContainer } from './calculateContainerChanges';
@@ -12,6 +12,7 @@ import { ContainerAgent, reportOf, type AgentClient } from './ContainerAgent';
 import type { DesiredContainer, DockerSpec } from './desiredContainers';
 import type { ContainerRuntime } from './DockerOps';
 import type { NodeFence } from './fence';
+import { meNodeState } from './testing/fence';
 
 const CREATED = Date.parse('2026-12-06T12:00:00.000Z');
 const EXITED = Date.parse('2026-12-06T12:00:07.000Z');
@@ -305,15 +306,7 @@ describe("a container this node's fence stopped (review FR-3)", () => {
       start: async () => {},
       remove: async () => {},
     };
-    const node = NodeState.parse({
-      uuid: ME,
-      host: '10.0.0.1',
-      era: 'e',
-      instance_id: 'i',
-      backend: 'loopback',
-      manifestations: [],
-      alive: true,
-      last_seen: '2026-12-06T05:00:10.000Z',
+    const node = meNodeState({
       fencing: {
         state: 'fenced',
         since: new Date(SINCE).toISOString(),
