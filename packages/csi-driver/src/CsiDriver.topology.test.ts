@@ -2,7 +2,7 @@
 import type { DatasetConfiguration, NodeState } from '@flocker/api';
 import { status } from '@grpc/grpc-js';
 import type { CsiDriver, ControlClient } from './CsiDriver';
-import { datasetsClient, fakeNode, quietDriver } from './csiTestSupport';
+import { addDataset, datasetsClient, fakeNode, quietDriver } from './csiTestSupport';
 import { datasetIdForName, MiB } from './mapping';
 import { TOPOLOGY_ZONE_KEY, UNBOUNDED_CAPACITY } from './topology';
 
@@ -24,17 +24,7 @@ interface World {
 }
 
 function client(w: World): ControlClient {
-  return datasetsClient(w, (req) => {
-    const d: DatasetConfiguration = {
-      dataset_id: req.dataset_id as string,
-      primary: req.primary,
-      maximum_size: req.maximum_size ?? null,
-      metadata: req.metadata ?? {},
-      deleted: false,
-    };
-    w.datasets.push(d);
-    return d;
-  });
+  return datasetsClient(w, (req) => addDataset(w.datasets, req, req.dataset_id as string));
 }
 
 function driver(w: World, extra: { nodeInfoWaitMs?: number } = {}): CsiDriver {

@@ -7,7 +7,7 @@
 import { type CreateDatasetRequest, type DatasetConfiguration, FlockerApiError, type NodeState } from '@flocker/api';
 import { status } from '@grpc/grpc-js';
 import type { ControlClient } from './CsiDriver';
-import { datasetsClient, fakeNode, quietDriver } from './csiTestSupport';
+import { addDataset, datasetsClient, fakeNode, quietDriver } from './csiTestSupport';
 import { datasetIdForName, MiB } from './mapping';
 
 const ME = '11111111-1111-4111-8111-111111111111';
@@ -31,15 +31,7 @@ function apply(w: World, req: CreateDatasetRequest): DatasetConfiguration {
   const other = w.datasets.find((d) => !d.deleted && d.metadata.name === name);
   if (req.unique_name === true && other !== undefined)
     throw new FlockerApiError(409, 'DATASET_NAME_IN_USE', `The name is used by the dataset ${other.dataset_id}`);
-  const d: DatasetConfiguration = {
-    dataset_id: id,
-    primary: req.primary,
-    maximum_size: req.maximum_size ?? null,
-    metadata: req.metadata ?? {},
-    deleted: false,
-  };
-  w.datasets.push(d);
-  return d;
+  return addDataset(w.datasets, req, id);
 }
 
 function client(w: World): ControlClient {

@@ -62,6 +62,23 @@ export function quietDriver(
   });
 }
 
+/** The dataset `id` a create request makes, as the control service makes it, added to `datasets`. */
+export function addDataset(
+  datasets: DatasetConfiguration[],
+  req: CreateDatasetRequest,
+  id: string,
+): DatasetConfiguration {
+  const d: DatasetConfiguration = {
+    dataset_id: id,
+    primary: req.primary,
+    maximum_size: req.maximum_size ?? null,
+    metadata: req.metadata ?? {},
+    deleted: false,
+  };
+  datasets.push(d);
+  return d;
+}
+
 /** The datasets and nodes a fake control service of datasets holds; `generation` (default 1): its cluster's. */
 export interface DatasetsWorld {
   datasets: DatasetConfiguration[];
