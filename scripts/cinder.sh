@@ -11,7 +11,7 @@
 # CINDER_VERSION (default 27.0.0, the 2025.2 release; installs on Python 3.11).
 # Every state directory is an independent Cinder (tests use a temporary one and
 # a free port, so concurrent test runs do not stop each other's Cinder); the
-# venv is shared.
+# venvs are shared, cached per machine outside the clone (scripts/venv.sh).
 #
 # What runs, and why this way (this machine is a container without device-mapper,
 # SCSI or iSCSI in its kernel, so neither the LVM driver nor an iSCSI target can work):
@@ -23,8 +23,8 @@
 #   sparse raw files; the host side (CinderDriver's connector) attaches the file of an
 #   attached volume as a loop device, as a bare-metal NFS client would.
 # - auth_strategy = noauth (X-Auth-Token "user:project"), SQLite database.
-# - With CINDER_AUTH=keystone, a real Keystone (PyPI keystone 28.0.0, 2025.2, own venv
-#   .tools/keystone-venv, SQLite, fernet tokens) runs on KEYSTONE_PORT (default CINDER_PORT+1)
+# - With CINDER_AUTH=keystone, a real Keystone (PyPI keystone 28.0.0, 2025.2, own venv,
+#   SQLite, fernet tokens) runs on KEYSTONE_PORT (default CINDER_PORT+1)
 #   and Cinder uses auth_strategy = keystone (keystonemiddleware, no token cache, so a
 #   revoked token is refused at once). Keystone holds: admin/admin (project admin),
 #   user flocker/flocker-secret with role member on project flocker (domain Default),
@@ -34,17 +34,18 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PORT="${CINDER_PORT:-18776}"
 STATE="${CINDER_STATE:-$ROOT/.tools/cinder-state}"
-VENV="${CINDER_VENV:-$ROOT/.tools/cinder-venv}"
+VENV="" # set by install
 VERSION="${CINDER_VERSION:-27.0.0}"
 SHARE="127.0.0.1:/flocker-cinder"
 PYTHON="${CINDER_PYTHON:-}"
 AUTH="${CINDER_AUTH:-noauth}"
 KPORT="${KEYSTONE_PORT:-$((PORT + 1))}"
-KVENV="${KEYSTONE_VENV:-$ROOT/.tools/keystone-venv}"
+KVENV="" # set by install (with CINDER_AUTH=keystone)
 KVERSION="${KEYSTONE_VERSION:-28.0.0}"
 KURL="http://127.0.0.1:$KPORT/v3"
 
 log() { echo "cinder.sh: $*" >&2; }
+source "$ROOT/scripts/venv.sh"
 
 find_python() {
   if [ -n "$PYTHON" ]; then echo "$PYTHON"; return; fi
@@ -60,10 +61,11 @@ find_python() {
 # its own lock, so a Keystone and a Cinder install can proceed in parallel).
 install() {
   install_os_packages
+  local python; python="$(find_python)"
   if [ "$AUTH" = keystone ]; then
-    locked "$KVENV" install_venv "$KVENV" keystone "$KVERSION" keystone-manage
+    KVENV="$(flocker_venv keystone "$python" "keystone==$KVERSION")"
   fi
-  locked "$VENV" install_venv "$VENV" cinder "$VERSION" cinder-manage
+  VENV="$(flocker_venv cinder "$python" "cinder==$VERSION")"
 }
 
 locked() { # venv command...
@@ -80,23 +82,13 @@ install_os_packages() {
   command -v curl >/dev/null 2>&1 || missing+=(curl)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
-    locked "$VENV.apt" apt_install "${missing[@]}"
+    locked "$(flocker_py_cache)/apt" apt_install "${missing[@]}"
   fi
 }
 
 apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 ||
     { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
-}
-
-install_venv() { # venv package version probe-binary
-  local venv="$1" pkg="$2" version="$3" probe="$4"
-  if [ -x "$venv/bin/$probe" ] && [ "$(cat "$venv/.$pkg-version" 2>/dev/null)" = "$version" ]; then return; fi
-  log "installing $pkg==$version into $venv (a few minutes, once)"
-  rm -rf "$venv"
-  "$(find_python)" -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check "$pkg==$version"
-  echo "$version" > "$venv/.$pkg-version"
 }
 
 # A new database's schema (db sync: every migration since the first release, ~10-20 s of each start) is made once

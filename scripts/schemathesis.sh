@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # API fuzzing of the control service with schemathesis (PyPI), from its own OpenAPI
-# document (/v1/openapi.json). Installs schemathesis into a project-local venv,
-# .tools/schemathesis-venv, starts a throw-away control service and runs two passes:
+# document (/v1/openapi.json). Installs schemathesis into a venv cached per machine
+# (scripts/venv.sh), starts a throw-away control service and runs two passes:
 #   1. over mutual TLS as API user "admin" (certificates made with flocker-ca);
 #   2. over plain HTTP (--insecure-http), so the agent channel's writes, which an API
 #      user may not make, are fuzzed too.
@@ -14,11 +14,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-venv="${FLOCKER_SCHEMATHESIS_VENV:-$root/.tools/schemathesis-venv}"
 # Pinned so every run checks the same way.
 version="${FLOCKER_SCHEMATHESIS_VERSION:-4.32.5}"
 source "$root/scripts/venv.sh"
-flocker_venv "$venv" "schemathesis-$version" "schemathesis==$version"
+venv="$(flocker_venv schemathesis python3 "schemathesis==$version")"
 [ "${1:-}" = install ] && { echo "$venv/bin/st"; exit 0; }
 
 source scripts/env.sh

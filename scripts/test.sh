@@ -11,13 +11,15 @@ bash scripts/host-setup.sh || exit 1
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-fund --no-audit || exit 1
 fi
-# The Python test peers (moto; Cinder and Keystone) install on first use, inside a test's beforeAll: 1-3 min each on a
-# fresh clone, under a hook's time limit. Install them from the start, beside lint and the build; a test that needs one
-# before it is ready waits on the same lock (and installs again if this failed).
-# Only for a full run (a run of chosen tests may need neither).
+# The Python test peers (moto; Cinder and Keystone; schemathesis) live in venvs cached per machine outside the clone
+# (scripts/venv.sh, /var/cache/flocker/python): warm, this only checks them (~1 s). Cold (a new machine or a new pin),
+# each install costs 1-3 min of CPU (6 min of wall at load): started here, beside lint and the build; a test that needs
+# one before it is ready waits on the same lock (and installs again if this failed).
+# Only for a full run (a run of chosen tests may need none).
 peers_log="$(mktemp)"; peers=""
 if [ $# -eq 0 ]; then
-  ( bash scripts/moto.sh >/dev/null & CINDER_AUTH=keystone bash scripts/cinder.sh install & wait ) >"$peers_log" 2>&1 &
+  ( bash scripts/moto.sh >/dev/null & CINDER_AUTH=keystone bash scripts/cinder.sh install &
+    bash scripts/schemathesis.sh install >/dev/null & wait ) >"$peers_log" 2>&1 &
   peers=$!
 fi
 bash scripts/lint.sh || { echo "flocker: lint failed (eslint/prettier findings above)" >&2; exit 1; }

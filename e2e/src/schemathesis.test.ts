@@ -1,7 +1,7 @@
 /**
  * schemathesis (PyPI) fuzzes the live control service from its OpenAPI document,
  * over mutual TLS and over plain HTTP: no 5xx, every response matching its schema.
- * scripts/schemathesis.sh installs it into .tools/schemathesis-venv when missing.
+ * scripts/schemathesis.sh installs it into a venv cached per machine (scripts/venv.sh) when missing.
  */
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
