@@ -15,7 +15,8 @@ import { exec, until } from './docker';
 import { ChildService } from './docker/FlockerDockerStack';
 import { ManagedPluginBed } from './testing/managedPluginBed';
 
-jest.setTimeout(120_000);
+// The first and the upgrade test wait for build.sh's builds (minutes on a loaded host: 120 s failed at load ~21).
+jest.setTimeout(360_000);
 
 // Not 5000: a docker-registry package service may hold *:5000.
 const REGISTRY = `10.78.${process.pid % 250}.1:${35000 + (process.pid % 250)}`;
