@@ -16,10 +16,8 @@
  * drained (time to first and to last byte: what the server and the wire cost, no decoding).
  */
 import { randomUUID } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, createServer, get } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Agent, get } from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import yargs from 'yargs';
@@ -31,6 +29,7 @@ import { DatasetStateList, datasetStateJson, type ReportedNode } from '../cluste
 import { jsonOf } from '../json';
 import { JoinedList } from '../listBodies';
 import { PersistentMap } from '../PersistentMap';
+import { LIST_PATHS, startFloor } from './floorServer';
 import { pooled, startServer, stats, type Stats, stopServer, timed } from './harness';
 import { syntheticReport } from './reports';
 
@@ -115,42 +114,6 @@ function rebuild(datasetCount: number, nodeCount: number, rounds: number): void 
   const table: Record<string, Stats> = {};
   for (const [name, xs] of Object.entries(samples)) table[name] = stats(xs);
   process.stdout.write(`${JSON.stringify({ datasets: datasetCount, nodes: nodeCount, rounds, table }, null, 2)}\n`);
-}
-
-const LIST_PATHS = { datasets: '/v1/configuration/datasets', states: '/v1/state/datasets' } as const;
-
-/** The floor's server (a child process): the service's two lists fetched once, then each sent from one Buffer. */
-async function serveFloor(serviceUrl: string): Promise<void> {
-  const bodies = new Map<string, Buffer>();
-  for (const p of Object.values(LIST_PATHS))
-    bodies.set(p, Buffer.from(await (await fetch(`${serviceUrl}${p}`)).arrayBuffer()));
-  const server = createServer((req, res) => {
-    const body = bodies.get(req.url ?? '');
-    if (body === undefined) return void res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
-    res.end(body);
-  });
-  server.keepAliveTimeout = 65_000;
-  server.listen(0, '127.0.0.1', () => {
-    const { port } = server.address() as AddressInfo;
-    process.stdout.write(`${JSON.stringify({ listening: `http://127.0.0.1:${port}` })}\n`);
-  });
-}
-
-function startFloor(serviceUrl: string): Promise<{ kill: () => void; url: string }> {
-  const child = spawn(process.execPath, [__filename, '--serve-floor', serviceUrl], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      const nl = out.indexOf('\n');
-      if (nl >= 0)
-        resolve({ kill: () => child.kill(), url: (JSON.parse(out.slice(0, nl)) as { listening: string }).listening });
-    });
-    child.once('exit', (code) => reject(new Error(`floor server exited (${code})`)));
-  });
 }
 
 /** One GET through node:http, the bytes drained and counted (no decoding): ms to the first and to the last byte. */
@@ -242,7 +205,6 @@ async function main(): Promise<void> {
       default: false,
       describe: 'The first reads after the start, then full reads vs a plain server sending the same bytes',
     })
-    .option('serve-floor', { type: 'string', hidden: true, describe: "(internal) the floor's server, of this service" })
     .option('against', {
       type: 'string',
       describe:
@@ -251,7 +213,6 @@ async function main(): Promise<void> {
     .strict()
     .parse();
   if (argv.rebuild) return rebuild(argv.datasets, argv.nodes, argv.rounds);
-  if (argv['serve-floor'] !== undefined) return serveFloor(argv['serve-floor']);
   const dir = mkdtempSync(path.join(tmpdir(), 'flocker-lists-'));
   // Random ids, as real ones are (they are most of the bytes, and what gzip cannot squeeze).
   const nodes = Array.from({ length: argv.nodes }, () => randomUUID());

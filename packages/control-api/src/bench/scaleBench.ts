@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { Etcd3, type Namespace } from 'etcd3';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -20,6 +21,7 @@ import { errorMessage } from '@flocker/runtime';
 import { WATCH_HEARTBEAT_MS } from '../agentWatch';
 import { EtcdTestCluster } from '../testing/etcdCluster';
 import { type AbRound, abSummary, parseVariant, type Variant } from './abVariant';
+import { startFloor } from './floorServer';
 import { AgentFleet } from './agents';
 import { idleCpu, type Probed, probeWindow } from './probe';
 import { pooled, rssMiB, startServer, stats, type Stats, stopServer, timed } from './harness';
@@ -51,6 +53,16 @@ interface PhaseResult {
   read_one_dataset?: Stats;
   read_all_datasets: Stats;
   read_all_states: Stats;
+  /**
+   * The whole lists' first read on each serving replica (it builds the list), the reads after those, and the floor
+   * (bench/floorServer: the same bytes sent from one prebuilt Buffer by a plain Node server, read the same way in the
+   * same rounds). Absent in runs from before the floor was measured (or with --no-list-floor).
+   */
+  read_lists_first_ms?: { datasets: number[]; states: number[] };
+  read_all_datasets_after_first?: Stats;
+  read_all_states_after_first?: Stats;
+  read_all_datasets_floor?: Stats;
+  read_all_states_floor?: Stats;
   /**
    * Both whole lists read with If-None-Match of their current ETag (a poller of an unchanged list, as
    * FlockerClient reads it): 304 without a body. Absent in runs from before conditional reads.
@@ -101,12 +113,20 @@ interface Options {
   agentsNice: number;
   /** On etcd, each timed create is followed by one bare commit transaction (EtcdFloor). */
   etcdFloor: boolean;
+  /** The whole lists are also read from bench/floorServer in the same rounds. */
+  listFloor: boolean;
   /** --ab: two variants timed in alternating rounds instead of the creates while agents watch. */
   ab?: { variants: [Variant, Variant]; pairs: number; roundMs: number };
   log: (msg: string) => void;
 }
 
 type AgentChannel = 'watch' | 'delta' | 'full';
+
+/** This (the measuring) thread's GC pauses so far: a slow sample is told apart from the bench's own collection. */
+const benchGc = { ms: 0 };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) benchGc.ms += e.duration;
+}).observe({ entryTypes: ['gc'] });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -430,7 +450,8 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
         ? [{ config: 'file', serving: 1 }]
         : [
             { config: 'etcd, 1 replica serving', serving: 1 },
-            { config: `etcd, spread over ${replicas} replicas`, serving: replicas },
+            // --replicas 1: the one phase, not twice.
+            ...(replicas > 1 ? [{ config: `etcd, spread over ${replicas} replicas`, serving: replicas }] : []),
           ];
     const results: PhaseResult[] = [];
     for (const phase of phases) {
@@ -472,13 +493,33 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
         const allStates: number[] = [];
         const datasetsSize = { bytes: 0 };
         const statesSize = { bytes: 0 };
-        for (let i = 0; i < listReads; i++) {
-          // Plain JSON, as FlockerClient and the CLI read it (a browser's gzip is smaller to send).
-          const plain = { headers: { 'accept-encoding': 'identity' } };
-          allDatasets.push(
-            await timedRead(`${reader(i)}/v1/configuration/datasets`, plain, readFailures, datasetsSize),
-          );
-          allStates.push(await timedRead(`${reader(i)}/v1/state/datasets`, plain, readFailures, statesSize));
+        // The floor (floorServer: the same bytes from one prebuilt Buffer, a plain Node server), read the same way in
+        // the same rounds, once each serving replica's first reads built its lists: what the bytes alone cost here.
+        const floorDatasets: number[] = [];
+        const floorStates: number[] = [];
+        let floorServer: { kill: () => void; url: string } | undefined;
+        // Plain JSON, as FlockerClient and the CLI read it (a browser's gzip is smaller to send).
+        const plain = { headers: { 'accept-encoding': 'identity' } };
+        try {
+          for (let i = 0; i < listReads; i++) {
+            const service = async (): Promise<void> => {
+              allDatasets.push(
+                await timedRead(`${reader(i)}/v1/configuration/datasets`, plain, readFailures, datasetsSize),
+              );
+              allStates.push(await timedRead(`${reader(i)}/v1/state/datasets`, plain, readFailures, statesSize));
+            };
+            const floor = async (url: string): Promise<void> => {
+              floorDatasets.push(await timedRead(`${url}/v1/configuration/datasets`, plain, readFailures));
+              floorStates.push(await timedRead(`${url}/v1/state/datasets`, plain, readFailures));
+            };
+            // Each side first in turn.
+            if (floorServer !== undefined && i % 2 === 1) await floor(floorServer.url);
+            await service();
+            if (floorServer !== undefined && i % 2 === 0) await floor(floorServer.url);
+            if (i === phase.serving - 1 && i < listReads - 1 && o.listFloor) floorServer = await startFloor(reader(0));
+          }
+        } finally {
+          floorServer?.kill();
         }
         // In order: the p99 of 20 is their max, and whether it is the first read (the list's build) or a later one
         // (a heartbeat tick, a GC) tells what to fix.
@@ -489,19 +530,37 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
         // A poller of an unchanged list: If-None-Match with the list's current ETag gets a 304 and no body.
         const unchanged: number[] = [];
         let unchangedMisses = 0;
+        // With --probe the services say where a slow one's time went; this thread's GC pauses are noted beside it.
+        const conditionalWindow = await probeWindow(
+          o.probe,
+          { ...probed, servers: serving.map((s) => s.child) },
+          o.log,
+        );
+        const slowUnchanged: string[] = [];
         for (let i = 0; i < listReads; i++) {
           for (const list of ['/v1/configuration/datasets', '/v1/state/datasets']) {
             const url = `${reader(i)}${list}`;
             const etag = (await fetch(url, { method: 'HEAD' })).headers.get('etag') ?? '';
-            unchanged.push(
-              await timed(async () => {
-                const res = await fetch(url, { headers: { 'if-none-match': etag } });
-                await res.arrayBuffer();
-                if (res.status !== 304) unchangedMisses++;
-              }),
-            );
+            const gcBefore = benchGc.ms;
+            const at = new Date().toISOString().slice(11, 23);
+            const thread = threadMark();
+            const ms = await timed(async () => {
+              const res = await fetch(url, { headers: { 'if-none-match': etag } });
+              await res.arrayBuffer();
+              if (res.status !== 304) unchangedMisses++;
+            });
+            unchanged.push(ms);
+            if (ms >= 5)
+              slowUnchanged.push(
+                `#${unchanged.length - 1} ${list} at ${at}: ${ms.toFixed(1)} ms (bench GC ${(benchGc.ms - gcBefore).toFixed(1)} ms, bench thread ${JSON.stringify(spentSince(thread))})`,
+              );
           }
         }
+        await conditionalWindow.end(`${store} ${agentCount} (${phase.config}) conditional reads`);
+        o.log(
+          `${store} ${agentCount} (${phase.config}): conditional reads in order, ms: ${unchanged.map((x) => x.toFixed(1)).join(' ')}` +
+            (slowUnchanged.length > 0 ? `; 5 ms or more: ${slowUnchanged.join(', ')}` : ''),
+        );
         o.log(`${store} ${agentCount} (${phase.config}): fan-out x${o.fanouts}`);
         const fanouts: number[] = [];
         const duringFanout: number[] = [];
@@ -578,6 +637,18 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           read_one_dataset: stats(oneDataset),
           read_all_datasets: stats(allDatasets),
           read_all_states: stats(allStates),
+          ...(floorDatasets.length > 0
+            ? {
+                read_lists_first_ms: {
+                  datasets: allDatasets.slice(0, phase.serving),
+                  states: allStates.slice(0, phase.serving),
+                },
+                read_all_datasets_after_first: stats(allDatasets.slice(phase.serving)),
+                read_all_states_after_first: stats(allStates.slice(phase.serving)),
+                read_all_datasets_floor: stats(floorDatasets),
+                read_all_states_floor: stats(floorStates),
+              }
+            : {}),
           read_lists_unchanged: stats(unchanged),
           lists_unchanged_misses: unchangedMisses,
           all_datasets_bytes: datasetsSize.bytes,
@@ -617,6 +688,13 @@ const pq = (s: Stats): string => `${s.p50_ms} / ${s.p99_ms}`;
 const floorOf = (s: Stats | undefined): string => (s === undefined ? '' : ` (etcd floor ${pq(s)})`);
 const mark = (v: number, limit: number): string => (Number.isFinite(v) && v < limit ? `${v}` : `**${v}**`);
 
+/** A whole list's cell beyond its p50 / p99: the first read(s), the reads after, and the floor of the same bytes. */
+const againstFloor = (first: number[] | undefined, after: Stats | undefined, floor: Stats | undefined): string =>
+  first === undefined || after === undefined || floor === undefined
+    ? ''
+    : ` (first read ${first.map((x) => Math.round(x * 10) / 10).join(', ')} ms; after it ${after.p50_ms} / ${after.p99_ms}, ` +
+      `floor ${floor.p50_ms} / ${floor.p99_ms})`;
+
 /** The markdown section: one row per configuration and size. */
 export function scaleMarkdown(
   results: PhaseResult[],
@@ -645,7 +723,8 @@ export function scaleMarkdown(
       (r.read_one_dataset === undefined
         ? '| - '
         : `| ${r.read_one_dataset.p50_ms} / ${mark(r.read_one_dataset.p99_ms, TARGETS.read_p99_ms)} ms `) +
-      `| ${pq(r.read_all_datasets)} ms | ${pq(r.read_all_states)} ms ` +
+      `| ${pq(r.read_all_datasets)} ms${againstFloor(r.read_lists_first_ms?.datasets, r.read_all_datasets_after_first, r.read_all_datasets_floor)} ` +
+      `| ${pq(r.read_all_states)} ms${againstFloor(r.read_lists_first_ms?.states, r.read_all_states_after_first, r.read_all_states_floor)} ` +
       (r.read_lists_unchanged === undefined
         ? '| - '
         : `| ${r.read_lists_unchanged.p50_ms} / ${mark(r.read_lists_unchanged.p99_ms, TARGETS.read_p99_ms)} ms ` +
@@ -675,6 +754,10 @@ export function scaleMarkdown(
     'etcd: 3 members; "1 replica serving" puts every agent and reader on one control replica, "spread" ' +
     'puts them round-robin on the replicas (each answers from its own etcd watch; writes go through the first). ' +
     'RSS: the highest of the serving replicas during the phase. ' +
+    '**All datasets** / **all states**: the p50 / p99 of every read; in brackets the first read on each serving replica ' +
+    '(it builds the list: p99 of 20 is their maximum), the p50 / p99 of the reads after it, and the **floor**: the same ' +
+    'bytes sent from one prebuilt Buffer by a plain Node server (another process, no agents), read the same way in the ' +
+    'same rounds: what the bytes alone cost on this host, which a read of the service cannot go below. ' +
     "**etcd floor**: after each timed create on etcd the bench commits the same transaction straight to etcd (compare head, put head and a log record) and times it: etcd's own share of a create on this host under the same load (its p99 over 10 ms: the target is out of a create's reach in that run). " +
     `Targets (issue 23): read p99 < ${TARGETS.read_p99_ms} ms, create p99 < ${TARGETS.create_p99_ms} ms, ` +
     `fan-out < ${TARGETS.fanout_ms} ms, RSS < 1 GiB; a miss is in bold.\n\n` +
@@ -802,6 +885,12 @@ async function main(): Promise<void> {
       default: WATCH_HEARTBEAT_MS + 200,
       describe: 'Length of an --ab round (at least a heartbeat period: each round meets a tick)',
     })
+    .option('list-floor', {
+      type: 'boolean',
+      default: true,
+      describe:
+        'Read a plain server sending the whole lists from one prebuilt Buffer in the same rounds (their floor); --no-list-floor: the service only',
+    })
     .option('etcd-floor', {
       type: 'boolean',
       default: true,
@@ -845,6 +934,7 @@ async function main(): Promise<void> {
     ],
     agentsNice: argv['agents-nice'],
     etcdFloor: argv['etcd-floor'],
+    listFloor: argv['list-floor'],
     ...(ab !== undefined ? { ab } : {}),
     probe: argv.probe,
     createsOnly: argv['creates-only'],

@@ -2,12 +2,14 @@
  * A preload for flocker-control under the scale bench (`--probe`: `node --require …/serverProbe.js`):
  * says where a slow request's time went, so a slow create can be told apart as work, garbage
  * collection, waiting for a CPU, or waiting for etcd. One JSON line on stderr per
- *   - request (POST/PUT/DELETE) slower than PROBE_SLOW_MS on the server: its wall time, the main
+ *   - request (POST/PUT/DELETE, and a GET/HEAD of a whole list) slower than PROBE_SLOW_MS on the server: its wall time, the main
  *     thread's CPU time and run-queue wait (/proc/self/task/<pid>/schedstat) meanwhile, the
  *     machine's CPU pressure (PSI "some") meanwhile, GC pauses within it, and its etcd calls;
  *   - etcd call (gRPC over HTTP/2) slower than PROBE_SLOW_MS, measured from the request to the
  *     stream's close (etcd's answer as this process saw it), with the same figures;
- *   - GC pause over PROBE_GC_MS.
+ *   - GC pause over PROBE_GC_MS;
+ *   - turn of the event loop more than PROBE_LAG_MS late (sampled every 5 ms), with the main thread's CPU, run-queue
+ *     wait and GC meanwhile: a request that waited in its socket behind it.
  * Armed and disarmed by SIGUSR2 (the bench's measured windows). Stamps are ISO wall-clock times (to match the bench's slow creates). Bench-only; never loaded by
  * the service itself.
  */
@@ -65,6 +67,29 @@ function requestSummary(rs: readonly { wall: number; txn: number }[]): Record<st
   };
 }
 
+/**
+ * While armed, the main thread's event loop is sampled every LAG_TICK_MS: a turn that came more than LAG_MS late is
+ * logged with its end (a request waiting in the socket meanwhile is not parsed yet, so its own wall does not show it).
+ */
+const LAG_TICK_MS = 5;
+const LAG_MS = Number(process.env.PROBE_LAG_MS ?? 10);
+let lagTimer: NodeJS.Timeout | undefined;
+function sampleLag(on: boolean): void {
+  if (lagTimer !== undefined) clearInterval(lagTimer);
+  lagTimer = undefined;
+  if (!on) return;
+  let last = performance.now();
+  let turn = mark();
+  lagTimer = setInterval(() => {
+    const now = performance.now();
+    if (now - last - LAG_TICK_MS >= LAG_MS)
+      emit({ what: 'event loop late', late_ms: Math.round(now - last - LAG_TICK_MS), ...since(turn) });
+    last = now;
+    turn = mark();
+  }, LAG_TICK_MS);
+  lagTimer.unref();
+}
+
 process.on('SIGUSR2', () => {
   if (armed) {
     const s = spentSince(windowStart);
@@ -76,6 +101,7 @@ process.on('SIGUSR2', () => {
     });
   }
   armed = !armed;
+  sampleLag(armed);
   windowGcs = {};
   windowRequests = [];
   windowStart = mark();
@@ -103,16 +129,19 @@ new PerformanceObserver((list) => {
 }).observe({ entryTypes: ['gc'] });
 
 const requests = new WeakMap<IncomingMessage, Mark>();
+const LIST_PATHS: ReadonlySet<string> = new Set(['/v1/configuration/datasets', '/v1/state/datasets']);
 subscribe('http.server.request.start', (message) => {
   const { request } = message as { request: IncomingMessage };
   if (request.method !== 'GET' && request.method !== 'HEAD') requests.set(request, mark());
+  // The whole lists too (the scale bench's conditional reads): a slow 304 told apart the same way.
+  else if (armed && LIST_PATHS.has(request.url?.split('?')[0] ?? '')) requests.set(request, mark());
 });
 subscribe('http.server.response.finish', (message) => {
   const { request } = message as { request: IncomingMessage; response: ServerResponse };
   const m = requests.get(request);
   if (m === undefined) return;
   const s = since(m);
-  if (armed) {
+  if (armed && request.method !== 'GET' && request.method !== 'HEAD') {
     const end = performance.now();
     let txn = 0;
     for (const c of etcdCalls) if (c.start >= m.t && c.end <= end && c.path.endsWith('/Txn')) txn += c.end - c.start;
