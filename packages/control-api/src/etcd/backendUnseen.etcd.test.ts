@@ -5,35 +5,23 @@
  * full report ends it everywhere.
  */
 import { randomUUID } from 'node:crypto';
-import winston from 'winston';
 import type { NodeReport } from '@flocker/api';
-import { ControlState } from '../ControlState';
+import type { ControlState } from '../ControlState';
 import { A, C, D1, T0, letterReport, mountedManifestation } from '../testing/fixtures';
-import { EtcdTestCluster } from '../testing/etcdCluster';
-import { EtcdConfigurationStore } from './EtcdConfigurationStore';
+import { etcdReplicas } from '../testing/etcdReplicas';
 
 jest.setTimeout(60_000);
 const T = 10_000;
-const silent = winston.createLogger({ silent: true });
 const unseen = { since: '2026-12-06T08:00:00.000Z', reason: 'listing volumes of aws: no answer yet' };
 const full = (uuid: string): NodeReport =>
   letterReport(uuid, { backend: 'aws', manifestations: [mountedManifestation(D1, uuid)] });
 const liveness = (uuid: string): NodeReport => letterReport(uuid, { backend: 'aws', backend_unseen: unseen });
 
-let etcd: EtcdTestCluster;
 let t = T0;
-const states: ControlState[] = [];
+const bed = etcdReplicas('each');
 
 async function replica(prefix: string): Promise<ControlState> {
-  const s = await ControlState.open({
-    store: new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix }),
-    nodeTimeoutMs: T,
-    logger: silent,
-    now: () => t,
-    livenessCheckMs: 3_600_000,
-  });
-  states.push(s);
-  return s;
+  return bed.openState(prefix, { nodeTimeoutMs: T, now: () => t, livenessCheckMs: 3_600_000 });
 }
 
 async function eventually(check: () => boolean, timeoutMs = 5000): Promise<void> {
@@ -47,15 +35,8 @@ async function eventually(check: () => boolean, timeoutMs = 5000): Promise<void>
 const errorCodes = (s: ControlState, uuid: string) => s.reportedNode(uuid)?.report.errors.map((e) => e.code);
 const unknown = (s: ControlState, uuid: string) => [...s.unknownNodes()].some((n) => n.report.uuid === uuid);
 
-beforeAll(async () => {
-  etcd = await EtcdTestCluster.start();
-});
-afterEach(async () => {
-  await Promise.all(states.splice(0).map((s) => s.close()));
+afterEach(() => {
   t = T0;
-});
-afterAll(async () => {
-  await etcd?.stop();
 });
 
 it('a replica holding the full report keeps its lists and shows the condition; the full report ends it', async () => {

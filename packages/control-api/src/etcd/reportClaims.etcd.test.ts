@@ -4,33 +4,21 @@
  * heard again through another replica (its put seen by the watch) claims its instance again.
  */
 import { randomUUID } from 'node:crypto';
-import winston from 'winston';
 import { isAlive } from '../clusterState';
-import { ControlState } from '../ControlState';
+import type { ControlState } from '../ControlState';
 import { reportClaimConflict } from '../reportClaims';
 import { A, B, T0, letterReport as report } from '../testing/fixtures';
-import { EtcdTestCluster } from '../testing/etcdCluster';
-import { EtcdConfigurationStore } from './EtcdConfigurationStore';
+import { etcdReplicas } from '../testing/etcdReplicas';
 
 jest.setTimeout(60_000);
 const T = 10_000;
 const DAY = 24 * 3_600_000;
-const silent = winston.createLogger({ silent: true });
 
-let etcd: EtcdTestCluster;
 let t = T0;
-const states: ControlState[] = [];
+const bed = etcdReplicas('each');
 
 async function replica(prefix: string): Promise<ControlState> {
-  const s = await ControlState.open({
-    store: new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix }),
-    nodeTimeoutMs: T,
-    logger: silent,
-    now: () => t,
-    livenessCheckMs: 3_600_000,
-  });
-  states.push(s);
-  return s;
+  return bed.openState(prefix, { nodeTimeoutMs: T, now: () => t, livenessCheckMs: 3_600_000 });
 }
 
 async function eventually(check: () => boolean, timeoutMs = 5000): Promise<void> {
@@ -53,23 +41,15 @@ function claimOfB(s: ControlState): string | undefined {
   )?.code;
 }
 
-beforeAll(async () => {
-  etcd = await EtcdTestCluster.start();
-});
-afterEach(async () => {
-  await Promise.all(states.splice(0).map((s) => s.close()));
+afterEach(() => {
   t = T0;
-});
-afterAll(async () => {
-  await etcd?.stop();
 });
 
 it("a retired node's stored report claims nothing at a replica's start; heard through another replica, it does", async () => {
   const prefix = `/t-${randomUUID()}`;
   const old = await replica(prefix);
   await old.report(onX(A));
-  await old.close();
-  states.splice(0);
+  await bed.closeAll(); // `old` only
 
   // A day later (A retired; B is its host reinstalled): a restarted replica reads A's report at its start.
   t += DAY;
