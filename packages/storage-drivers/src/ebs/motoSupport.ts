@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   DescribeImagesCommand,
@@ -84,15 +85,46 @@ async function run(cmd: string, args: string[]): Promise<string> {
   return r.stdout;
 }
 
+/**
+ * moto's default images are ~1,300 AMIs in us-east-1 (amis.json plus latest_amis/): building them costs each EC2
+ * backend ~1 s, and every unfiltered DescribeImages (runInstances below, the e2e tests' own) serializes all of them,
+ * 4-16 s a call (moto 5.2.5). The tests need one image: moto's first default one, the one they picked before.
+ */
+const TEST_AMIS = [
+  {
+    ami_id: 'ami-03cf127a',
+    state: 'available',
+    public: true,
+    owner_id: '801119661308',
+    image_location: 'amazon/getting-started',
+    sriov: 'simple',
+    root_device_type: 'ebs',
+    root_device_name: '/dev/sda1',
+    description: 'Microsoft Windows Server 2016 Nano Locale English AMI provided by Amazon',
+    image_type: 'machine',
+    platform: 'windows',
+    architecture: 'x86_64',
+    name: 'Windows_Server-2016-English-Nano-Base-2017.10.13',
+    virtualization_type: 'hvm',
+    hypervisor: 'xen',
+  },
+];
+
 /** Installs moto if needed (scripts/moto.sh) and starts moto_server on 127.0.0.1 only. */
 export async function startMoto(): Promise<MotoServer> {
   const serverPath = (await run('bash', [path.join(REPO_ROOT, 'scripts/moto.sh')])).trim().split('\n').pop() ?? '';
   const python = path.join(path.dirname(serverPath), 'python');
-  const version = (await run(python, ['-c', 'import moto; print(moto.__version__)'])).trim();
+  // From the installed metadata: `import moto` costs as much as the server's own start (~1-2 s CPU, far more at load).
+  const version = (await run(python, ['-c', 'import importlib.metadata as m; print(m.version("moto"))'])).trim();
+  const amiDir = await fs.mkdtemp(path.join(os.tmpdir(), 'flocker-moto-'));
+  const amis = path.join(amiDir, 'amis.json');
+  await fs.writeFile(amis, JSON.stringify(TEST_AMIS));
+  const removeAmis = () => fs.rm(amiDir, { recursive: true, force: true });
   for (let tries = 0; ; tries++) {
     const port = await freePort();
     const child: ChildProcess = spawn(serverPath, ['-H', '127.0.0.1', '-p', String(port)], {
       stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, MOTO_AMIS_PATH: amis },
     });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -116,13 +148,17 @@ export async function startMoto(): Promise<MotoServer> {
         stop: async () => {
           if (child.exitCode === null) child.kill('SIGTERM');
           await exited;
+          await removeAmis();
         },
       };
     }
     child.kill('SIGKILL');
     await exited;
     // The port may have been taken between probing and binding; try another.
-    if (tries >= 2) throw new Error(`moto_server did not start: ${stderr.slice(-2000)}`);
+    if (tries >= 2) {
+      await removeAmis();
+      throw new Error(`moto_server did not start: ${stderr.slice(-2000)}`);
+    }
   }
 }
 
