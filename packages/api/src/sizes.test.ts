@@ -39,4 +39,11 @@ describe('sizes', () => {
     expect(parseSize('2PiB')).toBe(2 * 1024 ** 5);
     expect(() => parseSize('100P')).toThrow(/too large/);
   });
+
+  it('says how large a size may be, and knows exabytes (always too large) rather than "not understood"', () => {
+    expect(() => parseSize('100P')).toThrow('size "100P" is too large: at most 8 PiB.');
+    expect(() => parseSize('99999999999999999999999')).toThrow(/too large: at most 8 PiB/);
+    expect(() => parseSize('8E')).toThrow('size "8E" is too large: at most 8 PiB.');
+    expect(() => parseSize('1EiB')).toThrow(/too large/);
+  });
 });

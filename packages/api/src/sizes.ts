@@ -20,6 +20,10 @@ const UNITS: Readonly<Record<string, number>> = {
   p: 1024 ** 5,
   pb: 1024 ** 5,
   pib: 1024 ** 5,
+  // Never a safe integer: known only so that "8E" is refused as too large, not as "not understood".
+  e: 1024 ** 6,
+  eb: 1024 ** 6,
+  eib: 1024 ** 6,
 };
 const SIZE = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/;
 
@@ -38,7 +42,8 @@ export function parseSize(text: string, minimum = 0): number {
   const unit = m ? UNITS[(m[2] ?? '').toLowerCase()] : undefined;
   if (!m || unit === undefined) throw new SizeError(`size "${text}" is not understood: ${hint}.`);
   const bytes = Math.floor(Number(m[1]) * unit);
-  if (!Number.isSafeInteger(bytes)) throw new SizeError(`size "${text}" is too large.`);
+  if (!Number.isSafeInteger(bytes))
+    throw new SizeError(`size "${text}" is too large: at most ${formatSize(Number.MAX_SAFE_INTEGER)}.`);
   if (bytes < minimum) throw new SizeError(`size "${text}" is too small: at least ${formatSize(minimum)}.`);
   return bytes;
 }
