@@ -88,7 +88,15 @@ const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
  * so `3F9A…` and `3f9a…` are one id everywhere (authorization and store alike).
  * Braces and `urn:uuid:` forms are not UUIDs here (Flocker v1 clients send the bare form).
  */
-export const Uuid = z.uuid({ message: 'must be a UUID such as 3f9a0c4e-1b2d-4c5e-8f70-9a1b2c3d4e5f' }).toLowerCase();
+export const Uuid = z
+  .uuid({
+    // A missing field is not a malformed one: say it is required (zod reports both as this schema's issue).
+    error: (issue) =>
+      issue.input === undefined
+        ? 'required: a UUID such as 3f9a0c4e-1b2d-4c5e-8f70-9a1b2c3d4e5f'
+        : 'must be a UUID such as 3f9a0c4e-1b2d-4c5e-8f70-9a1b2c3d4e5f',
+  })
+  .toLowerCase();
 
 /** Lower-cases a string that is a UUID; anything else is returned as it is. */
 export function canonicalId(value: string): string {
