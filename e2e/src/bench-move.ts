@@ -16,11 +16,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import {
   agentFromDist,
   defaultCommands,
-  REPO_ROOT,
   latencyStats as stats,
   startCluster,
   TEST_DATASET_SIZE,
@@ -35,6 +33,7 @@ import { z } from 'zod';
 import { applyClusterDelta, isClusterDelta, type ClusterSnapshot, type FlockerClient } from '@flocker/api';
 import { errorMessage } from '@flocker/runtime';
 import { cpuMsOfThreads } from './trace-move';
+import { controlFromDist, parseOptions, timed } from './abMove';
 
 const SCENARIOS = ['api', 'docker', 'raw', 'failover'] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -92,35 +91,34 @@ function parseArgs(argv: string[]): Args {
     abBlock: 2,
     warmup: 0,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    const v = argv[i + 1];
-    if (v === undefined) throw new Error(`${k} needs a value`);
-    if (k === '--out') args.out = v;
-    else if (k === '--runs') args.runs = Number(v);
-    else if (k === '--failover-runs') args.failoverRuns = Number(v);
-    else if (k === '--node-timeout') args.nodeTimeout = Number(v);
-    else if (k === '--agent-b') args.agentB = path.resolve(v);
-    else if (k === '--agent-a') args.agentA = path.resolve(v);
-    else if (k === '--control-b') args.controlB = path.resolve(v);
-    else if (k === '--control-a') args.controlA = path.resolve(v);
-    else if (k === '--ab-block') args.abBlock = Number(v);
-    else if (k === '--warmup') args.warmup = Number(v);
-    else if (k === '--waiter') {
-      if (!(WAITERS as readonly string[]).includes(v)) throw new Error(`--waiter: one of ${WAITERS.join(', ')}`);
-      args.waiter = v as Waiter;
-    } else if (k === '--only') {
-      const only = v.split(',');
-      const unknown = only.filter((x) => !(SCENARIOS as readonly string[]).includes(x));
-      if (unknown.length > 0)
-        throw new Error(`--only: unknown scenario(s) ${unknown.join(', ')}; known: ${SCENARIOS.join(', ')}`);
-      args.only = new Set(only as Scenario[]);
-    } else
-      throw new Error(
-        `unknown option ${k}; usage: bench-move.js --out <json> [--runs N] [--failover-runs N] [--node-timeout S] [--only ${SCENARIOS.join(',')}] [--waiter ${WAITERS.join('|')}] [--warmup N] [--agent-b DIST [--agent-a DIST] | --control-b DIST [--control-a DIST]] [--ab-block N]`,
-      );
-    i++;
-  }
+  const usage = `bench-move.js --out <json> [--runs N] [--failover-runs N] [--node-timeout S] [--only ${SCENARIOS.join(',')}] [--waiter ${WAITERS.join('|')}] [--warmup N] [--agent-b DIST [--agent-a DIST] | --control-b DIST [--control-a DIST]] [--ab-block N]`;
+  parseOptions(
+    argv,
+    {
+      '--out': (v) => (args.out = v),
+      '--runs': (v) => (args.runs = Number(v)),
+      '--failover-runs': (v) => (args.failoverRuns = Number(v)),
+      '--node-timeout': (v) => (args.nodeTimeout = Number(v)),
+      '--agent-b': (v) => (args.agentB = path.resolve(v)),
+      '--agent-a': (v) => (args.agentA = path.resolve(v)),
+      '--control-b': (v) => (args.controlB = path.resolve(v)),
+      '--control-a': (v) => (args.controlA = path.resolve(v)),
+      '--ab-block': (v) => (args.abBlock = Number(v)),
+      '--warmup': (v) => (args.warmup = Number(v)),
+      '--waiter': (v) => {
+        if (!(WAITERS as readonly string[]).includes(v)) throw new Error(`--waiter: one of ${WAITERS.join(', ')}`);
+        args.waiter = v as Waiter;
+      },
+      '--only': (v) => {
+        const only = v.split(',');
+        const unknown = only.filter((x) => !(SCENARIOS as readonly string[]).includes(x));
+        if (unknown.length > 0)
+          throw new Error(`--only: unknown scenario(s) ${unknown.join(', ')}; known: ${SCENARIOS.join(', ')}`);
+        args.only = new Set(only as Scenario[]);
+      },
+    },
+    usage,
+  );
   if (!(args.runs >= 1 && args.failoverRuns >= 0 && args.nodeTimeout > 0)) throw new Error('bad numeric option');
   if (!(args.abBlock >= 2 && args.abBlock % 2 === 0)) throw new Error('--ab-block: an even number of moves');
   if (!(args.warmup >= 0 && args.warmup % 2 === 0)) throw new Error('--warmup: an even number of moves');
@@ -194,12 +192,6 @@ async function timedMove(hosts: readonly ClusterHost[], f: () => Promise<unknown
     );
   }
   return t;
-}
-
-async function timed(f: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  await f();
-  return performance.now() - t0;
 }
 
 /**
@@ -324,23 +316,6 @@ async function onlyMountedOn(client: FlockerClient, datasetId: string, holder: s
 
 /** Which build the hosts' dataset agents (--agent-b) or the control service (--control-b) run: this one (A) or B. */
 const agentBuild: { current: 'A' | 'B' } = { current: 'A' };
-
-/** The control service as another build's control-api dist runs it (a copy outside the repo): this repo's modules. */
-function controlFromDist(dist: string): typeof defaultCommands.control {
-  return (settings) => {
-    const argv = defaultCommands.control(settings);
-    const main = argv.findIndex((x) => x.endsWith(path.join('packages', 'control-api', 'dist', 'main.js')));
-    if (main < 0) throw new Error('controlFromDist: no control-api main.js in the default command');
-    // `env K=V ... node ...`: NODE_PATH joins the other variables.
-    return [
-      'env',
-      `NODE_PATH=${path.join(REPO_ROOT, 'node_modules')}`,
-      ...argv.slice(1, main),
-      path.join(dist, 'main.js'),
-      ...argv.slice(main + 1),
-    ];
-  };
-}
 
 /**
  * The A/B of --agent-b (or --control-b): blocks of `block` API moves (A→B, B→A, ...), the agents of both hosts (the
