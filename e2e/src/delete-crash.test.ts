@@ -84,8 +84,11 @@ describe('a deletion started on the change itself, on real agents', () => {
       a.proc.kill('SIGTERM');
       await a.exited;
       a = bed.startAgent('a', { FLOCKER_AGENT_CRASH_AFTER: `${kind}:1` });
+      // Its first report, not a fixed wait: the dataset shows mounted at once (the killed process's report), and
+      // the new process may not even have started yet (1-6 s under load). Its look at start comes before that report
+      // (only a backend that does not answer lets a liveness-only report go first).
+      await bed.reported(a);
       await waitMounted(id);
-      await new Promise((r) => setTimeout(r, 500));
       await client.deleteDataset(id);
       const exit = await Promise.race([a.exited, new Promise<null>((r) => setTimeout(() => r(null), 30_000))]);
       if (exit === null) throw new Error(`agent did not crash after ${kind}\n${bed.logs()}`);
