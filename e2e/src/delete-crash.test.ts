@@ -86,7 +86,7 @@ describe('a deletion started on the change itself, on real agents', () => {
       a = bed.startAgent('a', { FLOCKER_AGENT_CRASH_AFTER: `${kind}:1` });
       // Its first report, not a fixed wait: the dataset shows mounted at once (the killed process's report), and
       // the new process may not even have started yet (1-6 s under load). Its look at start comes before that report
-      // (only a backend that does not answer lets a liveness-only report go first).
+      // (a liveness-only report goes first only if the look outlasts a self-fencing heartbeat: seconds, not here).
       await bed.reported(a);
       await waitMounted(id);
       await client.deleteDataset(id);
