@@ -19,7 +19,8 @@ export function releaseRisk(
   if (lease.on_request !== undefined)
     return (
       `${v.name} is held on ${holder.host} by a lease its holder lets go of when asked while no container there uses it; a container there may use it now. ` +
-      'Releasing the lease does not ask the holder: move or delete the volume instead (the control service asks it, and a container there keeps it).'
+      'Releasing the lease does not ask the holder. To use the volume elsewhere nothing needs releasing: start the container on the other host ' +
+      '(its Docker plugin asks for the lease and moves the volume there) or move it here (the control service asks the holder, and a container there keeps it).'
     );
   return (
     `${v.name} is in use on ${holder.host}: that node is alive and holds its lease, so a container there uses it. ` +
