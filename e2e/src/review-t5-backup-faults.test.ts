@@ -7,7 +7,7 @@
  * F1b, F4) moved to backups-store-faults.test.ts with their fix.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import {
   createServer,
@@ -18,9 +18,10 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { BackupState, FlockerClient } from '@flocker/api';
 import { startMoto, type MotoServer } from '@flocker/storage-drivers/testing';
-import { LocalAgentBed, type AgentProc } from './localAgents';
+import { LocalAgentBed, mountsUnder, type AgentProc } from './localAgents';
 
 jest.setTimeout(300_000);
 
@@ -28,6 +29,23 @@ const MiB = 1024 * 1024;
 const BUCKET = 't5-backups';
 const TARGET = `s3://${BUCKET}/t5`;
 let moto: MotoServer;
+
+/**
+ * Dataset `id` shown mounted on node `name` at its mount point, and that mount in this host's mount table: what
+ * the test writes then goes into the dataset's file system, never under its mount point.
+ */
+function mountedOn(bed: LocalAgentBed, name: string, id: string, timeoutMs = 90_000): Promise<string> {
+  const at = join(bed.dir, name, 'mnt', id);
+  return bed.waitFor(
+    `${id} mounted on ${name}`,
+    async () => {
+      const s = (await bed.client.listDatasetState()).find((d) => d.dataset_id === id);
+      const shown = s?.primary === bed.nodeUuid(name) && s.path === at;
+      return shown && mountsUnder(join(bed.dir, name, 'mnt')).some((m) => m.mountPoint === at) ? at : undefined;
+    },
+    timeoutMs,
+  );
+}
 
 /** A proxy in front of moto: `mode` decides each request's fate. */
 class FaultProxy {
@@ -107,6 +125,27 @@ const s3Env = (endpoint: string): Record<string, string> => ({
 });
 
 const sha256 = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
+const execAsync = promisify(execFile);
+/**
+ * `mib` MiB of random data into `file`, flushed, and its SHA-256 — in child processes: the control service runs in
+ * this process, and seconds of synchronous writing and hashing on a loaded host held its answers past a 6 s node
+ * timeout's 3 s self-fence bound (the agent fenced, unmounting under the file just written).
+ */
+async function writeRandom(file: string, mib: number): Promise<string> {
+  await execAsync('dd', [
+    'if=/dev/urandom',
+    `of=${file}`,
+    'bs=1M',
+    `count=${mib}`,
+    'iflag=fullblock',
+    'conv=fsync',
+    'status=none',
+  ]);
+  return sha256Async(file);
+}
+async function sha256Async(file: string): Promise<string> {
+  return (await execAsync('sha256sum', [file])).stdout.split(' ')[0]!;
+}
 
 describe('review T5: backups under faults', () => {
   let bed: LocalAgentBed;
@@ -124,16 +163,8 @@ describe('review T5: backups under faults', () => {
     await bed.close();
   });
 
-  const mountPath = (name: string, id: string): string => join(bed.dir, name, 'mnt', id);
   const mounted = (name: string, id: string, timeoutMs = 90_000): Promise<string> =>
-    bed.waitFor(
-      `${id} mounted on ${name}`,
-      async () => {
-        const s = (await client.listDatasetState()).find((d) => d.dataset_id === id);
-        return s?.primary === bed.nodeUuid(name) && s.path === mountPath(name, id) ? s.path : undefined;
-      },
-      timeoutMs,
-    );
+    mountedOn(bed, name, id, timeoutMs);
   const twoNodes = async (env: Record<string, string>): Promise<{ a: AgentProc; b: AgentProc }> => {
     const a = bed.startAgent('a', env);
     const b = bed.startAgent('b', env);
@@ -504,14 +535,9 @@ describe('review T5: a backup whose node dies', () => {
         );
       });
       const src = (await client.createDataset({ primary: bed.nodeUuid('a'), maximum_size: 256 * MiB })).dataset_id;
-      const onA = await bed.waitFor(
-        'mounted on a',
-        async () => (await client.listDatasetState()).find((d) => d.dataset_id === src && d.path !== undefined)?.path,
-        60_000,
-      );
-      writeFileSync(join(onA, 'data.bin'), randomBytes(160 * MiB));
-      execFileSync('sync', ['-f', join(onA, 'data.bin')]);
-      const sum = sha256(join(onA, 'data.bin'));
+      // Shown with a path is not enough: the file must go into the mounted file system, not under it.
+      const onA = await mountedOn(bed, 'a', src);
+      const sum = await writeRandom(join(onA, 'data.bin'), 160);
       const req = await client.createBackup({ dataset_id: src, target: TARGET });
       await bed.waitFor(
         'the backup uploading',
@@ -548,14 +574,8 @@ describe('review T5: a backup whose node dies', () => {
         maximum_size: 256 * MiB,
         source_backup: { target: TARGET, backup_id: done.stored_backup_id! },
       });
-      const onB = await bed.waitFor(
-        'restored on b',
-        async () =>
-          (await client.listDatasetState()).find((d) => d.dataset_id === restored.dataset_id && d.path !== undefined)
-            ?.path,
-        90_000,
-      );
-      expect(sha256(join(onB, 'data.bin'))).toBe(sum);
+      const onB = await mountedOn(bed, 'b', restored.dataset_id);
+      expect(await sha256Async(join(onB, 'data.bin'))).toBe(sum);
     } finally {
       await proxy.close();
       await bed.close();
