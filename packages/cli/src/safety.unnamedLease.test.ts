@@ -1,0 +1,46 @@
+/**
+ * s23 USER-T F1: `flocker leases acquire pgdata`, then `flocker leases release pgdata` (or `volumes destroy`), with no
+ * container anywhere, was refused with "that live node holds its lease, so a container there uses it … Stop the
+ * container first": the CLI's own lease, which names no holder, was described as a container's.
+ */
+import type { NodeState } from '@flocker/api';
+import { checkInUse } from './safety';
+
+const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const D = '11111111-1111-4111-8111-111111111111';
+const node: NodeState = {
+  uuid: A,
+  era: 'e',
+  host: 'host-a',
+  instance_id: 'i-a',
+  backend: 'loopback',
+  manifestations: [],
+  volumes: [],
+  errors: [],
+  alive: true,
+  last_seen: 'now',
+};
+const unnamed = { lease: { dataset_id: D, node_uuid: A, expires: null }, node };
+const docker = { lease: { dataset_id: D, node_uuid: A, expires: null, holders: ['docker'] }, node };
+
+describe('a lease that names no holder (flocker leases acquire, a Flocker v1 client)', () => {
+  it.each(['release', 'destroy'] as const)(
+    '%s: refused, saying who takes such leases, not that a container uses it',
+    (action) => {
+      const refuse = () => checkInUse(action, 'pgdata', unnamed, false);
+      expect(refuse).toThrow(
+        /holds a lease that names no holder \(taken by "flocker leases acquire" or a Flocker v1 API client\)/,
+      );
+      expect(refuse).not.toThrow(/container/);
+      expect(refuse).toThrow(/If you took it yourself, pass --force/);
+    },
+  );
+
+  it('forced release: the warning does not speak of a container either', () => {
+    expect(checkInUse('release', 'pgdata', unnamed, true)).not.toMatch(/container/);
+  });
+
+  it('a lease the Docker plugin holds (holder docker) still says a container there uses it', () => {
+    expect(() => checkInUse('release', 'pgdata', docker, false)).toThrow(/so a container there uses it/);
+  });
+});
