@@ -103,9 +103,10 @@ export function App() {
             </span>
           )}
         </p>
-        <NodeSummary nodes={nodes} stale={control !== null && !control.connected} />
+        {/* Locked out, the page knows nothing of the cluster: empty node and volume lists would read as an empty one. */}
+        {!locked && <NodeSummary nodes={nodes} stale={control !== null && !control.connected} />}
       </header>
-      <main>
+      <main hidden={locked}>
         {actionError && (
           <div className="banner toast" role="alert">
             <span id="action-error">{actionError.message}</span>
