@@ -27,7 +27,6 @@ import type { FlockerClient } from '@flocker/api';
 import {
   agentFromDist,
   defaultCommands,
-  REPO_ROOT,
   startCluster,
   TEST_DATASET_SIZE,
   TINY_IMAGE,
@@ -35,6 +34,7 @@ import {
   waitForMountedOn,
   type ClusterHost,
 } from './cluster';
+import { controlFromDist } from './abMove';
 import { procStat } from './cluster/processes';
 import { tracedLines, type TraceEvent } from './trace-docker-run';
 
@@ -136,22 +136,6 @@ export function movePath(
     if (e !== undefined) lastOf.set(who, e.t);
   }
   return out;
-}
-
-/** The control service as a copied control-api dist runs it, with this repo's modules (as ab-control-move's). */
-function controlFromDist(dist: string): typeof defaultCommands.control {
-  return (settings) => {
-    const argv = defaultCommands.control(settings);
-    const main = argv.findIndex((x) => x.endsWith(path.join('packages', 'control-api', 'dist', 'main.js')));
-    if (main < 0) throw new Error('controlFromDist: no control-api main.js in the default command');
-    return [
-      'env',
-      `NODE_PATH=${path.join(REPO_ROOT, 'node_modules')}`,
-      ...argv.slice(1, main),
-      path.join(dist, 'main.js'),
-      ...argv.slice(main + 1),
-    ];
-  };
 }
 
 /** CPU time (ms) of a process and its descendants, live and reaped, from /proc (clock ticks: 10 ms steps). */

@@ -3,23 +3,11 @@
  * container anywhere, was refused with "that live node holds its lease, so a container there uses it … Stop the
  * container first": the CLI's own lease, which names no holder, was described as a container's.
  */
-import type { NodeState } from '@flocker/api';
 import { checkInUse } from './safety';
+import { A, node as nodeA } from './testing/snapshots';
 
-const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const D = '11111111-1111-4111-8111-111111111111';
-const node: NodeState = {
-  uuid: A,
-  era: 'e',
-  host: 'host-a',
-  instance_id: 'i-a',
-  backend: 'loopback',
-  manifestations: [],
-  volumes: [],
-  errors: [],
-  alive: true,
-  last_seen: 'now',
-};
+const node = nodeA();
 const unnamed = { lease: { dataset_id: D, node_uuid: A, expires: null }, node };
 const docker = { lease: { dataset_id: D, node_uuid: A, expires: null, holders: ['docker'] }, node };
 
