@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FlockerApiError, FlockerClient, parseControlUrls } from './client';
 import { controlUrlsFromHosts } from './controlUrls';
+import { emptyNodeReport } from './testing/nodeReport';
 
 /** A server that answers, or cuts every connection after reading the request. */
 async function server(
@@ -29,15 +30,7 @@ async function closedPortUrl(): Promise<string> {
   return s.url;
 }
 
-const report = {
-  uuid: 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa',
-  era: 'e',
-  host: 'h',
-  instance_id: 'i',
-  backend: 'loopback',
-  manifestations: [],
-  errors: [],
-};
+const report = emptyNodeReport();
 
 describe('FlockerClient failover between control replicas', () => {
   it('parses comma-separated URLs', () => {

@@ -6,6 +6,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FlockerApiError, FlockerClient } from './client';
+import { emptyNodeReport } from './testing/nodeReport';
 
 /** A server that answers `{generation}`, or holds every request unanswered (frozen). */
 async function server(frozen: boolean): Promise<{ url: string; hits: () => number; close: () => Promise<void> }> {
@@ -33,15 +34,7 @@ async function server(frozen: boolean): Promise<{ url: string; hits: () => numbe
   };
 }
 
-const report = {
-  uuid: 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa',
-  era: 'e',
-  host: 'h',
-  instance_id: 'i',
-  backend: 'loopback',
-  manifestations: [],
-  errors: [],
-};
+const report = emptyNodeReport();
 
 describe('FlockerClient with a frozen replica first', () => {
   it('a report moves on to the next replica after failoverTimeoutMs, not timeoutMs, and the client stays there', async () => {

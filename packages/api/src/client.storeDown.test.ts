@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { FlockerApiError, FlockerClient } from './client';
 import { watchView } from './testing/watchServer';
+import { emptyNodeReport } from './testing/nodeReport';
 
 const NODE = '11111111-1111-4111-8111-111111111111';
 const DATASET = '22222222-2222-4222-8222-222222222222';
@@ -74,15 +75,7 @@ const healthy: Handler = (req, res) => {
   else json(res, 404, { code: 'NOT_FOUND', description: path });
 };
 
-const report = {
-  uuid: NODE,
-  era: 'e',
-  host: 'h',
-  instance_id: 'i',
-  backend: 'loopback',
-  manifestations: [],
-  errors: [],
-};
+const report = emptyNodeReport(NODE);
 
 const replicas: Replica[] = [];
 async function start(...handlers: Handler[]): Promise<Replica[]> {
