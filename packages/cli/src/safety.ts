@@ -8,6 +8,7 @@
  * a destroy or move (it asks the holder). Pure.
  */
 import type { Lease, NodeState } from '@flocker/api';
+import { leaseNamesNoHolder, unnamedLeaseRisk } from '@flocker/web-ui';
 import { CliError, EXIT } from './errors';
 import { leaseHolders, shortId } from './format';
 
@@ -70,24 +71,19 @@ export function checkInUse(
 /**
  * A lease that names no holder was taken by `flocker leases acquire` or a Flocker v1 API client (s23 USER-T F1): the
  * user may have taken it themselves, so a refusal or a forced release says who takes such leases rather than that a
- * container uses the volume. (A forced destroy keeps plainInUse's warning: a v1 client's container may be using it.)
+ * container uses the volume, in the web UI's words (unnamedLeaseRisk). (A forced destroy keeps plainInUse's warning:
+ * a v1 client's container may be using it.)
  */
 function unnamedInUse(action: GuardedAction, volume: string, u: InUse, force: boolean): string | undefined {
-  const held =
-    `volume ${volume} is in use on ${where(u)}: that live node holds a lease that names no holder ` +
-    '(taken by "flocker leases acquire" or a Flocker v1 API client)';
+  const risk = unnamedLeaseRisk(`volume ${volume}`, where(u));
   const what = action === 'release' ? 'release it' : 'release the lease and destroy the volume';
-  if (!force)
-    throw new CliError(
-      EXIT.CONFLICT,
-      `${held}; whatever took it may rely on it. If you took it yourself, pass --force to ${what}.`,
-    );
-  return action === 'release' ? `warning: ${held}; releasing it anyway (--force).` : undefined;
+  if (!force) throw new CliError(EXIT.CONFLICT, `${risk}. If you took it yourself, pass --force to ${what}.`);
+  return action === 'release' ? `warning: ${risk}; releasing it anyway (--force).` : undefined;
 }
 
 /** checkInUse for a lease whose holder is taken to use the volume (its node is alive and holds it). */
 function plainInUse(action: GuardedAction, volume: string, u: InUse, force: boolean): string {
-  const unnamed = u.lease.holders === undefined ? unnamedInUse(action, volume, u, force) : undefined;
+  const unnamed = leaseNamesNoHolder(u.lease) ? unnamedInUse(action, volume, u, force) : undefined;
   if (unnamed !== undefined) return unnamed;
   const inUse = `volume ${volume} is in use on ${where(u)}: that live node holds its lease, so a container there uses it`;
   if (!force) {

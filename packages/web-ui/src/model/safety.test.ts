@@ -8,7 +8,8 @@ describe('releaseRisk (issue 17: releasing the lease of a volume in use gave no 
   it('names the host when a live node holds the lease: a container there uses the volume', () => {
     const s = snapshot({
       datasets: [d1],
-      leases: [{ dataset_id: D1, node_uuid: A, expires: null }],
+      // The Docker plugin's lease (holder docker); one that names no holder is no container's (below).
+      leases: [{ dataset_id: D1, node_uuid: A, expires: null, holders: ['docker'] }],
       nodes: [node(A, 'a', { manifestations: [mounted(D1)] }), node(B, 'b')],
     });
     const v = clusterView(s);
@@ -30,6 +31,31 @@ describe('releaseRisk (issue 17: releasing the lease of a volume in use gave no 
   });
 });
 
+describe('a lease that names no holder (s23 USER-T F1: flocker leases acquire, a Flocker v1 API client)', () => {
+  const d1 = dataset(D1, 'pgdata', A);
+  const nodes = [node(A, 'a', { manifestations: [mounted(D1)] }), node(B, 'b')];
+  it('releasing it asks first, saying who takes such leases, not that a container there uses it (as the CLI)', () => {
+    const v = clusterView(
+      snapshot({ datasets: [d1], leases: [{ dataset_id: D1, node_uuid: A, expires: null }], nodes }),
+    );
+    const risk = releaseRisk(v.volumes[0]!, v.nodes);
+    expect(risk).toMatch(
+      /^pgdata is in use on a: that live node holds a lease that names no holder \(taken by "flocker leases acquire" or a Flocker v1 API client\)/,
+    );
+    expect(risk).not.toMatch(/container/);
+  });
+  it("one named by the Docker plugin beside an unnamed acquire is a container's", () => {
+    const v = clusterView(
+      snapshot({
+        datasets: [d1],
+        leases: [{ dataset_id: D1, node_uuid: A, expires: null, holders: ['docker'], unnamed_holder: true }],
+        nodes,
+      }),
+    );
+    expect(releaseRisk(v.volumes[0]!, v.nodes)).toMatch(/so a container there uses it/);
+  });
+});
+
 describe("a lease let go of on request (session 21: the Docker plugin keeps an idle volume's lease)", () => {
   const d1 = dataset(D1, 'pgdata', A);
   const nodes = [node(A, 'a'), node(B, 'b')];
@@ -46,6 +72,7 @@ describe("a lease let go of on request (session 21: the Docker plugin keeps an i
       host: 'a',
       expires: null,
       on_request: 'released on request',
+      holders: ['docker'],
     });
     const risk = releaseRisk(idle.volumes[0]!, idle.nodes);
     expect(risk).toMatch(

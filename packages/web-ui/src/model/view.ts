@@ -83,6 +83,8 @@ export const VolumeView = z.object({
        * for any other lease. A move or delete of such a volume is the control service's to judge (it asks the holder).
        */
       on_request: z.enum(['released on request', 'release requested']).optional(),
+      /** Its named holders (e.g. docker, csi), as the API's; absent when it names none (leaseNamesNoHolder). */
+      holders: z.array(z.string()).optional(),
     })
     .nullable(),
   errors: z.array(VolumeError),
@@ -350,6 +352,7 @@ export function clusterView(s: ClusterSnapshot, firstSeen: ReadonlyMap<string, s
               node_uuid: lease.node_uuid,
               host: hostOf(s.nodes, lease.node_uuid),
               expires: lease.expires,
+              ...(lease.holders !== undefined ? { holders: [...lease.holders] } : {}),
               ...(lease.release_requested !== undefined
                 ? { on_request: 'release requested' as const }
                 : lease.release_on_request === true
