@@ -1719,7 +1719,8 @@ export function buildCli(
               a,
               lease,
               () =>
-                `Leased ${visible(nameOf(d) || d.dataset_id)} to ${shortId(nodeUuid)} (expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''})`,
+                // The node's host, as leases list and every other command print it (its UUID stays in --json).
+                `Leased ${visible(nameOf(d) || d.dataset_id)} to ${visible(leaseView(lease, datasets, snapshot.nodes).node)} (expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''})`,
             );
           }),
         )

@@ -81,6 +81,10 @@ class FakeControl {
         this.calls.push(['release', id]);
         return this.leases.find((l) => l.dataset_id === id)!;
       },
+      acquireLease: async (req: Lease) => {
+        this.calls.push(['acquire', req]);
+        return { ...req };
+      },
     };
     // Only the methods these commands call exist.
     return fake as unknown as FlockerClient;
@@ -355,6 +359,18 @@ describe('output that composes (issue 21)', () => {
     expect(r.out).toMatch(/pgdata\s+11111111\s+10\.0\.0\.1/);
     const json = JSON.parse((await flocker(c, 'leases', 'list', '--json')).out) as unknown[];
     expect(json).toEqual([expect.objectContaining({ node_uuid: A, node: '10.0.0.1', name: 'pgdata' })]);
+  });
+
+  it('leases acquire names the host, as every other command (s23 USER-T: it printed the UUID prefix); the UUID stays in JSON', async () => {
+    const c = new FakeControl([ds(D1, 'pgdata')], [], [node(A, '10.0.0.1'), node(B, '10.0.0.2')]);
+    const r = await flocker(c, 'leases', 'acquire', 'pgdata', '--expires', '30');
+    expect(r.code).toBe(0);
+    expect(r.out).toBe('Leased pgdata to 10.0.0.1 (expires 30s)');
+    expect((await flocker(c, 'leases', 'acquire', 'pgdata', '--node', B)).out).toBe(
+      'Leased pgdata to 10.0.0.2 (expires never)',
+    );
+    const json = JSON.parse((await flocker(c, 'leases', 'acquire', 'pgdata', '--json')).out) as unknown;
+    expect(json).toEqual({ dataset_id: D1, node_uuid: A, expires: null });
   });
 });
 
