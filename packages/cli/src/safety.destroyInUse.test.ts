@@ -4,24 +4,13 @@
  * (DEVICE_BUSY)" until its timeout: the mount was the container's, which the user cannot unmount, and nothing said the
  * destroy finishes on its own once the container stops.
  */
-import type { ClusterSnapshot, NodeState } from '@flocker/api';
+import type { ClusterSnapshot } from '@flocker/api';
 import { destroyProgress } from './health';
 import { checkInUse } from './safety';
+import { A, node as nodeA } from './testing/snapshots';
 
-const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const D = '11111111-1111-4111-8111-111111111111';
-const node: NodeState = {
-  uuid: A,
-  era: 'e',
-  host: 'host-a',
-  instance_id: 'i-a',
-  backend: 'loopback',
-  manifestations: [],
-  volumes: [{ blockdevice_id: 'v', dataset_id: D, size: 1, attached_to: 'i-a' }],
-  errors: [],
-  alive: true,
-  last_seen: 'now',
-};
+const node = nodeA({ volumes: [{ blockdevice_id: 'v', dataset_id: D, size: 1, attached_to: 'i-a' }] });
 
 describe('destroy --force of a volume a container uses', () => {
   it('the warning says what happens: the container keeps it until it stops, then it is destroyed', () => {

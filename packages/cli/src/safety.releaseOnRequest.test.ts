@@ -4,24 +4,14 @@
  * holder); a plain release still asks for --force (it does not ask the holder); a refused move says why the holder
  * kept it; lists mark such leases.
  */
-import type { Lease, NodeState } from '@flocker/api';
+import type { Lease } from '@flocker/api';
 import { CliError } from './errors';
 import { leaseHoldersText, leaseOnRequest } from './format';
 import { checkInUse, destroyAfterAsking, inUseBy, leaseHeldOnMove } from './safety';
+import { A, node as nodeA } from './testing/snapshots';
 
-const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const D = '11111111-1111-4111-8111-111111111111';
-const node: NodeState = {
-  uuid: A,
-  era: 'e',
-  host: 'host-a',
-  instance_id: 'i-a',
-  backend: 'loopback',
-  manifestations: [],
-  errors: [],
-  alive: true,
-  last_seen: 'now',
-};
+const node = nodeA();
 const idle: Lease = { dataset_id: D, node_uuid: A, expires: null, holders: ['docker'], release_on_request: true };
 const plain: Lease = { dataset_id: D, node_uuid: A, expires: null, holders: ['docker'] };
 
