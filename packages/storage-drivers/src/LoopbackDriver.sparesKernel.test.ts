@@ -95,6 +95,29 @@ describe('LoopbackDriver spares: what the claim and the make rely on from the ke
     expect(await loopsUnder(root)).toEqual([]);
   });
 
+  // bindSpares' first look is the sized scan (issue 23: no walk of every /sys/block/loopN before each refill); the
+  // look under the lock, of every device, decides: a spare whose only device that scan cannot see gets no second one.
+  it('bindSpares binds no second device to a spare whose device the sized scan cannot see', async () => {
+    const root = await makeTempRoot('flocker-spares-kernel-');
+    roots.push(root);
+    const a = new LoopbackDriver({ rootPath: root, instanceId: 'instance-a' });
+    const spare = await a.makeSpare(16 * MiB);
+    const image = path.join(root, 'spares', `${spare.id}.img`);
+    const [bound] = await loopsUnder(root);
+    await fs.truncate(image, 100);
+    await sh('losetup', ['-c', bound.device]);
+    await fs.truncate(image, 16 * MiB);
+    expect((await listSizedLoopBindings())?.map((b) => b.device)).not.toContain(bound.device);
+    expect(await a.bindSpares()).toEqual([]);
+    expect((await loopsUnder(root)).map((l) => l.device)).toEqual([bound.device]);
+    // A spare without any device still gets one.
+    await sh('losetup', ['-d', bound.device]);
+    expect(await a.bindSpares()).toEqual([spare.id]);
+    expect(await loopsUnder(root)).toHaveLength(1);
+    await a.destroySpare(spare.id);
+    expect(await loopsUnder(root)).toEqual([]);
+  });
+
   it('writeback after the sentinel mtime leaves it (the make’s one fsync); a write after it moves it', async () => {
     const root = await makeTempRoot('flocker-spares-kernel-');
     roots.push(root);

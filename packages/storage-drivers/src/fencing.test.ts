@@ -3,6 +3,7 @@ import {
   compareFencedNames,
   copyTempName,
   fencedImageName,
+  fencedInUseFromFirstLook,
   isFencedBinding,
   nextFenceSequence,
   planFenceRecovery,
@@ -155,6 +156,48 @@ describe('removableFencedImages', () => {
     expect(removableFencedImages([`${A}.img`, `${A}.json`, fa], new Set([fa]), new Set([A]))).toEqual([]);
     // Volume destroyed (no record, no image): an orphan.
     expect(removableFencedImages([fb], new Set(), new Set())).toEqual([fb]);
+  });
+});
+
+describe('fencedInUseFromFirstLook', () => {
+  const dirs = ['/pool/volumes', '/real/pool/volumes'];
+  const fa = `${A}.img.fenced-20261203T100000000Z-00000001`;
+  const binding = (device: string, backingFile: string, deleted = false) => ({ device, backingFile, deleted });
+
+  it('answers from the first look while it shows no fenced binding: live volumes, strangers, other directories', () => {
+    const look = [
+      binding('/dev/loop1', `/real/pool/volumes/${A}.img`),
+      binding('/dev/loop2', `/real/pool/volumes/${B}.img`),
+      // Not the pool's (poolBindings leaves these out; a fenced name elsewhere is no fenced binding either).
+      binding('/dev/loop3', `/elsewhere/${fa}`),
+    ];
+    expect(fencedInUseFromFirstLook(look, dirs)).toEqual(new Set([`${A}.img`, `${B}.img`, fa]));
+    expect(fencedInUseFromFirstLook([], dirs)).toEqual(new Set());
+    // Deleted non-pool files are no fenced bindings, and not in use by name.
+    expect(fencedInUseFromFirstLook([binding('/dev/loop4', '/elsewhere/x.img', true)], dirs)).toEqual(new Set());
+  });
+
+  it('asks for a fresh look once the first showed a fenced binding (the release may have detached it since)', () => {
+    expect(fencedInUseFromFirstLook([binding('/dev/loop1', `/pool/volumes/${fa}`)], dirs)).toBeNull();
+    expect(
+      fencedInUseFromFirstLook(
+        [binding('/dev/loop1', `/real/pool/volumes/${B}.img`), binding('/dev/loop2', `/real/pool/volumes/${fa}`, true)],
+        dirs,
+      ),
+    ).toBeNull();
+    // A deleted image of the pool counts as fenced (isFencedBinding): a release detaches its device.
+    expect(fencedInUseFromFirstLook([binding('/dev/loop1', `/pool/volumes/${A}.img`, true)], dirs)).toBeNull();
+  });
+
+  it('leaves no fenced file it answers for removable while a device of the first look serves it', () => {
+    // Whatever the first look answers, removableFencedImages never removes a fenced file a device of it serves:
+    // a look with such a device is answered null.
+    const names = [`${A}.img`, `${A}.json`, fa];
+    const withDevice = [binding('/dev/loop1', `/pool/volumes/${fa}`)];
+    expect(fencedInUseFromFirstLook(withDevice, dirs)).toBeNull();
+    const without = fencedInUseFromFirstLook([binding('/dev/loop1', `/pool/volumes/${A}.img`)], dirs);
+    if (without === null) throw new Error('a look without a fenced binding needs no second one');
+    expect(removableFencedImages(names, without, new Set([A]))).toEqual([fa]);
   });
 });
 

@@ -168,3 +168,18 @@ export function removableFencedImages(
     })
     .sort();
 }
+
+/**
+ * The fenced files some loop device uses, taken from releaseFenced's first look at the pool's bindings (`firstLook`,
+ * under the pool lock) without a second look, or null: look again. Under the lock no binding to a pool file is added
+ * (every attach, claim and fence holds it), so the first look is a superset of what is bound at the readdir after it,
+ * and a device that went away by itself since only leaves its file for the next release. A fenced binding in it,
+ * though, may have been detached since (by the release itself): then a fresh look removes its file in the same call.
+ */
+export function fencedInUseFromFirstLook(
+  firstLook: readonly LoopBinding[],
+  volumeDirs: readonly string[],
+): Set<string> | null {
+  if (firstLook.some((b) => isFencedBinding(b, volumeDirs))) return null;
+  return new Set(firstLook.filter((b) => !b.deleted).map((b) => path.basename(b.backingFile)));
+}
