@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { constants as fsConstants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -287,54 +287,73 @@ describe('LoopbackDriver', () => {
     expect(await findLoopDevices(execFileExec, image)).toEqual([]);
   });
 
+  // Each kill costs a Node start and a require of the driver: ~0.3 s quiet, 1.5-3 s at load 10-20 on 2 cores, where
+  // the 60 s of the file's other tests was nearly used up (CI). The next agent is started while the last one's
+  // leftovers are checked (it waits for "go" before touching the pool), and the test has its own bound: the same
+  // 20 kills at different points, never cut short by the clock.
   it('converges after agents attaching and detaching are killed with SIGKILL at any point (20 kills)', async () => {
     const { root, b } = await pool();
     const v = await b.createVolume('ds', 8 * MiB);
     const id = v.blockdeviceId;
     const volumes = path.join(root, 'volumes');
     const image = path.join(volumes, `${id}.img`);
-    // As the agent of instance-a would: attach, device, detach, again and again, until killed.
+    // As the agent of instance-a would: attach, device, detach, again and again, until killed; from "go" on.
     const script = `
-      const { LoopbackDriver } = require(${JSON.stringify(path.join(__dirname, 'index.js'))});
+      const { LoopbackDriver } = require(${JSON.stringify(path.join(__dirname, 'LoopbackDriver.js'))});
       const d = new LoopbackDriver({ rootPath: ${JSON.stringify(root)}, instanceId: 'instance-a' });
-      (async () => {
-        for (let i = 0; ; i++) {
-          await d.attachVolume(${JSON.stringify(id)}, 'instance-a');
-          await d.getDevicePath(${JSON.stringify(id)});
-          if (i === 0) process.stdout.write('cycling');
-          await d.detachVolume(${JSON.stringify(id)});
-        }
-      })().catch((e) => { process.stderr.write(String(e)); process.exit(3); });
+      process.stdin.once('data', async () => {
+        try {
+          for (let i = 0; ; i++) {
+            await d.attachVolume(${JSON.stringify(id)}, 'instance-a');
+            await d.getDevicePath(${JSON.stringify(id)});
+            if (i === 0) process.stdout.write('cycling');
+            await d.detachVolume(${JSON.stringify(id)});
+          }
+        } catch (e) { process.stderr.write(String(e)); process.exit(3); }
+      });
     `;
-    for (let kill = 0; kill < 20; kill++) {
-      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const agent = (): { child: ChildProcess; exited: Promise<number | null>; stderr: () => string } => {
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'pipe'] });
       let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      const started = await Promise.race([
-        new Promise<boolean>((resolve) => child.stdout.once('data', () => resolve(true))),
-        exited.then(() => false),
-      ]);
-      if (!started) throw new Error(`the attaching process failed: ${stderr}`);
-      // Cycles take a few ms: a kill anywhere within the first few of them, at a different point each time.
-      await new Promise((r) => setTimeout(r, Math.random() * 25));
-      child.kill('SIGKILL');
-      expect(await exited).toBeNull();
-      // Restarted (as the agent starts: repair first).
-      const a = new LoopbackDriver({ rootPath: root, instanceId: 'instance-a' });
-      await a.repair();
-      const [volume] = await a.listVolumes();
-      if (volume.attachedTo === 'instance-a') {
-        expect(await findLoopDevices(execFileExec, image)).toEqual([await a.getDevicePath(id)]);
-        await a.detachVolume(id);
-      } else {
-        expect(volume.attachedTo).toBeNull();
+      return { child, exited, stderr: () => stderr };
+    };
+    let next = agent();
+    try {
+      for (let kill = 0; kill < 20; kill++) {
+        const { child, exited, stderr } = next;
+        const started = Promise.race([
+          new Promise<boolean>((resolve) => child.stdout?.once('data', () => resolve(true))),
+          exited.then(() => false),
+        ]);
+        child.stdin?.write('go\n');
+        if (!(await started)) throw new Error(`the attaching process failed: ${stderr()}`);
+        // Cycles take a few ms: a kill anywhere within the first few of them, at a different point each time.
+        await new Promise((r) => setTimeout(r, Math.random() * 25));
+        child.kill('SIGKILL');
+        expect(await exited).toBeNull();
+        // The next agent starts (and loads) meanwhile; it waits for "go".
+        if (kill + 1 < 20) next = agent();
+        // Restarted (as the agent starts: repair first).
+        const a = new LoopbackDriver({ rootPath: root, instanceId: 'instance-a' });
+        await a.repair();
+        const [volume] = await a.listVolumes();
+        if (volume.attachedTo === 'instance-a') {
+          expect(await findLoopDevices(execFileExec, image)).toEqual([await a.getDevicePath(id)]);
+          await a.detachVolume(id);
+        } else {
+          expect(volume.attachedTo).toBeNull();
+        }
+        expect(await findLoopDevices(execFileExec, image)).toEqual([]);
+        // Never held on two hosts: b takes it, with exactly one device.
+        await b.attachVolume(id, 'instance-b');
+        expect(await findLoopDevices(execFileExec, image)).toEqual([await b.getDevicePath(id)]);
+        await b.detachVolume(id);
       }
-      expect(await findLoopDevices(execFileExec, image)).toEqual([]);
-      // Never held on two hosts: b takes it, with exactly one device.
-      await b.attachVolume(id, 'instance-b');
-      expect(await findLoopDevices(execFileExec, image)).toEqual([await b.getDevicePath(id)]);
-      await b.detachVolume(id);
+    } finally {
+      // A test failing half-way leaves no agent waiting for its "go".
+      if (next.child.exitCode === null && next.child.signalCode === null) next.child.kill('SIGKILL');
     }
     // What the kills left besides: record temps only, removed by repair() once old.
     const hourAgo = new Date(Date.now() - 3600_000);
@@ -342,7 +361,7 @@ describe('LoopbackDriver', () => {
     for (const t of temps) await fs.utimes(path.join(volumes, t), hourAgo, hourAgo);
     expect((await b.repair()).removedRecordTemps).toHaveLength(temps.length);
     expect((await fs.readdir(volumes)).sort()).toEqual([`${id}.img`, `${id}.json`]);
-  });
+  }, 300_000);
 
   it('force detach fences a device still mounted by the dead holder: its later syncs fail, its writes never reach the new holder', async () => {
     const { root, a, b } = await pool();
