@@ -11,7 +11,7 @@ source scripts/env.sh
 flocker_ensure_node || exit 1
 bash scripts/host-setup.sh || exit 1
 bash scripts/etcd.sh install || exit 1
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-fund --no-audit || exit 1; fi
+flocker_npm_ci "$FLOCKER_ROOT" --no-fund --no-audit || exit 1
 npx tsc -b || exit 1
 mkdir -p bench-results
 # name | script | title | extra arguments

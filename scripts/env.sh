@@ -43,3 +43,34 @@ flocker_ensure_node() {
   chmod +x "$_flocker_tools/bin/npm" "$_flocker_tools/bin/npx"
   case ":$PATH:" in *":$_flocker_tools/bin:"*) ;; *) export PATH="$_flocker_tools/bin:$FLOCKER_ROOT/node_modules/.bin:$PATH" ;; esac
 }
+
+# Whether `npm ci` must run in DIR (default: the checkout). By the lock file's content, not its mtime (s23 USER-T F6:
+# a clone or checkout rewrites package-lock.json's mtime without changing it, and `npm ci` then took a minute for
+# nothing): node_modules is missing, or package-lock.json differs from the one the last npm ci there installed (its
+# sha256 in node_modules/.flocker-lock.sha256, written by flocker_npm_ci). A node_modules without that record
+# (installed before it existed) is judged as before, by npm's own record being older than the lock file.
+flocker_npm_ci_needed() {
+  local dir="${1:-$FLOCKER_ROOT}"
+  [ -d "$dir/node_modules" ] || return 0
+  if [ -f "$dir/node_modules/.flocker-lock.sha256" ]; then
+    [ "$(_flocker_lock_hash "$dir")" != "$(cat "$dir/node_modules/.flocker-lock.sha256")" ]
+    return
+  fi
+  [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]
+}
+
+# `npm ci ARGS...` in DIR when flocker_npm_ci_needed says so; records the lock file's hash once node_modules matches it
+# (after npm ci succeeded, or when it was up to date by the old rule), so the next look goes by content.
+flocker_npm_ci() {
+  local dir="$1"; shift
+  if flocker_npm_ci_needed "$dir"; then
+    (cd "$dir" && npm ci "$@") || return 1
+  elif [ -f "$dir/node_modules/.flocker-lock.sha256" ]; then
+    return 0
+  fi
+  # Through a new file: node_modules may be hard links to another checkout's (cp -al), whose record stays its own.
+  _flocker_lock_hash "$dir" >"$dir/node_modules/.flocker-lock.sha256.$$" &&
+    mv -f "$dir/node_modules/.flocker-lock.sha256.$$" "$dir/node_modules/.flocker-lock.sha256"
+}
+
+_flocker_lock_hash() { sha256sum <"$1/package-lock.json" | cut -d' ' -f1; }

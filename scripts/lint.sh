@@ -35,9 +35,7 @@ if [ "${1:-}" = --fix ]; then fix=1; shift; fi
 [ $# -gt 0 ] && PATHS=("$@")
 
 tools=tools/lint
-if [ ! -d "$tools/node_modules" ] || [ "$tools/package-lock.json" -nt "$tools/node_modules/.package-lock.json" ]; then
-  npm ci --prefix "$tools" --no-fund --no-audit --loglevel=error || exit 1
-fi
+flocker_npm_ci "$FLOCKER_ROOT/$tools" --no-fund --no-audit --loglevel=error || exit 1
 if [ ! -d node_modules ]; then echo "flocker lint: run npm ci first (type-aware rules read the packages' types)" >&2; exit 1; fi
 
 # Tracked and new (not ignored) files, so a file is checked before it is committed.

@@ -8,9 +8,7 @@ source scripts/env.sh
 flocker_ensure_node || exit 1
 if [ "$(id -u)" != 0 ]; then echo "flocker: the tests use loop devices, mounts and Docker: run as root" >&2; exit 1; fi
 bash scripts/host-setup.sh || exit 1
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-fund --no-audit || exit 1
-fi
+flocker_npm_ci "$FLOCKER_ROOT" --no-fund --no-audit || exit 1
 # The Python test peers (moto; Cinder and Keystone; schemathesis) live in venvs cached per machine outside the clone
 # (scripts/venv.sh, /var/cache/flocker/python): warm, this only checks them (~1 s). Cold (a new machine or a new pin),
 # each install costs 1-3 min of CPU (6 min of wall at load): started here, beside lint and the build; a test that needs

@@ -108,7 +108,7 @@ up)
   [ "$(id -u)" = 0 ] || { echo "flocker: run as root (loop devices, mounts, Docker)" >&2; exit 1; }
   source scripts/env.sh; flocker_ensure_node
   bash scripts/host-setup.sh --run   # the tests' extra packages (Prometheus, a registry, zfs-fuse) come with npm test
-  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-fund --no-audit; fi
+  flocker_npm_ci "$ROOT" --no-fund --no-audit   # only when package-lock.json's content changed (env.sh)
   node_modules/.bin/tsc -b   # not through npx: one npm start less
   # The app `flocker ui` serves; its output (npm's and Vite's warnings) only when the build fails.
   if ! webui_log=$(npm run build --silent -w @flocker/web-ui 2>&1); then
