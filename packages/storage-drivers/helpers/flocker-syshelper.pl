@@ -20,7 +20,11 @@
 #   lock <seconds>             locked | timeout           (alarm(2) bounds the wait)
 #   unlock                     unlocked
 #   attach <file>              ok /dev/loopN | err <text>  (LOOP_CTL_GET_FREE + LOOP_SET_FD)
-#   detach <device>            ok | err <text>             (LOOP_CLR_FD: deferred on a busy device, as losetup -d)
+#   detach <device>[\t<file>]  ok | gone | err <text>      (LOOP_CLR_FD: deferred on a busy device, as losetup -d;
+#                              with <file>, held open while LOOP_GET_STATUS64 tells what it serves, as detachidle: gone,
+#                              nothing done, unless it serves <file>; a <file> ending " (deleted)" is compared with
+#                              what sysfs prints (backing_file: the path may now name another file), else by device
+#                              and inode. Never detaches a device whose number was freed and bound by someone else)
 #   detachidle <device>\t<file>
 #                              ok | busy | gone | err <text>   (opened O_EXCL: busy while mounted or held exclusively
 #                              anywhere on this kernel, nothing done; else, held open, LOOP_GET_STATUS64: gone, nothing
@@ -104,10 +108,33 @@ sub attach_loop {
 }
 
 sub detach_loop {
-  my ($dev) = @_;
+  my ($rest) = @_;
+  my ($dev, $file, @more) = split /\t/, $rest, -1;
+  die "detach takes a device and, optionally, the file it should serve, separated by a tab\n"
+    unless length $dev && !@more && (!defined $file || length $file);
   open(my $loop, '<', $dev) or die "cannot open $dev: $!\n";
+  return 'gone' if defined $file && !serves($loop, $dev, $file);
   ioctl($loop, $LOOP_CLR_FD, 0) or die "LOOP_CLR_FD on $dev failed: $!\n";
   return 'ok';
+}
+
+# Whether the loop device open as $loop serves $file. While it is held open nobody can unbind it (the kernel defers
+# their LOOP_CLR_FD) or bind it (EBUSY): the answer holds until $loop is closed.
+sub serves {
+  my ($loop, $dev, $file) = @_;
+  my $info = "\0" x $LOOP_INFO64_SIZE;
+  ioctl($loop, $LOOP_GET_STATUS64, $info) or do { return 0 if $! == ENXIO; die "LOOP_GET_STATUS64 on $dev failed: $!\n" };
+  if ($file =~ / \(deleted\)$/) {
+    # An unlinked or replaced file has no path to stat: what the kernel prints for this binding, read while held.
+    my ($n) = $dev =~ m{^/dev/loop(\d+)$} or die "$dev is not a /dev/loopN device\n";
+    open(my $sys, '<', "/sys/block/loop$n/loop/backing_file") or do { return 0 if $!{ENOENT}; die "cannot read the backing file of $dev: $!\n" };
+    my $shown = <$sys>;
+    chomp $shown if defined $shown;
+    return defined $shown && $shown eq $file;
+  }
+  my @st = stat($file) or do { return 0 if $!{ENOENT}; die "cannot stat $file: $!\n" };
+  my ($lo_device, $lo_inode) = unpack('Q Q', $info);
+  return $lo_device == $st[0] && $lo_inode == $st[1];
 }
 
 sub detach_idle {

@@ -63,6 +63,7 @@ import {
   refreshLoopCapacity,
   type AttachLoopOptions,
   type LoopBinding,
+  type LoopServing,
 } from './losetup';
 import { copyImage, LoopbackSnapshots, unknownSnapshot } from './loopbackSnapshots';
 import {
@@ -138,6 +139,12 @@ export interface RepairReport {
    * claim, an attach or a detach killed between writing the record and renaming it into place (issue 23). Removed.
    */
   readonly removedRecordTemps: string[];
+}
+
+/** What `device` serves in `bindings` (a look at the kernel's), for a detach checked against it. */
+function servingOf(bindings: readonly LoopBinding[], device: string): LoopServing | undefined {
+  const b = bindings.find((x) => x.device === device);
+  return b === undefined ? undefined : { file: b.backingFile, deleted: b.deleted };
 }
 
 /** A backing file without a record is an orphan once this old (a create in progress has one for milliseconds). */
@@ -416,12 +423,13 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
         } catch (e) {
           await removeTemp(tmp);
           if (device !== undefined) {
-            await detachLoop(this.exec, device, blockdeviceId, this.detachOptions).catch((undo: unknown) =>
-              this.logger.error('could not detach the loop device of a failed attach', {
-                blockdeviceId,
-                device,
-                error: String(undo),
-              }),
+            await this.detachServing(device, blockdeviceId, { file: this.imagePath(blockdeviceId) }).catch(
+              (undo: unknown) =>
+                this.logger.error('could not detach the loop device of a failed attach', {
+                  blockdeviceId,
+                  device,
+                  error: String(undo),
+                }),
             );
           }
           throw e;
@@ -474,7 +482,8 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
               await this.detachIfIdle(blockdeviceId, devices[0]);
             } else {
               for (const device of devices) await this.refuseIfBusy(blockdeviceId, device);
-              for (const device of devices) await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);
+              const image = { file: this.imagePath(blockdeviceId) };
+              for (const device of devices) await this.detachServing(device, blockdeviceId, image);
             }
             await this.verifyNoLoops(blockdeviceId, devices);
             this.lastDevice.delete(blockdeviceId);
@@ -834,11 +843,13 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
       const finishedFences = await this.finishInterruptedFences();
       const report = { reattached: [] as string[], detachedStale: [] as string[], busy: [] as string[] };
       const byId = new Map<string, string[]>();
+      const serving = new Map<string, LoopServing>();
       for (const { device, backingFile, deleted } of await this.poolBindings()) {
         // A replaced or unlinked image (" (deleted)") is never a volume's device: releaseFenced's business.
         const m = /^([0-9a-f-]{36})\.img$/.exec(path.basename(backingFile));
         if (!m || deleted) continue;
         byId.set(m[1], [...(byId.get(m[1]) ?? []), device]);
+        serving.set(device, { file: backingFile });
       }
       const { volumes, problems } = await this.listPool();
       const known = new Map(volumes.map((v) => [v.blockdeviceId, v]));
@@ -868,7 +879,7 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
             this.logger.warn('repair: stale loop device is in use; leaving it', { blockdeviceId: id, device });
             continue;
           }
-          await detachLoop(this.exec, device, id, this.detachOptions);
+          if ((await this.detachServing(device, id, serving.get(device))) === 'gone') continue;
           report.detachedStale.push(device);
           this.logger.warn('repair: detached stale loop device', { blockdeviceId: id, device });
         }
@@ -980,7 +991,7 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
       await fs.rename(making, path.join(this.sparesPath, spareImageName(id)));
       await fsyncDir(this.sparesPath);
     } catch (e) {
-      if (device !== undefined) await this.detachQuietly(device, id);
+      if (device !== undefined) await this.detachQuietly(device, { file: making }, id);
       await fs.rm(making, { force: true });
       throw tooLarge(e, rounded, this.rootPath) ?? e;
     }
@@ -1023,6 +1034,7 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
           const image = path.join(this.sparesPath, spareImageName(candidate.id));
           // A spare's device serves an image of at least a unit, so the scan of the devices that can hold data finds it.
           const devices = devicesOfSpare(await this.bindingsIn(dirs, { sized: true }), dirs, candidate.id);
+          const spareImage = { file: image };
           // Its devices first: each exclusive (not mounted, not held open), and flushed, so what any opener wrote is in
           // the image. Every one of them, not only the kept one: a second device (bound by hand, or left over) would
           // otherwise carry an opener's writes into the dataset's volume.
@@ -1043,7 +1055,7 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
               spareId: candidate.id,
               reason: verdict.reason,
             });
-            await this.detachSpareDevices(devices, candidate.id);
+            await this.detachSpareDevices(devices, () => spareImage, candidate.id);
             await fs.rm(image, { force: true });
             continue;
           }
@@ -1051,6 +1063,7 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
           const keep = attachTo !== null ? devices.slice(0, 1) : [];
           await this.detachSpareDevices(
             devices.filter((d) => !keep.includes(d)),
+            () => spareImage,
             candidate.id,
           );
           const record = candidate === first ? firstRecord : recordOf(candidate.id);
@@ -1117,8 +1130,9 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
   async destroySpare(id: string): Promise<void> {
     if (!ID_PATTERN.test(id)) return;
     const dirs = await this.spareDirs();
-    await this.detachSpareDevices(devicesOfSpare(await this.bindingsIn(dirs), dirs, id), id);
-    await fs.rm(path.join(this.sparesPath, spareImageName(id)), { force: true });
+    const image = { file: path.join(this.sparesPath, spareImageName(id)) };
+    await this.detachSpareDevices(devicesOfSpare(await this.bindingsIn(dirs), dirs, id), () => image, id);
+    await fs.rm(image.file, { force: true });
     await fsyncDir(this.sparesPath).catch(() => undefined);
   }
 
@@ -1136,8 +1150,9 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
     }
     const removing = makingFilesToRemove(files, this.spareTag(), ORPHAN_AGE_MS);
     const dirs = await this.spareDirs();
-    const detach = spareDevicesToDetach(await this.bindingsIn(dirs), dirs, removing);
-    await this.detachSpareDevices(detach);
+    const bindings = await this.bindingsIn(dirs);
+    const detach = spareDevicesToDetach(bindings, dirs, removing);
+    await this.detachSpareDevices(detach, (device) => servingOf(bindings, device));
     if (detach.length > 0) this.logger.warn('detached loop devices no spare volume needs', { devices: detach });
     const removed: string[] = [];
     for (const name of removing) {
@@ -1211,18 +1226,44 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
   }
 
   /** Detaches spare devices not in use (one in use goes with its last user: its image is gone or going). */
-  private async detachSpareDevices(devices: readonly string[], spareId?: string): Promise<void> {
+  private async detachSpareDevices(
+    devices: readonly string[],
+    serving: (device: string) => LoopServing | undefined,
+    spareId?: string,
+  ): Promise<void> {
     for (const device of devices) {
       if (await isDeviceBusy(device).catch(() => true)) {
         this.logger.warn('a spare volume’s loop device is in use: left for a later tidy', { device, spareId });
         continue;
       }
-      await this.detachQuietly(device, spareId);
+      await this.detachQuietly(device, serving(device), spareId);
     }
   }
 
-  private async detachQuietly(device: string, id?: string): Promise<void> {
-    await detachLoop(this.exec, device, id, this.detachOptions).catch((e: unknown) =>
+  /**
+   * detachLoop of a device seen serving `serving` (checked by the helper, see LoopIoctls.detach): a number freed and
+   * bound by another process since the look is left alone ('gone', logged), never detached.
+   */
+  private async detachServing(
+    device: string,
+    blockdeviceId: string | undefined,
+    serving: LoopServing | undefined,
+  ): Promise<'detached' | 'gone'> {
+    const done = await detachLoop(this.exec, device, blockdeviceId, {
+      ...this.detachOptions,
+      ...(serving !== undefined ? { serving } : {}),
+    });
+    if (done === 'gone')
+      this.logger.warn('loop device no longer serves what it served when looked at: left alone', {
+        blockdeviceId,
+        device,
+        file: serving?.file,
+      });
+    return done;
+  }
+
+  private async detachQuietly(device: string, serving: LoopServing | undefined, id?: string): Promise<void> {
+    await this.detachServing(device, id, serving).catch((e: unknown) =>
       this.logger.warn('cannot detach a spare volume’s loop device', { device, spareId: id, error: String(e) }),
     );
   }
@@ -1448,7 +1489,7 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
     for (const device of devices) {
       await this.refuseIfBusy(blockdeviceId, device);
       this.logger.warn('detaching stale loop device of a detached volume', { blockdeviceId, device });
-      await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);
+      await this.detachServing(device, blockdeviceId, { file: this.imagePath(blockdeviceId) });
     }
     if (devices.length > 0) await this.verifyNoLoops(blockdeviceId, devices);
   }
@@ -1478,7 +1519,7 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
     }
     if (done === 'busy') throw await this.busyError(blockdeviceId, device);
     await this.refuseIfBusy(blockdeviceId, device);
-    await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);
+    await this.detachServing(device, blockdeviceId, { file: this.imagePath(blockdeviceId) });
   }
 
   private async busyError(blockdeviceId: string, device: string): Promise<StorageError> {
@@ -1543,7 +1584,7 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
         busy.push(device);
         continue;
       }
-      await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);
+      await this.detachServing(device, blockdeviceId, { file: this.imagePath(blockdeviceId) });
     }
     if (busy.length === 0) {
       // Not mounted, but a process may hold the device open (a raw-device user): then the kernel only
@@ -1555,7 +1596,9 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
     for (const device of busy) {
       // Deferred: the device goes away by itself once the last user unmounts it (else releaseFenced detaches it).
       // The fence holds without it; a device that went away meanwhile (ENXIO) is fine too.
-      await detachLoop(this.exec, device, blockdeviceId, this.detachOptions).catch((e: unknown) =>
+      // It serves the fenced file now (renamed): a number freed meanwhile (a detach deferred earlier, its last user
+      // gone during the copy) and bound by someone else is left alone.
+      await this.detachServing(device, blockdeviceId, { file: fenced }).catch((e: unknown) =>
         this.logger.warn(
           'could not request the deferred detach of a fenced loop device; releaseFenced will detach it',
           { blockdeviceId, device, error: String(e) },
@@ -1772,7 +1815,10 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
       if (!isFencedBinding(binding, dirs)) continue;
       try {
         if (await isDeviceBusy(binding.device)) continue;
-        await detachLoop(this.exec, binding.device, undefined, this.detachOptions);
+        // A fenced device goes away by itself once its last user is gone (its deferred detach), and the number may be
+        // bound by another process at once: detached only if it still serves what this look saw.
+        const serving = { file: binding.backingFile, deleted: binding.deleted };
+        if ((await this.detachServing(binding.device, undefined, serving)) === 'gone') continue;
         devices.push(binding.device);
         this.logger.info('released the loop device of a fenced image', {
           device: binding.device,

@@ -64,14 +64,33 @@ async function attachWithLosetup(exec: ExecFn, file: string, blockdeviceId?: str
   return device;
 }
 
+/**
+ * What a loop device was seen serving when the caller looked: a path to the file, or (deleted: true) the path the
+ * kernel printed for an unlinked or replaced one (LoopBinding). A detach given it leaves the device alone unless it
+ * still serves that file (the number may have been freed, by a deferred detach say, and bound by someone else since).
+ */
+export interface LoopServing {
+  readonly file: string;
+  readonly deleted?: boolean;
+}
+
+/**
+ * Detaches `device` (deferred by the kernel while it is in use). With `options.serving` and the helper, only if it
+ * still serves that file, checked while the helper holds it: 'gone' then, nothing done. losetup -d (no helper here)
+ * cannot check: it detaches whatever the number serves.
+ */
 export async function detachLoop(
   exec: ExecFn,
   device: string,
   blockdeviceId?: string,
-  options: { ioctls?: LoopIoctls } = {},
-): Promise<void> {
-  if (options.ioctls !== undefined && (await options.ioctls.detach(device, blockdeviceId))) return;
+  options: { ioctls?: LoopIoctls; serving?: LoopServing } = {},
+): Promise<'detached' | 'gone'> {
+  if (options.ioctls !== undefined) {
+    const done = await options.ioctls.detach(device, blockdeviceId, options.serving);
+    if (done !== null) return done;
+  }
   await runChecked(exec, 'losetup', ['-d', device], `detaching ${device}`, 'BACKEND_ERROR', blockdeviceId);
+  return 'detached';
 }
 
 /** Makes the kernel re-read the backing file's size after it grew. */
@@ -232,17 +251,27 @@ export class LoopIoctls {
     return device;
   }
 
-  /** True when detached; false: use losetup. */
-  async detach(device: string, blockdeviceId?: string): Promise<boolean> {
-    const answer = await this.ask(`detach ${device}`, device);
-    if (answer === null) return false;
+  /**
+   * LOOP_CLR_FD (deferred while the device is in use). With `serving`, only if the device serves that file, compared
+   * while the helper holds it open: 'gone' (unbound, or serving another file) and nothing done, so a number freed
+   * and bound by another process since the caller looked is never detached. Null: no helper here, use losetup.
+   */
+  async detach(device: string, blockdeviceId?: string, serving?: LoopServing): Promise<'detached' | 'gone' | null> {
+    const file =
+      serving === undefined ? undefined : serving.deleted === true ? `${serving.file} (deleted)` : serving.file;
+    // Tab-separated (the protocol's one line): a name with a tab is left to losetup, as one with a newline is.
+    if (file?.includes('\t') === true) return null;
+    const arg = file === undefined ? device : `${device}\t${file}`;
+    const answer = await this.ask(`detach ${arg}`, arg);
+    if (answer === null) return null;
+    if (answer === 'gone' && file !== undefined) return 'gone';
     if (answer !== 'ok')
       throw new StorageError(
         'BACKEND_ERROR',
         `detaching ${device} failed: ${answer.replace(/^err /, '')}`,
         blockdeviceId,
       );
-    return true;
+    return 'detached';
   }
 
   /**
