@@ -18,6 +18,7 @@ import {
 import { DEFAULT_DOCKER_SOCKET, metricsListen, resolveNodeConnection } from '@flocker/node-config';
 import winston from 'winston';
 import { ContainerAgent } from './ContainerAgent';
+import { containerAgentClientOptions } from './controlClient';
 import { DockerOps } from './DockerOps';
 
 const USAGE = `Usage: flocker-container-agent [options]
@@ -74,6 +75,8 @@ async function main(): Promise<void> {
   const client = new FlockerClient({
     baseUrl: settings.controlUrl,
     ...(settings.tls !== undefined ? { dispatcher: tlsDispatcher(settings.tls) } : {}),
+    // A frozen replica must not hold the report past the control service's staleness bound.
+    ...containerAgentClientOptions(resync * 1000),
   });
   const metricsPort = values['metrics-port'] === undefined ? undefined : Number(values['metrics-port']);
   if (metricsPort !== undefined && !(Number.isInteger(metricsPort) && metricsPort >= 0 && metricsPort <= 65535))
