@@ -90,8 +90,10 @@ import {
   localMoveText,
   localSnapshotsRefusal,
   refusalWithCommands,
+  realSize,
   replicaOf,
   replicaText,
+  sizeText,
 } from '@flocker/web-ui';
 import { checkInUse, destroyAfterAsking, inUseBy, leaseHeldOnMove } from './safety';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
@@ -615,7 +617,8 @@ export function buildCli(
                 cells: (r) => [
                   r.name || '-',
                   shortId(r.dataset_id),
-                  r.maximum_size ? formatSize(r.maximum_size) : '-',
+                  // The real size: a node rounds the size asked for up to its backend's unit (s23 USER-T F8).
+                  sizeText(null, realSize(r.maximum_size || null, r.size)),
                   nodeCell(r),
                   r.grow_pending !== undefined
                     ? `${r.state} (grow pending)`
@@ -777,7 +780,7 @@ export function buildCli(
               [
                 `Name:       ${visible(nameOf(d)) || '-'}`,
                 `Dataset:    ${d.dataset_id}`,
-                `Size:       ${d.maximum_size ? formatSize(d.maximum_size) : '-'}`,
+                `Size:       ${sizeText(d.maximum_size || null, view.size)}`,
                 ...(where !== undefined
                   ? [`On:         ${where.on}`, `Moving to:  ${where.to}`]
                   : [

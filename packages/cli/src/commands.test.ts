@@ -361,6 +361,20 @@ describe('output that composes (issue 21)', () => {
     expect(json).toEqual([expect.objectContaining({ node_uuid: A, node: '10.0.0.1', name: 'pgdata' })]);
   });
 
+  it('a size its node rounded up shows as the real size, in list and show (s23 USER-T F8: 67108865 B showed "64 MiB")', async () => {
+    const MiB = 1024 * 1024;
+    const odd = ds(D1, 'odd', { maximum_size: 64 * MiB + 1 });
+    const c = new FakeControl(
+      [odd],
+      [],
+      [node(A, '10.0.0.1', { manifestations: [{ ...mounted(D1), size: 65 * MiB }] })],
+    );
+    expect((await flocker(c, 'volumes', 'list')).out).toMatch(/odd\s+11111111\s+65 MiB\s+10\.0\.0\.1/);
+    expect((await flocker(c, 'volumes', 'show', 'odd')).out).toContain(
+      "Size:       65 MiB (67108865 bytes asked for, rounded up to its backend's allocation unit)",
+    );
+  });
+
   it('leases acquire names the host, as every other command (s23 USER-T: it printed the UUID prefix); the UUID stays in JSON', async () => {
     const c = new FakeControl([ds(D1, 'pgdata')], [], [node(A, '10.0.0.1'), node(B, '10.0.0.2')]);
     const r = await flocker(c, 'leases', 'acquire', 'pgdata', '--expires', '30');

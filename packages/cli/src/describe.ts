@@ -18,6 +18,7 @@ import {
   localMoveText,
   replicaOf,
   replicaText,
+  sizeText,
   snapshotRow,
   type KeptAsideView,
   type LocalMoveView,
@@ -147,7 +148,7 @@ export function describeText(x: VolumeDescription, now: number = Date.now()): st
   const lines = [
     `Name:         ${visible(v.name) || '-'}`,
     `Dataset:      ${v.dataset_id}`,
-    `Size:         ${v.maximum_size ? formatSize(v.maximum_size) : '-'}`,
+    `Size:         ${sizeText(v.maximum_size || null, v.size)}`,
     `Used:         ${usedText(v.used_bytes, v.maximum_size ?? v.size)}`,
     // A local move: where the data is and where it goes (as `volumes show`), not the target as "Primary".
     ...(where !== undefined

@@ -266,7 +266,11 @@ export function createApp(
   app.set('etag', false);
   app.set('query parser', 'simple');
   if (authorizeByCertificate) app.use(requireIdentity);
-  // Parse any body as JSON whatever its content type: curl users forget the header.
+  // Parse any body as JSON whatever its content type (s23 USER-T F8, kept): curl users forget the header (`curl -d`
+  // sends application/x-www-form-urlencoded). Flocker v1 refused all but application/json; every v1 client sends it
+  // (flocker-go, its docs' curl examples), so none breaks here. A web page could POST such a body cross-site (text/plain
+  // needs no CORS preflight) only through a browser holding an API user's certificate; --insecure-http (development)
+  // authenticates nothing anyway.
   // Bodies nesting deeper than any API shape are refused before parsing.
   app.use(express.json({ limit: MAX_BODY_BYTES, type: () => true, strict: true, verify: rejectDeepJson }));
 

@@ -1,5 +1,8 @@
 import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/schemas';
 import {
+  primaryDeviceSize,
+  realSize,
+  sizeText,
   clonedFrom,
   clusterView,
   growPendingReason,
@@ -362,5 +365,27 @@ describe('growPendingText (TN F3: a grow that waits until the volume is unused)'
     const s = snapshot({ datasets: [grown], nodes: [node(A, 'a', { manifestations: [mounted(D1)] })] });
     expect(growPendingText(s, grown)).toBeNull();
     expect(clusterView(s).volumes[0]?.grow_pending).toBeUndefined();
+  });
+});
+
+describe('a size not in whole units of the backend (s23 USER-T F8: 67108865 bytes shown as "64 MiB")', () => {
+  const MiB = 1024 * 1024;
+  const asked = 64 * MiB + 1;
+  const d1 = dataset(D1, 'odd', A, { maximum_size: asked });
+  it('shows the real size once its primary has it (rounded up to 65 MiB), and what was asked for', () => {
+    const s = snapshot({
+      datasets: [d1],
+      nodes: [node(A, 'a', { manifestations: [{ ...mounted(D1), size: 65 * MiB }] })],
+    });
+    expect(clusterView(s).volumes[0]?.size).toBe(65 * MiB);
+    expect(sizeText(asked, primaryDeviceSize(s, d1))).toBe(
+      "65 MiB (67108865 bytes asked for, rounded up to its backend's allocation unit)",
+    );
+  });
+  it('before it has one, and while a grow is on its way (a smaller device), the size asked for', () => {
+    expect(realSize(asked, null)).toBe(asked);
+    expect(realSize(128 * MiB, 64 * MiB)).toBe(128 * MiB);
+    expect(sizeText(128 * MiB, 128 * MiB)).toBe('128 MiB');
+    expect(sizeText(null, null)).toBe('-');
   });
 });

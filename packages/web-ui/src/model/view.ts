@@ -53,6 +53,7 @@ export type ScheduleView = z.infer<typeof ScheduleView>;
 export const VolumeView = z.object({
   dataset_id: z.string(),
   name: z.string(),
+  /** Bytes: its primary's block device when larger than asked for (a node rounds up to its backend's unit), else the size asked for (realSize). */
   size: z.number().nullable(),
   /** Bytes used on its file system, as the node where it is mounted measured them; null when not mounted (or not measured). */
   used: z.number().nullable(),
@@ -188,6 +189,35 @@ export function resizeProgress(s: ClusterSnapshot, d: DatasetConfiguration): { f
   if (d.deleted || to == null) return null;
   const m = s.nodes.find((n) => n.uuid === d.primary)?.manifestations.find((x) => x.dataset_id === d.dataset_id);
   return m !== undefined && m.size < to ? { from: m.size, to } : null;
+}
+
+/**
+ * The size a volume really has (s23 USER-T F8). The API takes any whole number of bytes from 64 MiB (Kubernetes'
+ * Flocker plugins pass a claim's bytes as they are: "1G" is 10^9), and a node rounds it up to its backend's allocation
+ * unit (1 MiB on loopback, 1 GiB on EBS or Cinder), as Flocker v1's block-device backends did: 67108865 bytes asked
+ * for are a 65 MiB device. So: the block device `device` (its node's report) when larger than the size asked for, else
+ * that size; null when neither is known. (A smaller device is a grow on its way: the size asked for.)
+ */
+export function realSize(asked: number | null | undefined, device: number | null | undefined): number | null {
+  if (asked == null) return device ?? null;
+  return device != null && device > asked ? device : asked;
+}
+
+/**
+ * The size of a volume for people (`flocker volumes show`, the web UI): the real size (realSize), and what was asked
+ * for when its node rounded it up; '-' when nothing is known.
+ */
+export function sizeText(asked: number | null | undefined, device: number | null | undefined): string {
+  const real = realSize(asked, device);
+  if (real === null) return '-';
+  if (asked == null || real === asked) return formatSize(real);
+  return `${formatSize(real)} (${asked} bytes asked for, rounded up to its backend's allocation unit)`;
+}
+
+/** The block device of `d` on its primary, as that node reports it; null before it has one. */
+export function primaryDeviceSize(s: ClusterSnapshot, d: DatasetConfiguration): number | null {
+  const m = s.nodes.find((n) => n.uuid === d.primary)?.manifestations.find((x) => x.dataset_id === d.dataset_id);
+  return m?.size ?? null;
 }
 
 /**
@@ -338,7 +368,8 @@ export function clusterView(s: ClusterSnapshot, firstSeen: ReadonlyMap<string, s
       return {
         dataset_id: d.dataset_id,
         name: volumeName(d),
-        size: d.maximum_size ?? null,
+        // What it really is once its primary has it (a node rounds the size asked for up to its backend's unit).
+        size: realSize(d.maximum_size, primaryDeviceSize(s, d)),
         used: usedBytesOf(s, d.dataset_id),
         filesystem: volumeFilesystem(d),
         cloned_from: clonedFrom(s, d),
