@@ -120,6 +120,15 @@ export interface SysfsReader {
   readdir(dir: string): string[];
   /** The file's content, or null if it does not exist (an unbound device has no loop/). */
   readFile(file: string): string | null;
+  /**
+   * readFile of a file that almost always exists (/proc/partitions, and the backing_file of a device it lists: bound):
+   * without the look first, a sysfs path walk per device; a rare miss costs a thrown ENOENT. Absent: readFile.
+   */
+  readExpected?(file: string): string | null;
+}
+
+function readExpected(reader: SysfsReader, file: string): string | null {
+  return reader.readExpected !== undefined ? reader.readExpected(file) : reader.readFile(file);
 }
 
 const realSysfs: SysfsReader = {
@@ -131,6 +140,13 @@ const realSysfs: SysfsReader = {
       return readFileSync(file, 'utf8');
     } catch {
       return null; // unbound between the two calls
+    }
+  },
+  readExpected: (file) => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch {
+      return null; // unbound since /proc/partitions listed it
     }
   },
 };
@@ -185,11 +201,11 @@ export async function listSizedLoopBindings(
   reader: SysfsReader = realSysfs,
   partitionsFile = '/proc/partitions',
 ): Promise<LoopBinding[] | null> {
-  const partitions = reader.readFile(partitionsFile);
+  const partitions = readExpected(reader, partitionsFile);
   if (partitions === null) return listLoopBindings(sysBlock, reader);
   const bindings: LoopBinding[] = [];
   for (const name of parseSizedLoops(partitions)) {
-    const content = reader.readFile(`${sysBlock}/${name}/loop/backing_file`);
+    const content = readExpected(reader, `${sysBlock}/${name}/loop/backing_file`);
     if (content !== null) bindings.push(parseBackingFile(`/dev/${name}`, content));
   }
   return bindings;
