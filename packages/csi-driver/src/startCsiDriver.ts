@@ -8,6 +8,7 @@ import { SystemMounter, type Mounter } from './mounter';
 import { PACKAGE_DIR } from './proto';
 import { serveRegistration, type RunningRegistration } from './registration';
 import { serveCsi, type RunningCsiServer } from './server';
+import { csiClientOptions } from './controlClient';
 
 export interface CsiDriverSettings {
   endpoint: string;
@@ -60,6 +61,8 @@ export async function startCsiDriver(
       baseUrl: settings.controlUrl,
       ...(settings.tls !== undefined ? { dispatcher: tlsDispatcher(settings.tls) } : {}),
       logger,
+      // A frozen replica must not hold a call past the CO's timeout while another could answer it.
+      ...csiClientOptions(),
     });
   const driver = new CsiDriver({
     client,
