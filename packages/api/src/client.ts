@@ -129,9 +129,18 @@ export const UNIQUE_NAME_RECHECK_MS = 10 * 60_000;
  * `(body): Unrecognized key: "unique_name"` (zod's words; `Unrecognized keys: "a", "unique_name"` for several).
  */
 export function refusedUnknownUniqueName(err: unknown): boolean {
+  return refusedUnknownKey(err, 'unique_name');
+}
+
+/**
+ * Whether a write was refused for not knowing the body's `key` (a member newer than the control service, which checks
+ * bodies strictly): 400 INVALID_REQUEST naming it among the unrecognized keys, as refusedUnknownUniqueName.
+ */
+export function refusedUnknownKey(err: unknown, key: string): boolean {
   if (!(err instanceof FlockerApiError) || err.status !== 400 || err.code !== 'INVALID_REQUEST') return false;
   const problems = err.errors ?? [err.description];
-  return problems.some((p) => /\(body\): Unrecognized keys?: (?:"[^"]*", )*"unique_name"/.test(p));
+  const named = new RegExp(`\\(body\\): Unrecognized keys?: (?:"[^"]*", )*"${key}"`);
+  return problems.some((p) => named.test(p));
 }
 
 export interface WriteOptions {

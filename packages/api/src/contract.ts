@@ -494,9 +494,10 @@ export const apiRoutes = {
       201: { description: 'The new lease.', schema: Lease },
       ...E400,
       403: err('A node asked to pin a lease (or unpin one): only API users may.'),
+      404: err('move_here: no such dataset (code DATASET_NOT_FOUND); nothing was leased.'),
       405: err('The dataset is deleted (code DATASET_DELETED): there is nothing to lease.'),
       409: err(
-        'Another node holds the lease (code LEASE_HELD). A release_on_request lease of a live node is asked for first (release_requested) and the request waits up to the handover wait (default 5 s) for its holder to let go; the description then says whether the holder declined or did not let go in time.',
+        'Another node holds the lease (code LEASE_HELD). A release_on_request lease of a live node is asked for first (release_requested) and the request waits up to the handover wait (default 5 s) for its holder to let go; the description then says whether the holder declined or did not let go in time. With move_here: the move is refused (code RESTORE_IN_PROGRESS), and nothing was leased.',
       ),
       ...E412,
       ...E503,

@@ -605,6 +605,12 @@ export const CreateLeaseRequest = z
       .describe(
         'true: the node promises to let go of the lease when asked while nothing uses it (or to decline the request at once); a request the lease would refuse then asks for it and waits for it instead of failing at once. false clears it; absent keeps what the lease had (a new lease: false). An extension of Flocker v1 (a service before it refuses the field: 400).',
       ),
+    move_here: z
+      .literal(true)
+      .optional()
+      .describe(
+        "true: the lease's node also becomes the dataset's primary, in the same write as the lease (one request and one commit where a move and a lease took two): the Docker plugin's Mount of a volume last used on another node. The move is refused as POST /v1/configuration/datasets/:id {primary} would refuse it (404 DATASET_NOT_FOUND, 409 RESTORE_IN_PROGRESS, 400 SIZE_BEYOND_BACKEND or UNKNOWN_NODE), and then neither happens. An extension of Flocker v1 (a service before it refuses the field: 400).",
+      ),
   })
   .strict();
 

@@ -21,10 +21,13 @@ import {
   ReportResponse,
   type RouteName,
   snapshotScheduleIssues,
+  type UpdateDatasetRequest,
   VersionResponse,
 } from '@flocker/api';
 import {
   acquireLease,
+  type Applied,
+  type Configuration,
   createDataset,
   deleteDataset,
   listLeases,
@@ -61,6 +64,7 @@ import { WHOLE_CLUSTER } from './nodeViews';
 import { API_VIEWER, type Viewer, type Views } from './Views';
 import { declineReleaseRequest } from './leaseHandover';
 import { mutateWithHandover } from './handoverWait';
+import type { ControlState } from './ControlState';
 
 export { canonicalInput } from './routeSpec';
 export type { Reply, RouteContext, RouteSpec } from './routeSpec';
@@ -96,6 +100,61 @@ function viewerOf(identity: Identity | undefined): Viewer {
   return identity === undefined ? undefined : identity.kind === 'node' ? identity.uuid.toLowerCase() : API_VIEWER;
 }
 
+/**
+ * The checks and the change of POST /v1/configuration/datasets/:id (a move, a resize, a schedule), shared with a lease
+ * taken with move_here. The checks read the configuration as the request finds it (they throw); `change` is applied by
+ * the committer (maybe again, onto a newer configuration); `committed` records what the durable change did (a
+ * when_released move it cancelled: an event, so a crash before the commit records nothing).
+ */
+function datasetUpdate(
+  state: ControlState,
+  id: string,
+  body: UpdateDatasetRequest,
+): { change: (c: Configuration, now: number) => Applied<DatasetConfiguration>; committed: () => void } {
+  requireScheduleInterval(body.metadata, state.minSnapshotIntervalMs);
+  const current = state.configuration.datasets.get(id);
+  const backend = serviceBackend(state);
+  if (current !== undefined) {
+    // A restore not finished yet stays on its node: another node would find the volume unmounted and write the
+    // backup over it again, so the move waits until the primary reported it mounted (backups.ts).
+    const unfinished = current.source_backup !== undefined && current.source_backup.restored !== true;
+    if (unfinished && body.primary !== undefined && body.primary !== current.primary) {
+      throw new ConfigurationError(
+        'RESTORE_IN_PROGRESS',
+        `The dataset ${current.dataset_id} is being restored from a backup on its node: move it once it is mounted there.`,
+      );
+    }
+    const onLocal = updateRefusal(current, body, backend);
+    if (onLocal !== undefined) throw onLocal;
+    const size = body.maximum_size !== undefined ? body.maximum_size : current.maximum_size;
+    const tooLarge = sizeBeyondBackend(size, state.reportedNode(body.primary ?? current.primary));
+    if (tooLarge !== undefined) throw tooLarge;
+  }
+  // A move records the node that may hold the data in its own commit (dataNode.ts); accept-replica-loss set
+  // before it stays only for leaving a dead primary that held the live copy.
+  const holdersOf = (dataset: string) => state.nodeViews.holdersOf(dataset);
+  const kind = (node: string) => backend(node)?.kind;
+  // Whether the change cancels a when_released move, as of the configuration it is applied to (the committer may
+  // apply it again onto a newer one): told once the commit is durable, so a crash before it records nothing.
+  let cancelled: CancelledMove | undefined;
+  const change = (c: Configuration, now: number): Applied<DatasetConfiguration> => {
+    const dead = (node: string): boolean => {
+      const reported = state.reportedNode(node);
+      return reported !== undefined && !isAlive(reported, now, state.nodeTimeoutMs);
+    };
+    const optIn = replicaOptInRule(holdersOf, dead);
+    cancelled = cancelledMove(c, id, body, now, { holdersOf, backend: kind });
+    return updateDataset(c, id, body, now, serviceDataNodeRule(state), kind, optIn);
+  };
+  const committed = (): void => {
+    if (cancelled === undefined) return;
+    const config = state.configuration;
+    const hostOf = (node: string) => state.reportedNode(node)?.report.host ?? config.nodes.get(node)?.host;
+    state.recordEvent(moveCancelledEvent(cancelled, hostOf, state.now()));
+  };
+  return { change, committed };
+}
+
 const datasetHandlers: Omit<
   Handlers,
   keyof typeof containerHandlers | keyof typeof snapshotHandlers | keyof typeof backupHandlers
@@ -129,32 +188,7 @@ const datasetHandlers: Omit<
     tag: state.configurationTag,
   }),
   updateDataset: async (state, { params, body, ifMatches, signal, identity, reauthorize }, views) => {
-    requireScheduleInterval(body.metadata, state.minSnapshotIntervalMs);
-    const current = state.configuration.datasets.get(params.id);
-    const backend = serviceBackend(state);
-    if (current !== undefined) {
-      // A restore not finished yet stays on its node: another node would find the volume unmounted and write the
-      // backup over it again, so the move waits until the primary reported it mounted (backups.ts).
-      const unfinished = current.source_backup !== undefined && current.source_backup.restored !== true;
-      if (unfinished && body.primary !== undefined && body.primary !== current.primary) {
-        throw new ConfigurationError(
-          'RESTORE_IN_PROGRESS',
-          `The dataset ${current.dataset_id} is being restored from a backup on its node: move it once it is mounted there.`,
-        );
-      }
-      const onLocal = updateRefusal(current, body, backend);
-      if (onLocal !== undefined) throw onLocal;
-      const size = body.maximum_size !== undefined ? body.maximum_size : current.maximum_size;
-      const tooLarge = sizeBeyondBackend(size, state.reportedNode(body.primary ?? current.primary));
-      if (tooLarge !== undefined) throw tooLarge;
-    }
-    // A move records the node that may hold the data in its own commit (dataNode.ts); accept-replica-loss set
-    // before it stays only for leaving a dead primary that held the live copy.
-    const holdersOf = (id: string) => state.nodeViews.holdersOf(id);
-    const kind = (node: string) => backend(node)?.kind;
-    // Whether the change cancels a when_released move, as of the configuration it is applied to (the committer may
-    // apply it again onto a newer one): told once the commit is durable, so a crash before it records nothing.
-    let cancelled: CancelledMove | undefined;
+    const update = datasetUpdate(state, params.id, body);
     // A move an idle volume's lease refuses asks its holder for it first (handoverWait.ts).
     const ask = {
       datasetId: params.id,
@@ -164,20 +198,8 @@ const datasetHandlers: Omit<
       authorize: reauthorize,
       canHear: hearsRequests(views, identity),
     };
-    const applied = await mutateWithHandover(state, ask, (c, now) => {
-      const dead = (node: string): boolean => {
-        const reported = state.reportedNode(node);
-        return reported !== undefined && !isAlive(reported, now, state.nodeTimeoutMs);
-      };
-      const optIn = replicaOptInRule(holdersOf, dead);
-      cancelled = cancelledMove(c, params.id, body, now, { holdersOf, backend: kind });
-      return updateDataset(c, params.id, body, now, serviceDataNodeRule(state), kind, optIn);
-    });
-    if (cancelled !== undefined) {
-      const config = state.configuration;
-      const hostOf = (node: string) => state.reportedNode(node)?.report.host ?? config.nodes.get(node)?.host;
-      state.recordEvent(moveCancelledEvent(cancelled, hostOf, state.now()));
-    }
+    const applied = await mutateWithHandover(state, ask, update.change);
+    update.committed();
     return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
   deleteDataset: async (state, { params, ifMatches, signal, identity, reauthorize }, views) => {
@@ -226,7 +248,17 @@ const datasetHandlers: Omit<
       authorize: reauthorize,
       canHear: hearsRequests(views, identity),
     };
-    const applied = await mutateWithHandover(state, ask, (c, now) => acquireLease(c, body, now));
+    // move_here: the move to the lease's node, checked and applied as POST …/datasets/:id {primary} would, joins the
+    // lease's write (all or nothing): one request and one commit for the Docker plugin's Mount of a volume last used
+    // elsewhere, where a move and a lease took two requests (and, the lease's arriving after the hand-over's
+    // release, two commits). The lease first: the move then sees the requester's lease, not the holder's.
+    const { move_here: moveHere, ...lease } = body;
+    const move = moveHere === true ? datasetUpdate(state, body.dataset_id, { primary: body.node_uuid }) : undefined;
+    const applied = await mutateWithHandover(state, ask, (c, now) => {
+      const leased = acquireLease(c, lease, now);
+      return move === undefined ? leased : { ...leased, config: move.change(leased.config, now).config };
+    });
+    move?.committed();
     return { status: applied.status, body: Lease.parse(applied.result), tag: state.configurationTag };
   },
   releaseLease: async (state, { params, query, ifMatches }) => {
