@@ -2,7 +2,11 @@
  * Benchmark: `docker run --rm -v VOL:/data IMG true` with a new and an existing Flocker
  * volume, against Docker's local driver, and the raw loopback sequence underneath.
  *
- *   node packages/volume-plugin/dist/bench/bench.js --out bench.json [--runs 40]
+ *   node packages/volume-plugin/dist/bench/bench.js --out bench.json [--runs 40] [--only new ...] [--log-level debug]
+ *
+ * --only runs some scenario groups (SCENARIO_GROUPS), each with its baselines: `--only new --runs 100` times only
+ * the new-volume `docker run`s (local, Flocker, no-op), interleaved as in the whole bench. --log-level debug has the
+ * plugin log each Create's and Mount's timing and the agent its steps (with --logs to keep them).
  *
  * 40 runs by default: one `docker run` here varies between 300 and 600 ms from one
  * run to the next, and a median of 20 still moved by ±5% between whole runs.
@@ -45,6 +49,54 @@ export function loadHelpers(): DockerHelpers {
   const loaded: unknown = require(path.join(dir, 'dist', 'docker', 'index.js'));
   return DockerHelpers.parse(loaded);
 }
+
+/** The scenarios of each group --only can name; a group's rows are run together, interleaved, in each round. */
+export const SCENARIO_GROUPS = {
+  'no-volume': ['no_volume'],
+  new: ['local_new', 'flocker_new', 'noop_new'],
+  existing: ['local_existing', 'flocker_existing', 'noop_existing'],
+  raw: ['raw_loop_new', 'raw_loop_existing'],
+  'create-rm': ['local_create_rm', 'flocker_create_rm', 'noop_create_rm', 'local_rm', 'flocker_rm', 'noop_rm'],
+} as const;
+export type ScenarioGroup = keyof typeof SCENARIO_GROUPS;
+export const ScenarioGroupName = z.enum(Object.keys(SCENARIO_GROUPS) as [ScenarioGroup, ...ScenarioGroup[]]);
+
+/** The groups a run times: those named (--only), or every one when none is. */
+export function groupsToRun(only: readonly string[] | undefined): ReadonlySet<ScenarioGroup> {
+  const named = z.array(ScenarioGroupName).parse(only ?? []);
+  return new Set(named.length > 0 ? named : ScenarioGroupName.options);
+}
+
+/** The ratios of medians of the scenarios that ran (a ratio whose two sides did not both run is left out). */
+export function ratiosOf(
+  results: Readonly<Record<string, Summary>>,
+  pairs: Readonly<Record<string, readonly [string, string]>>,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [key, [a, b]] of Object.entries(pairs)) {
+    const x = results[a]?.median_ms;
+    const y = results[b]?.median_ms;
+    if (x !== undefined && y !== undefined && Number.isFinite(x) && Number.isFinite(y) && y > 0)
+      out[key] = Math.round((x / y) * 1000) / 1000;
+  }
+  return out;
+}
+
+/** Every ratio the bench reports: Flocker / local (issue 23's targets), the floor (no-op / local), Flocker / no-op. */
+const RATIO_PAIRS: Readonly<Record<string, readonly [string, string]>> = {
+  flocker_new_vs_local_new: ['flocker_new', 'local_new'],
+  flocker_existing_vs_local_existing: ['flocker_existing', 'local_existing'],
+  flocker_rm_vs_local_rm: ['flocker_rm', 'local_rm'],
+  flocker_create_rm_vs_local_create_rm: ['flocker_create_rm', 'local_create_rm'],
+  // The floor: what Docker's legacy plugin mechanism alone costs (no-op plugin / local), and what Flocker adds
+  // above it (Flocker / no-op). Informational, no targets.
+  noop_new_vs_local_new: ['noop_new', 'local_new'],
+  noop_existing_vs_local_existing: ['noop_existing', 'local_existing'],
+  noop_rm_vs_local_rm: ['noop_rm', 'local_rm'],
+  flocker_new_vs_noop_new: ['flocker_new', 'noop_new'],
+  flocker_existing_vs_noop_existing: ['flocker_existing', 'noop_existing'],
+  flocker_rm_vs_noop_rm: ['flocker_rm', 'noop_rm'],
+};
 
 export interface Summary {
   samples: number;
@@ -167,29 +219,50 @@ async function main(): Promise<void> {
       type: 'string',
       describe: 'copy the plugin, agent and dockerd logs into this directory before cleaning up',
     })
+    .option('only', {
+      type: 'string',
+      array: true,
+      choices: ScenarioGroupName.options,
+      describe: 'run only these scenario groups (default: all)',
+    })
+    .option('log-level', {
+      type: 'string',
+      choices: ['info', 'debug'] as const,
+      describe: "the plugin's and the agent's log level (debug: Create and Mount timings in plugin.log)",
+    })
     .strict()
     .parseAsync();
   const runs = Math.max(20, argv.runs);
+  const groups = groupsToRun(argv.only);
+  const want = (g: ScenarioGroup) => groups.has(g);
   const { FlockerDockerStack, TINY_IMAGE } = loadHelpers();
-  const stack = await FlockerDockerStack.start({ driver: `flocker-bench-${process.pid}` });
-  const samples: Record<string, number[]> = {
-    no_volume: [],
-    local_new: [],
-    local_existing: [],
-    flocker_new: [],
-    flocker_existing: [],
-    raw_loop_new: [],
-    raw_loop_existing: [],
-    local_create_rm: [],
-    flocker_create_rm: [],
-    local_rm: [],
-    flocker_rm: [],
-    // Docker's floor for any legacy volume plugin (issue 23): the same scenarios with a plugin that does nothing.
-    noop_new: [],
-    noop_existing: [],
-    noop_create_rm: [],
-    noop_rm: [],
-  };
+  const stack = await FlockerDockerStack.start({
+    driver: `flocker-bench-${process.pid}`,
+    ...(argv['log-level'] === 'debug' || argv['log-level'] === 'info' ? { logLevel: argv['log-level'] } : {}),
+  });
+  // The no-op plugin's rows are Docker's floor for any legacy volume plugin (issue 23): the same scenarios with a
+  // plugin that does nothing. In table order (no_volume, local_new, …).
+  const samples: Record<string, number[]> = Object.fromEntries(
+    [
+      'no_volume',
+      'local_new',
+      'local_existing',
+      'flocker_new',
+      'flocker_existing',
+      'raw_loop_new',
+      'raw_loop_existing',
+      'local_create_rm',
+      'flocker_create_rm',
+      'local_rm',
+      'flocker_rm',
+      'noop_new',
+      'noop_existing',
+      'noop_create_rm',
+      'noop_rm',
+    ]
+      .filter((k) => [...groups].some((g) => (SCENARIO_GROUPS[g] as readonly string[]).includes(k)))
+      .map((k) => [k, []]),
+  );
   const push = (k: string, v: number) => (samples[k] ??= []).push(v);
   let sparesWaited = 0;
   let destroysWaited = 0;
@@ -235,26 +308,33 @@ async function main(): Promise<void> {
         return f();
       };
       // Interleaved, so drift on the machine hits every scenario alike.
-      push('no_volume', await settled(() => timed(() => run(undefined))));
-      push('local_new', await settled(() => timed(() => run(`local-new-${i}`))));
-      push('local_existing', await settled(() => timed(() => run('local-existing'))));
-      push('flocker_new', await settled(() => timed(() => run(`flocker-new-${i}`, stack.driver))));
-      flockerVolumes = 2;
-      push('flocker_existing', await settled(() => timed(() => run('flocker-existing', stack.driver))));
-      push('noop_new', await settled(() => timed(() => run(`noop-new-${i}`, noopDriver))));
-      push('noop_existing', await settled(() => timed(() => run('noop-existing', noopDriver))));
-      const img = path.join(rawDir, `new-${i}.img`);
-      push('raw_loop_new', await settled(() => timed(() => rawLoopCycle(img, path.join(rawDir, 'mnt'), true))));
-      push(
-        'raw_loop_existing',
-        await settled(() =>
-          timed(() => rawLoopCycle(path.join(rawDir, 'existing.img'), path.join(rawDir, 'mnt'), false)),
-        ),
-      );
-      fs.rmSync(img, { force: true });
-      await settled(() => createRm('local', `local-cr-${i}`));
-      await settled(() => createRm('flocker', `flocker-cr-${i}`, stack.driver));
-      await settled(() => createRm('noop', `noop-cr-${i}`, noopDriver));
+      if (want('no-volume')) push('no_volume', await settled(() => timed(() => run(undefined))));
+      if (want('new')) push('local_new', await settled(() => timed(() => run(`local-new-${i}`))));
+      if (want('existing')) push('local_existing', await settled(() => timed(() => run('local-existing'))));
+      if (want('new')) {
+        push('flocker_new', await settled(() => timed(() => run(`flocker-new-${i}`, stack.driver))));
+        flockerVolumes = 2;
+      }
+      if (want('existing'))
+        push('flocker_existing', await settled(() => timed(() => run('flocker-existing', stack.driver))));
+      if (want('new')) push('noop_new', await settled(() => timed(() => run(`noop-new-${i}`, noopDriver))));
+      if (want('existing')) push('noop_existing', await settled(() => timed(() => run('noop-existing', noopDriver))));
+      if (want('raw')) {
+        const img = path.join(rawDir, `new-${i}.img`);
+        push('raw_loop_new', await settled(() => timed(() => rawLoopCycle(img, path.join(rawDir, 'mnt'), true))));
+        push(
+          'raw_loop_existing',
+          await settled(() =>
+            timed(() => rawLoopCycle(path.join(rawDir, 'existing.img'), path.join(rawDir, 'mnt'), false)),
+          ),
+        );
+        fs.rmSync(img, { force: true });
+      }
+      if (want('create-rm')) {
+        await settled(() => createRm('local', `local-cr-${i}`));
+        await settled(() => createRm('flocker', `flocker-cr-${i}`, stack.driver));
+        await settled(() => createRm('noop', `noop-cr-${i}`, noopDriver));
+      }
       // Not timed: keep the number of loop devices small.
       await stack.docker(['volume', 'rm', `local-new-${i}`, `flocker-new-${i}`, `noop-new-${i}`], { check: false });
     }
@@ -264,26 +344,12 @@ async function main(): Promise<void> {
     noop?.stop();
   }
   const results = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, summarise(v)]));
-  const ratio = (a: string, b: string) =>
-    Math.round(((results[a]?.median_ms ?? NaN) / (results[b]?.median_ms ?? NaN)) * 1000) / 1000;
   const report = {
     command: 'docker run --rm --network none -v VOL:/data [--volume-driver D] IMG true',
     runs,
+    ...(groups.size < ScenarioGroupName.options.length ? { only: [...groups] } : {}),
     results,
-    ratios: {
-      flocker_new_vs_local_new: ratio('flocker_new', 'local_new'),
-      flocker_existing_vs_local_existing: ratio('flocker_existing', 'local_existing'),
-      flocker_rm_vs_local_rm: ratio('flocker_rm', 'local_rm'),
-      flocker_create_rm_vs_local_create_rm: ratio('flocker_create_rm', 'local_create_rm'),
-      // The floor: what Docker's legacy plugin mechanism alone costs (no-op plugin / local), and what Flocker adds
-      // above it (Flocker / no-op). Informational, no targets.
-      noop_new_vs_local_new: ratio('noop_new', 'local_new'),
-      noop_existing_vs_local_existing: ratio('noop_existing', 'local_existing'),
-      noop_rm_vs_local_rm: ratio('noop_rm', 'local_rm'),
-      flocker_new_vs_noop_new: ratio('flocker_new', 'noop_new'),
-      flocker_existing_vs_noop_existing: ratio('flocker_existing', 'noop_existing'),
-      flocker_rm_vs_noop_rm: ratio('flocker_rm', 'noop_rm'),
-    },
+    ratios: ratiosOf(results, RATIO_PAIRS),
     // Issue 23's targets; the create+rm pair has none of its own (its rm has).
     targets: {
       flocker_new_vs_local_new: 1.05,
