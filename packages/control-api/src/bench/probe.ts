@@ -120,6 +120,60 @@ export async function idleCpu(probed: Probed, ms: number, log: (msg: string) => 
   log(`idle: every ${stepMs} ms, ms since start: servers' CPU ms / bench (agents) / machine: ${steps.join(' ')}`);
 }
 
+/** Per thread of a process so far: CPU time and run-queue wait (ms, /proc/<pid>/task/<tid>/schedstat, ns exact), by "<comm> <tid>". */
+function threadSched(pid: number): Map<string, { cpu: number; wait: number }> {
+  const out = new Map<string, { cpu: number; wait: number }>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const [cpu, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+      out.set(`${comm} ${Number(tid) === pid ? 'main' : tid}`, { cpu: (cpu ?? NaN) / 1e6, wait: (wait ?? NaN) / 1e6 });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Around one fan-out (--probe): the CPU time and run-queue wait of each busy thread of the services and of this
+ * process (its main thread measures; its worker threads are the simulated agents), and the machine's busy time —
+ * whether the fan-out's time is the service's work, the simulated agents' reading, or a wait for one of the 2 CPUs.
+ */
+export function threadsWindow(probed: Probed): { end: () => string } {
+  const pids: Record<string, number> = {
+    ...Object.fromEntries(probed.servers.map((s, i) => [`server${i}`, s.pid as number])),
+    bench: process.pid,
+  };
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, threadSched(pid)]));
+  const machine0 = machineBusyMs();
+  const t0 = performance.now();
+  return {
+    end: () => {
+      const wall = performance.now() - t0;
+      const parts = Object.entries(pids).map(([k, pid]) => {
+        const b = before[k] ?? new Map<string, { cpu: number; wait: number }>();
+        const busy = [...threadSched(pid)]
+          .map(([t, v]) => ({ t, cpu: v.cpu - (b.get(t)?.cpu ?? 0), wait: v.wait - (b.get(t)?.wait ?? 0) }))
+          .filter((x) => x.cpu >= 1)
+          .sort((x, y) => y.cpu - x.cpu);
+        const total = busy.reduce((n, x) => n + x.cpu, 0);
+        return `${k} ${Math.round(total)} ms CPU [${busy
+          .slice(0, 6)
+          .map((x) => `${x.t} ${Math.round(x.cpu)} cpu/${Math.round(x.wait)} runq`)
+          .join(', ')}]`;
+      });
+      return `wall ${Math.round(wall)} ms (2 CPUs: ${Math.round(2 * wall)} ms), machine busy ${Math.round(machineBusyMs() - machine0)} ms; ${parts.join('; ')}`;
+    },
+  };
+}
+
 /** etcd's disk and peer histograms worth reading around a window: a slow fsync or round trip shows here. */
 const ETCD_HISTOGRAMS = [
   'etcd_disk_wal_fsync_duration_seconds',

@@ -23,7 +23,7 @@ import { EtcdTestCluster } from '../testing/etcdCluster';
 import { type AbRound, abSummary, parseVariant, type Variant } from './abVariant';
 import { startFloor } from './floorServer';
 import { AgentFleet } from './agents';
-import { idleCpu, type Probed, probeWindow } from './probe';
+import { idleCpu, type Probed, probeWindow, threadsWindow } from './probe';
 import { pooled, rssMiB, startServer, stats, type Stats, stopServer, timed } from './harness';
 import { syntheticReport } from './reports';
 import { type ChartPanel, scaleChartSvg } from './scaleChart';
@@ -572,15 +572,22 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
         for (let f = 0; f < fanoutRuns; f++) {
           // Every view holds the configured snapshots: one more reaches every agent.
           let t0 = NaN;
+          // With --probe: the services' account of the window (their own fan-out time, GC, event loop) and each busy
+          // thread's CPU and run-queue wait, the service's and the simulated agents' (who the fan-out waited for).
+          const serversWindow = await probeWindow(o.probe, { ...probed, servers: serving.map((s) => s.child) }, o.log);
+          const threads = o.probe ? threadsWindow({ ...probed, servers: serving.map((s) => s.child) }) : undefined;
           const fan = await fleet.fanout(async () => {
             t0 = performance.timeOrigin + performance.now();
             duringFanout.push(await timed(() => first.createSnapshot({ dataset_id: someDataset })));
           });
+          const spent = threads?.end();
+          await serversWindow.end(`fan-out ${f}`);
           fanouts.push(fan.reached === agentCount ? Math.round(fan.lastAt - t0) : NaN);
           // On the monotonic clock that --cpu-prof stamps its samples with: the profiles' fan-out windows.
           const endUs = process.hrtime.bigint() / 1000n;
           const startUs = endUs - BigInt(Math.round((performance.timeOrigin + performance.now() - t0) * 1000));
           o.log(`fan-out ${f}: ${fanouts[f]} ms, monotonic us ${startUs}..${endUs}`);
+          if (spent !== undefined) o.log(`fan-out ${f}, from arming to the last agent's answer: ${spent}`);
           reachedMin = Math.min(reachedMin, fan.reached);
           await sleep(500);
         }

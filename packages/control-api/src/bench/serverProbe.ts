@@ -17,6 +17,7 @@ import { subscribe } from 'node:diagnostics_channel';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import { PerformanceObserver } from 'node:perf_hooks';
+import { controlMetrics, processRegistry } from '@flocker/metrics';
 import { WATCH_HEARTBEAT_MS } from '../agentWatch';
 import { type Mark, mark, spentSince } from './threadClock';
 
@@ -90,22 +91,39 @@ function sampleLag(on: boolean): void {
   lagTimer.unref();
 }
 
-process.on('SIGUSR2', () => {
+/**
+ * The service's own fan-out time (flocker_longpoll_fanout_duration_seconds: from a change to the last waiter woken,
+ * each watch's line written to its socket as it is woken): its count and sum so far, to diff over a window.
+ */
+async function fanOutsSoFar(): Promise<{ n: number; s: number }> {
+  // The service's registry (one per process: this preload shares it).
+  const { values } = await controlMetrics(processRegistry('control-service')).fanOutSeconds.get();
+  const of = (suffix: string): number => values.find((v) => v.metricName?.endsWith(suffix))?.value ?? 0;
+  return { n: of('_count'), s: of('_sum') };
+}
+let windowFanOuts = { n: 0, s: 0 };
+
+process.on('SIGUSR2', () => void toggle());
+async function toggle(): Promise<void> {
   if (armed) {
     const s = spentSince(windowStart);
+    const f = await fanOutsSoFar();
     emit({
       what: 'window',
       ...s,
       gcs: windowGcs,
       ...(windowRequests.length > 0 ? { requests: requestSummary(windowRequests) } : {}),
+      ...(f.n > windowFanOuts.n
+        ? { fan_outs: { n: f.n - windowFanOuts.n, total_ms: Math.round((f.s - windowFanOuts.s) * 1e5) / 100 } }
+        : {}),
     });
-  }
+  } else windowFanOuts = await fanOutsSoFar();
   armed = !armed;
   sampleLag(armed);
   windowGcs = {};
   windowRequests = [];
   windowStart = mark();
-});
+}
 
 function emit(o: Record<string, unknown>): void {
   if (!armed) return;
