@@ -791,7 +791,7 @@ export function buildCli(
                 ...(localMove !== null ? [`Moving:     ${localMoveText(localMove)}`] : []),
                 ...(replica !== null ? [`Replica:    ${replicaText(replica, now)}`] : []),
                 ...keptAside.map(keptAsideText),
-                `Lease:      ${lease ? `held by ${shortId(lease.node_uuid)} (${leaseHoldersText(lease)}), expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''}` : 'none'}`,
+                `Lease:      ${lease ? `held by ${visible(leaseView(lease, datasets, snapshot.nodes).node)} (${leaseHoldersText(lease)}), expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''}` : 'none'}`,
                 `Snapshots:  ${
                   schedule === null
                     ? 'no schedule'

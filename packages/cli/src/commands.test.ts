@@ -400,6 +400,16 @@ describe('version, describe, containers (issue 21)', () => {
     });
   });
 
+  it("volumes show names the lease's host, as describe volume (it printed the node UUID prefix)", async () => {
+    const c = new FakeControl(
+      [ds(D1, 'pgdata')],
+      [leasedToA],
+      [node(A, '10.0.0.1', { manifestations: [mounted(D1)] })],
+    );
+    const r = await flocker(c, 'volumes', 'show', 'pgdata');
+    expect(r.out).toMatch(/^Lease: +held by 10\.0\.0\.1 \(\(unnamed\)\), expires never$/m);
+  });
+
   it('describe volume: the volume, its nodes, lease and last error', async () => {
     const c = new FakeControl(
       [ds(D1, 'pgdata')],
