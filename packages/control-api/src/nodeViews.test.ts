@@ -27,6 +27,17 @@ describe('nodeViews: generations', () => {
     expect(parseGeneration('abc.12.7')).toBe(parseGeneration('abc.12.7'));
     expect(parseGeneration('abc.12.8')).toEqual({ instance: 'abc', cv: 12, sg: 8 });
     expect(parseGeneration('nonsense')).toBeUndefined();
+    // The two last ones (a watch checks the token it held, then the one it moved to), each still itself.
+    const held = parseGeneration('abc.12.9');
+    const moved = parseGeneration('abc.13.9');
+    for (let i = 0; i < 3; i++) {
+      expect(parseGeneration('abc.12.9')).toBe(held);
+      expect(parseGeneration('abc.13.9')).toBe(moved);
+    }
+    expect(held).toEqual({ instance: 'abc', cv: 12, sg: 9 });
+    expect(moved).toEqual({ instance: 'abc', cv: 13, sg: 9 });
+    expect(parseGeneration('abc.14.9')).toEqual({ instance: 'abc', cv: 14, sg: 9 });
+    expect(parseGeneration('abc.12.9')).toEqual(held);
     expect(after({ cv: 3, sg: 1 }, { cv: 2, sg: 5 })).toBe(true);
     expect(after({ cv: 2, sg: 6 }, { cv: 2, sg: 5 })).toBe(true);
     expect(after({ cv: 2, sg: 5 }, { cv: 2, sg: 5 })).toBe(false);

@@ -38,14 +38,23 @@ export interface ParsedGeneration extends Stamp {
   readonly instance: string;
 }
 
-/** The last token parsed: in a fan-out every waiter holds the same one, checked several times each. */
+/**
+ * The last two tokens parsed: in a fan-out every waiter holds the same one, checked several times each, and its
+ * watch then checks the new one it moved to — one entry missed at every other call.
+ */
 let lastParsed: { generation: string; parsed: ParsedGeneration | undefined } | undefined;
+let beforeParsed: typeof lastParsed;
 
 /** A generation token of this service (`instance.cv.sg`), or undefined when it is not one. */
 export function parseGeneration(generation: string): ParsedGeneration | undefined {
   if (lastParsed?.generation === generation) return lastParsed.parsed;
+  if (beforeParsed?.generation === generation) {
+    [lastParsed, beforeParsed] = [beforeParsed, lastParsed];
+    return lastParsed.parsed;
+  }
   const m = /^([^.]+)\.(\d+)\.(\d+)$/.exec(generation);
   const parsed = m === null ? undefined : { instance: m[1] as string, cv: Number(m[2]), sg: Number(m[3]) };
+  beforeParsed = lastParsed;
   lastParsed = { generation, parsed };
   return parsed;
 }

@@ -4,10 +4,11 @@
  * watch), and a read sent after the answer sees the write. The commit's bookkeeping (node views, noted moves, lease
  * and snapshot timers) runs before the answer, in the same turn, so nothing read after it can miss the write; the
  * wake-ups (ChangeNotifier.notify) run on a later turn, after the answer was written. Every answer is written by
- * ServerResponse.end and every watch line by ServerResponse.write, synchronously onto the socket, so the order of
- * those calls is the order the bytes leave.
+ * ServerResponse.end, and every watch line by a write onto its socket (streamSink: straight to the socket, or through
+ * ServerResponse.write), synchronously, so the order of those calls is the order the bytes leave.
  */
 import { ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
 import type { FlockerClient } from '@flocker/api';
 import type { ControlService } from './server';
 import {
@@ -26,10 +27,21 @@ interface Written {
 }
 
 type Writer = (this: ServerResponse, ...args: unknown[]) => unknown;
-const proto = ServerResponse.prototype as unknown as { end: Writer; write: Writer };
+const proto = ServerResponse.prototype as unknown as { end: Writer; write: Writer; flushHeaders: Writer };
 const originalEnd = proto.end;
 const originalWrite = proto.write;
+const originalFlushHeaders = proto.flushHeaders;
+type SocketWriter = (this: Socket, ...args: unknown[]) => unknown;
+const socketProto = Socket.prototype as unknown as { write: SocketWriter };
+const originalSocketWrite = socketProto.write;
 const written: Written[] = [];
+/** The watches' sockets (a streamed answer flushes its headers first), to see the lines written straight to them. */
+const streamOf = new WeakMap<Socket, ServerResponse>();
+/** Inside ServerResponse.write or end: their own socket writes are theirs, already counted. */
+let inResponse = false;
+/** The watch's heartbeat (one newline) is not a change: as a line, or as the HTTP chunk it goes out as. */
+const isBeat = (chunk: unknown): boolean =>
+  (typeof chunk === 'string' || Buffer.isBuffer(chunk)) && ['\n', '1\r\n\n\r\n'].includes(chunk.toString());
 
 /** Method and path; "(since)" for a request holding a generation (a long-poll, not the reads below). */
 function what(res: ServerResponse): string {
@@ -37,23 +49,42 @@ function what(res: ServerResponse): string {
   return `${res.req.method ?? '?'} ${url.split('?')[0] ?? ''}${url.includes('since=') ? ' (since)' : ''}`;
 }
 
+/** Runs a ServerResponse method with its socket writes not counted again. */
+function own(res: ServerResponse, method: Writer, args: unknown[]): unknown {
+  const outer = inResponse;
+  inResponse = true;
+  try {
+    return method.apply(res, args);
+  } finally {
+    inResponse = outer;
+  }
+}
+
 beforeAll(() => {
   proto.end = function (this: ServerResponse, ...args: unknown[]) {
     written.push({ what: what(this), kind: 'end' });
-    return originalEnd.apply(this, args);
+    return own(this, originalEnd, args);
   };
   proto.write = function (this: ServerResponse, ...args: unknown[]) {
-    // The watch's heartbeat (one newline) is not a change.
-    const chunk = args[0];
-    const beat = (typeof chunk === 'string' || Buffer.isBuffer(chunk)) && chunk.toString() === '\n';
-    if (!beat) written.push({ what: what(this), kind: 'write' });
-    return originalWrite.apply(this, args);
+    if (!isBeat(args[0])) written.push({ what: what(this), kind: 'write' });
+    return own(this, originalWrite, args);
+  };
+  proto.flushHeaders = function (this: ServerResponse, ...args: unknown[]) {
+    if (this.socket !== null) streamOf.set(this.socket, this);
+    return own(this, originalFlushHeaders, args);
+  };
+  socketProto.write = function (this: Socket, ...args: unknown[]) {
+    const res = streamOf.get(this);
+    if (res !== undefined && !inResponse && !isBeat(args[0])) written.push({ what: what(res), kind: 'write' });
+    return originalSocketWrite.apply(this, args);
   };
 });
 
 afterAll(() => {
   proto.end = originalEnd;
   proto.write = originalWrite;
+  proto.flushHeaders = originalFlushHeaders;
+  socketProto.write = originalSocketWrite;
 });
 
 const LONG_POLL = 'GET /v1/agent/cluster (since)';

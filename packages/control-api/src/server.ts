@@ -26,6 +26,7 @@ import { authorizeRoute, peerIdentity, requireIdentity, type ServerTlsCredential
 import { rejectDeepJson } from './jsonDepth';
 import { hotFirst } from './routeOrder';
 import { guardConnections } from './connectionGuard';
+import { responseSink } from './streamSink';
 import {
   controlMetrics,
   processRegistry,
@@ -286,22 +287,8 @@ export function createApp(
       res.setHeader('Content-Type', reply.stream.contentType);
       res.setHeader('Cache-Control', 'no-store');
       res.flushHeaders();
-      reply.stream.run({
-        write: (chunk) => res.write(chunk),
-        drained: () =>
-          new Promise<void>((resolve) => {
-            if (!res.writableNeedDrain || signal.aborted) return resolve();
-            const done = (): void => {
-              res.off('drain', done);
-              signal.removeEventListener('abort', done);
-              resolve();
-            };
-            res.on('drain', done);
-            signal.addEventListener('abort', done);
-          }),
-        end: () => void res.end(),
-        signal,
-      });
+      // Each line one HTTP chunk, framed once per shared line and written straight to the socket (streamSink.ts).
+      reply.stream.run(responseSink(res, signal));
       return;
     }
     res.statusCode = reply.status;
