@@ -81,6 +81,20 @@ describe('applyClusterDelta', () => {
     expect(merged?.snapshots).toEqual(base.snapshots);
   });
 
+  it("a delta of snapshots only keeps every entry in order, in arrays of its own (not the previous view's)", () => {
+    const snapshots = [
+      ...(base.snapshots ?? []),
+      { ...(base.snapshots?.[0] as NonNullable<ClusterSnapshot['snapshots']>[number]), snapshot_id: id(8) },
+    ];
+    const merged = applyClusterDelta(base, { ...empty, snapshots }) as ClusterSnapshot;
+    expect(merged.datasets).toEqual(base.datasets);
+    expect(merged.leases).toEqual(base.leases);
+    expect(merged.snapshots).toEqual(snapshots);
+    expect(merged.datasets).not.toBe(base.datasets);
+    expect(merged.leases).not.toBe(base.leases);
+    expect(merged.nodes).not.toBe(base.nodes);
+  });
+
   it('an empty snapshot list removes them (absent, as in a full answer)', () => {
     expect(applyClusterDelta(base, { ...empty, snapshots: [] })).not.toHaveProperty('snapshots');
   });

@@ -87,6 +87,9 @@ export function applyClusterDelta(prev: ClusterSnapshot, delta: ClusterDelta): C
  */
 function merge<T>(prev: readonly T[], key: (v: T) => string, set: readonly T[], removed: Iterable<string>): T[] {
   const gone = new Set(removed);
+  // Nothing of this list changed (a snapshot asked for changes every view, and only its snapshots): a copy, no
+  // key lookups — 10,000 agents each merge one such delta per snapshot, a whole-cluster follower 100,000 entries.
+  if (set.length === 0 && gone.size === 0) return prev.slice();
   const changed = new Map<string, T>();
   for (const v of set) changed.set(key(v), v);
   const out: T[] = [];
