@@ -16,8 +16,10 @@ import {
   type ClusterSnapshot,
   type CreateDatasetRequest,
   type DatasetConfiguration,
+  type CreateLeaseRequest,
   type FlockerClient,
   type Lease,
+  refusedUnknownKey,
   type NodeState,
   type WriteOptions,
 } from '@flocker/api';
@@ -186,6 +188,12 @@ interface KeptLease {
 
 /** How long after a control service refused release_on_request (an older release) the plugin asks with it again. */
 export const RELEASE_ON_REQUEST_RETRY_MS = 10 * 60_000;
+
+/**
+ * How long after a control service refused move_here (an older release) the plugin moves a volume with a request of
+ * its own beside the lease POST, as before it; then it asks with it again (the service is upgraded after its nodes).
+ */
+export const MOVE_HERE_RETRY_MS = 10 * 60_000;
 
 /** Whether a lease POST was refused because the control service does not know release_on_request (400). */
 export function refusesReleaseOnRequest(err: unknown): boolean {
@@ -442,6 +450,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private readonly declining = new Set<string>();
   /** Until when (ms) lease POSTs go without release_on_request: the control service refused the field (older). */
   private plainLeasesUntil = 0;
+  /** Until when (ms) a Mount's move goes as a request of its own: the control service refused move_here (older). */
+  private separateMovesUntil = 0;
   /**
    * Datasets a Remove here deleted, oldest first: lookups by name skip them at once, while the
    * followed snapshot may still show them live. A deleted dataset never comes back and its id is
@@ -1209,15 +1219,17 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         ? this.waitMounted(req.Name, d.dataset_id, deadline, snapshotWait.signal)
         : undefined;
     mounting?.catch(() => undefined);
-    // Another node's: the primary change goes out with the lease, not after it (a round trip less on a
-    // move's critical path). The control service moves no dataset another node holds a lease on, so a
-    // volume in use elsewhere never moves; a change refused because our lease was not there yet is
-    // made again once it is.
+    // Another node's: the primary change goes out in the lease's own request (move_here: one request and one
+    // commit, lease and move together), or, with a lease kept here, on its own. The control service moves no
+    // dataset another node holds a lease on, so a volume in use elsewhere never moves.
+    const movesHere = d.primary !== this.me;
     let moving: Promise<boolean> | undefined;
-    if (d.primary !== this.me) {
+    if (movesHere) {
       this.logger.info('moving volume to this node', { volume: req.Name, dataset_id: d.dataset_id, from: d.primary });
-      moving = this.moveHere(d.dataset_id);
-      moving.catch(() => undefined);
+      if (kept) {
+        moving = this.moveHere(d.dataset_id);
+        moving.catch(() => undefined);
+      }
     }
     let proven = false;
     try {
@@ -1230,6 +1242,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
           (basis !== undefined || firstMount !== undefined) && followed !== undefined
             ? followed.configuration_tag
             : undefined,
+          movesHere,
         );
       const leased = Date.now();
       if (!kept) this.leasedSize.set(d.dataset_id, d.maximum_size ?? null);
@@ -1282,7 +1295,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       // "moving" to a host whose user never got it. Not after a timeout: the move may only be slow (a takeover from
       // a dead node), and putting it back would undo it.
       const movedBack =
-        moving !== undefined && released && err instanceof MountRefusedError
+        movesHere && released && err instanceof MountRefusedError
           ? await this.putBack(req.Name, d.dataset_id, d.primary)
           : false;
       if (err instanceof MountRefusedError) {
@@ -1381,11 +1394,11 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    * so for RELEASE_ON_REQUEST_RETRY_MS. With idleLeaseMs 0 the lease is asked for as before session 21: a request for
    * it is refused at once, not after a decline.
    */
-  private async acquire(datasetId: string, options: WriteOptions): Promise<Lease> {
+  private async acquire(datasetId: string, options: WriteOptions, moveHere: boolean): Promise<Lease> {
     const req = { dataset_id: datasetId, node_uuid: this.me, expires: null, holder: LEASE_HOLDER };
     if ((this.opts.idleLeaseMs ?? 0) > 0 && this.now() >= this.plainLeasesUntil) {
       try {
-        const granted = await this.client.acquireLease({ ...req, release_on_request: true }, options);
+        const granted = await this.postLease({ ...req, release_on_request: true }, options, moveHere);
         this.echoed.set(datasetId, releasesOnRequest(granted));
         return granted;
       } catch (err) {
@@ -1397,8 +1410,35 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         );
       }
     }
-    const granted = await this.client.acquireLease(req, options);
+    const granted = await this.postLease(req, options, moveHere);
     this.echoed.set(datasetId, false);
+    return granted;
+  }
+
+  /**
+   * The lease POST; with `moveHere`, the move to this node joins it (move_here: the control service leases and moves
+   * in one write, all or nothing). A control service of an older release refuses the field (400, nothing done): the
+   * move then goes beside the lease as before it (both wait for a hand-over; a move refused because the lease was not
+   * ours yet is made again once it is), and so for MOVE_HERE_RETRY_MS.
+   */
+  private async postLease(req: CreateLeaseRequest, options: WriteOptions, moveHere: boolean): Promise<Lease> {
+    if (!moveHere) return this.client.acquireLease(req, options);
+    if (this.now() >= this.separateMovesUntil) {
+      try {
+        return await this.client.acquireLease({ ...req, move_here: true }, options);
+      } catch (err) {
+        if (!refusedUnknownKey(err, 'move_here')) throw err;
+        this.separateMovesUntil = this.now() + MOVE_HERE_RETRY_MS;
+        this.logger.warn(
+          'the control service does not know move_here (an older release): a volume moves here with a request of its own beside the lease',
+          { code: 'MOVE_HERE_UNKNOWN', dataset_id: req.dataset_id, error: errorMessage(err) },
+        );
+      }
+    }
+    const moving = this.moveHere(req.dataset_id);
+    moving.catch(() => undefined);
+    const granted = await this.client.acquireLease(req, options);
+    if (!(await moving)) await this.client.updateDataset(req.dataset_id, { primary: this.me });
     return granted;
   }
 
@@ -1411,13 +1451,23 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    * configuration still has that tag; whether it was granted so (else it was asked for
    * again without condition: 412, the configuration changed).
    */
-  private async takeLease(d: DatasetConfiguration, name: string, deadline: number, onTag?: string): Promise<boolean> {
+  private async takeLease(
+    d: DatasetConfiguration,
+    name: string,
+    deadline: number,
+    onTag: string | undefined,
+    moveHere: boolean,
+  ): Promise<boolean> {
     let waiting: string | undefined;
     let condition = onTag;
     let refusal: string | undefined;
     for (;;) {
       try {
-        await this.acquire(d.dataset_id, condition !== undefined ? { ifConfigurationMatches: condition } : {});
+        await this.acquire(
+          d.dataset_id,
+          condition !== undefined ? { ifConfigurationMatches: condition } : {},
+          moveHere,
+        );
         if (waiting !== undefined)
           this.logger.info('took the lease the control service released from a dead host', {
             volume: name,
@@ -1430,7 +1480,9 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
           condition = undefined;
           continue;
         }
-        if (status !== 409) throw err;
+        // With the move (move_here), a 409 not about the lease is the move's refusal (RESTORE_IN_PROGRESS): the Mount
+        // fails with it, as when the move was a request of its own.
+        if (status !== 409 || (moveHere && err instanceof FlockerApiError && err.code !== 'LEASE_HELD')) throw err;
         refusal = err instanceof FlockerApiError ? err.description : undefined;
       }
       condition = undefined;
@@ -1671,7 +1723,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
           return;
         }
         try {
-          await this.acquire(e.datasetId, {});
+          await this.acquire(e.datasetId, {}, false);
           this.leasedSize.set(e.datasetId, s.datasets.find((x) => x.dataset_id === e.datasetId)?.maximum_size ?? null);
         } catch (err) {
           this.logger.error('cannot re-acquire lease', { volume: e.name, error: errorMessage(err) });
