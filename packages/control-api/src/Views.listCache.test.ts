@@ -13,6 +13,7 @@ import { API_VIEWER, Views } from './Views';
 import { type Body, ListBody } from './listBodies';
 import { A, B, C, letterReport as report } from './testing/fixtures';
 import { openMemoryState } from './testing/viewOracle';
+import { Slice } from './slices';
 
 const LISTS = ['datasets', 'snapshots', 'snapshotState', 'backups', 'backupState', 'datasetState', 'nodes'] as const;
 type List = (typeof LISTS)[number];
@@ -229,6 +230,146 @@ describe('Views: the whole lists cached per version (issue 23)', () => {
       const small = views.snapshots();
       await new Promise((r) => setTimeout(r, 50));
       expect(views.gzipOf(small)).toBeUndefined();
+    } finally {
+      await state.close();
+    }
+  });
+});
+
+describe('Views: the whole lists built across event-loop turns (issue 23: the routes read them so)', () => {
+  it('a change between slices of a build: its body is exactly the lists as the build began (its tag names only those bytes), readers that came with it share it, a reader after the change gets the new one', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 12 }), fc.nat(3), async (ops, at) => {
+        const clock = { t: 1_700_000_000_000 };
+        const state = await openMemoryState(() => clock.t);
+        try {
+          for (const n of NODES)
+            await state.report(report(n, VERSIONS[n] !== undefined ? { version: VERSIONS[n] } : {}));
+          for (let i = 0; i < 6; i++) await apply(state, new Views(state), { kind: 'create', i, node: i % 3 }, clock);
+          await apply(state, new Views(state), { kind: 'report', node: 0, mounted: [0, 3], growing: false }, clock);
+          /** What the pause does at its `at`-th call (or after the build, if it pauses fewer times). */
+          let midBuild: (() => Promise<void>) | undefined;
+          let pauses = 0;
+          const pause = async (): Promise<void> => {
+            // A turn first: the change comes after the readers who came with the build.
+            await new Promise<void>((r) => setImmediate(r));
+            if (pauses++ === at && midBuild !== undefined) {
+              const run = midBuild;
+              midBuild = undefined;
+              await run();
+            }
+          };
+          let duringBuilds = 0;
+          for (const o of ops) {
+            pauses = 0;
+            // A first read after a start (nothing cached); a slice ends after every step: the most turns it can take.
+            const views = new Views(state, true, false, () => new Slice(pause, 0, 1));
+            const named = new Map<string, string>();
+            const tagged = (body: Body, got: string): void => {
+              const tag = views.etagOf(body) as string;
+              expect(tag).toMatch(/^"[^"]+"$/);
+              expect(named.get(tag) ?? got).toBe(got);
+              named.set(tag, got);
+            };
+            // What a fresh synchronous build gives as the reads begin, and after the change.
+            const fresh = (): { states: string; datasets: string; tag: string } => {
+              const v = new Views(state, true);
+              return { states: bytes(v.datasetState()), datasets: bytes(v.datasets()), tag: state.configurationTag };
+            };
+            const before = fresh();
+            let after: ReturnType<typeof fresh> | undefined;
+            let late: Promise<[ListBody, { body: ListBody; tag: string }]> | undefined;
+            midBuild = async () => {
+              await apply(state, views, o, clock);
+              after = fresh();
+              late = Promise.all([views.datasetStateSliced(), views.datasetsSliced()]);
+            };
+            const states = [views.datasetStateSliced(), views.datasetStateSliced()];
+            const lists = [views.datasetsSliced(), views.datasetsSliced()];
+            const [s1, s2] = (await Promise.all(states)) as [ListBody, ListBody];
+            const [d1, d2] = (await Promise.all(lists)) as [
+              { body: ListBody; tag: string },
+              { body: ListBody; tag: string },
+            ];
+            // The change came while the first builds were under way (at their at-th pause), or (a list with fewer
+            // steps, as with every node gone) after them.
+            if (midBuild === undefined) duringBuilds++;
+            else await midBuild();
+            const [s3, d3] = await (late as NonNullable<typeof late>);
+            const now = after as NonNullable<typeof after>;
+            // Readers that came together share one body.
+            expect(s2).toBe(s1);
+            expect(d2.body).toBe(d1.body);
+            expect({ o, states: bytes(s1) }).toEqual({ o, states: before.states });
+            expect({ o, datasets: bytes(d1.body), tag: d1.tag }).toEqual({
+              o,
+              datasets: before.datasets,
+              tag: before.tag,
+            });
+            expect({ o, states: bytes(s3), datasets: bytes(d3.body), tag: d3.tag }).toEqual({
+              o,
+              states: now.states,
+              datasets: now.datasets,
+              tag: now.tag,
+            });
+            for (const [body, got] of [
+              [s1, before.states],
+              [d1.body, before.datasets],
+              [s3, now.states],
+              [d3.body, now.datasets],
+            ] as const)
+              tagged(body, got);
+          }
+          expect(duringBuilds).toBeGreaterThan(0);
+        } finally {
+          await state.close();
+        }
+      }),
+      {
+        numRuns: 40,
+        examples: [
+          [
+            [
+              { kind: 'time', ms: 11000 },
+              { kind: 'lease', i: 0, node: 0 },
+            ],
+            0,
+          ],
+        ],
+      },
+    );
+  });
+
+  it('readers of an unchanged list get the cached body; concurrent first readers share one build (its slices counted)', async () => {
+    const state = await openMemoryState();
+    try {
+      for (const n of NODES) await state.report(report(n));
+      for (let i = 0; i < 8; i++)
+        await state.mutate((c) =>
+          createDataset(c, { primary: NODES[i % 3] as string, dataset_id: id(i), metadata: {} }),
+        );
+      let pauses = 0;
+      const pause = (): Promise<void> => {
+        pauses++;
+        return new Promise<void>((r) => setImmediate(r));
+      };
+      const one = new Views(state, true, false, () => new Slice(pause, 0, 1));
+      await one.datasetStateSliced();
+      await one.datasetsSliced();
+      const alone = pauses;
+      expect(alone).toBeGreaterThan(4);
+      pauses = 0;
+      const many = new Views(state, true, false, () => new Slice(pause, 0, 1));
+      const states = await Promise.all(Array.from({ length: 5 }, () => many.datasetStateSliced()));
+      const lists = await Promise.all(Array.from({ length: 5 }, () => many.datasetsSliced()));
+      expect(pauses).toBe(alone);
+      for (const s of states) expect(s).toBe(states[0]);
+      for (const d of lists) expect(d.body).toBe(lists[0]?.body);
+      // Unchanged since: the same bodies, no slice.
+      expect(await many.datasetStateSliced()).toBe(states[0]);
+      expect((await many.datasetsSliced()).body).toBe(lists[0]?.body);
+      expect(many.datasetState()).toBe(states[0]);
+      expect(pauses).toBe(alone);
     } finally {
       await state.close();
     }

@@ -36,13 +36,14 @@ import {
   type PrimaryOf,
   type ReportedNode,
 } from './clusterState';
-import { type Configuration, leaseView, liveLease, type StoredLease } from './configuration';
+import { type Configuration, configurationTag, leaseView, liveLease, type StoredLease } from './configuration';
 import type { ControlState } from './ControlState';
 import { jsonOf } from './json';
 import { type Body, JoinedList, ListBody } from './listBodies';
 import { WHOLE_CLUSTER } from './nodeViews';
 import { PersistentMap } from './PersistentMap';
 import { parsesNewMembers } from './releases';
+import { Slice } from './slices';
 
 /** A delta's members, each a list of JSON values (Views.deltaJson). */
 type DeltaParts = Record<
@@ -93,6 +94,8 @@ export class Views {
   private readonly etags = new WeakMap<Body, string>();
   /** Bodies built by this process: each new body's tag is new, even were a version ever seen again (a restored store). */
   private builds = 0;
+  /** The sliced builds under way (one per list at most: sharedBuild), and what their lists showed as they began. */
+  private readonly building = new Map<string, { seen: string; done: Promise<unknown> }>();
   /** Datasets by primary node, kept up to date from the configuration's changes (not rebuilt per write). */
   private primaries:
     | { datasets: ReadonlyMap<string, DatasetConfiguration>; byPrimary: Map<string, Map<string, DatasetConfiguration>> }
@@ -137,6 +140,8 @@ export class Views {
     private readonly validate = false,
     /** Gzip the big bodies (once per change) for clients that accept it: off unless the operator asks (--compress-lists). */
     private readonly compress = false,
+    /** The time box of each sliced build (tests: a pause that changes state mid-build). */
+    private readonly slice: () => Slice = () => new Slice(),
   ) {}
 
   private memo(name: string, key: string, schema: z.ZodType, build: () => string | Buffer): Buffer {
@@ -152,7 +157,13 @@ export class Views {
   private cached(name: string, key: string, schema: z.ZodType, build: () => string | Body): Body {
     const hit = this.cache.get(name);
     if (hit !== undefined && hit.key === key) return hit.body;
-    const built = build();
+    return this.remember(name, key, schema, build());
+  }
+
+  /** A body built for `key` kept as the list's (with its tag); the one already kept for `key`, if any: one per key. */
+  private remember(name: string, key: string, schema: z.ZodType, built: string | Body): Body {
+    const hit = this.cache.get(name);
+    if (hit !== undefined && hit.key === key) return hit.body;
     if (this.validate) schema.parse(JSON.parse(built.toString()));
     // A body built by patching may be the previous body unchanged: a new one (of the same bytes) keeps one tag per
     // body.
@@ -210,6 +221,28 @@ export class Views {
     });
   }
 
+  /**
+   * datasets() built across event-loop turns (issue 23), for GET /v1/configuration/datasets: the same bytes and tags,
+   * with the configuration tag of the version it shows (a later write's tag would let a client's If-Match pass on
+   * a list it has not seen).
+   */
+  datasetsSliced(): Promise<{ body: ListBody; tag: string }> {
+    const version = (): string => String(this.state.configuration.version);
+    return this.sharedBuild('datasets', version, async (slice) => {
+      const config = this.state.configuration;
+      if (this.datasetsShown?.datasets !== config.datasets)
+        this.datasetsShown = { datasets: config.datasets, key: String(config.version) };
+      const key = this.datasetsShown.key;
+      const tag = configurationTag(config);
+      const hit = this.cache.get('datasets');
+      if (hit?.key === key) return { body: hit.body as ListBody, tag };
+      const body = await this.datasetList.ofSliced(config.datasets, slice);
+      if (this.validate && body.toString() !== joinArray(config.datasets.values()))
+        throw new Error('the sliced datasets list differs from the configuration');
+      return { body: this.remember('datasets', key, z.array(DatasetConfiguration), body) as ListBody, tag };
+    });
+  }
+
   snapshots(): Buffer {
     const config = this.state.configuration;
     return this.memo('snapshots', String(config.version), z.array(SnapshotConfiguration), () =>
@@ -256,6 +289,57 @@ export class Views {
         throw new Error('the joined dataset states differ from the reports');
       return body;
     });
+  }
+
+  /**
+   * datasetState() built across event-loop turns (issue 23), for GET /v1/state/datasets: the same bytes and tags. Its
+   * inputs (the alive reports, the stale mounts hidden, the configured primaries) are taken in one turn and its key
+   * and tag are theirs, whatever changes while it is built.
+   */
+  datasetStateSliced(): Promise<ListBody> {
+    // Cheap, and changed by whatever may change the list (a configuration write: the primaries two copies follow).
+    const seen = (): string => `${this.datasetStateKey(this.state.staleMounts())}.${this.state.configuration.version}`;
+    return this.sharedBuild('datasetState', seen, async (slice) => {
+      const s = this.state;
+      const hidden = s.staleMounts();
+      const generation = this.datasetStateKey(hidden);
+      const alive = this.aliveOf(generation);
+      const primaryOf = this.primaryOf();
+      // The shared datasets' primaries are part of the key: the indexes first (sliced: the first read learns them all).
+      await this.stateList.syncSliced(alive, slice);
+      const key = generation + this.sharedPrimariesKey(alive, primaryOf);
+      const hit = this.cache.get('datasetState');
+      if (hit?.key === key) return hit.body as ListBody;
+      const body = await this.stateList.bodySliced(alive, hidden, primaryOf, slice);
+      if (this.validate && body.toString() !== datasetStateJson(alive, new WeakMap(), hidden, primaryOf))
+        throw new Error('the sliced dataset states differ from the reports');
+      return this.remember('datasetState', key, z.array(DatasetState), body) as ListBody;
+    });
+  }
+
+  /**
+   * One build of a list at a time, shared by its readers (issue 23). A reader takes the build under way when what the
+   * list shows has not changed since it began (`seen`: the same then and now), so what it gets is what its request
+   * would have read; a build of something older is waited out, then the reader looks again (a cache hit, or a build
+   * of its own that later readers share). So at most one build per list holds its partial chunks.
+   */
+  private async sharedBuild<T>(
+    name: 'datasets' | 'datasetState',
+    seen: () => string,
+    build: (slice: Slice) => Promise<T>,
+  ): Promise<T> {
+    for (let under = this.building.get(name); under !== undefined; under = this.building.get(name)) {
+      if (under.seen === seen()) return (await under.done) as T;
+      // An older build's failure is its readers'.
+      await under.done.catch(() => undefined);
+    }
+    const entry = { seen: seen(), done: undefined as unknown as Promise<unknown> };
+    const done = build(this.slice()).finally(() => {
+      if (this.building.get(name) === entry) this.building.delete(name);
+    });
+    entry.done = done;
+    this.building.set(name, entry);
+    return done;
   }
 
   /** datasetState's entry of one dataset (GET /v1/state/datasets?dataset_id=), without building the list. */

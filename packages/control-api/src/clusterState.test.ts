@@ -11,6 +11,7 @@ import {
   nodeSummaries,
   type ReportedNode,
 } from './clusterState';
+import { Slice } from './slices';
 import { A, B, C, D1, D2, D3, T0, letterReport as report, stateEntryOf } from './testing/fixtures';
 
 const ids = [D1, D2, D3];
@@ -285,6 +286,53 @@ describe('cluster state views', () => {
         previous = alive;
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('DatasetStateList.bodySliced is byte for byte body() over random clusters, whatever other reads move its indexes between slices, two sliced builds at once (issue 23)', async () => {
+    // One list across runs, as Views keeps it.
+    const list = new DatasetStateList();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(clusterNode, { maxLength: 4 }),
+        fc.array(clusterNode, { maxLength: 4 }),
+        primaries,
+        fc.array(fc.constantFrom('none', 'entryOf', 'sharedIds', 'body', 'same report again'), { maxLength: 12 }),
+        async (nodes, others, configured, between) => {
+          const hidden = new Map<NodeReport, ReadonlySet<string>>();
+          const alive = aliveOf(nodes).map(({ hide, node }) => {
+            if (hide.length > 0) hidden.set(node.report, new Set(hide));
+            return node;
+          });
+          // Another generation: other reports, and one of this one's replaced by an equal new object.
+          const other = [
+            ...aliveOf(others).map(({ node }) => node),
+            ...alive.slice(0, 1).map((n) => ({ ...n, report: { ...n.report } })),
+          ];
+          const of = primaryOf(configured);
+          const want = datasetStateJson(alive, new WeakMap(), hidden, of);
+          const wantOther = datasetStateJson(other, new WeakMap(), new Map(), of);
+          let pauses = 0;
+          // Between two slices, another reader of the same list (Views' one-dataset reads, its synchronous build).
+          const pause = async (): Promise<void> => {
+            await new Promise<void>((r) => setImmediate(r));
+            const what = between[pauses++ % Math.max(1, between.length)] ?? 'none';
+            if (what === 'entryOf') list.entryOf(other, D1, new Map(), of);
+            else if (what === 'sharedIds') list.sharedIds(other);
+            else if (what === 'body') expect(list.body(other, new Map(), of).toString()).toBe(wantOther);
+            else if (what === 'same report again') list.entryOf(alive, D2, hidden, of);
+          };
+          const [got, gotOther] = await Promise.all([
+            list.bodySliced(alive, hidden, of, new Slice(pause, 0, 1)),
+            list.bodySliced(other, new Map(), of, new Slice(pause, 0, 1)),
+          ]);
+          expect(got.toString()).toBe(want);
+          expect(gotOther.toString()).toBe(wantOther);
+          expect(list.body(alive, hidden, of).toString()).toBe(want);
+          if (alive.length > 0) expect(pauses).toBeGreaterThan(0);
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 

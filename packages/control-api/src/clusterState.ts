@@ -3,7 +3,8 @@
  * and the node states agents receive. Time is passed in.
  */
 import type { DatasetState, NodeReport, NodeState, NodeStateSummary, SnapshotState } from '@flocker/api';
-import { BlockJoiner, type ListBody } from './listBodies';
+import { BlockJoiner, drive, type ListBody, MAX_RESTARTS } from './listBodies';
+import { Slice } from './slices';
 
 /** The clocks a node's liveness is measured on: monotonic ms (now) and wall-clock epoch ms (wallNow). */
 export interface LivenessClock {
@@ -379,10 +380,13 @@ export class DatasetStateList {
   private unchanged: readonly ReportedNode[] | undefined;
   /** The body's blocks (~256 KiB of reports each): a new report copies its block, not the list. */
   private readonly blocks = new BlockJoiner();
+  /** Bumped by every change of the indexes (sync, replaceInPlace, a sliced sync): a sliced walk sees another's. */
+  private changes = 0;
 
   /** Brings `alive` and the indexes up to date with `nodes` (the reports that came and went since). */
   private sync(nodes: readonly ReportedNode[]): void {
     if (this.replaceInPlace(nodes)) return;
+    this.changes++;
     const next = new Set<NodeReport>();
     for (const { report } of nodes) next.add(report);
     for (const report of this.alive) if (!next.has(report)) this.forget(report);
@@ -417,12 +421,55 @@ export class DatasetStateList {
       this.forget(report);
       this.alive.delete(report);
     }
+    this.changes++;
     for (const report of come) {
       this.learn(report);
       this.alive.add(report);
     }
     this.syncedWith = nodes;
     return true;
+  }
+
+  /**
+   * sync across event-loop turns (issue 23: the first read after a start learns 10,000 reports, ~15% of its 0.8 s).
+   * Between two slices the indexes describe `alive` exactly (each report learnt or forgotten with its entry), so a
+   * sync by another reader meanwhile is correct; this one then starts over from where that one left them. Returns in
+   * a turn where the indexes are those of `nodes`. `walk`: look at every report even if synced with this very list
+   * (a caller who may have changed it since, as body()'s).
+   */
+  async syncSliced(nodes: readonly ReportedNode[], slice: Slice, walk = false): Promise<void> {
+    for (let restarts = 0; ; restarts++) {
+      if (this.syncedWith === nodes && !walk) return;
+      if (!walk && this.replaceInPlace(nodes)) return;
+      // Moved away again and again by other reads between slices: the rest in this turn (bounded).
+      if (restarts > MAX_RESTARTS) return this.sync(nodes);
+      walk = false;
+      const next = new Set<NodeReport>();
+      for (const { report } of nodes) next.add(report);
+      const gone: NodeReport[] = [];
+      for (const report of this.alive) if (!next.has(report)) gone.push(report);
+      const come: NodeReport[] = [];
+      for (const report of next) if (!this.alive.has(report)) come.push(report);
+      this.syncedWith = undefined;
+      const mine = ++this.changes;
+      let i = 0;
+      for (; i < gone.length + come.length; i++) {
+        const report = (i < gone.length ? gone[i] : come[i - gone.length]) as NodeReport;
+        if (i < gone.length) {
+          this.forget(report);
+          this.alive.delete(report);
+        } else {
+          this.learn(report);
+          this.alive.add(report);
+        }
+        if (!slice.due()) continue;
+        await slice.next();
+        if (this.changes !== mine) break;
+      }
+      if (i < gone.length + come.length) continue;
+      this.syncedWith = nodes;
+      return;
+    }
   }
 
   /**
@@ -479,6 +526,39 @@ export class DatasetStateList {
   ): ListBody {
     if (this.unchanged !== nodes || this.syncedWith !== nodes) this.sync(nodes);
     this.unchanged = undefined;
+    return drive(this.build(nodes, hidden, primaryOf));
+  }
+
+  /**
+   * body() built across event-loop turns (issue 23), byte for byte the same: the same steps, and before each slice
+   * the indexes are brought back to `nodes` should another read have moved them meanwhile (what a step reads of them
+   * is a function of the alive reports, so the body is exactly that of `nodes`, `hidden` and `primaryOf`). `nodes`
+   * must not change until it returns (Views passes its per-generation list, never changed once made).
+   */
+  async bodySliced(
+    nodes: readonly ReportedNode[],
+    hidden: ReadonlyMap<NodeReport, ReadonlySet<string>> = new Map(),
+    primaryOf: PrimaryOf = NO_PRIMARY,
+    slice: Slice = new Slice(),
+  ): Promise<ListBody> {
+    await this.syncSliced(nodes, slice, this.unchanged !== nodes);
+    this.unchanged = undefined;
+    const steps = this.build(nodes, hidden, primaryOf);
+    for (;;) {
+      const step = steps.next();
+      if (step.done === true) return step.value;
+      if (!slice.due()) continue;
+      await slice.next();
+      if (this.syncedWith !== nodes) await this.syncSliced(nodes, slice, false);
+    }
+  }
+
+  /** body()'s work in steps (one per report): the indexes must be those of `nodes` whenever a step runs. */
+  private *build(
+    nodes: readonly ReportedNode[],
+    hidden: ReadonlyMap<NodeReport, ReadonlySet<string>>,
+    primaryOf: PrimaryOf,
+  ): Generator<void, ListBody, void> {
     // The reports showing a dataset another shows too: their manifestations are taken one by one.
     const clashing = new Set<NodeReport>(hidden.keys());
     // The report each shared dataset is shown from (none: hidden on all).
@@ -505,6 +585,7 @@ export class DatasetStateList {
     };
     const done = new Set<NodeReport>();
     for (const { report } of nodes) {
+      yield;
       // The same report twice in the list shows its datasets once, as the first.
       if (done.has(report)) continue;
       done.add(report);
@@ -531,6 +612,7 @@ export class DatasetStateList {
     for (const { report } of nodes) {
       const vs = report.volumes ?? [];
       if (vs.length === 0) continue;
+      yield;
       const own = this.bytesOf(report);
       for (let i = 0; i < vs.length; i++) {
         const id = (vs[i] as NonNullable<NodeReport['volumes']>[number]).dataset_id;
@@ -540,7 +622,7 @@ export class DatasetStateList {
       }
     }
     flush();
-    return this.blocks.of(chunks);
+    return yield* this.blocks.steps(chunks);
   }
 
   private bytesOf(report: NodeReport): ReportStateBytes {

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { jsonOf } from './json';
 import { BlockJoiner, JoinedList, joinChunks, ListBody } from './listBodies';
 import { PersistentMap } from './PersistentMap';
+import { Slice } from './slices';
 
 interface Item {
   id: string;
@@ -38,6 +39,49 @@ describe('JoinedList (issue 23: whole lists patched per change)', () => {
         expect(list.of(map).toString()).toBe(fresh(map));
         expect(JSON.parse(list.of(map).toString())).toEqual([...map.values()]);
       }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('ofSliced is byte for byte the fresh join, whatever other of() calls (and another sliced build) do between its slices (issue 23)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(op, { maxLength: 200 }),
+        fc.array(op, { maxLength: 60 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.array(fc.constantFrom('none', 'other', 'same', 'previous'), { maxLength: 10 }),
+        async (ops, otherOps, segmentSize, between) => {
+          const list = new JoinedList<Item>(segmentSize);
+          let map: PersistentMap<string, Item> = PersistentMap.from(new Map());
+          const previous = map;
+          for (const o of ops) {
+            if (o.kind === 'set') map = map.set(`k${o.key}`, { id: `k${o.key}`, n: o.n });
+            else if (o.kind === 'delete') map = map.delete(`k${o.key}`);
+            else list.of(map);
+          }
+          let other = map;
+          for (const o of otherOps) {
+            if (o.kind === 'set') other = other.set(`k${o.key}`, { id: `k${o.key}`, n: o.n });
+            else if (o.kind === 'delete') other = other.delete(`k${o.key}`);
+          }
+          let pauses = 0;
+          const pause = async (): Promise<void> => {
+            await new Promise<void>((r) => setImmediate(r));
+            const what = between[pauses++ % Math.max(1, between.length)] ?? 'none';
+            if (what === 'other') expect(list.of(other).toString()).toBe(fresh(other));
+            else if (what === 'same') expect(list.of(map).toString()).toBe(fresh(map));
+            else if (what === 'previous') expect(list.of(previous).toString()).toBe('[]');
+          };
+          const [got, gotOther] = await Promise.all([
+            list.ofSliced(map, new Slice(pause, 0, 1)),
+            list.ofSliced(other, new Slice(pause, 0, 1)),
+          ]);
+          expect(got.toString()).toBe(fresh(map));
+          expect(gotOther.toString()).toBe(fresh(other));
+          expect(list.of(map).toString()).toBe(fresh(map));
+          expect(list.of(other).toString()).toBe(fresh(other));
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -160,7 +160,11 @@ const datasetHandlers: Omit<
   keyof typeof containerHandlers | keyof typeof snapshotHandlers | keyof typeof backupHandlers
 > = {
   version: () => ({ status: 200, body: VersionResponse.parse({ flocker: FLOCKER_VERSION }) }),
-  listDatasets: (state, _ctx, views) => ({ status: 200, json: views.datasets(), tag: state.configurationTag }),
+  // Built across event-loop turns (issue 23: the first read after a start at 100,000 datasets held the loop 0.3-2 s).
+  listDatasets: async (_state, _ctx, views) => {
+    const { body, tag } = await views.datasetsSliced();
+    return { status: 200, json: body, tag };
+  },
   createDataset: async (state, { body, ifMatches }) => {
     requireScheduleInterval(body.metadata, state.minSnapshotIntervalMs);
     // What local storage cannot do (a clone or restore would come out empty): refused before anything else.
@@ -217,9 +221,9 @@ const datasetHandlers: Omit<
   // With ?dataset_id= (a waiter confirming a "mounted"): that dataset's entry of the whole list (the same alive nodes
   // and stale "mounted" hidden), from a scan of the alive reports, not the list. A new body: no ETag, so an
   // If-None-Match naming the whole list's never answers it 304.
-  listDatasetState: (_state, { query }, views) => ({
+  listDatasetState: async (_state, { query }, views) => ({
     status: 200,
-    json: query.dataset_id === undefined ? views.datasetState() : views.datasetStateOf(query.dataset_id),
+    json: query.dataset_id === undefined ? await views.datasetStateSliced() : views.datasetStateOf(query.dataset_id),
   }),
   listNodes: (_state, _ctx, views) => ({ status: 200, json: views.nodes() }),
   nodeByEra: (state, { params }) => {
