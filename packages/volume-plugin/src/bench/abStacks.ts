@@ -1,0 +1,221 @@
+/**
+ * Interleaved A/B of two whole builds (issue 23): each side is a checkout's own stack — its control service (in this
+ * process, from that checkout's dist), dataset agent, Docker plugin and dockerd — started side by side; each pair runs
+ * `docker run` with a new volume of Docker's local driver and of Flocker on A, then on B (the order alternates). Where
+ * abBench swaps only the plugin, this also compares the control service's and the agent's part (a bisect over
+ * commits that touch all three).
+ *
+ *   node packages/volume-plugin/dist/bench/abStacks.js --a /tmp/clone-a [--b /tmp/clone-b] --pairs 50 [--out ab.json]
+ *
+ * Each checkout built (`npx tsc -b`); B defaults to this one. Besides the wall times (medians, the median of paired
+ * B − A), each run's CPU by process is measured from the start of the run to 300 ms after it (what the run set off:
+ * pushes, reports): this process (both control services; the other side's idles), the side's agent, plugin and
+ * dockerd, from /proc/PID/task/N/schedstat (ns, every thread). CPU is much less disturbed by other load on the host
+ * than wall time: a cost added in our processes shows there as a paired difference even on a busy host.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { z } from 'zod';
+import { paired, type Paired } from './abBench';
+import { summarise, timed, waitForSpares, waitForVolumes } from './bench';
+
+/** What the A/B uses of a checkout's e2e docker helpers (required by path: another build's), checked when loaded. */
+const SideStackShape = z.looseObject({
+  driver: z.string(),
+  root: z.string(),
+  docker: z.custom<(args: readonly string[], opts?: { check?: boolean }) => Promise<unknown>>(
+    (v) => typeof v === 'function',
+  ),
+  close: z.custom<() => Promise<void>>((v) => typeof v === 'function'),
+  agent: z.looseObject({ pid: z.number().optional() }),
+  plugin: z.looseObject({ pid: z.number().optional() }),
+  dockerd: z.looseObject({ pid: z.custom<() => number | undefined>((v) => typeof v === 'function') }),
+});
+type SideStack = z.infer<typeof SideStackShape>;
+/** Checked, and kept as it is: parsing would copy it without its prototype (close(), dockerd's methods). */
+const SideStack = z.custom<SideStack>((v) => SideStackShape.safeParse(v).success, 'a started FlockerDockerStack');
+const SideHelpers = z.object({
+  FlockerDockerStack: z.custom<{ start(opts?: { driver?: string }): Promise<unknown> }>(
+    (v) => typeof v === 'function' && typeof (v as { start?: unknown }).start === 'function',
+    'FlockerDockerStack with a static start()',
+  ),
+  TINY_IMAGE: z.string(),
+});
+
+function loadSide(checkout: string): z.infer<typeof SideHelpers> {
+  // Another checkout's build, found at run time: no import statement can name it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const loaded: unknown = require(path.join(path.resolve(checkout), 'e2e', 'dist', 'docker', 'index.js'));
+  return SideHelpers.parse(loaded);
+}
+
+/** CPU time (ms) a process has run, all its threads: the sum of /proc/PID/task/N/schedstat's first field (ns). */
+export function runTimeMs(pid: number | undefined, proc = '/proc'): number {
+  if (pid === undefined) return NaN;
+  try {
+    let ns = 0;
+    const tasks = path.join(proc, String(pid), 'task');
+    for (const t of fs.readdirSync(tasks)) {
+      // A thread that ended between the listing and the read: its time is gone from the total either way.
+      const line = fs.readFileSync(path.join(tasks, t, 'schedstat'), { encoding: 'utf8', flag: 'r' });
+      ns += Number(line.split(' ')[0]);
+    }
+    return ns / 1e6;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Mean of the paired differences (B − A) and its standard error; NaN pairs left out. */
+export function pairedMean(a: readonly number[], b: readonly number[]): { mean: number; se: number; n: number } {
+  const d: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const x = (b[i] ?? NaN) - (a[i] ?? NaN);
+    if (Number.isFinite(x)) d.push(x);
+  }
+  const n = d.length;
+  const mean = n > 0 ? d.reduce((s, x) => s + x, 0) / n : NaN;
+  const sd = n > 1 ? Math.sqrt(d.reduce((s, x) => s + (x - mean) ** 2, 0) / (n - 1)) : NaN;
+  const r = (x: number) => Math.round(x * 10) / 10;
+  return { mean: r(mean), se: r(sd / Math.sqrt(n)), n };
+}
+
+const COMPONENTS = ['control', 'agent', 'plugin', 'dockerd'] as const;
+
+async function main(): Promise<void> {
+  const argv = await yargs(hideBin(process.argv))
+    .option('a', { type: 'string', demandOption: true, describe: 'checkout A (built)' })
+    .option('b', {
+      type: 'string',
+      default: path.resolve(__dirname, '..', '..', '..', '..'),
+      describe: 'checkout B (built); default this one',
+    })
+    .option('pairs', { type: 'number', default: 40, describe: 'A/B pairs (at least 10)' })
+    .option('out', { type: 'string', describe: 'where to write the JSON results' })
+    .option('logs', { type: 'string', describe: "copy each side's plugin and agent logs here (a/, b/)" })
+    .strict()
+    .parseAsync();
+  const pairs = Math.max(10, argv.pairs);
+  const sides = { a: loadSide(argv.a), b: loadSide(argv.b) };
+  const names = ['a', 'b'] as const;
+  const stacks: Partial<Record<'a' | 'b', SideStack>> = {};
+  const wall: Record<string, number[]> = {};
+  const cpu: Record<string, number[]> = {};
+  const push = (into: Record<string, number[]>, k: string, v: number) => (into[k] ??= []).push(v);
+  const stackOf = (s: 'a' | 'b'): SideStack => {
+    const st = stacks[s];
+    if (st === undefined) throw new Error(`stack ${s} not started`);
+    return st;
+  };
+  const cpuNow = (s: 'a' | 'b'): Record<(typeof COMPONENTS)[number], number> => {
+    const st = stackOf(s);
+    return {
+      control: runTimeMs(process.pid),
+      agent: runTimeMs(st.agent.pid),
+      plugin: runTimeMs(st.plugin.pid),
+      dockerd: runTimeMs(st.dockerd.pid()),
+    };
+  };
+  try {
+    for (const s of names)
+      stacks[s] = SideStack.parse(await sides[s].FlockerDockerStack.start({ driver: `flocker-${s}-${process.pid}` }));
+    const run = (s: 'a' | 'b', vol: string, flocker: boolean) =>
+      stackOf(s).docker([
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '-v',
+        `${vol}:/data`,
+        ...(flocker ? ['--volume-driver', stackOf(s).driver] : []),
+        sides[s].TINY_IMAGE,
+        'true',
+      ]);
+    // Untimed before each run, as in bench.ts: the side's spares full, its removed volumes destroyed.
+    const settled = async (s: 'a' | 'b') => {
+      await waitForSpares(path.join(stackOf(s).root, 'pool'), 2, 10 * 1024 ** 3);
+      await waitForVolumes(path.join(stackOf(s).root, 'pool'), 1);
+    };
+    const measured = async (s: 'a' | 'b', scenario: string, vol: string, flocker: boolean) => {
+      await settled(s);
+      const before = cpuNow(s);
+      push(wall, `${s}_${scenario}`, await timed(() => run(s, vol, flocker)));
+      await new Promise((r) => setTimeout(r, 300));
+      const after = cpuNow(s);
+      for (const c of COMPONENTS) push(cpu, `${s}_${scenario}_${c}`, after[c] - before[c]);
+    };
+    // Warm up each side: Docker, the plugin, the spares' size class (learned from the first new volume).
+    for (const s of names) {
+      await stackOf(s).docker(['run', '--rm', '--network', 'none', sides[s].TINY_IMAGE, 'true']);
+      await run(s, 'flocker-warm', true);
+    }
+    for (let i = 0; i < pairs; i++) {
+      const order = i % 2 === 1 ? (['b', 'a'] as const) : (['a', 'b'] as const);
+      for (const s of order) {
+        await measured(s, 'local_new', `local-new-${i}`, false);
+        await measured(s, 'flocker_new', `flocker-new-${i}`, true);
+      }
+      for (const s of order)
+        await stackOf(s).docker(['volume', 'rm', `local-new-${i}`, `flocker-new-${i}`], { check: false });
+    }
+  } finally {
+    for (const s of names) {
+      const st = stacks[s];
+      if (st === undefined) continue;
+      if (argv.logs !== undefined) {
+        fs.mkdirSync(path.join(argv.logs, s), { recursive: true });
+        for (const f of ['plugin.log', 'agent.log'])
+          fs.cpSync(path.join(st.root, f), path.join(argv.logs, s, f), { force: true });
+      }
+      await st.close();
+    }
+  }
+  const scenarios = ['local_new', 'flocker_new'];
+  const results: Record<string, Paired> = Object.fromEntries(
+    scenarios.map((k) => [k, paired(wall[`a_${k}`] ?? [], wall[`b_${k}`] ?? [])]),
+  );
+  const ratio = (s: 'a' | 'b') =>
+    Math.round(
+      (summarise(wall[`${s}_flocker_new`] ?? []).median_ms / summarise(wall[`${s}_local_new`] ?? []).median_ms) * 1000,
+    ) / 1000;
+  const cpuRows = scenarios.flatMap((k) =>
+    COMPONENTS.map((c) => {
+      const a = cpu[`a_${k}_${c}`] ?? [];
+      const b = cpu[`b_${k}_${c}`] ?? [];
+      const mean = (v: readonly number[]) => Math.round((v.reduce((s, x) => s + x, 0) / v.length) * 10) / 10;
+      return { scenario: k, process: c, a_mean_ms: mean(a), b_mean_ms: mean(b), b_minus_a: pairedMean(a, b) };
+    }),
+  );
+  const report = { a: argv.a, b: argv.b, pairs, results, ratio: { a: ratio('a'), b: ratio('b') }, cpu: cpuRows, wall };
+  if (argv.out !== undefined)
+    fs.writeFileSync(argv.out, JSON.stringify({ ...report, raw_cpu_ms: cpu }, null, 2) + '\n');
+  const lines = [
+    `Whole-stack A/B, ${pairs} interleaved pairs (ms): A = ${argv.a}, B = ${argv.b}`,
+    '',
+    '| scenario | A median | B median | median of B − A | B faster |',
+    '|---|---|---|---|---|',
+    ...Object.entries(results).map(
+      ([s, r]) => `| ${s} | ${r.a_median_ms} | ${r.b_median_ms} | ${r.diff_median_ms} | ${r.b_faster}/${r.pairs} |`,
+    ),
+    '',
+    `flocker_new / local_new: A ${report.ratio.a}, B ${report.ratio.b}`,
+    '',
+    '| CPU per run (ms), run + 300 ms | A mean | B mean | B − A (mean ± s.e.) |',
+    '|---|---|---|---|',
+    ...cpuRows.map(
+      (r) =>
+        `| ${r.scenario} ${r.process} | ${r.a_mean_ms} | ${r.b_mean_ms} | ${r.b_minus_a.mean} ± ${r.b_minus_a.se} |`,
+    ),
+    '',
+  ];
+  process.stdout.write(lines.join('\n'));
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`A/B bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}
