@@ -198,6 +198,9 @@ async function etcdHistograms(endpoint: string): Promise<Record<string, { n: num
   return out;
 }
 
+/** Between two SIGUSR2 to the same service (see probeWindow). */
+const SIGNAL_GAP_MS = 20;
+
 /** Arms the servers' probes and notes etcd's histograms; end() disarms them and logs what etcd did meanwhile. */
 export async function probeWindow(
   enabled: boolean,
@@ -207,11 +210,15 @@ export async function probeWindow(
   if (!enabled) return { end: async () => undefined };
   const before = await Promise.all(probed.etcd.map(etcdHistograms));
   for (const s of probed.servers) s.kill('SIGUSR2');
+  // Signals do not queue: one sent right after another (a window ending, the next one starting) could be lost,
+  // leaving the service's probe armed out of phase for the rest of the run.
+  await new Promise((r) => setTimeout(r, SIGNAL_GAP_MS));
   const cpu0 = cpuSnapshot(probed);
   const t0 = performance.now();
   return {
     end: async (what) => {
       for (const s of probed.servers) s.kill('SIGUSR2');
+      await new Promise((r) => setTimeout(r, SIGNAL_GAP_MS));
       const cpu1 = cpuSnapshot(probed);
       const wall = performance.now() - t0;
       const used = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, Math.round(v - (cpu0[k] ?? 0))]));

@@ -103,31 +103,39 @@ async function fanOutsSoFar(): Promise<{ n: number; s: number }> {
 }
 let windowFanOuts = { n: 0, s: 0 };
 
-process.on('SIGUSR2', () => void toggle());
-async function toggle(): Promise<void> {
+// Armed or disarmed at once (the window's own figures taken synchronously); the histogram's read is async.
+process.on('SIGUSR2', () => {
   if (armed) {
     const s = spentSince(windowStart);
-    const f = await fanOutsSoFar();
-    emit({
+    const window = {
       what: 'window',
       ...s,
       gcs: windowGcs,
       ...(windowRequests.length > 0 ? { requests: requestSummary(windowRequests) } : {}),
-      ...(f.n > windowFanOuts.n
-        ? { fan_outs: { n: f.n - windowFanOuts.n, total_ms: Math.round((f.s - windowFanOuts.s) * 1e5) / 100 } }
-        : {}),
-    });
-  } else windowFanOuts = await fanOutsSoFar();
+    };
+    const before = windowFanOuts;
+    void fanOutsSoFar().then((f) =>
+      write({
+        ...window,
+        ...(f.n > before.n
+          ? { fan_outs: { n: f.n - before.n, total_ms: Math.round((f.s - before.s) * 1e5) / 100 } }
+          : {}),
+      }),
+    );
+  } else void fanOutsSoFar().then((f) => (windowFanOuts = f));
   armed = !armed;
   sampleLag(armed);
   windowGcs = {};
   windowRequests = [];
   windowStart = mark();
+});
+
+function write(o: Record<string, unknown>): void {
+  process.stderr.write(`${JSON.stringify({ probe: process.pid, at: new Date().toISOString().slice(11, 23), ...o })}\n`);
 }
 
 function emit(o: Record<string, unknown>): void {
-  if (!armed) return;
-  process.stderr.write(`${JSON.stringify({ probe: process.pid, at: new Date().toISOString().slice(11, 23), ...o })}\n`);
+  if (armed) write(o);
 }
 
 new PerformanceObserver((list) => {
