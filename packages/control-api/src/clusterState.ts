@@ -472,6 +472,11 @@ export class DatasetStateList {
     }
   }
 
+  /** Whether the indexes are those of `nodes` (a sync of it now costs no walk). */
+  syncedTo(nodes: readonly ReportedNode[]): boolean {
+    return this.syncedWith === nodes;
+  }
+
   /**
    * datasetStateOfJson(nodes, id, hidden), from the indexes: O(the reports showing the dataset) per read, not a scan
    * of every alive report's manifestations and volumes (1.2-2.3 ms at 100,000 datasets, on every poll of a waiter;

@@ -223,7 +223,10 @@ const datasetHandlers: Omit<
   // If-None-Match naming the whole list's never answers it 304.
   listDatasetState: async (_state, { query }, views) => ({
     status: 200,
-    json: query.dataset_id === undefined ? await views.datasetStateSliced() : views.datasetStateOf(query.dataset_id),
+    json:
+      query.dataset_id === undefined
+        ? await views.datasetStateSliced()
+        : await views.datasetStateOfSliced(query.dataset_id),
   }),
   listNodes: (_state, _ctx, views) => ({ status: 200, json: views.nodes() }),
   nodeByEra: (state, { params }) => {

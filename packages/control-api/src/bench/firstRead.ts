@@ -4,7 +4,7 @@
  * its callbacks), built in one synchronous pass (`--variant sync`, as before session 24) or across
  * turns (`--variant sliced`). One build per process (fresh reports and datasets: nothing cached);
  * run A/B interleaved from a shell loop. Prints one JSON line.
- *   node --expose-gc packages/control-api/dist/bench/firstRead.js --list states|datasets --variant sync|sliced
+ *   node --expose-gc packages/control-api/dist/bench/firstRead.js --list states|datasets|entry --variant sync|sliced
  *     [--nodes 10000 --per-node 10] [--dist <a control-api dist: its clusterState.js and listBodies.js>]
  */
 import { randomUUID } from 'node:crypto';
@@ -14,12 +14,13 @@ import type { DatasetConfiguration } from '@flocker/api';
 import * as path from 'node:path';
 import type { ReportedNode } from '../clusterState';
 import { PersistentMap } from '../PersistentMap';
-import { nextTurn } from '../slices';
+import { nextTurn, Slice } from '../slices';
 import { syntheticReport } from './reports';
 
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
-    .option('list', { choices: ['states', 'datasets'] as const, default: 'states' as const })
+    // entry: GET /v1/state/datasets?dataset_id= (a waiter's poll) first after a start, which learns every report.
+    .option('list', { choices: ['states', 'datasets', 'entry'] as const, default: 'states' as const })
     .option('variant', { choices: ['sync', 'sliced'] as const, demandOption: true })
     .option('nodes', { type: 'number', default: 10_000 })
     .option('per-node', { type: 'number', default: 10 })
@@ -34,13 +35,20 @@ async function main(): Promise<void> {
   const nodes = Array.from({ length: argv.nodes }, () => randomUUID());
   const owned = nodes.map(() => Array.from({ length: argv['per-node'] }, () => randomUUID()));
   let build: () => Promise<{ length: number }>;
-  if (argv.list === 'states') {
+  if (argv.list !== 'datasets') {
     const alive: ReportedNode[] = nodes.map((uuid, i) => ({
       lastSeen: Date.now(),
       report: syntheticReport(i, uuid, owned[i] ?? []),
     }));
     const list = new DatasetStateList();
-    build = argv.variant === 'sync' ? async () => list.body(alive) : () => list.bodySliced(alive);
+    const one = owned[0]?.[0] ?? '';
+    // The entry as Views.datasetStateOf / datasetStateOfSliced read it: the reports learnt (sliced or not), then it.
+    if (argv.list === 'entry')
+      build =
+        argv.variant === 'sync'
+          ? async () => list.entryOf(alive, one)
+          : async () => (await list.syncSliced(alive, new Slice()), list.entryOf(alive, one));
+    else build = argv.variant === 'sync' ? async () => list.body(alive) : () => list.bodySliced(alive);
   } else {
     const entries = new Map<string, DatasetConfiguration>();
     nodes.forEach((primary, i) => {
