@@ -11,7 +11,9 @@
  * B − A), each run's CPU by process is measured from the start of the run to 300 ms after it (what the run set off:
  * pushes, reports): this process (both control services; the other side's idles), the side's agent, plugin and
  * dockerd, from /proc/PID/task/N/schedstat (ns, every thread). CPU is much less disturbed by other load on the host
- * than wall time: a cost added in our processes shows there as a paired difference even on a busy host.
+ * than wall time: a cost added in our processes shows there as a paired difference even on a busy host. And from
+ * each plugin's log, the durations of its Create and first Mount of each new volume, paired by round: our part of
+ * the run's critical path.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -84,6 +86,42 @@ export function pairedMean(a: readonly number[], b: readonly number[]): { mean: 
 
 const COMPONENTS = ['control', 'agent', 'plugin', 'dockerd'] as const;
 
+/** A plugin log line of one call (FlockerVolumeBackend's 'plugin call', info level), as far as read here. */
+const PluginCallLine = z.looseObject({
+  message: z.literal('plugin call'),
+  call: z.string(),
+  duration_ms: z.number(),
+  request: z.looseObject({ Name: z.string().optional() }).nullish(),
+});
+
+/**
+ * From a plugin's log: by round i, the durations (ms) of the first Create and the first Mount of volume `${prefix}i`
+ * — the plugin's part of a new volume's `docker run` (Create: the control service's create; the first Mount: the
+ * lease and the agent's claim, attach, mount and report). Pure.
+ */
+export function newVolumeCallsByRound(log: string, prefix: string): Map<number, { create?: number; mount?: number }> {
+  const out = new Map<number, { create?: number; mount?: number }>();
+  for (const line of log.split('\n')) {
+    if (!line.includes('"plugin call"')) continue;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const r = PluginCallLine.safeParse(parsed);
+    const name = r.success ? r.data.request?.Name : undefined;
+    if (!r.success || name === undefined || !name.startsWith(prefix)) continue;
+    const round = Number(name.slice(prefix.length));
+    if (!Number.isInteger(round)) continue;
+    const entry = out.get(round) ?? {};
+    if (r.data.call.endsWith('.Create')) entry.create ??= r.data.duration_ms;
+    if (r.data.call.endsWith('.Mount')) entry.mount ??= r.data.duration_ms;
+    out.set(round, entry);
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
     .option('a', { type: 'string', demandOption: true, describe: 'checkout A (built)' })
@@ -103,6 +141,7 @@ async function main(): Promise<void> {
   const stacks: Partial<Record<'a' | 'b', SideStack>> = {};
   const wall: Record<string, number[]> = {};
   const cpu: Record<string, number[]> = {};
+  const calls: Partial<Record<'a' | 'b', Map<number, { create?: number; mount?: number }>>> = {};
   const push = (into: Record<string, number[]>, k: string, v: number) => (into[k] ??= []).push(v);
   const stackOf = (s: 'a' | 'b'): SideStack => {
     const st = stacks[s];
@@ -164,6 +203,11 @@ async function main(): Promise<void> {
     for (const s of names) {
       const st = stacks[s];
       if (st === undefined) continue;
+      try {
+        calls[s] = newVolumeCallsByRound(fs.readFileSync(path.join(st.root, 'plugin.log'), 'utf8'), 'flocker-new-');
+      } catch {
+        // No log (a failed start): no call durations.
+      }
       if (argv.logs !== undefined) {
         fs.mkdirSync(path.join(argv.logs, s), { recursive: true });
         for (const f of ['plugin.log', 'agent.log'])
@@ -188,7 +232,28 @@ async function main(): Promise<void> {
       return { scenario: k, process: c, a_mean_ms: mean(a), b_mean_ms: mean(b), b_minus_a: pairedMean(a, b) };
     }),
   );
-  const report = { a: argv.a, b: argv.b, pairs, results, ratio: { a: ratio('a'), b: ratio('b') }, cpu: cpuRows, wall };
+  const rounds = Array.from({ length: pairs }, (_, i) => i);
+  const callOf = (s: 'a' | 'b', k: 'create' | 'mount', i: number) => calls[s]?.get(i)?.[k] ?? NaN;
+  const callRows = (['create', 'mount'] as const).map((k) => {
+    const a = rounds.map((i) => callOf('a', k, i));
+    const b = rounds.map((i) => callOf('b', k, i));
+    return {
+      call: k === 'create' ? 'Create' : 'first Mount',
+      a_median_ms: summarise(a.filter(Number.isFinite)).median_ms,
+      b_median_ms: summarise(b.filter(Number.isFinite)).median_ms,
+      b_minus_a: pairedMean(a, b),
+    };
+  });
+  const report = {
+    a: argv.a,
+    b: argv.b,
+    pairs,
+    results,
+    ratio: { a: ratio('a'), b: ratio('b') },
+    cpu: cpuRows,
+    plugin_calls: callRows,
+    wall,
+  };
   if (argv.out !== undefined)
     fs.writeFileSync(argv.out, JSON.stringify({ ...report, raw_cpu_ms: cpu }, null, 2) + '\n');
   const lines = [
@@ -207,6 +272,12 @@ async function main(): Promise<void> {
     ...cpuRows.map(
       (r) =>
         `| ${r.scenario} ${r.process} | ${r.a_mean_ms} | ${r.b_mean_ms} | ${r.b_minus_a.mean} ± ${r.b_minus_a.se} |`,
+    ),
+    '',
+    "| the plugin's call (flocker_new, ms) | A median | B median | B − A (mean ± s.e.) |",
+    '|---|---|---|---|',
+    ...callRows.map(
+      (r) => `| ${r.call} | ${r.a_median_ms} | ${r.b_median_ms} | ${r.b_minus_a.mean} ± ${r.b_minus_a.se} |`,
     ),
     '',
   ];
