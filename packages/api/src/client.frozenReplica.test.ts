@@ -7,6 +7,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FlockerApiError, FlockerClient } from './client';
 import { emptyNodeReport } from './testing/nodeReport';
+import { watchServer } from './testing/watchServer';
 
 /** A server that answers `{generation}`, or holds every request unanswered (frozen). */
 async function server(frozen: boolean): Promise<{ url: string; hits: () => number; close: () => Promise<void> }> {
@@ -84,4 +85,49 @@ describe('FlockerClient with a frozen replica first', () => {
       await frozen.close();
     }
   });
+
+  it("a watch's connect moves on after failoverTimeoutMs; the last replica's waits timeoutMs", async () => {
+    const frozen = await server(true);
+    const good = await watchServer('application/x-ndjson; heartbeat-ms=1000', (res) => {
+      const t = setInterval(() => res.write('\n'), 1_000);
+      res.on('close', () => clearInterval(t));
+    });
+    const abort = new AbortController();
+    try {
+      const client = new FlockerClient({ baseUrl: `${frozen.url},${good.url}`, failoverTimeoutMs: 200 });
+      const started = Date.now();
+      for await (const answer of client.watchCluster(undefined, undefined, { signal: abort.signal })) {
+        expect(answer.generation).toBe('x.1.1');
+        break;
+      }
+      // Generous (the default 30 s timeout is what it took before): anything near it is the old behaviour.
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(client.controlUrls).toEqual([good.url, frozen.url]);
+      // The stream itself is not cut by failoverTimeoutMs: it stays open past it, on heartbeats.
+      const held = Date.now();
+      let answers = 0;
+      const stop = setTimeout(() => abort.abort(), 1_500);
+      try {
+        for await (const answer of client.watchCluster(undefined, undefined, { signal: abort.signal }))
+          if (answer.generation !== undefined) answers++;
+      } finally {
+        clearTimeout(stop);
+      }
+      expect(answers).toBe(1);
+      expect(Date.now() - held).toBeGreaterThanOrEqual(1_400);
+
+      const alone = new FlockerClient({ baseUrl: frozen.url, timeoutMs: 1_500, failoverTimeoutMs: 10 });
+      const at = Date.now();
+      const err: unknown = await alone
+        .watchCluster(undefined)
+        .next()
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(FlockerApiError);
+      expect(Date.now() - at).toBeGreaterThanOrEqual(1_400);
+    } finally {
+      abort.abort();
+      await frozen.close();
+      await good.close();
+    }
+  }, 60_000);
 });

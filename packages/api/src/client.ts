@@ -744,13 +744,16 @@ export class FlockerClient {
       leaving?.done();
       leaving = this.track(url);
       const asked = this.leaves;
+      // Another replica left to ask: the connect (up to the headers) moves on after failoverTimeoutMs, as call() does
+      // (a frozen replica held it timeoutMs). The stream after the headers is cut by the idle timer below only.
+      const failover = i + 1 < urls.length ? this.failoverTimeoutMs?.() : undefined;
       let failure: FlockerApiError;
       try {
         const answer = await request(url + path, {
           method: 'GET',
           headers: { accept: 'application/x-ndjson' },
           dispatcher: this.dispatcher,
-          headersTimeout: this.timeoutMs,
+          headersTimeout: Math.min(this.timeoutMs, failover ?? this.timeoutMs),
           // A backstop: the idle timer below follows the period the server announces.
           bodyTimeout: options.idleTimeoutMs ?? LEGACY_WATCH_IDLE_MS,
           signal: options.signal === undefined ? leaving.signal : AbortSignal.any([options.signal, leaving.signal]),
