@@ -1,6 +1,6 @@
 /**
  * Move-latency benchmark on the simulated cluster:
- *   node e2e/dist/bench-move.js --out <json> [--runs 10] [--failover-runs 3] [--node-timeout 3] [--only api,docker,raw,failover]
+ *   node e2e/dist/bench-move.js --out <json> [--runs 30] [--failover-runs 3] [--node-timeout 3] [--only api,docker,raw,failover]
  *     [--warmup N] [--agent-b DIST [--agent-a DIST] | --control-b DIST [--control-a DIST]] [--ab-block N]
  * Measures, medians over --runs moves each:
  * - apiMove: POST /v1/configuration/datasets/:id {primary} → mounted on the other host
@@ -83,7 +83,7 @@ type Waiter = (typeof WAITERS)[number];
 function parseArgs(argv: string[]): Args {
   const args: Args = {
     out: 'bench-move.json',
-    runs: 10,
+    runs: 30,
     failoverRuns: 3,
     nodeTimeout: 3,
     only: new Set(SCENARIOS),
