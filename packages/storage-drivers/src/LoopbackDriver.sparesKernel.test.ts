@@ -44,6 +44,29 @@ async function removeLoop(n: number): Promise<void> {
   await fs.rm(`/dev/loop${n}`, { force: true });
 }
 
+/**
+ * A spare whose device the sized scan cannot see: its image cut below a sector, the device's capacity read again (zero),
+ * the image grown back.
+ */
+async function spareUnseenBySizedScan(): Promise<{
+  root: string;
+  a: LoopbackDriver;
+  spare: { id: string };
+  bound: { device: string };
+}> {
+  const root = await makeTempRoot('flocker-spares-kernel-');
+  roots.push(root);
+  const a = new LoopbackDriver({ rootPath: root, instanceId: 'instance-a' });
+  const spare = await a.makeSpare(16 * MiB);
+  const image = path.join(root, 'spares', `${spare.id}.img`);
+  const [bound] = await loopsUnder(root);
+  await fs.truncate(image, 100);
+  await sh('losetup', ['-c', bound.device]);
+  await fs.truncate(image, 16 * MiB);
+  expect((await listSizedLoopBindings())?.map((b) => b.device)).not.toContain(bound.device);
+  return { root, a, spare, bound };
+}
+
 describe('LoopbackDriver spares: what the claim and the make rely on from the kernel', () => {
   it('the sized scan finds a spare bound to a loop device past loop999, and the claim flushes it: a raw write an opener still holds is seen, the spare not handed out', async () => {
     const root = await makeTempRoot('flocker-spares-kernel-');
@@ -77,16 +100,7 @@ describe('LoopbackDriver spares: what the claim and the make rely on from the ke
   // A device of capacity zero was bound (or its capacity read again) while the image was shorter than a sector: the
   // superblock at 1024 was gone then, so such a spare fails its check whatever the device did.
   it('a spare whose device the sized scan cannot see (image cut below a sector, capacity read again: zero, image grown back) fails its check and is destroyed; the tidy detaches the device', async () => {
-    const root = await makeTempRoot('flocker-spares-kernel-');
-    roots.push(root);
-    const a = new LoopbackDriver({ rootPath: root, instanceId: 'instance-a' });
-    const spare = await a.makeSpare(16 * MiB);
-    const image = path.join(root, 'spares', `${spare.id}.img`);
-    const [bound] = await loopsUnder(root);
-    await fs.truncate(image, 100);
-    await sh('losetup', ['-c', bound.device]);
-    await fs.truncate(image, 16 * MiB);
-    expect((await listSizedLoopBindings())?.map((b) => b.device)).not.toContain(bound.device);
+    const { root, a, bound } = await spareUnseenBySizedScan();
     expect((await listLoopBindings())?.map((b) => b.device)).toContain(bound.device);
     expect(await a.claimSpare(randomUUID(), 16 * MiB, { attach: true })).toBeUndefined();
     expect(await a.listVolumes()).toEqual([]);
@@ -98,16 +112,7 @@ describe('LoopbackDriver spares: what the claim and the make rely on from the ke
   // bindSpares' first look is the sized scan (issue 23: no walk of every /sys/block/loopN before each refill); the
   // look under the lock, of every device, decides: a spare whose only device that scan cannot see gets no second one.
   it('bindSpares binds no second device to a spare whose device the sized scan cannot see', async () => {
-    const root = await makeTempRoot('flocker-spares-kernel-');
-    roots.push(root);
-    const a = new LoopbackDriver({ rootPath: root, instanceId: 'instance-a' });
-    const spare = await a.makeSpare(16 * MiB);
-    const image = path.join(root, 'spares', `${spare.id}.img`);
-    const [bound] = await loopsUnder(root);
-    await fs.truncate(image, 100);
-    await sh('losetup', ['-c', bound.device]);
-    await fs.truncate(image, 16 * MiB);
-    expect((await listSizedLoopBindings())?.map((b) => b.device)).not.toContain(bound.device);
+    const { root, a, spare, bound } = await spareUnseenBySizedScan();
     expect(await a.bindSpares()).toEqual([]);
     expect((await loopsUnder(root)).map((l) => l.device)).toEqual([bound.device]);
     // A spare without any device still gets one.
