@@ -47,13 +47,18 @@ function withLook(driver: LoopbackDriver, look: LoopBinding[]): LoopbackDriver {
   return driver;
 }
 
+/** A driver with one volume in a fresh root, and another process's loop device (see `theirDevice`). */
+async function volumeBesideTheirDevice() {
+  const root = await makeTempRoot('flocker-rebound-test-');
+  roots.push(root);
+  const a = new LoopbackDriver({ rootPath: root, instanceId: 'instance-a' });
+  const v = await a.createVolume('ds', 8 * MiB);
+  return { root, a, v, ...(await theirDevice(root)) };
+}
+
 describe('a loop device number freed and bound again by another process after the look', () => {
   it('releaseFenced leaves it alone (a fenced device goes by itself when its last user does, and the number is free)', async () => {
-    const root = await makeTempRoot('flocker-rebound-test-');
-    roots.push(root);
-    const a = new LoopbackDriver({ rootPath: root, instanceId: 'instance-a' });
-    const v = await a.createVolume('ds', 8 * MiB);
-    const { device, theirs, release } = await theirDevice(root);
+    const { root, a, v, device, theirs, release } = await volumeBesideTheirDevice();
     try {
       const fenced = path.join(root, 'volumes', fencedImageName(v.blockdeviceId, 1, new Date(), '0badf00d'));
       withLook(a, [{ device, backingFile: fenced, deleted: false }]);
@@ -69,11 +74,7 @@ describe('a loop device number freed and bound again by another process after th
   });
 
   it('repair leaves it alone (a stale device of a detached volume, as the look saw it)', async () => {
-    const root = await makeTempRoot('flocker-rebound-test-');
-    roots.push(root);
-    const a = new LoopbackDriver({ rootPath: root, instanceId: 'instance-a' });
-    const v = await a.createVolume('ds', 8 * MiB);
-    const { device, theirs, release } = await theirDevice(root);
+    const { root, a, v, device, theirs, release } = await volumeBesideTheirDevice();
     try {
       withLook(a, [{ device, backingFile: path.join(root, 'volumes', `${v.blockdeviceId}.img`), deleted: false }]);
       const report = await a.repair();
