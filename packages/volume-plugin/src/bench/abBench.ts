@@ -54,6 +54,17 @@ export function paired(a: readonly number[], b: readonly number[]): Paired {
   };
 }
 
+/** The markdown table of paired comparisons by scenario (header, separator, one row each). */
+export function pairedTable(results: Record<string, Paired>): string[] {
+  return [
+    '| scenario | A median | B median | median of B − A | B faster |',
+    '|---|---|---|---|---|',
+    ...Object.entries(results).map(
+      ([s, r]) => `| ${s} | ${r.a_median_ms} | ${r.b_median_ms} | ${r.diff_median_ms} | ${r.b_faster}/${r.pairs} |`,
+    ),
+  ];
+}
+
 /** Starts another build's plugin (its dist/main.js) beside the stack's, as the same node, on its own socket. */
 async function startPluginA(
   dist: string,
@@ -247,11 +258,7 @@ async function main(): Promise<void> {
   const lines = [
     `A/B, ${pairs} interleaved pairs (ms): A = ${argv.a}, B = this build`,
     '',
-    '| scenario | A median | B median | median of B − A | B faster |',
-    '|---|---|---|---|---|',
-    ...Object.entries(results).map(
-      ([s, r]) => `| ${s} | ${r.a_median_ms} | ${r.b_median_ms} | ${r.diff_median_ms} | ${r.b_faster}/${r.pairs} |`,
-    ),
+    ...pairedTable(results),
     '',
   ];
   if (floor) {

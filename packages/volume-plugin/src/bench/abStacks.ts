@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { z } from 'zod';
-import { paired, type Paired } from './abBench';
+import { paired, pairedTable, type Paired } from './abBench';
 import { summarise, timed, waitForSpares, waitForVolumes } from './bench';
 
 /** What the A/B uses of a checkout's e2e docker helpers (required by path: another build's), checked when loaded. */
@@ -259,11 +259,7 @@ async function main(): Promise<void> {
   const lines = [
     `Whole-stack A/B, ${pairs} interleaved pairs (ms): A = ${argv.a}, B = ${argv.b}`,
     '',
-    '| scenario | A median | B median | median of B − A | B faster |',
-    '|---|---|---|---|---|',
-    ...Object.entries(results).map(
-      ([s, r]) => `| ${s} | ${r.a_median_ms} | ${r.b_median_ms} | ${r.diff_median_ms} | ${r.b_faster}/${r.pairs} |`,
-    ),
+    ...pairedTable(results),
     '',
     `flocker_new / local_new: A ${report.ratio.a}, B ${report.ratio.b}`,
     '',
