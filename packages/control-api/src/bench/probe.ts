@@ -58,9 +58,12 @@ function cpuSnapshot(probed: Probed): Record<string, number> {
   };
 }
 
-/** CPU ms per thread of a process so far (/proc/<pid>/task/<tid>/stat), by "<comm> <tid>"; the main thread is "<comm> main". */
-function threadCpuMs(pid: number): Map<string, number> {
-  const out = new Map<string, number>();
+/**
+ * `read(tid)` for each thread of a process (/proc/<pid>/task), by "<comm> <tid>"; the main thread is "<comm> main".
+ * A process or thread gone meanwhile is skipped.
+ */
+function perThread<T>(pid: number, read: (tid: string) => { comm: string; value: T }): Map<string, T> {
+  const out = new Map<string, T>();
   let tids: string[];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
@@ -69,15 +72,23 @@ function threadCpuMs(pid: number): Map<string, number> {
   }
   for (const tid of tids) {
     try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
-      out.set(`${comm} ${Number(tid) === pid ? 'main' : tid}`, ((Number(f[11]) + Number(f[12])) * 1000) / 100);
+      const { comm, value } = read(tid);
+      out.set(`${comm} ${Number(tid) === pid ? 'main' : tid}`, value);
     } catch {
       // gone meanwhile
     }
   }
   return out;
+}
+
+/** CPU ms per thread of a process so far (/proc/<pid>/task/<tid>/stat), by "<comm> <tid>"; the main thread is "<comm> main". */
+function threadCpuMs(pid: number): Map<string, number> {
+  return perThread(pid, (tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+    return { comm, value: ((Number(f[11]) + Number(f[12])) * 1000) / 100 };
+  });
 }
 
 /**
@@ -122,23 +133,11 @@ export async function idleCpu(probed: Probed, ms: number, log: (msg: string) => 
 
 /** Per thread of a process so far: CPU time and run-queue wait (ms, /proc/<pid>/task/<tid>/schedstat, ns exact), by "<comm> <tid>". */
 function threadSched(pid: number): Map<string, { cpu: number; wait: number }> {
-  const out = new Map<string, { cpu: number; wait: number }>();
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const tid of tids) {
-    try {
-      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-      const [cpu, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
-      out.set(`${comm} ${Number(tid) === pid ? 'main' : tid}`, { cpu: (cpu ?? NaN) / 1e6, wait: (wait ?? NaN) / 1e6 });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
+  return perThread(pid, (tid) => {
+    const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    const [cpu, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+    return { comm, value: { cpu: (cpu ?? NaN) / 1e6, wait: (wait ?? NaN) / 1e6 } };
+  });
 }
 
 /**
