@@ -5,43 +5,15 @@
  * waiting too, the agents hear release, grant and move in one push). A requester gone before the release is granted
  * nothing; of several requesters the first asker is granted and the others refused, in that same commit.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { FlockerClient } from '@flocker/api';
 import { releaseVersion } from '@flocker/metrics';
-import { FileConfigurationStore } from './ConfigurationStore';
-import { type ControlService, startControlService } from './server';
-import { type CommitRecord, recordCommits } from './testing/commitRecorder';
+import { recordedFileServices } from './testing/commitRecorder';
 import { eventually, HOLDER, holderAnswers, idleVolume, leaseBecomes, REQUESTER, timed } from './testing/handover';
-import { nodeReport, silentLogger } from './testing/httpService';
+import { nodeReport } from './testing/httpService';
 
 jest.setTimeout(60_000);
 
-const dirs: string[] = [];
-const services: ControlService[] = [];
-
 /** The file store, recording each commit's lease holder and primary of `watched` (set once the dataset exists). */
-async function start(): Promise<{ svc: ControlService; client: FlockerClient; store: CommitRecord }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'flocker-handover-one-'));
-  dirs.push(dir);
-  const fileStore = new FileConfigurationStore(dir);
-  const store = recordCommits(fileStore);
-  const svc = await startControlService({
-    port: 0,
-    host: '127.0.0.1',
-    store: fileStore,
-    logger: silentLogger,
-    handoverWaitSeconds: 20,
-  });
-  services.push(svc);
-  return { svc, client: new FlockerClient({ baseUrl: svc.url, timeoutMs: 30_000 }), store };
-}
-
-afterEach(async () => {
-  await Promise.all(services.splice(0).map((s) => s.close()));
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const start = recordedFileServices('flocker-handover-one-');
 
 const THIRD = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc';
 

@@ -4,43 +4,15 @@
  * (the lease POST, arriving after the hand-over's release, took a commit of its own: 4 of 42 traced moves). All or
  * nothing: a move refused (as POST …/datasets/:id {primary} refuses it) leaves no lease. File store, commits recorded.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { FlockerClient } from '@flocker/api';
-import { FileConfigurationStore } from './ConfigurationStore';
 import { buildOpenApi } from './openapi';
 import { routes } from './routes';
-import { type ControlService, startControlService } from './server';
-import { type CommitRecord, recordCommits } from './testing/commitRecorder';
+import { recordedFileServices } from './testing/commitRecorder';
 import { eventually, HOLDER, holderAnswers, idleVolume, leaseBecomes, REQUESTER, timed } from './testing/handover';
-import { nodeReport, silentLogger } from './testing/httpService';
+import { nodeReport } from './testing/httpService';
 
 jest.setTimeout(60_000);
 
-const dirs: string[] = [];
-const services: ControlService[] = [];
-
-async function start(): Promise<{ svc: ControlService; client: FlockerClient; store: CommitRecord }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'flocker-move-here-'));
-  dirs.push(dir);
-  const fileStore = new FileConfigurationStore(dir);
-  const store = recordCommits(fileStore);
-  const svc = await startControlService({
-    port: 0,
-    host: '127.0.0.1',
-    store: fileStore,
-    logger: silentLogger,
-    handoverWaitSeconds: 20,
-  });
-  services.push(svc);
-  return { svc, client: new FlockerClient({ baseUrl: svc.url, timeoutMs: 30_000 }), store };
-}
-
-afterEach(async () => {
-  await Promise.all(services.splice(0).map((s) => s.close()));
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const start = recordedFileServices('flocker-move-here-');
 
 const pluginLease = (id: string) =>
   ({

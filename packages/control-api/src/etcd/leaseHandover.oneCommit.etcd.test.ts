@@ -4,8 +4,8 @@
  * replica, it wakes on the release adopted from etcd and is granted in a commit of its own, as before.
  */
 import { randomUUID } from 'node:crypto';
-import { type CommitRecord, recordCommits } from '../testing/commitRecorder';
-import { etcdReplicas, type Replica } from '../testing/etcdReplicas';
+import { recordedEtcdReplica } from '../testing/commitRecorder';
+import { etcdReplicas } from '../testing/etcdReplicas';
 import { eventually, HOLDER, holderAnswers, idleVolume, leaseBecomes, REQUESTER, timed } from '../testing/handover';
 
 jest.setTimeout(90_000);
@@ -13,11 +13,7 @@ jest.setTimeout(90_000);
 const bed = etcdReplicas('each');
 
 /** A replica recording, per commit, whose lease and which primary the watched dataset has (`store`). */
-async function replica(prefix: string): Promise<Replica & { store: CommitRecord }> {
-  const etcdStore = bed.store(prefix);
-  const store = recordCommits(etcdStore);
-  return { ...(await bed.start(etcdStore, { handoverWaitSeconds: 20 }, 30_000)), store };
-}
+const replica = (prefix: string) => recordedEtcdReplica(bed, prefix);
 
 describe('lease hand-over on etcd: the grant in the release commit', () => {
   it('requester and holder on one replica: granted and moved in the release commit', async () => {

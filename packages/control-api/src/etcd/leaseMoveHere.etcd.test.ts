@@ -4,19 +4,15 @@
  * holder releasing through another replica, the grant and the move are one commit of the asker's replica.
  */
 import { randomUUID } from 'node:crypto';
-import { type CommitRecord, recordCommits } from '../testing/commitRecorder';
-import { etcdReplicas, type Replica } from '../testing/etcdReplicas';
+import { recordedEtcdReplica } from '../testing/commitRecorder';
+import { etcdReplicas } from '../testing/etcdReplicas';
 import { eventually, HOLDER, holderAnswers, idleVolume, leaseBecomes, REQUESTER, timed } from '../testing/handover';
 
 jest.setTimeout(90_000);
 
 const bed = etcdReplicas('each');
 
-async function replica(prefix: string): Promise<Replica & { store: CommitRecord }> {
-  const etcdStore = bed.store(prefix);
-  const store = recordCommits(etcdStore);
-  return { ...(await bed.start(etcdStore, { handoverWaitSeconds: 20 }, 30_000)), store };
-}
+const replica = (prefix: string) => recordedEtcdReplica(bed, prefix);
 
 const pluginLease = (id: string) =>
   ({ dataset_id: id, node_uuid: REQUESTER, expires: null, holder: 'docker', move_here: true }) as const;
