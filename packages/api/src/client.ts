@@ -124,6 +124,28 @@ export interface ClientLogger {
 export const UNIQUE_NAME_RECHECK_MS = 10 * 60_000;
 
 /**
+ * Request keys a control service of an older release refused (400, nothing done), each remembered for
+ * UNIQUE_NAME_RECHECK_MS: meanwhile the client asks without it at once (one refusal per period, not per request),
+ * then asks with it again — not for ever, as the service is upgraded after its clients (docs/compatibility.md).
+ * Used by FlockerClient (unique_name) and the volume plugin (release_on_request, move_here).
+ */
+export class RefusedKeys {
+  private readonly at = new Map<string, number>();
+
+  constructor(private readonly now: () => number = () => Date.now()) {}
+
+  /** Whether `key` was refused less than UNIQUE_NAME_RECHECK_MS ago. */
+  lately(key: string): boolean {
+    const t = this.at.get(key);
+    return t !== undefined && this.now() - t < UNIQUE_NAME_RECHECK_MS;
+  }
+
+  note(key: string): void {
+    this.at.set(key, this.now());
+  }
+}
+
+/**
  * Whether a create was refused only for not knowing `unique_name`: a control service one release behind (before it
  * decided names) checks bodies strictly and answers 400 INVALID_REQUEST naming the key it does not know, exactly
  * `(body): Unrecognized key: "unique_name"` (zod's words; `Unrecognized keys: "a", "unique_name"` for several).
@@ -439,7 +461,7 @@ export class FlockerClient {
   private readonly strictViews: boolean;
   private readonly logger: ClientLogger | undefined;
   /** When the control service last refused unique_name as a key it does not know (see createDataset). */
-  private uniqueNameUnknownAt: number | undefined;
+  private readonly refusedKeys = new RefusedKeys();
   /** The requests safe to repeat open on each replica (long-polls, watches, reads): ended when it is left. */
   private readonly open = new Map<string, Set<AbortController>>();
   /** Counts leaves; by replica, the count when it was last left (an answer asked before that does not bring it back). */
@@ -488,14 +510,15 @@ export class FlockerClient {
   async createDataset(req: CreateDatasetRequest, options: WriteOptions = {}): Promise<DatasetConfiguration> {
     const { unique_name: _, ...older } = req;
     // Known not to know the key (said so lately): asked as before it at once, not refused once per create.
-    if (req.unique_name === true && this.uniqueNameUnknownLately()) return this.createDatasetOnce(older, options);
+    if (req.unique_name === true && this.refusedKeys.lately('unique_name'))
+      return this.createDatasetOnce(older, options);
     try {
       return await this.createDatasetOnce(req, options);
     } catch (err) {
       if (req.unique_name !== true || !refusedUnknownUniqueName(err)) throw err;
       // An older control service (upgraded after its clients) refused the key, recording nothing: ask as before it,
       // names unchecked (two creates of one name at once may both be made, as then).
-      this.uniqueNameUnknownAt = Date.now();
+      this.refusedKeys.note('unique_name');
       this.logger?.warn(
         `the control service does not know unique_name (older release): created without it, as this client's creates are for the next ${UNIQUE_NAME_RECHECK_MS / 60_000} min`,
         {
@@ -505,16 +528,6 @@ export class FlockerClient {
       );
       return await this.createDatasetOnce(older, options);
     }
-  }
-
-  /**
-   * Whether the control service refused unique_name less than UNIQUE_NAME_RECHECK_MS ago. Not for ever: the service
-   * is upgraded after its clients (docs/compatibility.md), and a long-lived client (a plugin, the CSI driver) then
-   * asks it again within that time.
-   */
-  private uniqueNameUnknownLately(): boolean {
-    const at = this.uniqueNameUnknownAt;
-    return at !== undefined && Date.now() - at < UNIQUE_NAME_RECHECK_MS;
   }
 
   private async createDatasetOnce(req: CreateDatasetRequest, options: WriteOptions): Promise<DatasetConfiguration> {

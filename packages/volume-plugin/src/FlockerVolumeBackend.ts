@@ -20,6 +20,8 @@ import {
   type FlockerClient,
   type Lease,
   refusedUnknownKey,
+  RefusedKeys,
+  UNIQUE_NAME_RECHECK_MS,
   type NodeState,
   type WriteOptions,
 } from '@flocker/api';
@@ -187,13 +189,13 @@ interface KeptLease {
 }
 
 /** How long after a control service refused release_on_request (an older release) the plugin asks with it again. */
-export const RELEASE_ON_REQUEST_RETRY_MS = 10 * 60_000;
+export const RELEASE_ON_REQUEST_RETRY_MS = UNIQUE_NAME_RECHECK_MS;
 
 /**
  * How long after a control service refused move_here (an older release) the plugin moves a volume with a request of
  * its own beside the lease POST, as before it; then it asks with it again (the service is upgraded after its nodes).
  */
-export const MOVE_HERE_RETRY_MS = 10 * 60_000;
+export const MOVE_HERE_RETRY_MS = UNIQUE_NAME_RECHECK_MS;
 
 /** Whether a lease POST was refused because the control service does not know release_on_request (400). */
 export function refusesReleaseOnRequest(err: unknown): boolean {
@@ -448,10 +450,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private readonly reviewing = new Set<string>();
   /** Datasets whose lease request is being declined (declineNow). */
   private readonly declining = new Set<string>();
-  /** Until when (ms) lease POSTs go without release_on_request: the control service refused the field (older). */
-  private plainLeasesUntil = 0;
-  /** Until when (ms) a Mount's move goes as a request of its own: the control service refused move_here (older). */
-  private separateMovesUntil = 0;
+  /** Lease fields the control service refused lately (older release): release_on_request, move_here. */
+  private readonly refusedKeys: RefusedKeys;
   /**
    * Datasets a Remove here deleted, oldest first: lookups by name skip them at once, while the
    * followed snapshot may still show them live. A deleted dataset never comes back and its id is
@@ -467,6 +467,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   constructor(opts: FlockerVolumeBackendOptions) {
     this.opts = opts;
     this.now = opts.now ?? Date.now;
+    this.refusedKeys = new RefusedKeys(() => this.now());
     this.client = opts.client;
     this.me = opts.nodeUuid;
     this.registry = opts.registry;
@@ -1396,14 +1397,14 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    */
   private async acquire(datasetId: string, options: WriteOptions, moveHere: boolean): Promise<Lease> {
     const req = { dataset_id: datasetId, node_uuid: this.me, expires: null, holder: LEASE_HOLDER };
-    if ((this.opts.idleLeaseMs ?? 0) > 0 && this.now() >= this.plainLeasesUntil) {
+    if ((this.opts.idleLeaseMs ?? 0) > 0 && !this.refusedKeys.lately('release_on_request')) {
       try {
         const granted = await this.postLease({ ...req, release_on_request: true }, options, moveHere);
         this.echoed.set(datasetId, releasesOnRequest(granted));
         return granted;
       } catch (err) {
         if (!refusesReleaseOnRequest(err)) throw err;
-        this.plainLeasesUntil = this.now() + RELEASE_ON_REQUEST_RETRY_MS;
+        this.refusedKeys.note('release_on_request');
         this.logger.warn(
           'the control service does not know release_on_request (an older release): idle volumes release their lease at once',
           { code: 'RELEASE_ON_REQUEST_UNKNOWN', error: errorMessage(err) },
@@ -1423,12 +1424,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    */
   private async postLease(req: CreateLeaseRequest, options: WriteOptions, moveHere: boolean): Promise<Lease> {
     if (!moveHere) return this.client.acquireLease(req, options);
-    if (this.now() >= this.separateMovesUntil) {
+    if (!this.refusedKeys.lately('move_here')) {
       try {
         return await this.client.acquireLease({ ...req, move_here: true }, options);
       } catch (err) {
         if (!refusedUnknownKey(err, 'move_here')) throw err;
-        this.separateMovesUntil = this.now() + MOVE_HERE_RETRY_MS;
+        this.refusedKeys.note('move_here');
         this.logger.warn(
           'the control service does not know move_here (an older release): a volume moves here with a request of its own beside the lease',
           { code: 'MOVE_HERE_UNKNOWN', dataset_id: req.dataset_id, error: errorMessage(err) },
