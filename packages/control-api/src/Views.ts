@@ -357,13 +357,22 @@ export class Views {
    * changed during the learn is in it; the few reports that came since, learnt in that turn as for any read).
    */
   async datasetStateOfSliced(id: string): Promise<string> {
+    await this.datasetStatesLearnt();
+    return this.datasetStateOf(id);
+  }
+
+  /**
+   * The state indexes brought up to the alive reports across event-loop turns: a datasetStateOf in the turn this
+   * resolves in is a lookup, not a learn of every report (the first one after a start). For datasetStateOfSliced
+   * and the report route's settle (mountedOnPrimary).
+   */
+  async datasetStatesLearnt(): Promise<void> {
     // A generation that moved again and again while its reports were learnt: the rest in datasetStateOf's turn.
     for (let tries = 0; tries < 3; tries++) {
       const alive = this.aliveOf(this.datasetStateKey(this.state.staleMounts()));
       await this.syncStates(alive);
       if (this.aliveOf(this.datasetStateKey(this.state.staleMounts())) === alive) break;
     }
-    return this.datasetStateOf(id);
   }
 
   /**

@@ -53,6 +53,7 @@ async function reportWith(
   };
   // The dataset state as the committed era shows it: mounted on B (the report is current for that era).
   const views = {
+    datasetStatesLearnt: () => Promise.resolve(),
     datasetStateOf: (id: string) => JSON.stringify([{ dataset_id: id, primary: B, path: `/mnt/${id}` }]),
   };
   const route = routes.find((r) => r.method === 'put' && r.path === '/v1/agent/nodes/:uuid');
