@@ -16,6 +16,7 @@ import { ControlState, DEFAULT_HANDOVER_WAIT_MS, DEFAULT_LEASE_GRACE_MS } from '
 import { type ConfigurationStore, FileConfigurationStore } from './ConfigurationStore';
 import { invalidRequest, RequestError, UsageError } from './errors';
 import { MAX_BODY_BYTES, sendError, toApiError } from './httpErrors';
+import { refuseCrossOrigin } from './crossOrigin';
 import { buildOpenApi } from './openapi';
 import { routes } from './routes';
 import { checkInput, type Reply } from './routeSpec';
@@ -269,9 +270,10 @@ export function createApp(
   if (authorizeByCertificate) app.use(requireIdentity);
   // Parse any body as JSON whatever its content type (s23 USER-T F8, kept): curl users forget the header (`curl -d`
   // sends application/x-www-form-urlencoded). Flocker v1 refused all but application/json; every v1 client sends it
-  // (flocker-go, its docs' curl examples), so none breaks here. A web page could POST such a body cross-site (text/plain
-  // needs no CORS preflight) only through a browser holding an API user's certificate; --insecure-http (development)
-  // authenticates nothing anyway.
+  // (flocker-go, its docs' curl examples), so none breaks here. A web page can POST such a body cross-site (text/plain
+  // needs no CORS preflight): a change from another origin is refused first (crossOrigin.ts; with --insecure-http
+  // nothing else stops one).
+  app.use(refuseCrossOrigin);
   // Bodies nesting deeper than any API shape are refused before parsing.
   app.use(express.json({ limit: MAX_BODY_BYTES, type: () => true, strict: true, verify: rejectDeepJson }));
 
