@@ -228,6 +228,40 @@ describe('executeAction: every action is idempotent', () => {
     expect(c.driver.volumes.size).toBe(0);
   });
 
+  it("destroy with detachFirst is the driver's one detachAndDestroyVolume where it has one (issue 23); a volume already gone is done", async () => {
+    const calls: string[] = [];
+    class OneOpDriver extends FakeDriver {
+      override async detachVolume(id: string): Promise<void> {
+        calls.push('detach');
+        return super.detachVolume(id);
+      }
+      override async destroyVolume(id: string): Promise<void> {
+        calls.push('destroy');
+        return super.destroyVolume(id);
+      }
+      async detachAndDestroyVolume(id: string): Promise<void> {
+        calls.push('both');
+        const v = this.volumes.get(id);
+        if (v === undefined) throw new StorageError('UNKNOWN_VOLUME', `no volume ${id}`, id);
+        if (v.attachedTo !== null) await super.detachVolume(id);
+        await super.destroyVolume(id);
+      }
+    }
+    const c = { ...ctx(), driver: new OneOpDriver() };
+    const attached = await c.driver.createVolume(DS, 64 * MiB);
+    await c.driver.attachVolume(attached.blockdeviceId, 'i-me');
+    const destroy = (blockdeviceId: string, detachFirst: boolean) =>
+      executeAction({ kind: 'destroy', datasetId: DS, blockdeviceId, detachFirst }, c);
+    await destroy(attached.blockdeviceId, true);
+    await destroy(attached.blockdeviceId, true);
+    expect(calls).toEqual(['both', 'both']);
+    // Nothing to detach: destroyVolume alone, as before.
+    const detached = await c.driver.createVolume(DS, 64 * MiB);
+    await destroy(detached.blockdeviceId, false);
+    expect(calls).toEqual(['both', 'both', 'destroy']);
+    expect(c.driver.volumes.size).toBe(0);
+  });
+
   it("create makes no second volume while the dataset's record is unreadable, or a node reports a volume of it this pool lacks (issue 17)", async () => {
     /** A pool with unreadable records, as the loopback driver's listPool shows them. */
     class PoolWithProblems extends FakeDriver {

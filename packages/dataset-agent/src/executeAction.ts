@@ -178,8 +178,7 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       await detach(driver, action.blockdeviceId, true);
       return {};
     case 'destroy':
-      if (action.detachFirst) await detach(driver, action.blockdeviceId, false);
-      await ignoring(['UNKNOWN_VOLUME'], () => driver.destroyVolume(action.blockdeviceId));
+      await destroy(driver, action.blockdeviceId, action.detachFirst);
       return {};
     case 'destroySnapshot':
       if (driver.destroySnapshot === undefined) throw noSnapshots(driver);
@@ -473,6 +472,17 @@ async function takeSnapshot(action: Extract<Action, { kind: 'takeSnapshot' }>, c
   } finally {
     await thaw();
   }
+}
+
+/** Where the driver has it, a detach then destroy is its one operation (loopback: one lock hold, one device scan). */
+async function destroy(driver: BlockDeviceApi, blockdeviceId: string, detachFirst: boolean): Promise<void> {
+  if (detachFirst && driver.detachAndDestroyVolume !== undefined) {
+    const both = driver.detachAndDestroyVolume.bind(driver);
+    await ignoring(['UNKNOWN_VOLUME'], () => both(blockdeviceId));
+    return;
+  }
+  if (detachFirst) await detach(driver, blockdeviceId, false);
+  await ignoring(['UNKNOWN_VOLUME'], () => driver.destroyVolume(blockdeviceId));
 }
 
 async function detach(driver: BlockDeviceApi, blockdeviceId: string, force: boolean): Promise<void> {

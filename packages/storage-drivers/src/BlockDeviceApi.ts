@@ -119,6 +119,13 @@ export interface BlockDeviceApi {
    * if attached to another instance, and with DEVICE_BUSY while still in use.
    */
   detachVolume(blockdeviceId: string, options?: DetachOptions): Promise<void>;
+  /**
+   * Optional: detachVolume (unforced) then destroyVolume as one operation (loopback: one lock hold and one device
+   * scan, no detached record written in between). A volume not attached is only destroyed; one attached to another
+   * instance fails with NOT_ATTACHED_HERE, one still in use with DEVICE_BUSY (both leave it as it was); an unknown
+   * one with UNKNOWN_VOLUME. Absent: the caller makes the two calls.
+   */
+  detachAndDestroyVolume?(blockdeviceId: string): Promise<void>;
   /** Every readable volume; a volume whose record cannot be read is left out (see listPool). */
   listVolumes(): Promise<BlockDeviceVolume[]>;
   /**

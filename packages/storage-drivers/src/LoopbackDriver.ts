@@ -381,13 +381,45 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
         );
       }
       await this.removeStaleLoops(blockdeviceId);
-      // Record first: once it is gone the volume no longer exists; a leftover file is only wasted space. The record's
-      // unlink is synchronous (a directory entry); the image's frees its extents, which takes a while for a large one.
-      rmSync(this.recordPath(blockdeviceId), { force: true });
-      await fs.unlink(this.imagePath(blockdeviceId)).catch(ignoreMissing);
-      await fsyncDir(this.volumesPath);
+      await this.removeVolumeFiles(blockdeviceId);
     });
     this.logger.info('volume destroyed', { blockdeviceId });
+  }
+
+  /**
+   * detachVolume then destroyVolume under one lock hold (issue 23): one device scan instead of two, and no detached
+   * record written, flushed and renamed just before the record goes. A kill in between leaves a volume recorded as
+   * attached here with no device (or, as destroyVolume's, an image without a record): what a killed detach leaves,
+   * which this call again (the agent's next look still asks for it) or repair() takes on.
+   */
+  async detachAndDestroyVolume(blockdeviceId: string): Promise<void> {
+    let from: string | null = null;
+    await this.withPoolLock(async () => {
+      const { record } = this.readRecordNow(blockdeviceId);
+      from = record.attached_to;
+      if (record.attached_to === null) {
+        await this.removeStaleLoops(blockdeviceId);
+      } else if (record.attached_to !== this.instanceId) {
+        throw new StorageError(
+          'NOT_ATTACHED_HERE',
+          `volume ${blockdeviceId} is attached to instance ${record.attached_to}, not to this instance ${this.instanceId}; it cannot be destroyed from here`,
+          blockdeviceId,
+        );
+      } else {
+        await this.detachOwnLoops(blockdeviceId);
+      }
+      await this.removeVolumeFiles(blockdeviceId);
+    });
+    this.logger.info('volume detached and destroyed', { blockdeviceId, from });
+  }
+
+  /** Record first: once it is gone the volume no longer exists; a leftover image is only wasted space. */
+  private async removeVolumeFiles(blockdeviceId: string): Promise<void> {
+    // The record's unlink is synchronous (a directory entry); the image's frees its extents, which takes a while for
+    // a large one.
+    rmSync(this.recordPath(blockdeviceId), { force: true });
+    await fs.unlink(this.imagePath(blockdeviceId)).catch(ignoreMissing);
+    await fsyncDir(this.volumesPath);
   }
 
   async attachVolume(blockdeviceId: string, instanceId: string): Promise<BlockDeviceVolume> {
@@ -477,16 +509,7 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
           // Written and flushed while the kernel detaches (or before the lock: see earlyRecord).
           const tmp = early.take(text) ?? this.recordTemp(detached);
           try {
-            const devices = await this.loopsOf(blockdeviceId);
-            if (devices.length === 1) {
-              await this.detachIfIdle(blockdeviceId, devices[0]);
-            } else {
-              for (const device of devices) await this.refuseIfBusy(blockdeviceId, device);
-              const image = { file: this.imagePath(blockdeviceId) };
-              for (const device of devices) await this.detachServing(device, blockdeviceId, image);
-            }
-            await this.verifyNoLoops(blockdeviceId, devices);
-            this.lastDevice.delete(blockdeviceId);
+            await this.detachOwnLoops(blockdeviceId);
             // The record after the device: a crash in between leaves a volume recorded as attached here without a
             // device, which getDevicePath or repair() attaches again (and a record temp that repair() removes once
             // old).
@@ -1481,6 +1504,20 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
         id,
       );
     }
+  }
+
+  /** The loop devices of a volume attached here, detached (DEVICE_BUSY, none detached, while one is in use). */
+  private async detachOwnLoops(blockdeviceId: string): Promise<void> {
+    const devices = await this.loopsOf(blockdeviceId);
+    if (devices.length === 1) {
+      await this.detachIfIdle(blockdeviceId, devices[0]);
+    } else {
+      for (const device of devices) await this.refuseIfBusy(blockdeviceId, device);
+      const image = { file: this.imagePath(blockdeviceId) };
+      for (const device of devices) await this.detachServing(device, blockdeviceId, image);
+    }
+    await this.verifyNoLoops(blockdeviceId, devices);
+    this.lastDevice.delete(blockdeviceId);
   }
 
   /** Loop devices of a volume recorded as detached: left by a crash. Remove them unless something uses them. */

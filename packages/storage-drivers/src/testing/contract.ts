@@ -295,6 +295,35 @@ export function blockDeviceApiContract(
       await expectStorageError(a.attachVolume(v.blockdeviceId, idA), 'UNKNOWN_VOLUME');
     });
 
+    it('detachAndDestroyVolume (where present) destroys a volume attached here or not attached; one attached to another instance stays, NOT_ATTACHED_HERE; unknown: UNKNOWN_VOLUME', async () => {
+      const both = a.detachAndDestroyVolume?.bind(a);
+      const bothOnB = b.detachAndDestroyVolume?.bind(b);
+      // Optional, but one driver class either has it on every instance or on none.
+      expect(bothOnB === undefined).toBe(both === undefined);
+      if (both === undefined || bothOnB === undefined) return;
+      const attached = await create();
+      await a.attachVolume(attached.blockdeviceId, idA);
+      await expectDevice(await a.getDevicePath(attached.blockdeviceId));
+      await both(attached.blockdeviceId);
+      expect(await find(a, attached.blockdeviceId)).toBeUndefined();
+      expect(await find(b, attached.blockdeviceId)).toBeUndefined();
+      await expectStorageError(a.getDevicePath(attached.blockdeviceId), 'UNKNOWN_VOLUME');
+      await expectStorageError(both(attached.blockdeviceId), 'UNKNOWN_VOLUME');
+      await expectStorageError(a.attachVolume(attached.blockdeviceId, idA), 'UNKNOWN_VOLUME');
+
+      const detached = await create();
+      await both(detached.blockdeviceId);
+      expect(await find(b, detached.blockdeviceId)).toBeUndefined();
+
+      const elsewhere = await create();
+      await b.attachVolume(elsewhere.blockdeviceId, idB);
+      await expectStorageError(both(elsewhere.blockdeviceId), 'NOT_ATTACHED_HERE');
+      expect((await find(a, elsewhere.blockdeviceId))?.attachedTo).toBe(idB);
+      await expectDevice(await b.getDevicePath(elsewhere.blockdeviceId));
+      await bothOnB(elsewhere.blockdeviceId);
+      expect(await find(a, elsewhere.blockdeviceId)).toBeUndefined();
+    });
+
     it('lets exactly one of two concurrent attaches from different instances win', async () => {
       for (let round = 0; round < 3; round++) {
         const v = await create();
