@@ -73,6 +73,17 @@ export class FlockerApiError extends Error {
   }
 }
 
+/**
+ * failoverTimeoutMs when the caller sets none (issue 23: a frozen replica — stopped, its connections open, nothing
+ * answered — cost every client not tuned per component the whole timeoutMs, the Docker plugin's watcher and calls
+ * included). 10 s: well inside Docker's plugin call timeouts (60 s; Create and Mount 120 s) and the 20 s between the
+ * plugin's Mount deadline (100 s) and Docker's (a read or a lease call meeting a frozen replica still ends in time;
+ * a write not safe to repeat still waits timeoutMs and fails: its outcome is unknown); and 3x the slowest headers a
+ * healthy control service was measured to take (a first whole-list build at 10,000 agents, load 10-15: 2.8 s), so a
+ * slow one is not left for nothing. Only with another replica to ask; bounds the wait for headers.
+ */
+export const DEFAULT_FAILOVER_TIMEOUT_MS = 10_000;
+
 export interface FlockerClientOptions {
   /**
    * e.g. http://127.0.0.1:4523. Several control replicas may be given comma-separated
@@ -86,10 +97,12 @@ export interface FlockerClientOptions {
   /** Per-request timeout; long polls get their own wait time added. Default 30 s. */
   timeoutMs?: number;
   /**
-   * With another replica left to ask, how long a request safe to repeat waits on one before it is asked of the next
-   * (long polls get their wait added); the last replica asked waits timeoutMs. A frozen replica (stopped, its
-   * connections open, nothing answered) otherwise holds every such request for timeoutMs. A function is read at each
-   * request (an agent's follows its self-fence bound); undefined or absent: timeoutMs.
+   * With another replica left to ask, how long a request safe to repeat (and a watch's connect) waits for the
+   * headers of an answer before it is asked of the next (long polls get their wait added); the last replica asked
+   * waits timeoutMs. A body, or a watch stream, after its headers is bounded by timeoutMs (a long poll's wait added)
+   * as before, not by this. A frozen replica (stopped, its connections open, nothing answered) otherwise holds every
+   * such request for timeoutMs. A function is read at each request (an agent's follows its self-fence bound; its
+   * undefined means timeoutMs). Absent: DEFAULT_FAILOVER_TIMEOUT_MS (one replica: nothing to move on to).
    */
   failoverTimeoutMs?: number | (() => number | undefined);
   /**
@@ -193,6 +206,12 @@ export interface Tagged<T> {
 }
 
 type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+/** One attempt's bounds (a long poll's wait included in both): until the answer's headers, and for all of it. */
+interface AttemptTimeouts {
+  headers: number;
+  whole: number;
+}
 
 /** What a call sends besides the route: path parameters, the body (checked by the route's schema), a query. */
 interface CallInput<R extends RouteContract> {
@@ -454,7 +473,7 @@ export class FlockerClient {
   private readonly baseUrlList: string[];
   private readonly dispatcher: Dispatcher | undefined;
   private readonly timeoutMs: number;
-  private readonly failoverTimeoutMs: (() => number | undefined) | undefined;
+  private readonly failoverTimeoutMs: () => number | undefined;
   /** The last answer of each whole list that carried an ETag, by path; undefined: conditional reads off. */
   private readonly held: Map<string, HeldList> | undefined;
   /** FlockerClientOptions.clusterViews: whether the agent channel's views are read strictly. */
@@ -473,7 +492,7 @@ export class FlockerClient {
     this.baseUrl = this.baseUrlList[0] ?? options.baseUrl.replace(/\/+$/, '');
     this.dispatcher = options.dispatcher;
     this.timeoutMs = options.timeoutMs ?? 30_000;
-    const failover = options.failoverTimeoutMs;
+    const failover = options.failoverTimeoutMs ?? DEFAULT_FAILOVER_TIMEOUT_MS;
     this.failoverTimeoutMs = typeof failover === 'number' ? () => failover : failover;
     this.held = options.conditionalReads === false ? undefined : new Map();
     this.strictViews = options.clusterViews !== 'lenient';
@@ -759,7 +778,7 @@ export class FlockerClient {
       const asked = this.leaves;
       // Another replica left to ask: the connect (up to the headers) moves on after failoverTimeoutMs, as call() does
       // (a frozen replica held it timeoutMs). The stream after the headers is cut by the idle timer below only.
-      const failover = i + 1 < urls.length ? this.failoverTimeoutMs?.() : undefined;
+      const failover = i + 1 < urls.length ? this.failoverTimeoutMs() : undefined;
       let failure: FlockerApiError;
       try {
         const answer = await request(url + path, {
@@ -966,9 +985,13 @@ export class FlockerClient {
     for (let i = 0; ; i++) {
       const url = urls[i] as string;
       const asked = this.leaves;
-      // Another replica left to ask: a request safe to repeat moves on after failoverTimeoutMs (a frozen replica).
-      const failover = idempotent && i + 1 < urls.length ? this.failoverTimeoutMs?.() : undefined;
-      const timeoutMs = Math.min(this.timeoutMs, failover ?? this.timeoutMs) + extraTimeoutMs;
+      // Another replica left to ask: a request safe to repeat moves on after failoverTimeoutMs (a frozen replica)
+      // without its headers; once they came, the answer has the whole timeoutMs (a large list on a loaded host).
+      const failover = idempotent && i + 1 < urls.length ? this.failoverTimeoutMs() : undefined;
+      const timeoutMs = {
+        headers: Math.min(this.timeoutMs, failover ?? this.timeoutMs) + extraTimeoutMs,
+        whole: this.timeoutMs + extraTimeoutMs,
+      };
       try {
         const answer = await this.callOne(url, method, path, schema, body, options, timeoutMs, {
           entityTag: route.entityTag === true,
@@ -998,7 +1021,7 @@ export class FlockerClient {
     schema: z.ZodType<T>,
     body: unknown,
     options: WriteOptions,
-    timeoutMs: number,
+    timeoutMs: AttemptTimeouts,
     how: {
       /** A whole list (RouteContract.entityTag): read conditionally when one is held. */
       entityTag: boolean;
@@ -1025,8 +1048,7 @@ export class FlockerClient {
     schema: z.ZodType<T>,
     body: unknown,
     options: WriteOptions,
-    /** This attempt's timeout (a long poll's wait included). */
-    timeout: number,
+    timeout: AttemptTimeouts,
     entityTag: boolean,
     leaving: { signal: AbortSignal } | undefined,
   ): Promise<Tagged<T>> {
@@ -1039,18 +1061,29 @@ export class FlockerClient {
       headers[IF_CONFIGURATION_MATCHES_HEADER] = options.ifConfigurationMatches;
     }
     let res: Dispatcher.ResponseData;
+    // Cut if no headers came in time, the connect included (undici's headersTimeout starts once the request is sent);
+    // not once they came: the body has the whole bound.
+    const noHeaders = new AbortController();
+    const headersTimer =
+      timeout.headers < timeout.whole
+        ? setTimeout(
+            () => noHeaders.abort(new DOMException(`no answer within ${timeout.headers} ms`, 'TimeoutError')),
+            timeout.headers,
+          )
+        : undefined;
     try {
       res = await request(baseUrl + path, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         dispatcher: this.dispatcher,
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
-        signal:
-          leaving === undefined
-            ? AbortSignal.timeout(timeout)
-            : AbortSignal.any([AbortSignal.timeout(timeout), leaving.signal]),
+        headersTimeout: timeout.headers,
+        bodyTimeout: timeout.whole,
+        signal: AbortSignal.any([
+          AbortSignal.timeout(timeout.whole),
+          noHeaders.signal,
+          ...(leaving === undefined ? [] : [leaving.signal]),
+        ]),
       });
     } catch (err) {
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || /timeout/i.test(err.name + err.message));
@@ -1063,6 +1096,8 @@ export class FlockerClient {
       if (NOT_SENT.has(code)) neverSent.add(failure);
       else if (!timedOut && CLOSED_UNANSWERED.has(code)) closedUnanswered.add(failure);
       throw failure;
+    } finally {
+      clearTimeout(headersTimer);
     }
     const receivedAt = performance.now();
     const date = res.headers['date'];

@@ -71,6 +71,8 @@ export function createLogger(level = process.env.FLOCKER_LOG_LEVEL ?? 'info'): w
 /** Start the plugin: load mount IDs, reconcile with the cluster, then serve Docker on the socket. */
 export async function startVolumePlugin(options: VolumePluginOptions): Promise<RunningVolumePlugin> {
   const logger = options.logger ?? createLogger();
+  // With several control replicas, FlockerClient's default failoverTimeoutMs (10 s) moves the watcher and the calls
+  // off a frozen one well inside Docker's call timeouts (frozenReplica.test).
   const client =
     options.client ??
     new FlockerClient({

@@ -1,0 +1,147 @@
+/**
+ * A frozen control replica (SIGSTOP: its connections stay open, nothing is answered) first in the plugin's control URL
+ * list (issue 23): the plugin as startVolumePlugin builds it, with FlockerClient's default failoverTimeoutMs, leaves it
+ * for the next replica after that bound, not the client's whole 30 s timeout — its cluster watcher (whose stream idles
+ * out, then reconnects) and its Docker calls alike. The first replica is a TCP relay in its own process to the same
+ * (in-process) control service as the second, so both show one cluster, and stopping the relay freezes it.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { FlockerClient } from '@flocker/api';
+import { MemoryConfigurationStore, startControlService, type ControlService } from '@flocker/control-api';
+import * as winston from 'winston';
+import { startVolumePlugin, type RunningVolumePlugin } from './startVolumePlugin';
+import { callPlugin } from './testing/callPlugin';
+import { FakeDatasetAgent } from './testing/FakeDatasetAgent';
+
+jest.setTimeout(120_000);
+
+const NODE = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc';
+const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
+/** FlockerClient's timeoutMs, what a frozen first replica held a request (or a watch's reconnect) before. */
+const CLIENT_TIMEOUT_MS = 30_000;
+
+/** A replica in its own process: relays each connection to the control service's port; "conn" on stdout for each. */
+const RELAY = `
+  const net = require('node:net');
+  const target = Number(process.argv[1]);
+  const srv = net.createServer((c) => {
+    process.stdout.write('conn\\n');
+    const u = net.connect(target, '127.0.0.1');
+    const end = () => { c.destroy(); u.destroy(); };
+    c.pipe(u);
+    u.pipe(c);
+    for (const s of [c, u]) { s.on('error', end); s.on('close', end); }
+  });
+  srv.listen(0, '127.0.0.1', () => process.stdout.write('port ' + srv.address().port + '\\n'));
+`;
+
+interface Relay {
+  proc: ChildProcess;
+  url: string;
+  connections: () => number;
+}
+
+async function relay(port: number): Promise<Relay> {
+  const proc = spawn(process.execPath, ['-e', RELAY, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let connections = 0;
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    proc.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      for (let nl = out.indexOf('\n'); nl >= 0; nl = out.indexOf('\n')) {
+        const line = out.slice(0, nl);
+        out = out.slice(nl + 1);
+        if (line === 'conn') connections++;
+        const p = /^port (\d+)$/.exec(line)?.[1];
+        if (p !== undefined) resolve(`http://127.0.0.1:${p}`);
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`the relay exited (${code})`)));
+  });
+  return { proc, url, connections: () => connections };
+}
+
+async function until(what: string, cond: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('volume plugin, a frozen control replica first in its list', () => {
+  let dir: string;
+  let control: ControlService;
+  let agent: FakeDatasetAgent;
+  let frozen: Relay;
+  let plugin: RunningVolumePlugin | undefined;
+  let sock: string;
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-plugin-frozen-'));
+    control = await startControlService({ port: 0, host: '127.0.0.1', store: new MemoryConfigurationStore(), logger });
+    agent = new FakeDatasetAgent(control.url, NODE, 'node-c', '/mnt/flocker');
+    await agent.start();
+    frozen = await relay(control.port);
+    sock = path.join(dir, 'flocker.sock');
+    // As main.ts builds it: the control URLs, FlockerClient's default options.
+    plugin = await startVolumePlugin({
+      controlUrl: `${frozen.url},${control.url}`,
+      nodeUuid: NODE,
+      socketPath: sock,
+      stateDir: dir,
+      mountTimeoutMs: 100_000,
+      defaultSize: 1024 ** 3,
+      logger,
+    });
+    // The plugin works through the first replica (its watch and its start's reads) before it freezes.
+    expect((await callPlugin(sock, '/VolumeDriver.Create', { Name: 'before' })).body).toEqual({ Err: '' });
+    expect(frozen.connections()).toBeGreaterThan(0);
+    frozen.proc.kill('SIGSTOP');
+  });
+
+  afterEach(async () => {
+    frozen.proc.kill('SIGCONT');
+    frozen.proc.kill('SIGKILL');
+    await plugin?.close();
+    plugin = undefined;
+    await agent.stop();
+    await control.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("the watcher follows the other replica: a dataset made there is seen well before the client's timeout", async () => {
+    const direct = new FlockerClient({ baseUrl: control.url });
+    const started = Date.now();
+    const made = await direct.createDataset({ primary: NODE, metadata: { name: 'elsewhere' } });
+    const watcher = plugin!.backend['watcher'];
+    await until(
+      'the plugin’s watcher shows the dataset',
+      () => watcher.current()?.datasets.some((d) => d.dataset_id === made.dataset_id) === true,
+      60_000,
+    );
+    // Before the default: the stream's idle cut (3 heartbeats, 6 s), then the reconnect held 30 s by the frozen one.
+    expect(Date.now() - started).toBeLessThan(CLIENT_TIMEOUT_MS - 5_000);
+  });
+
+  it("Docker's calls move on to the other replica within the default bound", async () => {
+    const started = Date.now();
+    expect((await callPlugin(sock, '/VolumeDriver.Create', { Name: 'during' })).body).toEqual({ Err: '' });
+    // Before the default: the create (safe to repeat: it names its dataset_id) waited the whole 30 s.
+    expect(Date.now() - started).toBeLessThan(CLIENT_TIMEOUT_MS - 5_000);
+    const mount = await callPlugin(sock, '/VolumeDriver.Mount', { Name: 'during', ID: 'c1' });
+    expect(mount.body).toEqual({ Mountpoint: expect.stringMatching(/^\/mnt\/flocker\//), Err: '' });
+    expect((await callPlugin(sock, '/VolumeDriver.List')).body).toEqual({
+      Volumes: expect.arrayContaining([
+        expect.objectContaining({ Name: 'before' }),
+        expect.objectContaining({ Name: 'during' }),
+      ]) as unknown,
+      Err: '',
+    });
+    // All of it within Docker's 60 s for one call, never near it.
+    expect(Date.now() - started).toBeLessThan(CLIENT_TIMEOUT_MS);
+  });
+});
