@@ -240,6 +240,12 @@ function logKey(version: number): string {
   return `${LOG_PREFIX}${String(version).padStart(16, '0')}`;
 }
 
+/** Pure: the version a watched log key names (logKey's, after any namespace prefix), undefined for another key. */
+export function logKeyVersion(key: string): number | undefined {
+  const m = /(?:^|\/)log\/(\d{16})$/.exec(key);
+  return m === null ? undefined : Number(m[1]);
+}
+
 /**
  * After a transaction (writing log entry `entry` at from + 1 and head naming commit `id`) answered "head moved": did a
  * copy of it commit first? 'none' when proven not (head never left `from`; or the entry at from + 1 is another), the
@@ -958,6 +964,18 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   private onRecord(listener: StoreListener, kv: IKeyValue): void {
     try {
       const key = kv.key.toString('utf8');
+      // Our own commit coming back (each commit's, on the replica that wrote it) or one known already: its key says
+      // its version, so it is skipped, or held while our commit is in flight, unparsed (a JSON parse and schema check
+      // of the whole record for nothing, twice when held). Not while a commit answered STORE_OUTCOME_UNKNOWN waits to
+      // be seen landing (landedLate reads every record).
+      const keyed = this.unresolved.size === 0 ? logKeyVersion(key) : undefined;
+      if (keyed !== undefined) {
+        if (keyed <= this.latest.version) return;
+        if (this.committing !== undefined && keyed >= this.committing) {
+          this.held.push(kv);
+          return;
+        }
+      }
       const entry = this.parse(LogEntry, key, kv.value);
       if (this.unresolved.size > 0) this.landedLate(kv.value.toString('utf8'), entry.record.version);
       if (entry.record.version <= this.latest.version) return; // ours, or already known
