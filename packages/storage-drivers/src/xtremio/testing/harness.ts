@@ -1,13 +1,17 @@
 /**
  * Test harness: the XtremIO simulator as a separate process, and per "host" an initiator name file,
  * a by-id directory and an iscsiadm stand-in wrapper (see iscsiadmStandIn.ts), all under one
- * temporary root that cleanup() removes with every loop device under it.
+ * temporary root that cleanup() removes with every loop device under it. A run killed before its
+ * cleanup (kill -9) leaves its root and loop devices: the next start removes them (leftovers.ts),
+ * and its simulator exits once its parent is gone (its stdin closes).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { destroyTempRoot, makeTempRoot } from '../../testing/testSupport';
+import * as os from 'node:os';
+import { destroyTempRoot } from '../../testing/testSupport';
 import type { XtremioDriverOptionsInput } from '../schemas';
+import { rootPrefix, selfOwner, sweepDeadRoots } from './leftovers';
 
 export const SIM_USER = 'admin';
 export const SIM_PASSWORD = 'Xtrem10';
@@ -31,12 +35,17 @@ export interface SimulatedArray {
 const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export async function startSimulatedArray(clusterId = 'test'): Promise<SimulatedArray> {
-  const root = await makeTempRoot('flocker-xio-');
+  const self = selfOwner();
+  await sweepDeadRoots(os.tmpdir(), self);
+  // Named by this process (leftovers.ts): a later start tells it from a live run's once this process is gone.
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), rootPrefix(self)));
   const child: ChildProcess = spawn(
     process.execPath,
     [path.join(__dirname, 'simulatorMain.js'), path.join(root, 'array'), SIM_USER, SIM_PASSWORD],
     {
-      stdio: ['ignore', 'pipe', 'inherit'],
+      // stdin: a pipe never written to, closed when this process ends however it ends (the simulator exits then).
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, XIO_SIM_EXIT_WITH_STDIN: '1' },
     },
   );
   const port = await new Promise<number>((resolve, reject) => {

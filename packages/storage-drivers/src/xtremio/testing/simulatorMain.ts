@@ -1,7 +1,8 @@
 /**
  * The XtremIO simulator as its own process (tests start it with harness.ts):
  *   node simulatorMain.js <dataDir> <username> <password> [port]
- * prints "listening <port>" once it serves.
+ * prints "listening <port>" once it serves; with XIO_SIM_EXIT_WITH_STDIN=1, exits when its stdin ends (the
+ * harness that started it is gone).
  */
 import { startSimulator } from './simulator';
 
@@ -12,6 +13,11 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const { port: bound } = await startSimulator({ dataDir, username, password }, Number(port ?? 0));
+  // The harness holds our stdin open while it runs: its end (the harness exited, or was killed) ends us too.
+  if (process.env['XIO_SIM_EXIT_WITH_STDIN'] === '1') {
+    process.stdin.on('end', () => process.exit(0));
+    process.stdin.resume();
+  }
   process.stdout.write(`listening ${bound}\n`);
 }
 
