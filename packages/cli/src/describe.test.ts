@@ -94,4 +94,15 @@ describe('describeVolume', () => {
     expect(usedText(4096, null)).toBe('4 KiB');
     expect(usedText(null, 10 * GiB)).toBe('-');
   });
+  it('used: of the size its node rounded up to, as Size says (s25 USER-V: "65 MiB" beside "0 B of 64 MiB")', () => {
+    const MiB = 1024 * 1024;
+    const odd = dataset(D1, 'odd', A, { maximum_size: 64 * MiB + 1 });
+    const cluster = snapshot({
+      datasets: [odd],
+      nodes: [node(A, '10.0.0.1', { manifestations: [{ ...mounted(D1), size: 65 * MiB, used_bytes: 13 * MiB }] })],
+    });
+    const t = describeText(describeVolume(cluster, odd, [], [], []));
+    expect(t).toMatch(/^Size: +65 MiB \(67108865 bytes asked for/m);
+    expect(t).toMatch(/^Used: +13 MiB of 65 MiB \(20%\)$/m);
+  });
 });

@@ -149,7 +149,8 @@ export function describeText(x: VolumeDescription, now: number = Date.now()): st
     `Name:         ${visible(v.name) || '-'}`,
     `Dataset:      ${v.dataset_id}`,
     `Size:         ${sizeText(v.maximum_size || null, v.size)}`,
-    `Used:         ${usedText(v.used_bytes, v.maximum_size ?? v.size)}`,
+    // Of the size it really has (Size's first figure), not the one asked for, which its node may have rounded up.
+    `Used:         ${usedText(v.used_bytes, v.size ?? v.maximum_size)}`,
     // A local move: where the data is and where it goes (as `volumes show`), not the target as "Primary".
     ...(where !== undefined
       ? [`On:           ${where.on}`, `Moving to:    ${where.to}`]
