@@ -146,8 +146,12 @@ function threadSched(pid: number): Map<string, { cpu: number; wait: number }> {
  * whether the fan-out's time is the service's work, the simulated agents' reading, or a wait for one of the 2 CPUs.
  */
 export function threadsWindow(probed: Probed): { end: () => string } {
+  // The etcd members too: on 2 cores their CPU (a commit's raft and fsync, the watches' events) competes with the
+  // fan-out's writing and the agents' reading.
+  const etcdPids = probed.etcdDir === undefined ? [] : pidsWith(probed.etcdDir).filter((p) => p !== process.pid);
   const pids: Record<string, number> = {
     ...Object.fromEntries(probed.servers.map((s, i) => [`server${i}`, s.pid as number])),
+    ...Object.fromEntries(etcdPids.map((pid, i) => [`etcd${i}`, pid])),
     bench: process.pid,
   };
   const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, threadSched(pid)]));

@@ -77,6 +77,11 @@ interface PhaseResult {
   fanout_ms: number[];
   fanout_median_ms: number;
   fanout_reached_min: number;
+  /**
+   * The configured snapshots each fan-out's line carried (a snapshot change sends every agent the whole list): the
+   * spread phase follows the 1-replica phase on the same cluster, so its lines carry more. Absent in older runs.
+   */
+  fanout_line_snapshots?: number[];
   /** A dataset created for one node: until that node's agent had it, and how many agents woke. */
   targeted_ms: number[];
   targeted_median_ms: number;
@@ -569,13 +574,17 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
         let errorKinds: Record<string, number> = {};
         let answers = { deltas: 0, full: 0 };
         const someDataset = owned[0]?.[0] as string;
+        const snapshotsBefore = fanoutRuns > 0 ? (await first.listSnapshots()).length : 0;
+        const lineSnapshots: number[] = [];
         for (let f = 0; f < fanoutRuns; f++) {
           // Every view holds the configured snapshots: one more reaches every agent.
           let t0 = NaN;
           // With --probe: the services' account of the window (their own fan-out time, GC, event loop) and each busy
           // thread's CPU and run-queue wait, the service's and the simulated agents' (who the fan-out waited for).
-          const serversWindow = await probeWindow(o.probe, { ...probed, servers: serving.map((s) => s.child) }, o.log);
-          const threads = o.probe ? threadsWindow({ ...probed, servers: serving.map((s) => s.child) }) : undefined;
+          // Every replica, serving or not (server<i> is replica i): on etcd a replica with no agents still takes each
+          // change from its watch and indexes it, on the same 2 cores.
+          const serversWindow = await probeWindow(o.probe, probed, o.log);
+          const threads = o.probe ? threadsWindow(probed) : undefined;
           const fan = await fleet.fanout(async () => {
             t0 = performance.timeOrigin + performance.now();
             duringFanout.push(await timed(() => first.createSnapshot({ dataset_id: someDataset })));
@@ -583,10 +592,13 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           const spent = threads?.end();
           await serversWindow.end(`fan-out ${f}`);
           fanouts.push(fan.reached === agentCount ? Math.round(fan.lastAt - t0) : NaN);
+          lineSnapshots.push(snapshotsBefore + f + 1);
           // On the monotonic clock that --cpu-prof stamps its samples with: the profiles' fan-out windows.
           const endUs = process.hrtime.bigint() / 1000n;
           const startUs = endUs - BigInt(Math.round((performance.timeOrigin + performance.now() - t0) * 1000));
-          o.log(`fan-out ${f}: ${fanouts[f]} ms, monotonic us ${startUs}..${endUs}`);
+          o.log(
+            `fan-out ${f}: ${fanouts[f]} ms, monotonic us ${startUs}..${endUs} (${lineSnapshots[f]} snapshots a line)`,
+          );
           if (spent !== undefined) o.log(`fan-out ${f}, from arming to the last agent's answer: ${spent}`);
           reachedMin = Math.min(reachedMin, fan.reached);
           await sleep(500);
@@ -612,7 +624,7 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           await sleep(300);
         }
         // What the idle watches cost (the heartbeat ticks) and who pays it, before the creates meet it.
-        if (o.probe) await idleCpu({ ...probed, servers: serving.map((s) => s.child) }, 4_000, o.log);
+        if (o.probe) await idleCpu(probed, 4_000, o.log);
         o.log(`${store} ${agentCount} (${phase.config}): creates back to back while agents poll`);
         const watching = `${store} ${agentCount} (${phase.config}) agents watching`;
         const floorWatching: number[] = [];
@@ -663,6 +675,7 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           fanout_ms: fanouts,
           fanout_median_ms: median(fanouts),
           fanout_reached_min: reachedMin,
+          fanout_line_snapshots: lineSnapshots,
           targeted_ms: targeted,
           targeted_median_ms: median(targeted),
           targeted_woken_max: wokenMax,
