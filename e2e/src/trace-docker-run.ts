@@ -29,6 +29,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { ClusterSnapshot } from '@flocker/api';
+import { jsonLines } from '@flocker/runtime/testing';
 import { z } from 'zod';
 import { procStat } from './cluster/processes';
 import { FlockerDockerStack, TINY_IMAGE } from './docker';
@@ -37,21 +38,6 @@ const now = (): number => performance.timeOrigin + performance.now();
 
 /** A log line with a `t` (the agent and the plugin at debug level). */
 const TracedLine = z.looseObject({ t: z.string(), message: z.string() });
-
-/** The lines of a JSON-lines log that parse as `schema`; others (not JSON, another shape) skipped. */
-function* jsonLines<T>(text: string, schema: z.ZodType<T>): Generator<T> {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch {
-      continue;
-    }
-    const r = schema.safeParse(parsed);
-    if (r.success) yield r.data;
-  }
-}
 
 export interface TraceEvent {
   t: number;

@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { z } from 'zod';
+import { jsonLines } from '@flocker/runtime/testing';
 import { paired, pairedTable, type Paired } from './abBench';
 import { summarise, timed, waitForSpares, waitForVolumes } from './bench';
 
@@ -101,22 +102,14 @@ const PluginCallLine = z.looseObject({
  */
 export function newVolumeCallsByRound(log: string, prefix: string): Map<number, { create?: number; mount?: number }> {
   const out = new Map<number, { create?: number; mount?: number }>();
-  for (const line of log.split('\n')) {
-    if (!line.includes('"plugin call"')) continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch {
-      continue;
-    }
-    const r = PluginCallLine.safeParse(parsed);
-    const name = r.success ? r.data.request?.Name : undefined;
-    if (!r.success || name === undefined || !name.startsWith(prefix)) continue;
+  for (const line of jsonLines(log, PluginCallLine, '"plugin call"')) {
+    const name = line.request?.Name;
+    if (name === undefined || !name.startsWith(prefix)) continue;
     const round = Number(name.slice(prefix.length));
     if (!Number.isInteger(round)) continue;
     const entry = out.get(round) ?? {};
-    if (r.data.call.endsWith('.Create')) entry.create ??= r.data.duration_ms;
-    if (r.data.call.endsWith('.Mount')) entry.mount ??= r.data.duration_ms;
+    if (line.call.endsWith('.Create')) entry.create ??= line.duration_ms;
+    if (line.call.endsWith('.Mount')) entry.mount ??= line.duration_ms;
     out.set(round, entry);
   }
   return out;
