@@ -86,10 +86,11 @@ const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
  * A UUID in its canonical form: validated, then lower-cased. Every identity the service
  * compares or stores (dataset, node, lease, container node) passes through this schema,
  * so `3F9A…` and `3f9a…` are one id everywhere (authorization and store alike).
- * Braces and `urn:uuid:` forms are not UUIDs here (Flocker v1 clients send the bare form).
+ * Braces and `urn:uuid:` forms are not UUIDs here (Flocker v1 clients send the bare form). Any hex digits are
+ * (z.guid, not z.uuid's RFC 4122 variant and version): Flocker v1 took any 36-character dataset_id.
  */
 export const Uuid = z
-  .uuid({
+  .guid({
     // A missing field is not a malformed one: say it is required (zod reports both as this schema's issue).
     error: (issue) =>
       issue.input === undefined
