@@ -154,6 +154,12 @@ describe('UiServer: the app', () => {
     expect((await call('GET', '/%2e%2e/%2e%2e/etc/passwd')).body).toContain('<title>Flocker</title>'); // the URL parser already removed the dots
   });
 
+  it('answers a malformed %-escape as a path it does not have (404), not as its own failure (s25 USER-V: 500 "URI malformed")', async () => {
+    const r = await call('GET', '/%E0%A4%A');
+    expect(r.status).toBe(404);
+    expect(JSON.parse(r.body)).toMatchObject({ error: { code: 'NOT_FOUND' } });
+  });
+
   it('says how to build the app when it is missing', async () => {
     rmSync(join(appDir, 'index.html'));
     const r = await call('GET', '/');

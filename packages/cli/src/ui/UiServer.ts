@@ -206,7 +206,14 @@ export class UiServer {
 
   private async serveFile(res: ServerResponse, urlPath: string): Promise<void> {
     const root = normalize(this.options.appDir + sep);
-    let file = normalize(join(root, decodeURIComponent(urlPath)));
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(urlPath);
+    } catch {
+      // A malformed %-escape names no file of the app (it threw URIError: a 500 "URI malformed").
+      throw new UiActionError(404, 'NOT_FOUND', `${urlPath} not found`);
+    }
+    let file = normalize(join(root, decoded));
     if (!file.startsWith(root)) throw new UiActionError(404, 'NOT_FOUND', 'no such file');
     const isFile = await stat(file).then(
       (s) => s.isFile(),
