@@ -4,7 +4,7 @@
  */
 import { errorMessage } from '@flocker/runtime';
 import { z } from 'zod';
-import { FlockerApiError, type ClusterSnapshot, type FlockerClient } from '@flocker/api';
+import { FlockerApiError, Uuid, type ClusterSnapshot, type FlockerClient } from '@flocker/api';
 import {
   cloneMetadata,
   CloneSnapshotBody,
@@ -87,6 +87,14 @@ export function toActionError(e: unknown): UiActionError {
   return new UiActionError(500, 'INTERNAL', errorMessage(e));
 }
 
+function unknownNode(ref: string): UiActionError {
+  return new UiActionError(
+    404,
+    'NODE_NOT_FOUND',
+    `no node with UUID or address ${ref} has reported to the control service`,
+  );
+}
+
 export class UiActions {
   constructor(
     private readonly client: UiClient,
@@ -135,12 +143,7 @@ export class UiActions {
       throw new UiActionError(409, 'VOLUME_EXISTS', `a volume named "${name}" already exists`);
     }
     const target = this.nodeOf(s, node);
-    if (target === undefined)
-      throw new UiActionError(
-        404,
-        'NODE_NOT_FOUND',
-        `no node with UUID or address ${node} has reported to the control service`,
-      );
+    if (target === undefined) throw unknownNode(node);
     if (!target.alive)
       throw new UiActionError(
         409,
@@ -166,6 +169,8 @@ export class UiActions {
     // A dead node acts on nothing: the move would only be asked (a local volume's source then waits for it).
     const s = await this.snapshot();
     const target = this.nodeOf(s, req.node);
+    // A UUID the snapshot lacks yet goes on (the API knows the nodes); an address nobody has is refused here.
+    if (target === undefined && !Uuid.safeParse(req.node).success) throw unknownNode(req.node);
     const d = s.datasets.find((x) => x.dataset_id === datasetId.toLowerCase());
     if (target !== undefined && !target.alive && d?.primary !== target.uuid)
       throw new UiActionError(409, 'NODE_NOT_ALIVE', deadTargetText(target));
