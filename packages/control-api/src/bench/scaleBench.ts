@@ -78,8 +78,8 @@ interface PhaseResult {
   fanout_median_ms: number;
   fanout_reached_min: number;
   /**
-   * The configured snapshots each fan-out's line carried (a snapshot change sends every agent the whole list): the
-   * spread phase follows the 1-replica phase on the same cluster, so its lines carry more. Absent in older runs.
+   * The configured snapshots each fan-out's line carried (a snapshot change sends every agent the whole list): 1, each
+   * fan-out starts from none (older runs: the list grew, the spread phase's lines carried more; absent in the oldest).
    */
   fanout_line_snapshots?: number[];
   /** A dataset created for one node: until that node's agent had it, and how many agents woke. */
@@ -574,9 +574,33 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
         let errorKinds: Record<string, number> = {};
         let answers = { deltas: 0, full: 0 };
         const someDataset = owned[0]?.[0] as string;
-        const snapshotsBefore = fanoutRuns > 0 ? (await first.listSnapshots()).length : 0;
+        // A snapshot change's line carries the whole configured list, ~20 ms of CPU per extra snapshot per 10,000
+        // agents: each timed fan-out starts from none (untimed: the earlier ones deleted, purged, and the last agent
+        // has seen it), so every phase and store times the same one-snapshot line. The service purges a deleted
+        // snapshot on a report once no alive node reports it: node 0 says its backend holds none, sent here first
+        // (a change of its report) so that the same report later changes nothing but the purge.
+        const noSnapshots: NodeReport = { ...report(0), snapshots: [] };
+        if (fanoutRuns > 0) await first.reportNodeState(noSnapshots);
+        const clearSnapshots = async (): Promise<void> => {
+          const before = await first.listSnapshots();
+          if (before.length === 0) return;
+          // One change per wait: an agent is reached by any newer answer, so the wait is for one commit.
+          const reached: number[] = [];
+          for (const s of before.filter((x) => x.deleted !== true)) {
+            reached.push((await fleet.fanout(async () => void (await first.deleteSnapshot(s.snapshot_id)))).reached);
+          }
+          reached.push((await fleet.fanout(async () => void (await first.reportNodeState(noSnapshots)))).reached);
+          const left = (await first.listSnapshots()).length;
+          if (left > 0 || reached.some((n) => n < agentCount)) {
+            o.log(
+              `clearing ${before.length} snapshots: ${left} left, agents reached ${reached.join(' ')} of ${agentCount}`,
+            );
+          }
+        };
         const lineSnapshots: number[] = [];
         for (let f = 0; f < fanoutRuns; f++) {
+          await clearSnapshots();
+          await sleep(500);
           // Every view holds the configured snapshots: one more reaches every agent.
           let t0 = NaN;
           // With --probe: the services' account of the window (their own fan-out time, GC, event loop) and each busy
@@ -592,10 +616,10 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           const spent = threads?.end();
           await serversWindow.end(`fan-out ${f}`);
           fanouts.push(fan.reached === agentCount ? Math.round(fan.lastAt - t0) : NaN);
-          lineSnapshots.push(snapshotsBefore + f + 1);
           // On the monotonic clock that --cpu-prof stamps its samples with: the profiles' fan-out windows.
           const endUs = process.hrtime.bigint() / 1000n;
           const startUs = endUs - BigInt(Math.round((performance.timeOrigin + performance.now() - t0) * 1000));
+          lineSnapshots.push((await first.listSnapshots()).length);
           o.log(
             `fan-out ${f}: ${fanouts[f]} ms, monotonic us ${startUs}..${endUs} (${lineSnapshots[f]} snapshots a line)`,
           );
@@ -768,7 +792,8 @@ export function scaleMarkdown(
     "**One node's view** is that agent view read in full (`?node=&timeout_ms=0`); **one dataset** is " +
     "`GET /v1/configuration/datasets/<id>`, one dataset's configuration; **all datasets** / **all states** are the whole lists " +
     '`GET /v1/configuration/datasets` and `/v1/state/datasets`. **One change to every agent**: a configured ' +
-    "snapshot (every node's view holds them), until the last agent's poll answered it (median of " +
+    "snapshot (every node's view holds them; the earlier ones deleted first, untimed, so each change's line carries " +
+    "one snapshot in every phase), until the last agent's poll answered it (median of " +
     `${o.fanouts}, each listed). **A dataset for one node**: created with that node as primary, until its agent ` +
     'has it, and how many agents woke for it (a change wakes only the nodes whose view it touches). ' +
     'etcd: 3 members; "1 replica serving" puts every agent and reader on one control replica, "spread" ' +
