@@ -1224,10 +1224,6 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     // commit, lease and move together), or, with a lease kept here, on its own. The control service moves no
     // dataset another node holds a lease on, so a volume in use elsewhere never moves.
     const movesHere = d.primary !== this.me;
-    // Moved here by this Mount's own lease request: the dataset's mount path is tracked in the kernel's table from
-    // before that request goes out, so the Mount can be answered at the agent's fresh mount there (movedMountOrSnapshot),
-    // not one report and one push later. Not with a kept lease (its move is a request of its own).
-    const moveTracker = movesHere && !kept ? this.opts.mountTable?.table.track(d.dataset_id) : undefined;
     let moving: Promise<boolean> | undefined;
     if (movesHere) {
       this.logger.info('moving volume to this node', { volume: req.Name, dataset_id: d.dataset_id, from: d.primary });
@@ -1262,13 +1258,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         const first = await this.firstMountOrSnapshot(firstMount, mounting, snapshotWait);
         mountpoint = first.path;
         seenBy = first.by;
-      } else if (moveTracker !== undefined && mounting === undefined) {
-        const moved = await this.movedMountOrSnapshot(req.Name, moveTracker, deadline);
-        mountpoint = moved.path;
-        seenBy = moved.by;
       } else mountpoint = await (mounting ?? this.waitMounted(req.Name, d.dataset_id, deadline));
       const mounted = Date.now();
-      moveTracker?.close();
       this.untrackFirstMount(d.dataset_id);
       await this.registry.add(d.dataset_id, req.Name, req.ID);
       this.firstMountAt.set(req.Name, this.now());
@@ -1284,7 +1275,6 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     } catch (err) {
       // No wait of this Mount outlives it (a refused lease used to leave the mount's wait running to the deadline).
       snapshotWait.abort();
-      moveTracker?.close();
       await moving?.catch(() => undefined);
       this.untrackFirstMount(d.dataset_id);
       // Docker does not call Unmount after a failed Mount: forget its ID and let the volume go again.
@@ -1385,26 +1375,6 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       pluginMetrics(processRegistry('docker-plugin')).mountWaitSeconds.observe({ result: 'ok' }, secondsSince(waited));
     }
     return first;
-  }
-
-  /**
-   * A Mount that moved the volume here, its lease granted: the first of the snapshot showing it mounted here under the
-   * lease (as before) and the kernel showing the agent's fresh mount of it here. The grant is the proof that it stays:
-   * with move_here the lease and the primary change are one write (without it, both requests were answered before
-   * this), and the control service moves no dataset away from its lease holder; the agent mounts it only once the
-   * other host let go (its attach is refused while the volume is held). The tracker began before the request went
-   * out, and a mount there then, or any umount seen since, spoils it: a mount from before the move is never taken.
-   */
-  private async movedMountOrSnapshot(
-    name: string,
-    tracker: MountTracker,
-    deadline: number,
-  ): Promise<{ path: string; by: 'kernel' | 'snapshot' }> {
-    const snapshotWait = new AbortController();
-    const snapshot = this.waitMounted(name, tracker.datasetId, deadline, snapshotWait.signal);
-    snapshot.catch(() => undefined);
-    if (!tracker.fresh()) return { path: await snapshot, by: 'snapshot' };
-    return this.firstMountOrSnapshot(tracker, snapshot, snapshotWait);
   }
 
   /** Whether the kernel's table (when followed and able to tell) shows the dataset's mount path not mounted now. */
