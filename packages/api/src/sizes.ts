@@ -1,5 +1,8 @@
 /** Sizes as people write them ("10G", "512MiB") and read them ("10 GiB"). */
 
+// Types only (erased): this module stays free of runtime imports, so a browser bundle can take it (web-ui).
+import type { ClusterSnapshot, DatasetConfiguration } from './schemas';
+
 // As in the original Flocker, every unit is binary: 10G = 10GB = 10GiB = 10 * 2^30 bytes.
 const UNITS: Readonly<Record<string, number>> = {
   '': 1,
@@ -59,4 +62,26 @@ export function formatSize(bytes: number): string {
   }
   const text = i === 0 || Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 2 : 1).replace(/\.?0+$/, '');
   return `${text} ${units[i]}`;
+}
+
+/**
+ * The size a volume really has (s23 USER-T F8). The API takes any whole number of bytes from 64 MiB (Kubernetes'
+ * Flocker plugins pass a claim's bytes as they are: "1G" is 10^9), and a node rounds it up to its backend's allocation
+ * unit (1 MiB on loopback, 1 GiB on EBS or Cinder), as Flocker v1's block-device backends did: 67108865 bytes asked
+ * for are a 65 MiB device. So: the block device `device` (its node's report) when larger than the size asked for, else
+ * that size; null when neither is known. (A smaller device is a grow on its way: the size asked for.) One rule for
+ * every place that shows a size: the CLI, the web UI and the Docker plugin's `docker volume inspect`.
+ */
+export function realSize(asked: number | null | undefined, device: number | null | undefined): number | null {
+  if (asked == null) return device ?? null;
+  return device != null && device > asked ? device : asked;
+}
+
+/** The block device of `d` on its primary, as that node reports it; null before it has one. */
+export function primaryDeviceSize(
+  s: Pick<ClusterSnapshot, 'nodes'>,
+  d: Pick<DatasetConfiguration, 'dataset_id' | 'primary'>,
+): number | null {
+  const m = s.nodes.find((n) => n.uuid === d.primary)?.manifestations.find((x) => x.dataset_id === d.dataset_id);
+  return m?.size ?? null;
 }

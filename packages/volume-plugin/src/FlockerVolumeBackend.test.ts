@@ -101,6 +101,17 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await expectLeaseUntilLastUnmount(a, 'vol1');
   });
 
+  it('Get shows the size a volume really has: its node rounded the size asked for up (as the CLI and web UI)', async () => {
+    agentA.allocationUnit = 1024 * 1024;
+    const a = await backendFor(NODE_A);
+    await a.create({ Name: 'odd', Opts: { size: '67108865' } });
+    await a.mount({ Name: 'odd', ID: 'c1' });
+    expect((await a.get({ Name: 'odd' })).Volume.Status).toMatchObject({ size: '65 MiB' });
+    await a.create({ Name: 'even', Opts: { size: '64M' } });
+    expect((await a.get({ Name: 'even' })).Volume.Status).toMatchObject({ size: '64 MiB' });
+    await unmountSettled(a, { Name: 'odd', ID: 'c1' });
+  });
+
   it('Mount on another host fails fast while a container uses the volume, then moves it once released', async () => {
     const a = await backendFor(NODE_A);
     const b = await backendFor(NODE_B);

@@ -8,6 +8,8 @@ import {
   datasetFilesystem,
   datasetSnapshotSchedule,
   formatSize,
+  primaryDeviceSize,
+  realSize,
   localMoveOf,
   METADATA_FILESYSTEM_KEY,
   METADATA_NAME_KEY,
@@ -803,9 +805,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     // During a local move, where the data is now (the source) and where it goes, as the CLI's `volumes list/show`
     // say (one rule, @flocker/api localMoveOf): naming the target as node read as if the volume were already there.
     const move = localMoveOf(s, d);
+    const real = realSize(d.maximum_size, primaryDeviceSize(s, d));
     const status: Record<string, string | number | boolean | null> = {
       dataset_id: d.dataset_id,
-      size: d.maximum_size ? formatSize(d.maximum_size) : 'default',
+      // The size it really has (its node may round the size asked for up: 67108865 B is a 65 MiB device), as the CLI
+      // and web UI show it (one rule: realSize); 'default' while neither is known.
+      size: real ? formatSize(real) : 'default',
       node: move !== undefined ? move.from.host : hostOf(s, d.primary),
       node_uuid: move !== undefined ? move.from.uuid : d.primary,
       state: volumeState(s, d),

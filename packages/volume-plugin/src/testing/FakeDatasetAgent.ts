@@ -19,6 +19,8 @@ export class FakeDatasetAgent {
   readonly refusing = new Map<string, { code: string; message: string }>();
   /** While paused the agent reports nothing new (a slow or stuck agent). */
   paused = false;
+  /** The backend's allocation unit: a device is the size asked for rounded up to it (1 MiB on loopback). */
+  allocationUnit = 1;
   private closed = false;
   private lastReport = '';
   private loopDone: Promise<void> | undefined;
@@ -95,7 +97,7 @@ export class FakeDatasetAgent {
       manifestations.push({
         dataset_id: d.dataset_id,
         blockdevice_id: `fake-${d.dataset_id}`,
-        size: d.maximum_size ?? 0,
+        size: Math.ceil((d.maximum_size ?? 0) / this.allocationUnit) * this.allocationUnit,
         status: 'mounted',
         path: `${this.mountRoot}/${d.dataset_id}`,
       });

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import type { ClusterSnapshot, DatasetConfiguration, NodeState, SnapshotConfiguration } from '@flocker/api/schemas';
-import { formatSize, METADATA_FILESYSTEM_KEY, METADATA_NAME_KEY } from './sizes';
+import { formatSize, METADATA_FILESYSTEM_KEY, METADATA_NAME_KEY, primaryDeviceSize, realSize } from './sizes';
 import { SnapshotView, snapshotName, snapshotViews } from './snapshots';
 import {
   KeptAsideView,
@@ -20,6 +20,9 @@ import {
 } from './local';
 // The schedule's grammar and slot arithmetic, shared with the control service that runs it (zod-free, no Node code).
 import { datasetSnapshotSchedule, METADATA_SCHEDULED_KEY, nextScheduledSnapshot } from '@flocker/api/snapshotSchedule';
+
+// One rule for the size a volume really has, shared with the Docker plugin (@flocker/api/sizes).
+export { primaryDeviceSize, realSize };
 
 export const VolumeStateKind = z.enum(['creating', 'attaching', 'mounted', 'moving', 'deleting', 'error']);
 export type VolumeStateKind = z.infer<typeof VolumeStateKind>;
@@ -192,18 +195,6 @@ export function resizeProgress(s: ClusterSnapshot, d: DatasetConfiguration): { f
 }
 
 /**
- * The size a volume really has (s23 USER-T F8). The API takes any whole number of bytes from 64 MiB (Kubernetes'
- * Flocker plugins pass a claim's bytes as they are: "1G" is 10^9), and a node rounds it up to its backend's allocation
- * unit (1 MiB on loopback, 1 GiB on EBS or Cinder), as Flocker v1's block-device backends did: 67108865 bytes asked
- * for are a 65 MiB device. So: the block device `device` (its node's report) when larger than the size asked for, else
- * that size; null when neither is known. (A smaller device is a grow on its way: the size asked for.)
- */
-export function realSize(asked: number | null | undefined, device: number | null | undefined): number | null {
-  if (asked == null) return device ?? null;
-  return device != null && device > asked ? device : asked;
-}
-
-/**
  * The size of a volume for people (`flocker volumes show`, the web UI): the real size (realSize), and what was asked
  * for when its node rounded it up; '-' when nothing is known.
  */
@@ -212,12 +203,6 @@ export function sizeText(asked: number | null | undefined, device: number | null
   if (real === null) return '-';
   if (asked == null || real === asked) return formatSize(real);
   return `${formatSize(real)} (${asked} bytes asked for, rounded up to its backend's allocation unit)`;
-}
-
-/** The block device of `d` on its primary, as that node reports it; null before it has one. */
-export function primaryDeviceSize(s: ClusterSnapshot, d: DatasetConfiguration): number | null {
-  const m = s.nodes.find((n) => n.uuid === d.primary)?.manifestations.find((x) => x.dataset_id === d.dataset_id);
-  return m?.size ?? null;
 }
 
 /**
