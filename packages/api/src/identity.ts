@@ -3,6 +3,7 @@
  * (the naming Flocker used): "control-service", "node-<uuid>", "user-<name>".
  */
 import { z } from 'zod';
+import { Uuid } from './schemas';
 
 export const CONTROL_COMMON_NAME = 'control-service';
 export const NODE_PREFIX = 'node-';
@@ -27,8 +28,9 @@ export function userCommonName(name: string): string {
 export function identityFromCommonName(cn: string): Identity | undefined {
   if (cn === CONTROL_COMMON_NAME) return { kind: 'control' };
   if (cn.startsWith(NODE_PREFIX)) {
-    const uuid = cn.slice(NODE_PREFIX.length);
-    return z.uuid().safeParse(uuid).success ? { kind: 'node', uuid: uuid.toLowerCase() } : undefined;
+    // The API's Uuid (any hex, lower-cased): a node id the API takes is one a certificate may name.
+    const uuid = Uuid.safeParse(cn.slice(NODE_PREFIX.length));
+    return uuid.success ? { kind: 'node', uuid: uuid.data } : undefined;
   }
   if (cn.startsWith(USER_PREFIX)) {
     const name = cn.slice(USER_PREFIX.length);
