@@ -19,4 +19,10 @@ describe('maximum_size beyond the largest size', () => {
       'maximum_size: must be a whole number of bytes',
     ]);
   });
+  it('a whole number below -2^53 is under the smallest size, not over the largest', () => {
+    for (const schema of [CreateDatasetRequest, UpdateDatasetRequest])
+      expect(issues(schema.safeParse({ primary: N, maximum_size: -(2 ** 60) }))).toEqual([
+        'maximum_size: must be at least 67108864 bytes (64 MiB)',
+      ]);
+  });
 });

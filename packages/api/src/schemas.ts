@@ -173,14 +173,21 @@ export const NodeUuid = Uuid.describe('The UUID of a node (a host running a data
 export const SnapshotId = Uuid.describe('An identifier, unique across the cluster, of a snapshot (a UUID).');
 
 const MAXIMUM_SIZE_MESSAGE = `must be at most ${Number.MAX_SAFE_INTEGER} bytes (8 PiB)`;
+const MINIMUM_SIZE_MESSAGE = `must be at least ${MINIMUM_DATASET_SIZE} bytes (64 MiB)`;
 export const MaximumSize = z
   .number()
-  // zod's int() refuses whole numbers beyond 2^53 too: say the bound for those, and only once (abort).
+  // zod's int() refuses whole numbers beyond +-2^53 too: say the bound they pass (the largest, or below -2^53 the
+  // smallest), and only once (abort).
   .int({
-    error: (issue) => (Number.isInteger(issue.input) ? MAXIMUM_SIZE_MESSAGE : 'must be a whole number of bytes'),
+    error: (issue) =>
+      Number.isInteger(issue.input)
+        ? (issue.input as number) > 0
+          ? MAXIMUM_SIZE_MESSAGE
+          : MINIMUM_SIZE_MESSAGE
+        : 'must be a whole number of bytes',
     abort: true,
   })
-  .min(MINIMUM_DATASET_SIZE, { message: `must be at least ${MINIMUM_DATASET_SIZE} bytes (64 MiB)` })
+  .min(MINIMUM_DATASET_SIZE, { message: MINIMUM_SIZE_MESSAGE })
   .max(Number.MAX_SAFE_INTEGER, { message: MAXIMUM_SIZE_MESSAGE })
   // Any whole number of bytes, not only multiples of 1 KiB as Flocker v1 required (s23 USER-T F8): Kubernetes' Flocker
   // plugins (flocker-go, and this CSI driver) pass a claim's bytes as they are ("1G" is 10^9), and a node rounds up
