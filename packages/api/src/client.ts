@@ -34,11 +34,13 @@ import {
   canonicalId,
   ClusterEvent,
   ClusterSnapshot as ClusterSnapshotSchema,
+  CreateDatasetRequest as CreateDatasetRequestSchema,
   ErrorResponse,
   METADATA_NAME_KEY,
 } from './schemas';
 import { type ClusterAnswer, ClusterDelta, isClusterDelta } from './clusterDelta';
 import { lenientSchema } from './lenientSchema';
+import { createdAsAsked } from './repeatedCreate';
 import type {
   ComposeRequest,
   ContainerConfiguration,
@@ -261,6 +263,13 @@ const neverSent = new WeakSet<FlockerApiError>();
  */
 const CLOSED_UNANSWERED = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 const closedUnanswered = new WeakSet<FlockerApiError>();
+
+/**
+ * Answers to a request sent again after an attempt that may have been applied (no answer, a cut connection, a
+ * timeout, STORE_OUTCOME_UNKNOWN): a create naming its dataset_id answered 409 DATASET_ID_IN_USE so may have been
+ * made by that first attempt (see createDatasetOnce).
+ */
+const answeredRepeat = new WeakSet<FlockerApiError>();
 
 /**
  * The 503 codes of a replica that cannot use its store while the other replicas may (review T4 F2: one cut off from
@@ -523,8 +532,9 @@ export class FlockerClient {
   }
 
   /**
-   * A create naming its dataset_id is safe to repeat (sent again after an unknown outcome, it is refused 409 if the
-   * first landed); one without is sent to another replica only when surely not applied (see mayResend).
+   * A create naming its dataset_id is safe to repeat: sent again after an unknown outcome and refused 409
+   * DATASET_ID_IN_USE, it answers the dataset when that is the one asked for (the first attempt made it; see
+   * createDatasetOnce). One without is sent to another replica only when surely not applied (see mayResend).
    */
   async createDataset(req: CreateDatasetRequest, options: WriteOptions = {}): Promise<DatasetConfiguration> {
     const { unique_name: _, ...older } = req;
@@ -550,8 +560,21 @@ export class FlockerClient {
   }
 
   private async createDatasetOnce(req: CreateDatasetRequest, options: WriteOptions): Promise<DatasetConfiguration> {
-    return (await this.call(apiRoutes.createDataset, { body: req, idempotent: req.dataset_id !== undefined }, options))
-      .value;
+    try {
+      return (
+        await this.call(apiRoutes.createDataset, { body: req, idempotent: req.dataset_id !== undefined }, options)
+      ).value;
+    } catch (err) {
+      // Repeated on another replica (or connection) after an unknown outcome, and refused as the id is taken: the
+      // first attempt may have made it (a replica slower than the failover bound, since f4e13d9 10 s by default).
+      // The dataset asked for is the create's result; anything else under that id was really taken (409 stays).
+      if (!(err instanceof FlockerApiError) || err.code !== 'DATASET_ID_IN_USE' || !answeredRepeat.has(err)) throw err;
+      const asked = CreateDatasetRequestSchema.parse(req);
+      if (asked.dataset_id === undefined) throw err;
+      const stored = await this.getDataset(asked.dataset_id).catch(() => undefined);
+      if (stored === undefined || !createdAsAsked(asked, stored)) throw err;
+      return stored;
+    }
   }
 
   async updateDataset(
@@ -982,6 +1005,8 @@ export class FlockerClient {
     const idempotent = method === 'GET' || input.idempotent === true || SAFE_TO_REPEAT.has(route);
     const urls = this.controlUrls;
     let askedAgain = false;
+    // An earlier attempt of this call may have been applied (it was not surely refused before anything was done).
+    let mayHaveApplied = false;
     for (let i = 0; ; i++) {
       const url = urls[i] as string;
       const asked = this.leaves;
@@ -1002,6 +1027,8 @@ export class FlockerClient {
         return answer;
       } catch (err) {
         if (!(err instanceof FlockerApiError)) throw err;
+        if (mayHaveApplied && err.status !== 0) answeredRepeat.add(err);
+        mayHaveApplied ||= !neverSent.has(err) && !NOT_APPLIED.has(err.code);
         if (storeDown(err)) this.leave(url, err);
         if (i + 1 >= urls.length && idempotent && !askedAgain && closedUnanswered.has(err)) {
           // The last replica closed the connection unanswered: once more on a new connection.

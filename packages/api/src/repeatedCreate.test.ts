@@ -1,0 +1,63 @@
+import { createdAsAsked } from './repeatedCreate';
+import { CreateDatasetRequest, type DatasetConfiguration } from './schemas';
+
+const NODE = 'aaaaaaaa-0000-4000-8000-000000000001';
+const ID = 'bbbbbbbb-0000-4000-8000-000000000002';
+const SNAP = 'dddddddd-0000-4000-8000-000000000004';
+const SIZE = 1 << 27;
+
+const stored = (d: Partial<DatasetConfiguration> = {}): DatasetConfiguration => ({
+  dataset_id: ID,
+  primary: NODE,
+  maximum_size: SIZE,
+  metadata: { name: 'v' },
+  deleted: false,
+  ...d,
+});
+const asked = (r: Partial<CreateDatasetRequest> = {}): CreateDatasetRequest =>
+  CreateDatasetRequest.parse({ primary: NODE, dataset_id: ID, maximum_size: SIZE, metadata: { name: 'v' }, ...r });
+
+describe('createdAsAsked: is the stored dataset the one a create makes', () => {
+  it('the same dataset', () => {
+    expect(createdAsAsked(asked(), stored())).toBe(true);
+    expect(createdAsAsked(asked({ unique_name: true }), stored())).toBe(true);
+    expect(createdAsAsked(asked({ primary: NODE.toUpperCase() }), stored())).toBe(true);
+  });
+
+  it('anything asked for that differs, or deleted, is not', () => {
+    expect(createdAsAsked(asked(), stored({ deleted: true }))).toBe(false);
+    expect(createdAsAsked(asked(), stored({ primary: 'cccccccc-0000-4000-8000-000000000003' }))).toBe(false);
+    expect(createdAsAsked(asked(), stored({ maximum_size: SIZE * 2 }))).toBe(false);
+    expect(createdAsAsked(asked(), stored({ maximum_size: undefined }))).toBe(false);
+    expect(createdAsAsked(asked({ maximum_size: undefined }), stored())).toBe(false);
+    expect(createdAsAsked(asked(), stored({ metadata: { name: 'v', extra: 'x' } }))).toBe(false);
+    expect(createdAsAsked(asked({ metadata: undefined }), stored({ metadata: {} }))).toBe(true);
+    expect(createdAsAsked(asked(), stored({ source_snapshot_id: SNAP }))).toBe(false);
+  });
+
+  it('no size asked: none stored (null and absent alike)', () => {
+    expect(createdAsAsked(asked({ maximum_size: undefined }), stored({ maximum_size: undefined }))).toBe(true);
+    expect(createdAsAsked(asked({ maximum_size: null }), stored({ maximum_size: null }))).toBe(true);
+  });
+
+  it("a clone: its source snapshot; its size left out is the source's", () => {
+    const clone = asked({ source_snapshot_id: SNAP, maximum_size: undefined });
+    expect(createdAsAsked(clone, stored({ source_snapshot_id: SNAP }))).toBe(true);
+    expect(createdAsAsked(clone, stored())).toBe(false);
+    const ofDataset = asked({ source_dataset_id: 'eeeeeeee-0000-4000-8000-000000000005' });
+    expect(createdAsAsked(ofDataset, stored({ source_snapshot_id: SNAP }))).toBe(true);
+    expect(createdAsAsked(ofDataset, stored())).toBe(false);
+  });
+
+  it('a restore: the backup asked for (restored since or not)', () => {
+    const backup = { target: 's3://bucket/p', backup_id: `${ID}/20261207T080000000Z-${SNAP}` };
+    expect(createdAsAsked(asked({ source_backup: backup }), stored({ source_backup: backup }))).toBe(true);
+    expect(
+      createdAsAsked(asked({ source_backup: backup }), stored({ source_backup: { ...backup, restored: true } })),
+    ).toBe(true);
+    expect(
+      createdAsAsked(asked({ source_backup: backup }), stored({ source_backup: { ...backup, backup_id: 'other' } })),
+    ).toBe(false);
+    expect(createdAsAsked(asked(), stored({ source_backup: backup }))).toBe(false);
+  });
+});
