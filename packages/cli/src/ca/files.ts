@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { ApiUserName, CONTROL_COMMON_NAME, nodeCommonName, userCommonName } from '@flocker/api';
+import { ApiUserName, CONTROL_COMMON_NAME, nodeCommonName, userCommonName, Uuid } from '@flocker/api';
 import { createClusterCa, issueCertificate, type KeyType, type PemPair, type Validity } from './certificates';
 
 export class CaError extends Error {
@@ -114,10 +114,10 @@ export async function createControlCertificate(hostname: string, options: Common
 }
 
 export async function createNodeCertificate(options: CommonOptions & { uuid?: string }) {
-  const uuid = (options.uuid ?? randomUUID()).toLowerCase();
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(uuid)) {
-    throw new CaError('INVALID_NAME', `"${uuid}" is not a UUID`);
-  }
+  // The API's rule (any hex 8-4-4-4-12, lower-cased), so that the node this certificate names is one the API takes.
+  const parsed = Uuid.safeParse(options.uuid ?? randomUUID());
+  if (!parsed.success) throw new CaError('INVALID_NAME', `"${options.uuid ?? ''}" is not a UUID`);
+  const uuid = parsed.data;
   const ca = await loadCa(options.inputPath);
   const pem = await issueCertificate(ca, { commonName: nodeCommonName(uuid), role: 'node', ...options });
   return { ...(await writePair(options.outputPath, uuid, pem)), uuid };
