@@ -41,7 +41,11 @@ const REPLICA = `
 interface Replica {
   proc: ChildProcess;
   url: string;
-  hits: () => number;
+  /**
+   * Requests seen, once at least `n` (or after 5 s): the child's 'hit' line comes over a pipe, which the parent may read
+   * after the answer on the socket (CI: the answer first, the count 1 where 2).
+   */
+  hits: (n: number) => Promise<number>;
   freeze: () => void;
   stop: () => void;
 }
@@ -66,7 +70,11 @@ async function replica(): Promise<Replica> {
   return {
     proc,
     url,
-    hits: () => hits,
+    hits: async (n) => {
+      for (const deadline = Date.now() + 5_000; hits < n && Date.now() < deadline;)
+        await new Promise((r) => setTimeout(r, 10));
+      return hits;
+    },
     freeze: () => proc.kill('SIGSTOP'),
     stop: () => {
       proc.kill('SIGCONT');
@@ -92,7 +100,7 @@ describe('FlockerClient default failoverTimeoutMs, a frozen replica first', () =
       // The default options, as the Docker plugin builds its client.
       const client = new FlockerClient({ baseUrl: `${frozen.url},${live.url}` });
       expect(await client.listDatasets()).toEqual([]);
-      expect(frozen.hits()).toBe(1);
+      expect(await frozen.hits(1)).toBe(1);
       frozen.freeze();
       const started = Date.now();
       expect(await client.listDatasets()).toEqual([]);
@@ -104,7 +112,7 @@ describe('FlockerClient default failoverTimeoutMs, a frozen replica first', () =
       const at = Date.now();
       expect(await client.reportNodeState(report)).toEqual({ generation: 'g1' });
       expect(Date.now() - at).toBeLessThan(DEFAULT_FAILOVER_TIMEOUT_MS);
-      expect(live.hits()).toBe(2);
+      expect(await live.hits(2)).toBe(2);
     } finally {
       frozen.stop();
       live.stop();
