@@ -237,11 +237,10 @@ export class ControlState {
       logger,
       events: this.events,
       configuration: () => this.committer.configuration,
-      onStateChange: (uuids, ownReport) => {
+      onStateChange: (uuids) => {
         const touched = new Set<string>();
         for (const uuid of uuids)
-          for (const n of this.nodeViews.nodeChanged(uuid, this.nodes.reportedNode(uuid)?.report, ownReport === true))
-            touched.add(n);
+          for (const n of this.nodeViews.nodeChanged(uuid, this.nodes.reportedNode(uuid)?.report)) touched.add(n);
         // A node declared dead from its identity alone (or back) is in (or leaves) every view.
         if (this.nodes.ghosts !== this.nodeViews.ghosts) {
           this.nodeViews.ghostsChanged(this.nodes.ghosts);

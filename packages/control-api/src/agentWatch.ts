@@ -12,14 +12,6 @@
  * Memory per watcher is bounded: it holds its node, the generation it last wrote, and at most one
  * answer in the socket's buffer — while the client is not reading, nothing more is queued, and once
  * it drains the next line is one delta covering everything it missed.
- *
- * A node's own report is not echoed to its watch (issue 23): a change of its view that is only its reports as its
- * agent sent them (NodeViewIndex.ownReportsOnlySince) writes nothing, and the watcher keeps the generation it last
- * wrote — the agent's base — so the next line is a delta from that base carrying the node's state with the next change
- * (a `since` of the agent's, never a gap). Each `docker volume create` and `rm` cost its agent such a line (parse,
- * validation, merge, ~0.5 ms) while the rm that follows a create waits for the same cores. The first line of a watch is
- * written as before (a reconnect from a generation gets everything since it); other watchers of the change (other
- * nodes' agents, the whole cluster's: plugins, UI) get it as before.
  */
 import type { ControlState } from './ControlState';
 import { WHOLE_CLUSTER } from './nodeViews';
@@ -249,8 +241,6 @@ export function watchNode(
     let draining = false;
     try {
       while (!sink.signal.aborted && (held === undefined || state.nodeViews.changedSince(node, held))) {
-        // Only the node's own reports since the line before (not the first: a reconnect gets all since its `since`).
-        if (sub.current !== undefined && held !== undefined && state.nodeViews.ownReportsOnlySince(node, held)) break;
         const next = answerFor(state, views, node, held, viewer);
         held = next.generation;
         if (sub.current !== undefined) sub.current.since = held;

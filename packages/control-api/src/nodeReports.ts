@@ -76,12 +76,8 @@ export interface NodeReportsOptions {
   events: EventRing;
   /** The committed configuration (lease holders known from it may be declared dead). */
   configuration: () => Configuration;
-  /**
-   * Node state changed (a report that says something new, a node dead or back): the generation moved. `ownReport`: the
-   * change is only the node's own report as received, of the same boot, the node alive before and after (not past its
-   * timeout) with nothing the service adds to it changed — its agent knows it already (agentWatch: not echoed).
-   */
-  onStateChange: (nodes: readonly string[], ownReport?: boolean) => void;
+  /** Node state changed (a report that says something new, a node dead or back): the generation moved. */
+  onStateChange: (nodes: readonly string[]) => void;
   /** The set of dead nodes changed: when their leases are due for release may have moved. */
   onDeadNodesChanged: () => void;
   /**
@@ -529,16 +525,7 @@ export class NodeReports {
       lapsed ||
       wasStale
     )
-      this.changed(
-        [report.uuid],
-        // Only what its agent sent: alive before and after, the same boot, no condition the service showed replaced.
-        previous !== undefined &&
-          wasAlive &&
-          !lapsed &&
-          !wasStale &&
-          previous.unseen === undefined &&
-          sameBoot(previous.report, report),
-      );
+      this.changed([report.uuid]);
     return shared;
   }
 
@@ -917,9 +904,9 @@ export class NodeReports {
     this.closed = true;
   }
 
-  private changed(nodes: readonly string[], ownReport = false): void {
+  private changed(nodes: readonly string[]): void {
     this.stateGen += 1;
-    this.options.onStateChange(nodes, ownReport);
+    this.options.onStateChange(nodes);
   }
 
   /** `lastSeen`: wall-clock (shown); `heardAt`: monotonic, when this process last heard from it (default: its start). */

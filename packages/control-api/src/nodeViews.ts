@@ -81,11 +81,6 @@ interface NodeLog {
   latest: Stamp;
   /** Entries older than this were forgotten: a `since` before it gets a full answer. */
   horizon: Stamp | undefined;
-  /**
-   * The latest stamp of an entry changed otherwise than by the node's own report echoed back (nodeChanged's
-   * `ownReport`); undefined: none. A `since` at or after it holds everything of the view but the node's own reports.
-   */
-  altered: Stamp | undefined;
 }
 
 /** What a change touched: some nodes' views, or all of them. */
@@ -230,8 +225,6 @@ export class NodeViewIndex {
   /** Every node ever in ghostSet, and when the set last changed: a `since` before that gets their `n:` keys. */
   private readonly everGhost = new Set<string>();
   private ghostsAt: Stamp | undefined;
-  /** While nodeChanged records a node's own report echoed back: that node (its own view's entries it touches: touch). */
-  private echoOf: string | undefined;
 
   /** `stamp`: the current generation's counters (read at each change, after the change). */
   constructor(
@@ -434,22 +427,8 @@ export class NodeViewIndex {
   /**
    * Records that node `uuid`'s state changed (a new report, or its liveness): its own view
    * (and the datasets entering or leaving it) and every view that shows its state.
-   * `ownReport`: the change is only its own report as its agent sent it (NodeReports.onStateChange): in its own view,
-   * its state and the datasets staying in the view whatever it holds are then not `altered` (ownReportsOnlySince) —
-   * its agent knows them. A local node's view (issue 24) shows what the service derives from its report (its peer
-   * entry, replica namings): always altered.
    */
-  nodeChanged(uuid: string, report: NodeReport | undefined, ownReport = false): ReadonlySet<string> {
-    const echo = ownReport && report !== undefined && !isLocalBackend(report.backend) && !this.localNodes.has(uuid);
-    this.echoOf = echo ? uuid : undefined;
-    try {
-      return this.recordNodeChange(uuid, report, echo);
-    } finally {
-      this.echoOf = undefined;
-    }
-  }
-
-  private recordNodeChange(uuid: string, report: NodeReport | undefined, echo: boolean): ReadonlySet<string> {
+  nodeChanged(uuid: string, report: NodeReport | undefined): ReadonlySet<string> {
     const now = this.stamp();
     const touched = new Set<string>();
     const old = this.held.get(uuid) ?? { manifestations: [], attached: [] };
@@ -478,8 +457,7 @@ export class NodeViewIndex {
     // Datasets entering or leaving its own view (the primary ones stay whatever it reports).
     const before = new Set([...old.manifestations, ...old.attached]);
     const nowHeld = new Set([...next.manifestations, ...next.attached]);
-    for (const id of symmetricDifference(before, nowHeld))
-      this.enterOrLeave(uuid, id, now, touched, echo && this.inViewUnheld(uuid, id));
+    for (const id of symmetricDifference(before, nowHeld)) this.enterOrLeave(uuid, id, now, touched);
     this.peerChanged(uuid, now, touched);
     // The local views of the datasets it is the primary of show its state.
     if (this.localNodes.size > 0)
@@ -546,23 +524,6 @@ export class NodeViewIndex {
       for (const g of this.everGhost) if (!listed.has(`n:${g}`)) keys.push(`n:${g}`);
     }
     return { keys, snapshots: after(this.snapshotsAt, s) };
-  }
-
-  /**
-   * Whether node's view changed since `since` only by its own reports, as its agent sent them (nodeChanged's
-   * `ownReport`): what its agent holds at `since` plus what it reported is the view now. False when anything else
-   * changed, nothing did, or the index cannot say (another process's generation, older than it keeps).
-   */
-  ownReportsOnlySince(node: string, since: string): boolean {
-    if (node === WHOLE_CLUSTER) return false;
-    const s = parseGeneration(since);
-    if (s === undefined || s.instance !== this.instance) return false;
-    if (after(this.everythingAt, s) || after(this.snapshotsAt, s)) return false;
-    if (this.ghostsAt !== undefined && after(this.ghostsAt, s)) return false;
-    const log = this.logs.get(node);
-    if (log === undefined || !after(log.latest, s)) return false;
-    if (log.horizon !== undefined && after(log.horizon, s)) return false;
-    return log.altered === undefined || !after(log.altered, s);
   }
 
   /**
@@ -708,13 +669,10 @@ export class NodeViewIndex {
     for (const v of this.localNodes.keys()) this.touch(v, `p:${node}`, now, touched);
   }
 
-  /**
-   * A dataset entered or left v's view: it, the states shown with it and (a local view) its primary's. `stays`: it is
-   * in v's view whatever v holds (inViewUnheld) and v's own report changed what v holds: nothing v's agent lacks.
-   */
-  private enterOrLeave(v: string, id: string, now: Stamp, touched: Set<string>, stays = false): void {
-    this.touch(v, `d:${id}`, now, touched, stays);
-    for (const h of this.shownWith(id)) this.touch(v, `n:${h}`, now, touched, stays);
+  /** A dataset entered or left v's view: it, the states shown with it and (a local view) its primary's. */
+  private enterOrLeave(v: string, id: string, now: Stamp, touched: Set<string>): void {
+    this.touch(v, `d:${id}`, now, touched);
+    for (const h of this.shownWith(id)) this.touch(v, `n:${h}`, now, touched);
     const primary = this.config.datasets.get(id)?.primary;
     if (primary !== undefined && this.localNodes.has(v)) this.touch(v, `n:${primary}`, now, touched);
   }
@@ -737,33 +695,15 @@ export class NodeViewIndex {
     return witness !== undefined ? [...holders, witness] : holders;
   }
 
-  /**
-   * A (non-local) node's view holds the dataset whatever the node holds: it is its primary, its lease's node or its
-   * caretaker (Views.viewOf).
-   */
-  private inViewUnheld(node: string, id: string): boolean {
-    return (
-      this.config.datasets.get(id)?.primary === node ||
-      this.leasedTo.get(node)?.has(id) === true ||
-      this.caretakers.caretaker(id) === node
-    );
-  }
-
-  /**
-   * `echo`: the entry changed only by the node's own report (nodeChanged's `ownReport`); its own state in its own view
-   * is that whenever one is recorded.
-   */
-  private touch(node: string, key: string, at: Stamp, touched: Set<string>, echo = false): void {
+  private touch(node: string, key: string, at: Stamp, touched: Set<string>): void {
     touched.add(node);
-    const altered = echo || (this.echoOf === node && key === `n:${node}`) ? undefined : at;
     const log = this.logs.get(node);
-    if (log === undefined) this.logs.set(node, { keys: new Map([[key, at]]), latest: at, horizon: undefined, altered });
+    if (log === undefined) this.logs.set(node, { keys: new Map([[key, at]]), latest: at, horizon: undefined });
     else {
       // Re-inserted so the map stays in stamp order (oldest first).
       log.keys.delete(key);
       log.keys.set(key, at);
       log.latest = max(at, log.latest);
-      if (altered !== undefined) log.altered = max(altered, log.altered);
     }
   }
 }
