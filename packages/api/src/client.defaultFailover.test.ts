@@ -5,7 +5,8 @@
  * timeoutMs (30 s): the Docker plugin and any other client not tuned per component. The bound is on the wait for an
  * answer's headers only: a long poll gets its wait on top, and a body (or a watch stream) after the headers is not cut.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { childServer } from '@flocker/runtime/testing';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_FAILOVER_TIMEOUT_MS, FlockerClient } from './client';
@@ -51,21 +52,9 @@ interface Replica {
 }
 
 async function replica(): Promise<Replica> {
-  const proc = spawn(process.execPath, ['-e', REPLICA], { stdio: ['ignore', 'pipe', 'inherit'] });
   let hits = 0;
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    proc.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      for (let nl = out.indexOf('\n'); nl >= 0; nl = out.indexOf('\n')) {
-        const line = out.slice(0, nl);
-        out = out.slice(nl + 1);
-        if (line === 'hit') hits++;
-        const port = /^port (\d+)$/.exec(line)?.[1];
-        if (port !== undefined) resolve(`http://127.0.0.1:${port}`);
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`the replica exited (${code})`)));
+  const { proc, url } = await childServer(REPLICA, [], (line) => {
+    if (line === 'hit') hits++;
   });
   return {
     proc,

@@ -5,7 +5,8 @@
  * /v1/state/containers, flocker-deploy --wait and the web UI). With the client's default 30 s timeout a request held
  * by the frozen replica (a long poll: 30 s + its wait) moved on only after that.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { childServer } from '@flocker/runtime/testing';
 import { FlockerClient } from '@flocker/api';
 import winston from 'winston';
 import { ContainerAgent } from './ContainerAgent';
@@ -57,21 +58,9 @@ interface Replica {
 }
 
 async function replica(): Promise<Replica> {
-  const proc = spawn(process.execPath, ['-e', REPLICA], { stdio: ['ignore', 'pipe', 'inherit'] });
   const reports: number[] = [];
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    proc.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      for (let nl = out.indexOf('\n'); nl >= 0; nl = out.indexOf('\n')) {
-        const line = out.slice(0, nl);
-        out = out.slice(nl + 1);
-        if (line === 'report') reports.push(Date.now());
-        const port = /^port (\d+)$/.exec(line)?.[1];
-        if (port !== undefined) resolve(`http://127.0.0.1:${port}`);
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`the replica exited (${code})`)));
+  const { proc, url } = await childServer(REPLICA, [], (line) => {
+    if (line === 'report') reports.push(Date.now());
   });
   return { proc, url, reports };
 }

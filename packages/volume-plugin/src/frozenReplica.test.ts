@@ -5,7 +5,8 @@
  * out, then reconnects) and its Docker calls alike. The first replica is a TCP relay in its own process to the same
  * (in-process) control service as the second, so both show one cluster, and stopping the relay freezes it.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { childServer } from '@flocker/runtime/testing';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -45,21 +46,9 @@ interface Relay {
 }
 
 async function relay(port: number): Promise<Relay> {
-  const proc = spawn(process.execPath, ['-e', RELAY, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let connections = 0;
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    proc.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      for (let nl = out.indexOf('\n'); nl >= 0; nl = out.indexOf('\n')) {
-        const line = out.slice(0, nl);
-        out = out.slice(nl + 1);
-        if (line === 'conn') connections++;
-        const p = /^port (\d+)$/.exec(line)?.[1];
-        if (p !== undefined) resolve(`http://127.0.0.1:${p}`);
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`the relay exited (${code})`)));
+  const { proc, url } = await childServer(RELAY, [String(port)], (line) => {
+    if (line === 'conn') connections++;
   });
   return { proc, url, connections: () => connections };
 }

@@ -2,3 +2,4 @@
 export { ManualClock, settle } from './ManualClock';
 export { logToFullDisk } from './logToFullDisk';
 export { jsonLines, type LineSchema } from './jsonLines';
+export { childServer } from './childServer';
