@@ -24,6 +24,9 @@ export async function childServer(
       }
     });
     proc.once('exit', (code) => reject(new Error(`the child server exited (${code})`)));
+    // A spawn failure (ENOENT; EAGAIN on a loaded host) is an 'error' event with no 'exit': unheard, it was an uncaught
+    // exception and this promise never settled.
+    proc.once('error', reject);
   });
   return { proc, url };
 }
