@@ -105,7 +105,7 @@ describe('answers the client never reads (F1b)', () => {
       for (let i = 0; i < 3; i++) {
         const s = connect(svc.port, '127.0.0.1');
         s.on('error', () => undefined);
-        s.write('GET /v1/configuration/datasets HTTP/1.1\r\nHost: x\r\n\r\n');
+        s.write('GET /v1/configuration/datasets HTTP/1.1\r\nHost: localhost\r\n\r\n');
         s.pause();
         paused.push(s);
       }

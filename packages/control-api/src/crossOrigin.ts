@@ -5,7 +5,9 @@
  * developer visits could change a local cluster. Browsers say where a request comes from (Origin on every
  * non-GET request, Sec-Fetch-Site); curl, the Flocker clients and the agents send neither, so they are not
  * affected, nor is a page the service itself served. With mTLS the browser must hold an API user's certificate;
- * the same check is harmless there.
+ * the same check is harmless there. The service's own origin is the connection's scheme and Host: on plain HTTP
+ * hostCheck.ts has refused any Host that does not name the service first, so a page whose DNS name was rebound
+ * to the service (Origin = Host = its own name) never gets here.
  */
 import type { NextFunction, Request, Response } from 'express';
 import { RequestError } from './errors';

@@ -85,6 +85,8 @@ export type StoreCode =
 /** What the HTTP layer refuses a request for before (or besides) the configuration logic. */
 export type RequestCode =
   | 'FORBIDDEN'
+  /** A plain-HTTP (--insecure-http) request whose Host names neither an address nor a name of the service (hostCheck.ts). */
+  | 'HOST_NOT_ALLOWED'
   | 'INVALID_REQUEST'
   | 'INVALID_JSON'
   | 'RESERVED_KEY'
@@ -104,7 +106,8 @@ export type UsageCode =
   | 'BAD_STORE_SPEC'
   | 'INVALID_NODE_TIMEOUT'
   | 'INVALID_LEASE_GRACE'
-  | 'INVALID_HANDOVER_WAIT';
+  | 'INVALID_HANDOVER_WAIT'
+  | 'INVALID_ALLOWED_HOST';
 
 export type ErrorCode = ConfigurationCode | StoreCode | RequestCode | UsageCode;
 

@@ -3,7 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DEFAULT_METRICS_ADDRESS, DEFAULT_METRICS_PORTS } from '@flocker/metrics';
-import { createLogger, DEFAULT_LIMITS, DEFAULT_PORT, startControlService } from './server';
+import { checkAllowedHosts, createLogger, DEFAULT_LIMITS, DEFAULT_PORT, startControlService } from './server';
 import { chooseTls, DEFAULT_TLS_DIR, readTlsFiles } from './tls';
 
 async function main(): Promise<void> {
@@ -90,6 +90,15 @@ async function main(): Promise<void> {
       default: false,
       describe: 'Serve plain HTTP without authentication (development and tests only)',
     })
+    .option('allowed-host', {
+      type: 'string',
+      array: true,
+      default: [] as string[],
+      describe:
+        'With --insecure-http: a DNS name clients may reach this service by (repeatable). Requests naming any other ' +
+        'name in their Host header are refused 403 HOST_NOT_ALLOWED (DNS rebinding); IP addresses, localhost and ' +
+        'the --host name are always taken',
+    })
     .option('test-only-min-snapshot-interval', {
       type: 'number',
       describe:
@@ -128,6 +137,7 @@ async function main(): Promise<void> {
     })
     .example('$0 --port 4523 --data-dir /var/lib/flocker --tls-dir /etc/flocker', 'the defaults, spelled out')
     .example('$0 --insecure-http --host 127.0.0.1', 'plain HTTP for development')
+    .example('$0 --insecure-http --allowed-host control.dev.lan', 'plain HTTP that agents reach as control.dev.lan')
     // yargs reads `abc` as NaN: refuse it rather than run without the listener (only a METRICS_LISTEN_FAILED warning).
     .check((a) => {
       const port = a['metrics-port'];
@@ -151,6 +161,8 @@ async function main(): Promise<void> {
     ca: argv.ca,
     insecureHttp: argv['insecure-http'],
   });
+  // Before the certificates are read: a misplaced --allowed-host is the first thing to fix.
+  const allowedHosts = checkAllowedHosts(argv['allowed-host'], tls.mode === 'https');
   if (tls.mode === 'http') logger.warn('serving plain HTTP without authentication (--insecure-http)');
   const service = await startControlService({
     port: argv.port,
@@ -163,6 +175,7 @@ async function main(): Promise<void> {
     logger,
     limits: { maxConnections: argv['max-connections'] },
     compressLists: argv['compress-lists'],
+    allowedHosts,
     ...(argv['metrics-port'] !== 0 ? { metrics: { host: argv['metrics-address'], port: argv['metrics-port'] } } : {}),
     ...(argv['test-only-min-snapshot-interval'] !== undefined
       ? { testOnlyMinSnapshotIntervalSeconds: argv['test-only-min-snapshot-interval'] }

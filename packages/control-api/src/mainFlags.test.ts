@@ -43,6 +43,30 @@ describe('flocker-control flags', () => {
     expect(run.stdout).toMatch(/--compress-lists[\s\S]*gzipped[\s\S]*\[boolean\] \[default: false\]/);
   });
 
+  it('--allowed-host: documented in --help; a value with a port, or with TLS, exits 1 INVALID_ALLOWED_HOST', () => {
+    const main = path.join(__dirname, 'main.js');
+    const help = spawnSync(process.execPath, [main, '--help'], { encoding: 'utf8', timeout: 15_000 });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/--allowed-host[\s\S]*--insecure-http[\s\S]*HOST_NOT_ALLOWED[\s\S]*\[array\]/);
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'flocker-control-flags-'));
+    try {
+      for (const args of [
+        ['--insecure-http', '--allowed-host', 'control.dev.lan:4523'],
+        ['--cert', 'c.crt', '--key', 'c.key', '--ca', 'ca.crt', '--allowed-host', 'control.dev.lan'],
+      ]) {
+        const run = spawnSync(
+          process.execPath,
+          [main, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--data-dir', dataDir, ...args],
+          { encoding: 'utf8', timeout: 15_000 },
+        );
+        expect(run.status).toBe(1);
+        expect(run.stderr).toContain('INVALID_ALLOWED_HOST');
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a --max-connections that is not a positive number', () => {
     for (const max of ['abc', '0', '-5']) {
       const run = spawnSync(process.execPath, [path.join(__dirname, 'main.js'), '--max-connections', max], {

@@ -625,7 +625,7 @@ describe('server limits', () => {
     // The 408 is read before the reset is (Linux hands queued data out first).
     socket.on('error', () => undefined);
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-    socket.write('GET /v1/version HTTP/1.1\r\nHost: x\r\n');
+    socket.write('GET /v1/version HTTP/1.1\r\nHost: localhost\r\n');
     const drip = setInterval(() => socket.write('X-Slow: 1\r\n'), 50);
     const started = Date.now();
     let answer = '';
@@ -655,7 +655,7 @@ describe('connection limit and bursts (issue 23: agents refused at scale)', () =
       socket.once('error', reject);
     });
     socket.on('error', () => undefined);
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n`);
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n`);
     if (waitForAnswer) await new Promise<void>((resolve) => socket.once('data', () => resolve()));
     return socket;
   }
@@ -732,7 +732,7 @@ describe('connection limit and bursts (issue 23: agents refused at scale)', () =
               });
               socket.on('error', (err) => resolve(err.message));
               socket.once('close', () => resolve(text.slice(0, 12) || 'closed'));
-              socket.write('GET /v1/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+              socket.write('GET /v1/version HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
             }),
         ),
       );

@@ -17,6 +17,7 @@ import { type ConfigurationStore, FileConfigurationStore } from './Configuration
 import { invalidRequest, RequestError, UsageError } from './errors';
 import { MAX_BODY_BYTES, sendError, toApiError } from './httpErrors';
 import { refuseCrossOrigin } from './crossOrigin';
+import { AllowedHost, hostAllowList, type HostAllowList, refuseForeignHost } from './hostCheck';
 import { buildOpenApi } from './openapi';
 import { routes } from './routes';
 import { checkInput, type Reply } from './routeSpec';
@@ -113,6 +114,11 @@ export interface ControlServiceOptions {
   monoNow?: () => number;
   /** Serve HTTPS with mutual TLS against this cluster CA and authorize by certificate; absent = plain HTTP. */
   tls?: ServerTlsCredentials;
+  /**
+   * Plain HTTP only (--allowed-host): DNS names besides localhost and `host` that a request's Host may carry (an IP
+   * address always may); any other name is refused 403 HOST_NOT_ALLOWED (DNS rebinding, hostCheck.ts).
+   */
+  allowedHosts?: readonly string[];
   /**
    * TESTS ONLY: the shortest snapshot schedule accepted and run, in seconds, instead of
    * MIN_SNAPSHOT_INTERVAL_MS (5 minutes), so a test sees schedules run in seconds.
@@ -262,17 +268,21 @@ export function createApp(
   authorizeByCertificate = false,
   /** Gzip big whole lists for clients sending Accept-Encoding: gzip (ControlServiceOptions.compressLists). */
   compress = false,
+  /** Plain HTTP: answer only requests whose Host names the service (hostCheck.ts); absent = any Host. */
+  hosts?: HostAllowList,
 ): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  // Before anything else: a rebound page may not even read. crossOrigin.ts's "own origin" is built from this Host.
+  if (hosts !== undefined) app.use(refuseForeignHost(hosts));
   if (authorizeByCertificate) app.use(requireIdentity);
   // Parse any body as JSON whatever its content type (s23 USER-T F8, kept): curl users forget the header (`curl -d`
   // sends application/x-www-form-urlencoded). Flocker v1 refused all but application/json; every v1 client sends it
   // (flocker-go, its docs' curl examples), so none breaks here. A web page can POST such a body cross-site (text/plain
   // needs no CORS preflight): a change from another origin is refused first (crossOrigin.ts; with --insecure-http
-  // nothing else stops one).
+  // nothing else stops one; its "own origin" is the Host, which refuseForeignHost has checked on plain HTTP).
   app.use(refuseCrossOrigin);
   // Bodies nesting deeper than any API shape are refused before parsing.
   app.use(express.json({ limit: MAX_BODY_BYTES, type: () => true, strict: true, verify: rejectDeepJson }));
@@ -451,8 +461,25 @@ export function createApp(
   return app;
 }
 
+/** --allowed-host values, checked: names (or addresses) without a port, and only for plain HTTP. */
+export function checkAllowedHosts(allowed: readonly string[], tls: boolean): string[] {
+  if (allowed.length > 0 && tls) {
+    throw new UsageError(
+      'INVALID_ALLOWED_HOST',
+      '--allowed-host applies to plain HTTP (--insecure-http) only: with mutual TLS the client certificate ' +
+        'authenticates a request whatever host name it used.',
+    );
+  }
+  return allowed.map((text) => {
+    const parsed = AllowedHost.safeParse(text);
+    if (!parsed.success) throw new UsageError('INVALID_ALLOWED_HOST', parsed.error.issues[0]?.message ?? text);
+    return parsed.data;
+  });
+}
+
 export async function startControlService(options: ControlServiceOptions = {}): Promise<ControlService> {
   const logger = options.logger ?? createLogger(options.logLevel ?? 'info');
+  const allowedHosts = checkAllowedHosts(options.allowedHosts ?? [], options.tls !== undefined);
   const { nodeTimeoutMs, leaseGraceMs } = checkTiming(
     options.nodeTimeoutSeconds ?? 30,
     options.leaseGraceSeconds ?? DEFAULT_LEASE_GRACE_MS / 1000,
@@ -485,8 +512,16 @@ export async function startControlService(options: ControlServiceOptions = {}): 
       min_snapshot_interval_seconds: options.testOnlyMinSnapshotIntervalSeconds,
     });
   }
-  const app = createApp(state, logger, undefined, options.tls !== undefined, options.compressLists ?? false);
   const host = options.host ?? '0.0.0.0';
+  const app = createApp(
+    state,
+    logger,
+    undefined,
+    options.tls !== undefined,
+    options.compressLists ?? false,
+    // With mutual TLS the client certificate authenticates every request, whatever name it used.
+    options.tls === undefined ? hostAllowList(host, allowedHosts) : undefined,
+  );
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const httpOptions = {
     headersTimeout: limits.headersTimeoutMs,

@@ -31,7 +31,7 @@ const until = async (what: () => boolean, ms = 5000): Promise<void> => {
   }
 };
 
-const GET = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+const GET = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`;
 /** The body part of a raw answer (after its headers), Date header and all before it dropped. */
 const body = (text: string): string => text.slice(text.indexOf('\r\n\r\n') + 4);
 

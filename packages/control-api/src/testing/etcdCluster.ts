@@ -68,7 +68,7 @@ function newKey(file: string): void {
   openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file]);
 }
 
-function selfSignedCa(dir: string, name: string): { crt: string; key: string } {
+export function selfSignedCa(dir: string, name: string): { crt: string; key: string } {
   const key = path.join(dir, `${name}.key`);
   const crt = path.join(dir, `${name}.crt`);
   newKey(key);
@@ -92,7 +92,7 @@ function selfSignedCa(dir: string, name: string): { crt: string; key: string } {
   return { crt, key };
 }
 
-function issue(
+export function issue(
   dir: string,
   name: string,
   ca: { crt: string; key: string },
