@@ -15,6 +15,7 @@
 import { X509Certificate } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import tls from 'node:tls';
+import { identityFromCommonName } from '@flocker/api';
 import { errorMessage } from '@flocker/runtime';
 import type winston from 'winston';
 import { z } from 'zod';
@@ -132,8 +133,9 @@ const TRANSFER_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHAC
 function nodeUuidOf(cert: { subject?: { CN?: string | string[] } } | undefined): string | undefined {
   const cn = cert?.subject?.CN;
   const name = Array.isArray(cn) ? cn[0] : cn;
-  const m = /^node-([0-9a-f-]{36})$/i.exec(name ?? '');
-  return m?.[1]?.toLowerCase();
+  // The API's one rule (node-<any hex 8-4-4-4-12>, lower-cased): the peer is the node the control service knows.
+  const identity = name === undefined ? undefined : identityFromCommonName(name);
+  return identity?.kind === 'node' ? identity.uuid : undefined;
 }
 
 /** The node UUID of a PEM node certificate (its common name node-<uuid>). */
