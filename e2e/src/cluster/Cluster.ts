@@ -27,6 +27,7 @@ import { ClusterError, run, waitFor } from './run';
 import { readState, writeState, type ClusterStateFile } from './state';
 import { teardown, type TeardownReport } from './teardown';
 import { removeTree } from '../removeTree';
+import { failuresSoFar, keepLogsOfFailure } from './failedLogs';
 
 export interface ClusterOptions {
   hosts: number;
@@ -105,6 +106,8 @@ export class Cluster {
   readonly client: FlockerClient;
   readonly hosts: ClusterHost[];
   private stopped = false;
+  /** Failed tests recorded before this cluster started: one recorded after keeps its logs at stop (failedLogs). */
+  private readonly failureMark = failuresSoFar();
 
   /** Environment for the `flocker` CLI to reach this cluster's control service as API user admin. */
   cliEnv(): Record<string, string> {
@@ -212,8 +215,11 @@ export class Cluster {
 
   /** Removes every trace of the cluster. Safe to call twice and after a failed start. */
   async stop(): Promise<TeardownReport> {
+    const first = !this.stopped;
     this.stopped = true;
     const keep = process.env.FLOCKER_E2E_KEEP === '1';
+    // A test failed while it ran: its logs outlive the base directory (printed to stderr).
+    if (first && !keep) keepLogsOfFailure(this.layout, this.failureMark);
     const report = await teardown(this.layout, { removeBaseDir: this.state.removeBaseDir && !keep });
     // Logs stay in a kept baseDir; the state file goes once nothing is left to clean.
     if (report.survivors.length === 0 && report.loopDevicesLeft.length === 0) {
