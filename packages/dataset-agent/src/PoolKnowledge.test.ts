@@ -102,6 +102,24 @@ describe('PoolKnowledge', () => {
     expect(alone.pool.stillThere(new Set())).toEqual([]);
   });
 
+  it("an unreadable record's error names its dataset as the API's Uuid takes it (lower-cased), else the node", async () => {
+    // The report goes to the API whole: a dataset_id it would refuse must not be in it; one it takes, in its form.
+    const ids = [A.toUpperCase(), '11111111-1111-1111-1111-111111111111', '-'.repeat(36), `${A}0`];
+    const { driver, pool } = setup();
+    ids.forEach((datasetId, i) =>
+      driver.volumes.set(`v${i}`, { blockdeviceId: `v${i}`, datasetId, size: 1, attachedTo: null }),
+    );
+    await pool.listPool();
+    ids.forEach((_id, i) => driver.bad.add(`v${i}`));
+    await pool.listPool();
+    expect(pool.reportErrors().map((e) => e.dataset_id ?? null)).toEqual([
+      A,
+      '11111111-1111-1111-1111-111111111111',
+      null,
+      null,
+    ]);
+  });
+
   it('concurrent observations share listings (FreshRead): one in flight plus one queued', async () => {
     const { driver, pool } = setup();
     await Promise.all([pool.listPool(), pool.listPool(), pool.listPool(), pool.listPool()]);

@@ -3,14 +3,18 @@
  * unreadable records (reported as errors; their datasets are left alone), and which
  * dataset each volume holds, kept while its record cannot be read.
  */
-import type { ActionError, ClusterSnapshot } from '@flocker/api';
+import { Uuid, type ActionError, type ClusterSnapshot } from '@flocker/api';
 import type { BlockDeviceApi, BlockDeviceVolume, PoolListing, VolumeProblem } from '@flocker/storage-drivers';
 import type { Clock } from './clock';
 import { FreshRead } from '@flocker/runtime';
 import type { LocalState } from './LocalState';
 import { attributeProblems, listPoolOf, reportedVolumes, type ReportedVolume } from './poolSafety';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** A record's dataset id as the API's Uuid takes it (lower-cased), or undefined: the report must parse as a whole. */
+function reportedDatasetId(id: string | undefined): string | undefined {
+  const parsed = id === undefined ? undefined : Uuid.safeParse(id);
+  return parsed?.success === true ? parsed.data : undefined;
+}
 
 export class PoolKnowledge {
   private readonly listing: FreshRead<PoolListing>;
@@ -114,14 +118,17 @@ export class PoolKnowledge {
 
   /** An unreadable record: an error on its dataset (on the node when nothing tells which). */
   reportErrors(): ActionError[] {
-    return this.unreadableVolumes().map((p): ActionError => ({
-      ...(p.datasetId !== undefined && UUID.test(p.datasetId) ? { dataset_id: p.datasetId } : {}),
-      action: 'observe',
-      code: p.code,
-      message: p.message,
-      attempts: 1,
-      since: this.problemSince.get(p.blockdeviceId) ?? this.isoNow(),
-    }));
+    return this.unreadableVolumes().map((p): ActionError => {
+      const datasetId = reportedDatasetId(p.datasetId);
+      return {
+        ...(datasetId !== undefined ? { dataset_id: datasetId } : {}),
+        action: 'observe',
+        code: p.code,
+        message: p.message,
+        attempts: 1,
+        since: this.problemSince.get(p.blockdeviceId) ?? this.isoNow(),
+      };
+    });
   }
 
   /** Volumes whose record went bad, as last known, that `seen` lacks: still there, not gone. */
