@@ -4,7 +4,7 @@
  * and reads the store itself (list, delete, a restore's size) with @flocker/backup.
  */
 import { isBackupError, S3ObjectStore } from '@flocker/backup';
-import { formatSize, MINIMUM_DATASET_SIZE, type ClusterSnapshot, type ReportedBackup } from '@flocker/api';
+import { formatSize, MINIMUM_DATASET_SIZE, Uuid, type ClusterSnapshot, type ReportedBackup } from '@flocker/api';
 import { localStorageNode } from '@flocker/web-ui';
 import { CliError, EXIT } from './errors';
 import { movePhase } from './progress';
@@ -28,7 +28,8 @@ export function s3Store(url: string, a: S3Args, env: Readonly<Record<string, str
 
 /** A whole dataset id (a UUID): what backups are filed under, usable without asking the control service. */
 export function isDatasetId(ref: string): boolean {
-  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref);
+  // The API's Uuid (any hex 8-4-4-4-12, any case): what it takes as a dataset id is what is filed under one.
+  return Uuid.safeParse(ref).success;
 }
 
 /** A @flocker/backup error as the CLI's (exit code by kind); undefined for anything else. */
