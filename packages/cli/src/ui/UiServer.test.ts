@@ -493,3 +493,24 @@ describe('toActionError (issue 21: plain words, no "✖ … → at name")', () =
     });
   });
 });
+
+describe('UiServer: ids in paths are the API Uuid (one rule)', () => {
+  it('an upper-case id reaches the client lower-cased, as the API stores it', async () => {
+    expect((await call('DELETE', `/api/volumes/${D1.toUpperCase()}`)).status).toBe(200);
+    expect((await call('POST', `/api/volumes/${D1.toUpperCase()}/release-lease`, { body: {} })).status).toBe(200);
+    expect(client.calls).toEqual([
+      ['delete', D1],
+      ['release', D1],
+    ]);
+  });
+
+  it('36 hex digits and hyphens that are no UUID: 404 NOT_FOUND, the client is not asked', async () => {
+    for (const id of ['-'.repeat(36), '0123456789abcdef0123456789abcdef0123', `${D1.slice(0, 9)}-${D1.slice(10)}`]) {
+      const r = await call('DELETE', `/api/volumes/${id}`);
+      expect({ id, status: r.status, code: errorOf(r).code }).toEqual({ id, status: 404, code: 'NOT_FOUND' });
+    }
+    expect(client.calls).toEqual([]);
+    // A UUID with the wrong method is still known (405), as before.
+    expect((await call('GET', `/api/volumes/${D1}/move`)).status).toBe(405);
+  });
+});

@@ -14,6 +14,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize, sep } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { UiMessage } from '@flocker/web-ui';
+import { Uuid } from '@flocker/api';
 import { toActionError, UiActionError, UiActions } from './actions';
 import type { ClusterFeed } from './ClusterFeed';
 import { checkRequest } from './security';
@@ -46,7 +47,8 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'content-security-policy':
     "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
 };
-const UUID = '[0-9a-fA-F-]{36}';
+/** A path segment; a route applies only when it is a UUID by the API's rule (Uuid: any hex 8-4-4-4-12, lower-cased). */
+const UUID = '[^/]+';
 const ROUTES: Array<{
   method: string;
   path: RegExp;
@@ -164,14 +166,19 @@ export class UiServer {
     if (path === '/api/events' && method === 'GET') return this.stream(req, res);
     if (path === '/api/state' && method === 'GET') return this.sendJson(res, 200, this.options.feed.current());
     if (path.startsWith('/api/')) {
-      for (const r of ROUTES) {
+      const matches = ROUTES.flatMap((r) => {
         const m = r.path.exec(path);
-        if (!m) continue;
-        if (r.method !== method) continue;
+        if (!m) return [];
+        if (m[1] === undefined) return [{ r, id: '' }];
+        const id = Uuid.safeParse(m[1]);
+        return id.success ? [{ r, id: id.data }] : [];
+      });
+      const hit = matches.find(({ r }) => r.method === method);
+      if (hit !== undefined) {
         const body = method === 'POST' ? await readJson(req) : undefined;
-        return this.sendJson(res, 200, await r.run(this.options.actions, m[1] ?? '', body));
+        return this.sendJson(res, 200, await hit.r.run(this.options.actions, hit.id, body));
       }
-      const known = ROUTES.some((r) => r.path.test(path));
+      const known = matches.length > 0;
       throw new UiActionError(
         known ? 405 : 404,
         known ? 'METHOD_NOT_ALLOWED' : 'NOT_FOUND',
