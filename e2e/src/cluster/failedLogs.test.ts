@@ -21,6 +21,7 @@ beforeEach(() => {
   write('hosts/a/log/plugin.log.1', 'plugin\n');
   write('hosts/a/agent.yml', 'a: 1\n');
   write('hosts/a/docker-data/x.json', '{}');
+  write('hosts/a/etc-docker/key.json', '{}');
   write('hosts/a/mnt/v/data.log', 'user data\n');
   write('pool/vol.json', '{}');
   fs.writeFileSync(path.join(base, 'control', 'data', 'big.json'), Buffer.alloc(2 << 20));

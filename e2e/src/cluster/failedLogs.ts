@@ -32,8 +32,8 @@ export function failuresSoFar(): number {
   return record()?.failures.length ?? 0;
 }
 
-/** Directories of a cluster that hold no logs: namespace pins, pools, mounts, Docker's data, keys, the image. */
-const SKIPPED = new Set(['ns', 'pool', 'mnt', 'docker-data', 'docker-exec', 'pki', 'image']);
+/** Directories of a cluster that hold no logs: namespace pins, pools, mounts, Docker's data and key, keys, the image. */
+const SKIPPED = new Set(['ns', 'pool', 'mnt', 'docker-data', 'docker-exec', 'etc-docker', 'pki', 'image']);
 /** A state or configuration file kept beside the logs only when small (the control service's, the agents'). */
 const SMALL_BYTES = 1 << 20;
 
