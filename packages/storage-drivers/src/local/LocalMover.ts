@@ -189,8 +189,10 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
       });
     else if (before >= SOURCE_CHANGING_ROUNDS) o.onSourceChanging?.(null);
   };
+  // A function, not the property inline: TypeScript would keep the loop's check's narrowing across the awaits.
+  const stopped = (): boolean => o.signal?.aborted === true;
   for (;;) {
-    if (o.signal?.aborted === true) throw new LocalStorageError('TRANSFER_FAILED', 'the move was stopped');
+    if (stopped()) throw new LocalStorageError('TRANSFER_FAILED', 'the move was stopped');
     try {
       // Both sides' snapshots are looked at at the start and after a failure; in between, this run's
       // own steps are the only change to them (kept in `known`), which spares the final phase its
@@ -357,6 +359,9 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
     } catch (e) {
       known = null;
       recheck = null;
+      // Stopped (the dataset deleted) or the agent stopping: what failed is the stop's own doing (the
+      // wait or the send it aborted), not a step to retry or warn of; the move ends here.
+      if (stopped()) throw new LocalStorageError('TRANSFER_FAILED', 'the move was stopped');
       if (e instanceof MoveTakenBackError || (o.cancel?.aborted === true && !promoteAsked)) throw e;
       // The move taken back while its promote's refusal is retried: looked at again at once (above), not after a back-off.
       if (o.cancel?.aborted === true && promoteRefused && !promoteUnanswered) continue;
