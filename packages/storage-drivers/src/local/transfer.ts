@@ -225,6 +225,20 @@ export class TransferServer {
       });
       return;
     }
+    if (request.op !== 'status' && this.o.mayReceive?.(request.datasetId, peer) === false) {
+      const message = `this node is not the primary of dataset ${request.datasetId}: it takes no data of it from node ${peer}`;
+      // Not a failed request: the sender acted on a view this node has moved past (a round begun just
+      // before a delete or a move it saw first), and logs and handles its side.
+      this.o.logger?.info('refused a transfer request', {
+        op: request.op,
+        datasetId: request.datasetId,
+        peer,
+        code: 'PEER_REFUSED',
+        error: message,
+      });
+      answer({ ok: false, code: 'PEER_REFUSED', message });
+      return;
+    }
     try {
       answer(await this.serve(request, reader, peer));
     } catch (e) {
@@ -237,11 +251,6 @@ export class TransferServer {
 
   private async serve(request: TransferRequest, reader: FrameReader, peer: string): Promise<object> {
     const { engine } = this.o;
-    if (request.op !== 'status' && this.o.mayReceive?.(request.datasetId, peer) === false)
-      throw new LocalStorageError(
-        'PEER_REFUSED',
-        `this node is not the primary of dataset ${request.datasetId}: it takes no data of it from node ${peer}`,
-      );
     switch (request.op) {
       case 'status': {
         const snapshots = await engine.listSnapshots(request.datasetId);
