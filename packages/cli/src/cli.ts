@@ -96,6 +96,7 @@ import {
   sizeText,
 } from '@flocker/web-ui';
 import { checkInUse, destroyAfterAsking, inUseBy, leaseHeldOnMove } from './safety';
+import { unknownCommandProblem } from './unknownCommand';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
 import { completionCandidates, completionKind } from './completion';
 import { containerText, containerViews } from './containers';
@@ -1160,11 +1161,12 @@ export function buildCli(
                   type: 'boolean',
                   default: false,
                   describe:
-                    'Also when a live node holds its lease (a container there uses it): release the lease, then destroy',
+                    'Also when a live node holds its lease (a container there uses it, or "flocker leases acquire" ' +
+                    'took it): release the lease, then destroy',
                 })
                 .example(
                   '$0 volumes destroy pgdata',
-                  'refused while a container on a live node uses it (its node holds the lease)',
+                  'refused while a live node holds its lease (a container there uses it, or "flocker leases acquire" took it)',
                 ),
               'the volume is gone from every node (unmounted, its storage deleted)',
             ),
@@ -1736,11 +1738,13 @@ export function buildCli(
               .option('force', {
                 type: 'boolean',
                 default: false,
-                describe: 'Also when its holder is a live node (a container there uses the volume)',
+                describe:
+                  'Also when its holder is a live node (a container there uses the volume, or "flocker leases acquire" ' +
+                  'took it: a lease you took yourself needs --force too)',
               })
               .example(
                 '$0 leases release pgdata',
-                'the volume may move again; refused while a container on a live node uses it',
+                'the volume may move again; refused while a live node holds it (a container there uses it, or "flocker leases acquire" took it)',
               ),
           run<GlobalArgs & { volume: string; force: boolean }>(async (a, client) => {
             const [datasets, snapshot, leases] = await Promise.all([
@@ -2046,7 +2050,9 @@ export function buildCli(
     .fail((msg, err) => {
       // A command's failure comes without a message; a .check() that throws (clone, ui --port) with one: usage.
       if (err && (!msg || err instanceof CliError)) throw err;
-      // yargs reads a negative positional ("resize v -5G") as flags: name it instead of yargs' complaint.
-      usageExit(negativeArgumentProblem(argv) ?? msg);
+      // yargs reads a negative positional ("resize v -5G") as flags: name it instead of yargs' complaint. A command
+      // name flocker lacks ("volumes delete") is an "Unknown argument" to yargs: name it and the commands there.
+      const unknownCommand = msg.startsWith('Unknown argument') ? unknownCommandProblem(argv) : undefined;
+      usageExit(negativeArgumentProblem(argv) ?? unknownCommand ?? msg);
     });
 }

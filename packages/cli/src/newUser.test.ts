@@ -121,7 +121,7 @@ describe('flocker nodes', () => {
     expect((await flocker(fakeClient([]), 'nodes', 'list')).code).toBe(EXIT.OK);
     const r = await flocker(fakeClient([]), 'nodes', 'bogus');
     expect(r.code).toBe(EXIT.USAGE);
-    expect(r.err).toMatch(/Unknown argument: bogus/);
+    expect(r.err).toMatch(/unknown nodes command "bogus": the commands are list \(ls\), forget/);
   });
 });
 
