@@ -74,3 +74,17 @@ flocker_npm_ci() {
 }
 
 _flocker_lock_hash() { sha256sum <"$1/package-lock.json" | cut -d' ' -f1; }
+
+# Whether the web UI app (packages/web-ui/dist/app, Vite: several seconds) must be built in ROOT (default: the
+# checkout): it is missing, or one of its inputs (the app's sources and configuration, the @flocker/api and
+# @flocker/runtime sources it bundles, the lock file) is newer than its index.html, which every build writes.
+# s26 USER-W: `./dev up`, also the way to start a process that stopped, built it every time (6 of its 7 s) while the
+# node fences itself after 15 s without its control service.
+flocker_webui_build_needed() {
+  local root="${1:-$FLOCKER_ROOT}"
+  local built="$root/packages/web-ui/dist/app/index.html" ui="$root/packages/web-ui"
+  [ -f "$built" ] || return 0
+  [ -n "$(find "$ui/src" "$ui/index.html" "$ui/vite.config.mts" "$ui/package.json" "$ui/tsconfig.app.json" \
+    "$root/packages/api/src" "$root/packages/runtime/src" "$root/package-lock.json" \
+    -newer "$built" -print -quit 2>/dev/null)" ]
+}

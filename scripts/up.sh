@@ -110,8 +110,9 @@ up)
   bash scripts/host-setup.sh --run   # the tests' extra packages (Prometheus, a registry, zfs-fuse) come with npm test
   flocker_npm_ci "$ROOT" --no-fund --no-audit   # only when package-lock.json's content changed (env.sh)
   node_modules/.bin/tsc -b   # not through npx: one npm start less
-  # The app `flocker ui` serves; its output (npm's and Vite's warnings) only when the build fails.
-  if ! webui_log=$(npm run build --silent -w @flocker/web-ui 2>&1); then
+  # The app `flocker ui` serves, when its inputs changed (env.sh); its output (npm's and Vite's warnings) only when the
+  # build fails.
+  if flocker_webui_build_needed "$ROOT" && ! webui_log=$(npm run build --silent -w @flocker/web-ui 2>&1); then
     printf '%s\n' "$webui_log" >&2; echo "flocker: building the web UI failed" >&2; exit 1
   fi
   NODE="$ROOT/.tools/node/bin/node"
