@@ -1198,7 +1198,13 @@ export function buildCli(
               if (!a.json) io.err(`Destroying ${visible(nameOf(d) || d.dataset_id)}`);
               await waitUntil(client, io, a.timeout, (s) => destroyProgress(s, d.dataset_id));
             }
-            print(a, await freshView(client, deleted), () => `Destroyed ${visible(nameOf(d) || d.dataset_id)}`);
+            // --no-wait: only recorded (s26 USER-W: "Destroyed" while the volume was still listed).
+            const name = visible(nameOf(d) || d.dataset_id);
+            print(a, await freshView(client, deleted), () =>
+              a.wait
+                ? `Destroyed ${name}`
+                : `Deleting ${name}: recorded; its node unmounts and destroys it (flocker volumes list shows it until then)`,
+            );
           }),
         )
         .demandCommand(1, 'Name a volumes command: list, create, show, move, clone, schedule, resize or destroy'),
@@ -1320,7 +1326,11 @@ export function buildCli(
               if (!a.json) io.err(`Destroying snapshot ${label}`);
               await waitUntil(client, io, a.timeout, (c) => destroyedPhase(c, s));
             }
-            print(a, deleted, () => `Destroyed snapshot ${label}`);
+            print(a, deleted, () =>
+              a.wait
+                ? `Destroyed snapshot ${label}`
+                : `Deleting snapshot ${label}: recorded; its storage backend destroys it`,
+            );
           }),
         )
         .demandCommand(1, 'Name a snapshots command: create, list, show or destroy'),
