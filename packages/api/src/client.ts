@@ -963,9 +963,8 @@ export class FlockerClient {
     if ((this.leftAt.get(url) ?? 0) <= asked) this.baseUrl = url;
   }
 
-  /** Registers a request safe to repeat open on `url` (ended by leave); `done` when it is over. */
-  private track(url: string): { signal: AbortSignal; done: () => void } {
-    const controller = new AbortController();
+  /** Registers a request safe to repeat open on `url` (ended by leave, through `controller`); `done` when it is over. */
+  private track(url: string, controller = new AbortController()): { signal: AbortSignal; done: () => void } {
     let open = this.open.get(url);
     if (open === undefined) this.open.set(url, (open = new Set()));
     open.add(controller);
@@ -1056,14 +1055,31 @@ export class FlockerClient {
       idempotent: boolean;
     },
   ): Promise<Tagged<T>> {
-    const leaving = how.idempotent ? this.track(baseUrl) : undefined;
+    // One signal ends the attempt, whatever ends it: its timeouts, and a leave when it is safe to repeat (issue 23: no
+    // AbortSignal.any nor AbortSignal.timeout per request, whose timer outlived the answer; the plugin's Create).
+    const attempt = new AbortController();
+    const leaving = how.idempotent ? this.track(baseUrl, attempt) : undefined;
+    const timedOut = (message: string) => () => attempt.abort(new DOMException(message, 'TimeoutError'));
+    // The whole attempt, the connect and the body included (unref'd, as AbortSignal.timeout's; cleared at the end).
+    const wholeTimer = setTimeout(timedOut('The operation was aborted due to timeout'), timeoutMs.whole).unref();
+    // Cut if no headers came in time, the connect included (undici's headersTimeout starts once the request is sent);
+    // not once they came (callOnce clears it): the body has the whole bound. Only with failover (see call).
+    const headersTimer =
+      timeoutMs.headers < timeoutMs.whole
+        ? setTimeout(timedOut(`no answer within ${timeoutMs.headers} ms`), timeoutMs.headers)
+        : undefined;
     try {
-      return await this.callOnce(baseUrl, method, path, schema, body, options, timeoutMs, how.entityTag, leaving);
+      return await this.callOnce(baseUrl, method, path, schema, body, options, timeoutMs, how.entityTag, {
+        signal: attempt.signal,
+        headersTimer,
+      });
     } catch (err) {
-      // Left while asking: the reason (LEFT_REPLICA), not the abort it caused.
-      if (leaving?.signal.aborted === true) throw leaving.signal.reason;
+      // Left while asking: the reason (LEFT_REPLICA), not the abort it caused (a timeout's reason is a DOMException).
+      if (leaving !== undefined && attempt.signal.reason instanceof FlockerApiError) throw attempt.signal.reason;
       throw err;
     } finally {
+      clearTimeout(headersTimer);
+      clearTimeout(wholeTimer);
       leaving?.done();
     }
   }
@@ -1077,7 +1093,8 @@ export class FlockerClient {
     options: WriteOptions,
     timeout: AttemptTimeouts,
     entityTag: boolean,
-    leaving: { signal: AbortSignal } | undefined,
+    /** This attempt's end (callOne): its timeouts, a leave; the headers' timer is cleared once they came. */
+    attempt: { signal: AbortSignal; headersTimer: NodeJS.Timeout | undefined },
   ): Promise<Tagged<T>> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -1088,16 +1105,6 @@ export class FlockerClient {
       headers[IF_CONFIGURATION_MATCHES_HEADER] = options.ifConfigurationMatches;
     }
     let res: Dispatcher.ResponseData;
-    // Cut if no headers came in time, the connect included (undici's headersTimeout starts once the request is sent);
-    // not once they came: the body has the whole bound.
-    const noHeaders = new AbortController();
-    const headersTimer =
-      timeout.headers < timeout.whole
-        ? setTimeout(
-            () => noHeaders.abort(new DOMException(`no answer within ${timeout.headers} ms`, 'TimeoutError')),
-            timeout.headers,
-          )
-        : undefined;
     try {
       res = await request(baseUrl + path, {
         method,
@@ -1106,11 +1113,7 @@ export class FlockerClient {
         dispatcher: this.dispatcher,
         headersTimeout: timeout.headers,
         bodyTimeout: timeout.whole,
-        signal: AbortSignal.any([
-          AbortSignal.timeout(timeout.whole),
-          noHeaders.signal,
-          ...(leaving === undefined ? [] : [leaving.signal]),
-        ]),
+        signal: attempt.signal,
       });
     } catch (err) {
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || /timeout/i.test(err.name + err.message));
@@ -1124,7 +1127,7 @@ export class FlockerClient {
       else if (!timedOut && CLOSED_UNANSWERED.has(code)) closedUnanswered.add(failure);
       throw failure;
     } finally {
-      clearTimeout(headersTimer);
+      clearTimeout(attempt.headersTimer);
     }
     const receivedAt = performance.now();
     const date = res.headers['date'];
