@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FlockerApiError, FlockerClient } from './client';
-import type { CreateDatasetRequest, DatasetConfiguration } from './schemas';
+import type { CreateDatasetRequest, DatasetConfiguration, SnapshotConfiguration } from './schemas';
 
 /**
  * REVIEW-S25 R2: a create naming its dataset_id is repeated on the next replica after the failover bound; when the
@@ -25,15 +25,31 @@ function json(res: ServerResponse, status: number, value: unknown): void {
   res.end(JSON.stringify(value));
 }
 
-/** Stores a create as configuration.ts does (no check of the primary: these stand-ins know every node). */
+/** The snapshots of the stand-in replicas (one cluster per test: cleared after each). */
+const snapshots = new Map<string, SnapshotConfiguration>();
+const IMPLICIT = 'dddddddd-0000-4000-8000-000000000009';
+
+/**
+ * Stores a create as configuration.ts does (no check of the primary: these stand-ins know every node); a clone of a
+ * dataset with its implicit snapshot (IMPLICIT, naming the clone).
+ */
 function commit(store: Store, req: CreateDatasetRequest): DatasetConfiguration {
   const id = req.dataset_id ?? ID;
+  if (req.source_dataset_id !== undefined)
+    snapshots.set(IMPLICIT, {
+      snapshot_id: IMPLICIT,
+      dataset_id: req.source_dataset_id,
+      metadata: { 'clusterhq:flocker:clone': id },
+      created_at: '2026-12-07T10:00:00.000Z',
+    });
+  const source = req.source_dataset_id !== undefined ? IMPLICIT : req.source_snapshot_id;
   const dataset: DatasetConfiguration = {
     dataset_id: id,
     primary: req.primary,
     ...(req.maximum_size !== undefined ? { maximum_size: req.maximum_size } : {}),
     metadata: { ...(req.metadata ?? {}) },
     deleted: false,
+    ...(source !== undefined ? { source_snapshot_id: source } : {}),
   };
   store.set(id, dataset);
   return dataset;
@@ -63,6 +79,9 @@ async function replica(
           });
         return json(res, 201, commit(store, create));
       }
+      const snap = /^\/v1\/configuration\/snapshots\/([^/]+)$/.exec(req.url ?? '');
+      const snapshot = snap !== null && req.method === 'GET' ? snapshots.get(snap[1] as string) : undefined;
+      if (snapshot !== undefined) return json(res, 200, snapshot);
       const m = /^\/v1\/configuration\/datasets\/([^/]+)$/.exec(req.url ?? '');
       const dataset = m !== null && req.method === 'GET' ? store.get(m[1] as string) : undefined;
       if (dataset !== undefined) return json(res, 200, dataset);
@@ -101,6 +120,7 @@ describe('FlockerClient: a create repeated after failover that the first replica
   const closers: (() => Promise<void>)[] = [];
   afterEach(async () => {
     await Promise.all(closers.splice(0).map((c) => c()));
+    snapshots.clear();
   });
 
   async function pair(store: Store, first: 'slow' | 'cut' | 'lost', hits: string[]): Promise<FlockerClient> {
@@ -117,11 +137,11 @@ describe('FlockerClient: a create repeated after failover that the first replica
     const client = await pair(store, 'slow', hits);
     const made = await client.createDataset(create);
     expect(made).toEqual({ ...commit(new Map(), create) });
-    // Read back from the replica in use (a 409 does not move the client: still the slow one, which reads answer).
+    // Read back from the replica that answered the 409, now the one in use (REVIEW-S26 R2), not the slow one.
     expect(hits).toEqual([
       'slow POST /v1/configuration/datasets',
       'answer POST /v1/configuration/datasets',
-      `slow GET /v1/configuration/datasets/${ID}`,
+      `answer GET /v1/configuration/datasets/${ID}`,
     ]);
   });
 
@@ -154,6 +174,25 @@ describe('FlockerClient: a create repeated after failover that the first replica
       const client = await pair(store, 'lost', []);
       expect((await failure(client.createDataset(create))).code).toBe('DATASET_ID_IN_USE');
     }
+  });
+
+  it("a clone of a dataset: its implicit snapshot's answered; a clone of another snapshot stays 409 (REVIEW-S26 R1)", async () => {
+    const SOURCE = 'eeeeeeee-0000-4000-8000-000000000005';
+    const clone: CreateDatasetRequest = { ...create, source_dataset_id: SOURCE };
+    const made = await (await pair(new Map(), 'slow', [])).createDataset(clone);
+    expect(made).toMatchObject({ dataset_id: ID, source_snapshot_id: IMPLICIT });
+    // The same id, primary, size and metadata, cloned from an explicit snapshot of another dataset (OTHER).
+    const OTHER_SNAPSHOT = 'dddddddd-0000-4000-8000-00000000000a';
+    snapshots.set(OTHER_SNAPSHOT, {
+      snapshot_id: OTHER_SNAPSHOT,
+      dataset_id: 'cccccccc-0000-4000-8000-000000000003',
+      metadata: {},
+      created_at: '2026-12-07T10:00:00.000Z',
+    });
+    const store: Store = new Map();
+    commit(store, { ...create, source_snapshot_id: OTHER_SNAPSHOT });
+    const client = await pair(store, 'lost', []);
+    expect((await failure(client.createDataset(clone))).code).toBe('DATASET_ID_IN_USE');
   });
 
   it('a deleted dataset of that id is not the create asked for', async () => {

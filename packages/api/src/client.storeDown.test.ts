@@ -159,8 +159,8 @@ describe('FlockerClient: a replica whose store is unreachable (503 STORE_UNAVAIL
     expect(good!.hits).toEqual(['POST /v1/configuration/datasets', 'POST /v1/configuration/leases']);
   });
 
-  it('a write refused before anything was applied (STORE_UNAVAILABLE, SHUTTING_DOWN, STORE_CLOSED) goes to the next replica', async () => {
-    for (const code of ['STORE_UNAVAILABLE', 'SHUTTING_DOWN', 'STORE_CLOSED']) {
+  it('a write refused before anything was applied (STORE_UNAVAILABLE, SHUTTING_DOWN, STORE_CLOSED, REPLICA_STALLED) goes to the next replica', async () => {
+    for (const code of ['STORE_UNAVAILABLE', 'SHUTTING_DOWN', 'STORE_CLOSED', 'REPLICA_STALLED']) {
       const [cut, good] = await start(storeDown(code), healthy);
       const client = new FlockerClient({ baseUrl: `${cut!.url},${good!.url}`, timeoutMs: 2000 });
       expect((await client.createDataset({ primary: NODE, maximum_size: 1 << 26 })).dataset_id).toBe(DATASET);

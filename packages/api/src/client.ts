@@ -287,9 +287,15 @@ const STORE_DOWN: ReadonlySet<string> = new Set([
  * Codes of a request refused before anything of it was applied, so even a write may be sent to another replica: the
  * replica is stopping, its store is closed, or the store was not reached (STORE_UNAVAILABLE: nothing was written, as
  * the contract says since review T4 F1; a write sent to etcd but not confirmed is STORE_OUTCOME_UNKNOWN instead, and
- * a control service is never older than its clients: docs/compatibility.md).
+ * a control service is never older than its clients: docs/compatibility.md), or the request was read right after the
+ * replica's event loop stalled (REPLICA_STALLED, review S26 R3: its client may have moved on; refused unapplied).
  */
-const NOT_APPLIED: ReadonlySet<string> = new Set(['SHUTTING_DOWN', 'STORE_CLOSED', 'STORE_UNAVAILABLE']);
+const NOT_APPLIED: ReadonlySet<string> = new Set([
+  'SHUTTING_DOWN',
+  'STORE_CLOSED',
+  'STORE_UNAVAILABLE',
+  'REPLICA_STALLED',
+]);
 
 function storeDown(err: FlockerApiError): boolean {
   return err.status === 503 && STORE_DOWN.has(err.code);
@@ -572,7 +578,13 @@ export class FlockerClient {
       const asked = CreateDatasetRequestSchema.parse(req);
       if (asked.dataset_id === undefined) throw err;
       const stored = await this.getDataset(asked.dataset_id).catch(() => undefined);
-      if (stored === undefined || !createdAsAsked(asked, stored)) throw err;
+      if (stored === undefined) throw err;
+      // A clone of a dataset: the snapshot it was cloned from must be that dataset's implicit one for this clone.
+      const sourceSnapshot =
+        asked.source_dataset_id !== undefined && stored.source_snapshot_id !== undefined
+          ? await this.getSnapshot(stored.source_snapshot_id).catch(() => undefined)
+          : undefined;
+      if (!createdAsAsked(asked, stored, sourceSnapshot)) throw err;
       return stored;
     }
   }
@@ -1029,6 +1041,9 @@ export class FlockerClient {
         if (mayHaveApplied && err.status !== 0) answeredRepeat.add(err);
         mayHaveApplied ||= !neverSent.has(err) && !NOT_APPLIED.has(err.code);
         if (storeDown(err)) this.leave(url, err);
+        // An answer below 500 (404, 409, ...) shows the replica works: used from now on, as after a success
+        // (REVIEW-S26 R2: else a write after a read that moved off a frozen replica went back to it for timeoutMs).
+        else if (err.status !== 0 && err.status < 500) this.answered(url, asked);
         if (i + 1 >= urls.length && idempotent && !askedAgain && closedUnanswered.has(err)) {
           // The last replica closed the connection unanswered: once more on a new connection.
           askedAgain = true;

@@ -44,9 +44,30 @@ describe('createdAsAsked: is the stored dataset the one a create makes', () => {
     const clone = asked({ source_snapshot_id: SNAP, maximum_size: undefined });
     expect(createdAsAsked(clone, stored({ source_snapshot_id: SNAP }))).toBe(true);
     expect(createdAsAsked(clone, stored())).toBe(false);
-    const ofDataset = asked({ source_dataset_id: 'eeeeeeee-0000-4000-8000-000000000005' });
-    expect(createdAsAsked(ofDataset, stored({ source_snapshot_id: SNAP }))).toBe(true);
-    expect(createdAsAsked(ofDataset, stored())).toBe(false);
+    const SOURCE = 'eeeeeeee-0000-4000-8000-000000000005';
+    const ofDataset = asked({ source_dataset_id: SOURCE });
+    const implicit = { snapshot_id: SNAP, dataset_id: SOURCE, metadata: { 'clusterhq:flocker:clone': ID } };
+    expect(createdAsAsked(ofDataset, stored({ source_snapshot_id: SNAP }), implicit)).toBe(true);
+    expect(createdAsAsked(ofDataset, stored(), implicit)).toBe(false);
+  });
+
+  it('a clone of a dataset is not a clone of some other snapshot (REVIEW-S26 R1)', () => {
+    const SOURCE = 'eeeeeeee-0000-4000-8000-000000000005';
+    const OTHER = 'cccccccc-0000-4000-8000-000000000003';
+    const ofDataset = asked({ source_dataset_id: SOURCE });
+    const made = stored({ source_snapshot_id: SNAP });
+    const implicit = { snapshot_id: SNAP, dataset_id: SOURCE, metadata: { 'clusterhq:flocker:clone': ID } };
+    // The snapshot not read back (gone, or the read failed): not shown to be this clone's.
+    expect(createdAsAsked(ofDataset, made)).toBe(false);
+    // An explicit snapshot of another dataset, or of the source but not made for this clone, or another snapshot.
+    expect(createdAsAsked(ofDataset, made, { snapshot_id: SNAP, dataset_id: OTHER, metadata: {} })).toBe(false);
+    expect(createdAsAsked(ofDataset, made, { ...implicit, dataset_id: OTHER })).toBe(false);
+    expect(createdAsAsked(ofDataset, made, { ...implicit, metadata: { name: 'mine' } })).toBe(false);
+    expect(createdAsAsked(ofDataset, made, { ...implicit, metadata: { 'clusterhq:flocker:clone': OTHER } })).toBe(
+      false,
+    );
+    expect(createdAsAsked(ofDataset, made, { ...implicit, snapshot_id: OTHER })).toBe(false);
+    expect(createdAsAsked(ofDataset, made, implicit)).toBe(true);
   });
 
   it('a restore: the backup asked for (restored since or not)', () => {
