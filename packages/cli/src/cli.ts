@@ -96,7 +96,7 @@ import {
   sizeText,
 } from '@flocker/web-ui';
 import { checkInUse, destroyAfterAsking, inUseBy, leaseHeldOnMove } from './safety';
-import { unknownCommandProblem } from './unknownCommand';
+import { extraArgumentProblem, unknownCommandProblem } from './unknownCommand';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
 import { completionCandidates, completionKind } from './completion';
 import { containerText, containerViews } from './containers';
@@ -2062,7 +2062,9 @@ export function buildCli(
       if (err && (!msg || err instanceof CliError)) throw err;
       // yargs reads a negative positional ("resize v -5G") as flags: name it instead of yargs' complaint. A command
       // name flocker lacks ("volumes delete") is an "Unknown argument" to yargs: name it and the commands there.
-      const unknownCommand = msg.startsWith('Unknown argument') ? unknownCommandProblem(argv) : undefined;
+      const unknownCommand = msg.startsWith('Unknown argument')
+        ? (unknownCommandProblem(argv) ?? extraArgumentProblem(argv))
+        : undefined;
       usageExit(negativeArgumentProblem(argv) ?? unknownCommand ?? msg);
     });
 }

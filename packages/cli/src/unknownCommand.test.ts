@@ -5,7 +5,7 @@
 import type { FlockerClient } from '@flocker/api';
 import { EXIT } from './errors';
 import { runCli } from './testing/runCli';
-import { COMMANDS, unknownCommandProblem } from './unknownCommand';
+import { COMMANDS, extraArgumentProblem, unknownCommandProblem } from './unknownCommand';
 
 /** No command here reaches the control service: a usage error comes first. */
 const noClient = (): FlockerClient => {
@@ -37,7 +37,7 @@ describe('unknownCommandProblem (pure)', () => {
 
   it.each([
     [['volumes', 'list', 'extra', 'words']], // list takes patterns
-    [['leases', 'acquire', 'v', '127.0.0.1']], // the command is known: yargs' own message about the extra word
+    [['leases', 'acquire', 'v', '127.0.0.1']], // the command is known: extraArgumentProblem's to name the extra word
     [['volumes']],
     [[]],
     [['status', 'extra']], // status has no subcommands: the extra word is an argument
@@ -48,6 +48,35 @@ describe('unknownCommandProblem (pure)', () => {
 
   it('a suggestion only when one command is close', () => {
     expect(unknownCommandProblem(['volumes', 'zz'])).not.toContain('did you mean');
+  });
+});
+
+describe('extraArgumentProblem (pure)', () => {
+  it.each([
+    [
+      ['volumes', 'create', 'pg', '20G'],
+      'unexpected "20G": flocker volumes create <name> takes one name; a size is given as --size 20G',
+    ],
+    [['volumes', 'create', 'pg', '1.5 GiB'], 'a size is given as --size 1.5 GiB'],
+    [['volumes', 'create', 'pg', '--size', '1G', '127.0.0.1'], 'a node is given as --node 127.0.0.1'],
+    [['volumes', 'create', '--node', '10.0.0.1', 'pg', '64M'], 'a size is given as --size 64M'],
+    [['volumes', 'clone', 'c1', '--volume', 'demo', 'node-a'], 'flocker volumes clone <name> takes one name; a node'],
+    [
+      ['leases', 'acquire', 'pg', '127.0.0.1'],
+      'flocker leases acquire <volume> takes one name; a node is given as --node 127.0.0.1',
+    ],
+    [['leases', 'acquire', 'pg', '10'], 'a node is given as --node 10'],
+  ])('%j', (argv, expected) => {
+    expect(extraArgumentProblem(argv)).toContain(expected);
+  });
+
+  it.each([
+    [['volumes', 'create', 'pg']],
+    [['volumes', 'show', 'a', 'b']],
+    [['leases', 'acquire', 'pg', '--node', 'n']],
+    [[]],
+  ])('%j: none', (argv) => {
+    expect(extraArgumentProblem(argv)).toBeUndefined();
   });
 });
 
@@ -71,10 +100,19 @@ describe('flocker with a command it does not have', () => {
     });
   });
 
-  it('an extra word after a known command keeps the parser message', async () => {
-    const r = await runCli(noClient, ['leases', 'acquire', 'v', '127.0.0.1']);
+  it.each([
+    [['leases', 'acquire', 'v', '127.0.0.1'], 'a node is given as --node 127.0.0.1'],
+    [['volumes', 'create', 'pg', '20G'], 'a size is given as --size 20G'],
+  ])('%j: the option the extra word is given with (exit 2)', async (argv, expected) => {
+    const r = await runCli(noClient, argv);
     expect(r.code).toBe(EXIT.USAGE);
-    expect(r.err).toContain('Unknown argument: 127.0.0.1');
+    expect(r.err).toContain(expected);
+  });
+
+  it('an extra word after another known command keeps the parser message', async () => {
+    const r = await runCli(noClient, ['volumes', 'show', 'v', 'w']);
+    expect(r.code).toBe(EXIT.USAGE);
+    expect(r.err).toContain('Unknown argument: w');
   });
 
   /** The commands (and their aliases) the "Commands:" section of `flocker <args> --help` lists. */

@@ -41,8 +41,26 @@ const SYNONYMS: ReadonlyMap<string, readonly string[]> = new Map([
   ['take', ['create']],
 ]);
 
-/** Global options that take a value as the next word (the only ones before a command name). */
-const VALUED = new Set(['-o', '--output', '--control-url', '--cacert', '--cert', '--key']);
+/** Options that take a value as the next word: the global ones, and those of the commands EXTRA_HINTS names. */
+const VALUED = new Set([
+  '-o',
+  '--output',
+  '--control-url',
+  '--cacert',
+  '--cert',
+  '--key',
+  '--size',
+  '--node',
+  '--volume',
+  '--snapshot',
+  '--profile',
+  '--filesystem',
+  '--metadata',
+  '--snapshot-schedule',
+  '--snapshot-keep',
+  '--timeout',
+  '--expires',
+]);
 
 /** The positional words before `--`, skipping options and the values of those that take one. */
 function words(argv: readonly string[]): string[] {
@@ -109,4 +127,28 @@ export function unknownCommandProblem(argv: readonly string[]): string | undefin
   if (command === undefined || subs.length === 0) return undefined;
   if (subs.some((s) => s.split(' ').includes(command))) return undefined;
   return problem(`${group} command`, command, subs);
+}
+
+/** Commands whose options people give as one more word: how many positionals each takes, and which such options. */
+const EXTRA_HINTS: ReadonlyMap<string, { usage: string; size: boolean }> = new Map([
+  ['volumes create', { usage: 'volumes create <name>', size: true }],
+  ['volumes clone', { usage: 'volumes clone <name>', size: true }],
+  ['leases acquire', { usage: 'leases acquire <volume>', size: false }],
+]);
+
+/** A size as flocker reads one (a number, then perhaps a unit); anything else one more word here names is a node. */
+const SIZE_SHAPED = /^\d+(\.\d+)?\s*[A-Za-z]*$/;
+
+/**
+ * The usage message for one word too many after `volumes create <name>`, `volumes clone <name>` or `leases acquire
+ * <volume>` (s26 USER-W: `flocker volumes create pg 20G`, `flocker leases acquire pg 127.0.0.1` said "Unknown
+ * argument: 20G"): the option it is given with. Undefined for any other command.
+ */
+export function extraArgumentProblem(argv: readonly string[]): string | undefined {
+  const [group, command, , extra] = words(argv);
+  const hint = EXTRA_HINTS.get(`${group} ${command}`);
+  if (hint === undefined || extra === undefined) return undefined;
+  const option = hint.size && SIZE_SHAPED.test(extra) ? '--size' : '--node';
+  const what = option === '--size' ? 'a size' : 'a node';
+  return `unexpected "${extra}": flocker ${hint.usage} takes one name; ${what} is given as ${option} ${extra}`;
 }
