@@ -138,10 +138,16 @@ const E503_VIEW = {
  * 503 of a configuration write (review T4 finding 1): STORE_UNAVAILABLE when the store was not reached (nothing was
  * written: safe to send again, to any replica), STORE_OUTCOME_UNKNOWN when the write reached etcd but was not confirmed
  * in time (it may still apply once etcd has a quorum: read back before sending a write that is not idempotent again).
+ * REPLICA_STALLED (review S26 R3): a write read right after the replica's event loop stalled is refused unapplied, as
+ * its client may have given up on it and sent it to another replica (control-api stallGuard.ts).
  */
+const REPLICA_STALLED_TEXT =
+  'REPLICA_STALLED (the request was read right after this replica had stalled: stopped, paused or overloaded for longer than a client waits before it asks another replica; nothing applied: send it again, to this or another replica)';
 const E503 = {
   503: err(
-    'The configuration store is unavailable. Code STORE_UNAVAILABLE: nothing was written; the request may be sent again (to any replica). Code STORE_OUTCOME_UNKNOWN: the write was sent to etcd but not confirmed in time, and may still be applied once etcd has a quorum; read the configuration back before sending it again (a create without dataset_id sent again makes a second dataset). Also SHUTTING_DOWN (the replica is stopping; nothing applied) and STORE_CLOSED.',
+    'The configuration store is unavailable. Code STORE_UNAVAILABLE: nothing was written; the request may be sent again (to any replica). Code STORE_OUTCOME_UNKNOWN: the write was sent to etcd but not confirmed in time, and may still be applied once etcd has a quorum; read the configuration back before sending it again (a create without dataset_id sent again makes a second dataset). Also SHUTTING_DOWN (the replica is stopping; nothing applied), STORE_CLOSED and ' +
+      REPLICA_STALLED_TEXT +
+      '.',
   ),
 };
 
@@ -558,7 +564,9 @@ export const apiRoutes = {
         "The report claims another live node's compute instance (code INSTANCE_CLAIMED) or a volume attached to it (code VOLUME_CLAIMED), or it is a liveness-only report (backend_unseen) of a node the control service declared dead (code NODE_DEAD: only a full report brings it back).",
       ),
       503: err(
-        'The configuration store is unavailable (STORE_UNAVAILABLE, or STORE_OUTCOME_UNKNOWN when a registration it made was not confirmed): a report is the whole state and idempotent, so it may be sent again, to this or another replica.',
+        'The configuration store is unavailable (STORE_UNAVAILABLE, or STORE_OUTCOME_UNKNOWN when a registration it made was not confirmed): a report is the whole state and idempotent, so it may be sent again, to this or another replica. Also ' +
+          REPLICA_STALLED_TEXT +
+          '.',
       ),
     },
   }),
@@ -687,6 +695,7 @@ export const apiRoutes = {
     responses: {
       200: { description: 'The generation after this report.', schema: ReportResponse },
       ...e400('name'),
+      503: err(`${REPLICA_STALLED_TEXT}.`),
     },
   }),
 } as const satisfies Record<string, RouteContract>;

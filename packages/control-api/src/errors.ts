@@ -87,6 +87,8 @@ export type RequestCode =
   | 'FORBIDDEN'
   /** A plain-HTTP (--insecure-http) request whose Host names neither an address nor a name of the service (hostCheck.ts). */
   | 'HOST_NOT_ALLOWED'
+  /** A write read right after this replica's event loop stalled (stallGuard.ts): not applied, its client may have gone. */
+  | 'REPLICA_STALLED'
   | 'INVALID_REQUEST'
   | 'INVALID_JSON'
   | 'RESERVED_KEY'

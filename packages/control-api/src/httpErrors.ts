@@ -98,6 +98,7 @@ export const HTTP_STATUS: Readonly<Record<ConfigurationCode | StoreCode | Reques
   NODE_ERA_UNKNOWN: 404,
   METHOD_NOT_ALLOWED: 405,
   BODY_TOO_LARGE: 413,
+  REPLICA_STALLED: 503,
   INTERNAL_ERROR: 500,
 };
 

@@ -183,6 +183,9 @@ async function main(): Promise<void> {
     ...(tls.mode === 'https' ? { tls: readTlsFiles(tls.files) } : {}),
     ...(argv.store === 'etcd'
       ? {
+          // Replicas share the store: a write a client gave up on while this one was stalled, and sent to another
+          // replica, must not be applied here after it (stallGuard.ts; one file-store replica has no other).
+          stallGuard: true,
           // Loaded only when used: the etcd client (gRPC) adds start-up time the file store does not need.
           store: (await import('./etcd/flags.js')).etcdStoreFromFlags(
             {

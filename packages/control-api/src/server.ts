@@ -28,6 +28,7 @@ import { authorizeRoute, peerIdentity, requireIdentity, type ServerTlsCredential
 import { rejectDeepJson } from './jsonDepth';
 import { hotFirst } from './routeOrder';
 import { guardConnections } from './connectionGuard';
+import { refuseWritesAfterStall, StallGuard, type StallGuardOptions } from './stallGuard';
 import { responseSink } from './streamSink';
 import {
   controlMetrics,
@@ -132,6 +133,12 @@ export interface ControlServiceOptions {
    * unpacking cost more time than the bytes saved; worth it over slow links.
    */
   compressLists?: boolean;
+  /**
+   * Refuse writes read right after this process's event loop stalled (SIGSTOP, a paused VM, a long GC) with 503
+   * REPLICA_STALLED (stallGuard.ts): their clients may have moved on to another replica. Only replicas sharing a store
+   * need it (main.ts: --store etcd). true = DEFAULT_STALL_GUARD. Default off.
+   */
+  stallGuard?: boolean | Partial<StallGuardOptions>;
 }
 
 export interface ControlService {
@@ -270,11 +277,15 @@ export function createApp(
   compress = false,
   /** Plain HTTP: answer only requests whose Host names the service (hostCheck.ts); absent = any Host. */
   hosts?: HostAllowList,
+  /** Refuse writes read right after an event-loop stall (stallGuard.ts); absent = never. */
+  stall?: StallGuard,
 ): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  // First: the check must run in the very turn the request is read (a stall is seen by its clock, not by a timer).
+  if (stall !== undefined) app.use(refuseWritesAfterStall(stall));
   // Before anything else: a rebound page may not even read. crossOrigin.ts's "own origin" is built from this Host.
   if (hosts !== undefined) app.use(refuseForeignHost(hosts));
   if (authorizeByCertificate) app.use(requireIdentity);
@@ -513,6 +524,11 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     });
   }
   const host = options.host ?? '0.0.0.0';
+  // The real clock, never an injected one: what stalls is this process's event loop.
+  const stall =
+    options.stallGuard === undefined || options.stallGuard === false
+      ? undefined
+      : new StallGuard(() => systemClock.now(), logger, options.stallGuard === true ? {} : options.stallGuard);
   const app = createApp(
     state,
     logger,
@@ -521,6 +537,7 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     options.compressLists ?? false,
     // With mutual TLS the client certificate authenticates every request, whatever name it used.
     options.tls === undefined ? hostAllowList(host, allowedHosts) : undefined,
+    stall,
   );
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const httpOptions = {
@@ -553,6 +570,7 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     });
   });
   const port = (server.address() as AddressInfo).port;
+  stall?.start();
   let metricsServer: MetricsServer | undefined;
   let etcdTimer: NodeJS.Timeout | undefined;
   if (options.metrics !== undefined) {
@@ -601,6 +619,7 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     close: () =>
       (closing ??= (async () => {
         clearInterval(etcdTimer);
+        stall?.stop();
         slots.stop();
         await metricsServer?.close();
         await state.close();
