@@ -283,6 +283,9 @@ const STORE_DOWN: ReadonlySet<string> = new Set([
   'STORE_TLS_REJECTED',
 ]);
 
+/** How long before a request refused REPLICA_STALLED by the last replica is asked of it once more. */
+const STALLED_RETRY_MS = 1_000;
+
 /**
  * Codes of a request refused before anything of it was applied, so even a write may be sent to another replica: the
  * replica is stopping, its store is closed, or the store was not reached (STORE_UNAVAILABLE: nothing was written, as
@@ -1047,6 +1050,14 @@ export class FlockerClient {
         if (i + 1 >= urls.length && idempotent && !askedAgain && closedUnanswered.has(err)) {
           // The last replica closed the connection unanswered: once more on a new connection.
           askedAgain = true;
+          i--;
+          continue;
+        }
+        if (i + 1 >= urls.length && !askedAgain && err.code === 'REPLICA_STALLED') {
+          // The last replica (often the only one: the Docker plugin, the CLI) refused it unapplied for having just
+          // stalled: once more a moment later, by then it reads requests sent since.
+          askedAgain = true;
+          await new Promise((resolve) => setTimeout(resolve, STALLED_RETRY_MS));
           i--;
           continue;
         }
