@@ -319,7 +319,12 @@ async function waitUntil<T>(
     }
     if (r.fatal) throw new CliError(r.exitCode ?? EXIT.FAILURE, error ?? step, r.code);
     if (Date.now() >= deadline) {
-      throw new CliError(EXIT.TIMEOUT, `timed out after ${timeoutSeconds}s while ${step}${error ? `: ${error}` : ''}`);
+      // Only the wait ends (s26 USER-W: a user took a timed-out create for a failed one).
+      throw new CliError(
+        EXIT.TIMEOUT,
+        `timed out after ${timeoutSeconds}s while ${step}${error ? `: ${error}` : ''}. ` +
+          'The change stays recorded and goes on when it can (flocker status); --timeout waits longer',
+      );
     }
   }
 }

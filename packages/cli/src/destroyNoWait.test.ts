@@ -4,7 +4,8 @@
  * ("Resizing v to …"). Snapshots alike. With the wait (the default) the words stay "Destroyed".
  */
 import type { ClusterSnapshot, DatasetConfiguration, FlockerClient, SnapshotConfiguration } from '@flocker/api';
-import { node as fixtureNode } from '@flocker/web-ui/testing';
+import { mounted, node as fixtureNode } from '@flocker/web-ui/testing';
+import { EXIT } from './errors';
 import { runCli } from './testing/runCli';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -30,9 +31,12 @@ function client(gone: boolean): FlockerClient {
   const cluster = (): ClusterSnapshot => ({
     generation: '1',
     configuration_tag: 't',
-    datasets: gone ? [] : [dataset],
+    datasets: gone ? [] : [{ ...dataset, deleted: true }],
     leases: [],
-    nodes: [fixtureNode(A, '10.0.0.1', { last_seen: new Date().toISOString() })],
+    // Still mounted there until its node destroys it.
+    nodes: [
+      fixtureNode(A, '10.0.0.1', { last_seen: new Date().toISOString(), manifestations: gone ? [] : [mounted(D1)] }),
+    ],
     snapshots: gone ? [] : [snap],
   });
   const fake = {
@@ -70,5 +74,17 @@ describe('destroy --no-wait says the deletion is recorded, not done', () => {
     const r = await runCli(() => client(true), ['volumes', 'destroy', 'pg', '--timeout', '5']);
     expect(r.code).toBe(0);
     expect(r.out).toBe('Destroyed pg');
+  });
+});
+
+describe('a wait that times out says the change goes on (s26 USER-W)', () => {
+  // `flocker volumes create agdown --timeout 8` with the agent stopped: "timed out after 8s while creating", and the
+  // volume was mounted once the agent was back; nothing said that the create was still on.
+  it('volumes destroy --timeout 0 of a volume its node has not yet destroyed', async () => {
+    const r = await runCli(() => client(false), ['volumes', 'destroy', 'pg', '--timeout', '0']);
+    expect(r.code).toBe(EXIT.TIMEOUT);
+    expect(r.err).toMatch(
+      /timed out after 0s while .*\. The change stays recorded and goes on when it can \(flocker status\); --timeout waits longer/,
+    );
   });
 });
