@@ -168,6 +168,18 @@ export const KERNEL_RECHECK_MS = 100;
 export const REFUSAL_RECHECK_MS = 250;
 
 /** Thrown by a Mount's wait when this node's agent keeps refusing the dataset until the user acts. */
+/**
+ * The lease this Mount took was released while it waited for the agent's mount (the control service declared this
+ * node dead — its agent unheard for the node timeout, as after a restart of the service while the agent was slow to
+ * report — and released its leases after the grace, or an administrator released it). Waiting on would wait out the
+ * mount timeout for a snapshot showing the volume "mounted under this node's lease" that never comes.
+ */
+class LeaseLostError extends Error {
+  constructor() {
+    super('the lease was released while the Mount waited');
+  }
+}
+
 class MountRefusedError extends Error {
   constructor(
     readonly refusal: FinalRefusal,
@@ -1263,7 +1275,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         const first = await this.firstMountOrSnapshot(firstMount, mounting, snapshotWait);
         mountpoint = first.path;
         seenBy = first.by;
-      } else mountpoint = await (mounting ?? this.waitMounted(req.Name, d.dataset_id, deadline));
+      } else mountpoint = await this.mountedKeepingLease(req.Name, d, deadline, mounting);
       const mounted = Date.now();
       this.untrackFirstMount(d.dataset_id);
       await this.registry.add(d.dataset_id, req.Name, req.ID);
@@ -1529,6 +1541,48 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     }
   }
 
+  /**
+   * waitMounted (`first`: the wait already begun), taking this node's lease again whenever it is lost meanwhile
+   * (LeaseLostError), up to the Mount's deadline. A node declared dead has its leases released after the grace; the
+   * lease is asked for again once the snapshot shows this node alive (a lease granted to a node still dead is released
+   * at the next sweep), moving the volume back here if it moved. Taken by another node meanwhile: the Mount fails as
+   * takeLease says (VOLUME_IN_USE), as a new Mount would.
+   */
+  private async mountedKeepingLease(
+    name: string,
+    d: DatasetConfiguration,
+    deadline: number,
+    first: Promise<string> | undefined,
+  ): Promise<string> {
+    let waiting = first ?? this.waitMounted(name, d.dataset_id, deadline);
+    for (;;) {
+      try {
+        return await waiting;
+      } catch (err) {
+        if (!(err instanceof LeaseLostError)) throw err;
+      }
+      this.logger.warn(
+        'the lease of a volume this Mount took was released before the volume was mounted: taking it again',
+        {
+          volume: name,
+          dataset_id: d.dataset_id,
+        },
+      );
+      const alive = await this.watcher
+        .waitFor((s) => (nodeOf(s, this.me)?.alive === true ? s : undefined), Math.max(0, deadline - this.now()))
+        .catch((err: unknown) => {
+          if (!(err instanceof WaitTimeoutError)) throw err;
+          throw new VolumePluginError(
+            'MOUNT_TIMEOUT',
+            `Timed out after ${Math.round(this.opts.mountTimeoutMs / 1000)} s waiting for volume ${name} to be mounted on this host: its lease was released (this host was declared dead) and the dataset agent on this host has not reported again.`,
+          );
+        });
+      const primaryHere = alive.datasets.find((x) => x.dataset_id === d.dataset_id)?.primary === this.me;
+      await this.takeLease(d, name, deadline, undefined, !primaryHere);
+      waiting = this.waitMounted(name, d.dataset_id, deadline);
+    }
+  }
+
   private async waitMounted(name: string, datasetId: string, deadline: number, signal?: AbortSignal): Promise<string> {
     const timeoutMs = this.opts.mountTimeoutMs;
     const waited = process.hrtime.bigint();
@@ -1540,11 +1594,16 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       // and report that end the wait may bring no new snapshot (a report the same as the stale one).
       // A refusal of this node's agent that only the user ends (mountRefusal), reported for the grace: no wait.
       const refusals = new RefusalClock(this.opts.refusalGraceMs ?? REFUSAL_GRACE_MS, this.now);
+      // Once a snapshot showed this node's lease, one without it says the lease was lost (not a snapshot from before
+      // the grant): the Mount takes it again (mountedKeepingLease) rather than waiting out its timeout.
+      let leaseShown = false;
       const select = (
         s: ClusterSnapshot,
-      ): { path: string } | { refused: FinalRefusal; s: ClusterSnapshot } | undefined => {
+      ): { path: string } | { refused: FinalRefusal; s: ClusterSnapshot } | { lost: true } | undefined => {
         const p = mountedUnderLease(s, this.me, datasetId);
         if (p !== undefined && !this.kernelShowsUnmounted(datasetId)) return { path: p };
+        if (leaseOf(s, datasetId)?.node_uuid === this.me) leaseShown = true;
+        else if (leaseShown) return { lost: true };
         const refused = refusals.check(finalRefusal(s, this.me, datasetId), s.configuration_tag);
         return refused !== undefined ? { refused, s } : undefined;
       };
@@ -1555,6 +1614,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         this.opts.mountTable !== undefined ? KERNEL_RECHECK_MS : REFUSAL_RECHECK_MS,
       );
       if ('refused' in got) throw new MountRefusedError(got.refused, got.s);
+      if ('lost' in got) throw new LeaseLostError();
       mountWait.observe({ result: 'ok' }, secondsSince(waited));
       return got.path;
     } catch (err) {
