@@ -11,6 +11,7 @@ import {
   type SendStream,
 } from '@flocker/storage-drivers';
 import { makeTestCluster, type TestCluster } from '@flocker/storage-drivers/testing';
+import { Readable } from 'node:stream';
 import winston from 'winston';
 import { decisionKey, LocalAgent, localManifestation } from './LocalAgent';
 import { chooseReplicaNode, localClusterNodes, viewKind } from './localChanges';
@@ -728,5 +729,90 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
       expect(pool.calls).toEqual([]);
       expect(pool.live.has(D)).toBe(true);
     });
+  });
+
+  it('a replica round sending when its dataset is deleted (s26 REPLSTOP-F): stopped at once, no byte sent after, no error, the destroy after the send ended; B discards the partial receive', async () => {
+    const events: string[] = [];
+    let received = 0;
+    const bPool = new MemoryPool();
+    // Through the engine's type: MemoryPool's own receive and createSnapshot take no arguments.
+    const bEngine: LocalEngine = bPool;
+    bEngine.receive = async (datasetId, name, identity, stream) => {
+      events.push('B receiving');
+      try {
+        for await (const chunk of stream) received += (chunk as Buffer).length;
+      } catch (e) {
+        // A cut-off stream: the engine keeps nothing of it (btrfs/zfs discard a partial receive).
+        events.push('B discarded the partial receive');
+        throw e;
+      }
+      return { datasetId, name, identity, received: true };
+    };
+    const server = new TransferServer({ engine: bPool, credentials: pki.node(B) });
+    const port = await server.listen(0, '127.0.0.2');
+    try {
+      await run(async ({ pool, step }) => {
+        pool.live.set(D, { size: 1000, mounts: [`/flocker/${D}`] });
+        const engine: LocalEngine = pool;
+        engine.createSnapshot = async (datasetId, name) => {
+          const s = { datasetId, name, identity: `id-${name}`, received: false };
+          pool.snapshots.set(datasetId, [...(pool.snapshots.get(datasetId) ?? []), s]);
+          return s;
+        };
+        // A send that never ends by itself (a first whole send of a large copy): a chunk every 5 ms until aborted.
+        let sentAfterAbort = 0;
+        let aborted = false;
+        pool.send = () => {
+          const stream = new Readable({ read() {} });
+          let fail: (e: Error) => void = () => {};
+          const done = new Promise<void>((_, reject) => (fail = reject));
+          done.catch(() => undefined);
+          const timer = setInterval(() => {
+            if (aborted) sentAfterAbort += 1;
+            else stream.push(Buffer.alloc(64 * 1024, 1));
+          }, 5);
+          return {
+            stream,
+            done,
+            abort: () => {
+              if (aborted) return;
+              aborted = true;
+              events.push('send aborted');
+              clearInterval(timer);
+              stream.destroy(new Error('send killed'));
+              setTimeout(() => {
+                events.push('send ended');
+                fail(new Error('send killed'));
+              }, 50);
+            },
+          };
+        };
+        const destroy = pool.destroyDataset.bind(pool);
+        pool.destroyDataset = async (datasetId, o) => {
+          events.push('destroy');
+          return destroy(datasetId, o);
+        };
+        const replicated = { 'clusterhq:flocker:replicas': '1', 'clusterhq:flocker:replica-interval': '2' };
+        expect(await step(cluster({ primary: ME, bHost: '127.0.0.2', metadata: replicated }))).toEqual([]);
+        await until(() => received >= 256 * 1024);
+        const errors = await step(cluster({ primary: ME, deleted: true, bHost: '127.0.0.2', metadata: replicated }));
+        await until(() => events.includes('destroy'));
+        expect(errors).toEqual([]);
+        expect(events).toEqual([
+          'B receiving',
+          'send aborted',
+          'B discarded the partial receive',
+          'send ended',
+          'destroy',
+        ]);
+        const bytes = received;
+        await new Promise((r) => setTimeout(r, 100));
+        expect(received).toBe(bytes);
+        expect(sentAfterAbort).toBe(0);
+        expect(pool.live.has(D)).toBe(false);
+      }, port);
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -164,6 +164,8 @@ export class LocalAgent {
   private replicasSeeded = false;
   /** Replica snapshots being sent. */
   private readonly replicating = new Map<string, Promise<void>>();
+  /** Ends a running replica round (its dataset deleted or no longer this node's: stopReplica). */
+  private readonly replicaStops = new Map<string, AbortController>();
   private running: Promise<void> | null = null;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
@@ -636,6 +638,9 @@ export class LocalAgent {
       case 'stopMove':
         this.stops.get(action.datasetId)?.abort();
         return;
+      case 'stopReplica':
+        this.replicaStops.get(action.datasetId)?.abort();
+        return;
       case 'moveOut':
         this.startMove(action);
         return;
@@ -670,27 +675,39 @@ export class LocalAgent {
     // Recorded at once: the node stays the replica's while it is alive (and the report names it).
     const newNode = this.replicas.get(datasetId)?.node !== action.to.uuid;
     if (newNode) this.replicas.set(datasetId, { node: action.to.uuid, snapshot: null, takenAt: null });
+    const stop = new AbortController();
+    this.replicaStops.set(datasetId, stop);
+    const signal = AbortSignal.any([this.stopping.signal, stop.signal]);
     const run = (async () => {
       // Named in the control service first: the dataset enters the replica node's view (its
       // listener takes snapshots only of datasets it knows are replicated to it).
       if (newNode) await this.report();
+      signal.throwIfAborted();
       // The replica node holds no live copy to order: its lineage is not asked for (not computed there).
       const [source, status] = await Promise.all([
         engine.listSnapshots(datasetId),
         target.status(datasetId, { lineage: false }),
       ]);
+      signal.throwIfAborted();
       const step = replicaStep(source, status.snapshots);
       const takenAt = Date.now();
       const taken = await engine.createSnapshot(datasetId, step.name);
+      signal.throwIfAborted();
       const send = engine.send(datasetId, step.name, step.parent);
+      // A stop cuts the send off: the peer sees a cut-off stream and keeps nothing of it.
+      const cut = (): void => send.abort();
+      signal.addEventListener('abort', cut, { once: true });
       try {
         await target.receive({ datasetId, name: step.name, parent: step.parent, identity: taken.identity }, send);
       } catch (e) {
         send.abort();
         await send.done.catch(() => undefined);
         throw e;
+      } finally {
+        signal.removeEventListener('abort', cut);
       }
       this.replicas.set(datasetId, { node: action.to.uuid, snapshot: step.name, takenAt });
+      signal.throwIfAborted();
       await target.prune(datasetId, step.name);
       for (const name of snapshotsToPrune(await engine.listSnapshots(datasetId), step.name))
         await engine.destroySnapshot(datasetId, name);
@@ -704,11 +721,22 @@ export class LocalAgent {
       })
       .catch((e: unknown) => {
         if (this.stopping.signal.aborted) return;
+        // Stopped (stopReplica): not a failure; what follows (the destroy, the move) is the next turn's.
+        if (stop.signal.aborted) {
+          this.failures.delete(datasetId);
+          this.o.logger.info("a replica round was stopped: its dataset is deleted or no longer this node's", {
+            datasetId,
+            to: action.to.uuid,
+            error: errorMessage(e),
+          });
+          return;
+        }
         this.metrics.step('replicate', (Date.now() - started) / 1000, errorCode(e));
         this.failed(action, errorCode(e), errorMessage(e));
       })
       .finally(() => {
         this.replicating.delete(datasetId);
+        this.replicaStops.delete(datasetId);
         // The next round when it is due (the turn decides).
         const d = this.snapshot?.datasets.find((x) => x.dataset_id === datasetId);
         const interval =

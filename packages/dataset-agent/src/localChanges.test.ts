@@ -235,11 +235,12 @@ describe('standby replicas (replicas: 1)', () => {
     ).toBe(C);
   });
 
-  it('a move off a live primary to any node waits for a replica snapshot being sent', () => {
+  it('a move off a live primary to any node stops a replica snapshot being sent, and starts once it has ended', () => {
     const nodes = [node(ME, true, [D]), node(B, true)];
-    expect(calculateLocalChanges(dataset(B), nodes, { ...here([mounted]), replicating: new Set([D]) }, ctx)).toEqual(
-      [],
-    );
+    expect(calculateLocalChanges(dataset(B), nodes, { ...here([mounted]), replicating: new Set([D]) }, ctx)).toEqual([
+      { kind: 'stopReplica', datasetId: D },
+    ]);
+    expect(calculateLocalChanges(dataset(B), nodes, here([mounted]), ctx)).toMatchObject([{ kind: 'moveOut' }]);
   });
 
   it('the primary is dead: the replica node promotes its newest snapshot only with the opt-in', () => {
@@ -408,6 +409,7 @@ describe('failures across turns (failureSteps)', () => {
       destroy: { kind: 'destroy', datasetId: D },
       cancelMove: { kind: 'cancelMove', datasetId: D },
       stopMove: { kind: 'stopMove', datasetId: D },
+      stopReplica: { kind: 'stopReplica', datasetId: D },
       retire: { kind: 'retire', datasetId: D },
       moveOut: { kind: 'moveOut', datasetId: D, to, size: 1 },
       replicate: { kind: 'replicate', datasetId: D, to },

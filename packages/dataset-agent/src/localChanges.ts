@@ -192,6 +192,12 @@ export type LocalAction =
    */
   | { readonly kind: 'stopMove'; readonly datasetId: string }
   /**
+   * A replica round runs for a dataset that is deleted or no longer this node's (another node its
+   * primary): the round ends at once, its send cut off (the peer discards a partial receive); the
+   * destroy or the move follows its end (no other action while it runs).
+   */
+  | { readonly kind: 'stopReplica'; readonly datasetId: string }
+  /**
    * After a move away: keep only the newest snapshot (a move back's base), let go of the live copy.
    * keepAside: the copy holds writes the primary's copy never got (the old primary back after its
    * replica was promoted with accept-replica-loss): kept out of the live path first (LocalEngine
@@ -273,7 +279,12 @@ function decide(
   const datasetId = d.datasetId;
   const mountPath = localMountPath(datasetId, ctx);
   const moving = here.moving.has(datasetId);
+  const replicating = here.replicating?.has(datasetId) === true;
   if (d.deleted) {
+    // Its peer refuses a deleted dataset's data: a round sending on would only fail (a first whole
+    // send of a large copy: gigabytes for nothing). The destroy waits for the round's end. (A round
+    // sends a live copy here: none, nothing of it runs any more.)
+    if (replicating && copy !== undefined) return { kind: 'stopReplica', datasetId };
     // The mover would only retry: the target refuses a deleted dataset's data (about a minute of
     // PEER_REFUSED). No live copy here any more: the mover retired it and is ending by itself.
     if (moving) return copy !== undefined ? { kind: 'stopMove', datasetId } : null;
@@ -371,8 +382,8 @@ function decide(
       ? { kind: 'destroy', datasetId, keepAsides: true }
       : null;
   const target = nodes.find((n) => n.uuid === d.primary);
-  // A replica snapshot being sent finishes first (both touch the snapshots the move starts from).
-  if (here.replicating?.has(datasetId) === true) return null;
+  // Not this node's to replicate any more: its round ends first (both touch the snapshots the move starts from).
+  if (replicating) return { kind: 'stopReplica', datasetId };
   const mounted = copy.mountPoints.includes(mountPath) ? mountPath : undefined;
   if (moving) {
     // The host's own mount goes once this node holds no lease on the dataset (a move when released:
