@@ -167,7 +167,6 @@ export const KERNEL_RECHECK_MS = 100;
 /** How often a Mount's wait looks again at a refusal it is giving its grace (no new snapshot may come). */
 export const REFUSAL_RECHECK_MS = 250;
 
-/** Thrown by a Mount's wait when this node's agent keeps refusing the dataset until the user acts. */
 /**
  * The lease this Mount took was released while it waited for the agent's mount (the control service declared this
  * node dead — its agent unheard for the node timeout, as after a restart of the service while the agent was slow to
@@ -180,6 +179,7 @@ class LeaseLostError extends Error {
   }
 }
 
+/** Thrown by a Mount's wait when this node's agent keeps refusing the dataset until the user acts. */
 class MountRefusedError extends Error {
   constructor(
     readonly refusal: FinalRefusal,
@@ -1545,8 +1545,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    * waitMounted (`first`: the wait already begun), taking this node's lease again whenever it is lost meanwhile
    * (LeaseLostError), up to the Mount's deadline. A node declared dead has its leases released after the grace; the
    * lease is asked for again once the snapshot shows this node alive (a lease granted to a node still dead is released
-   * at the next sweep), moving the volume back here if it moved. Taken by another node meanwhile: the Mount fails as
-   * takeLease says (VOLUME_IN_USE), as a new Mount would.
+   * at the next sweep). Moved to another node meanwhile (a release and a move): the Mount fails (VOLUME_IN_USE), it
+   * does not move it back; taken by another node: the Mount fails as takeLease says (VOLUME_IN_USE).
    */
   private async mountedKeepingLease(
     name: string,
@@ -1577,8 +1577,16 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
             `Timed out after ${Math.round(this.opts.mountTimeoutMs / 1000)} s waiting for volume ${name} to be mounted on this host: its lease was released (this host was declared dead) and the dataset agent on this host has not reported again.`,
           );
         });
-      const primaryHere = alive.datasets.find((x) => x.dataset_id === d.dataset_id)?.primary === this.me;
-      await this.takeLease(d, name, deadline, undefined, !primaryHere);
+      // Taken again only where the dataset still is: the lease's grant made this node the primary (with move_here),
+      // and a lost lease moves nothing. A primary elsewhere now is somebody's move since (an administrator's release
+      // and `flocker volumes move`): the Mount does not move it back (review S26B B6).
+      const primary = alive.datasets.find((x) => x.dataset_id === d.dataset_id)?.primary;
+      if (primary !== this.me)
+        throw new VolumePluginError(
+          'VOLUME_IN_USE',
+          `Volume ${name} was moved to node ${primary ?? '(none: deleted)'} while this host waited for it to be mounted (its lease here was released): not moved back; run the container there, or move the volume here.`,
+        );
+      await this.takeLease(d, name, deadline, undefined, false);
       waiting = this.waitMounted(name, d.dataset_id, deadline);
     }
   }

@@ -9,7 +9,7 @@
  */
 import type { FlockerClient } from '@flocker/api';
 import type { FlockerVolumeBackend } from './FlockerVolumeBackend';
-import { BackendTestBed, HOST_A, HOST_B, NODE_A, type FakeDatasetAgent } from './testing';
+import { BackendTestBed, HOST_A, HOST_B, NODE_A, NODE_B, type FakeDatasetAgent } from './testing';
 
 let bed: BackendTestBed;
 let client: FlockerClient;
@@ -56,4 +56,44 @@ it('a lease released while the Mount waits for the mount is taken again, and the
   await expect(mounting).resolves.toEqual({ Mountpoint: `/flocker-a/${id}` });
   expect(Date.now() - t).toBeLessThan(30_000);
   expect(await client.listLeases()).toEqual([expect.objectContaining({ dataset_id: id, node_uuid: NODE_A })]);
+});
+
+it('a lease released and the volume moved elsewhere while the Mount waits: the Mount fails, the volume is not moved back', async () => {
+  // review S26B B6: `flocker leases release v` then `flocker volumes move v --node B` while a docker run on A mounts.
+  // The plugin's watch is held across both changes and then cut, so the snapshot it resyncs with shows both at once
+  // (no race between the plugin's re-take and the test's move).
+  let hold: { gate: Promise<void>; open: () => void } | undefined;
+  const watched = new Proxy(client, {
+    get(target, prop) {
+      if (prop === 'watchCluster')
+        return async function* (...args: Parameters<FlockerClient['watchCluster']>) {
+          for await (const line of target.watchCluster(...args)) {
+            if (hold !== undefined) {
+              await hold.gate;
+              throw new Error('watch cut by the test');
+            }
+            yield line;
+          }
+        };
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  const a = await bed.backend(NODE_A, { mountTimeoutMs: 60_000, client: watched });
+  agentA.paused = true;
+  await a.create({ Name: 'vol1' });
+  const id = (await client.listDatasets())[0]!.dataset_id;
+  const mounting = a.mount({ Name: 'vol1', ID: 'c1' });
+  mounting.catch(() => undefined);
+  await until('the lease taken and followed by the plugin', () => showsLeaseHere(a));
+  let open = (): void => undefined;
+  hold = { gate: new Promise<void>((r) => (open = r)), open: () => open() };
+  const held = hold;
+  await client.releaseLease(id);
+  await client.updateDataset(id, { primary: NODE_B });
+  hold = undefined;
+  held.open();
+  await expect(mounting).rejects.toMatchObject({ code: 'VOLUME_IN_USE' });
+  expect((await client.getDataset(id)).primary).toBe(NODE_B);
+  expect((await client.listLeases()).filter((l) => l.node_uuid === NODE_A)).toEqual([]);
 });
