@@ -65,4 +65,33 @@ describe("a listener refusing a dataset's data", () => {
       await server.close();
     }
   });
+
+  it('a mayReceive that throws is answered as a failed request (BACKEND_ERROR; the sender retries it as TRANSFER_FAILED), not an unhandled rejection (review S26B B11)', async () => {
+    const a = cluster.node();
+    const b = cluster.node();
+    const { logger, entries } = memoryLogger();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown): void => void unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    const mayReceive = (): boolean => {
+      throw new Error('unreadable replica settings');
+    };
+    const server = new TransferServer({ engine: memoryEngine(), credentials: b, mayReceive, logger });
+    const port = await server.listen(0, '127.0.0.1');
+    try {
+      const client = new TransferClient({ host: '127.0.0.1', port, nodeUuid: b.nodeUuid }, a);
+      await expect(client.prune(ID, 'move-000002')).rejects.toMatchObject({
+        code: 'TRANSFER_FAILED',
+        message: expect.stringMatching(/unreadable replica settings/),
+      });
+      await new Promise((r) => setImmediate(r));
+      expect(unhandled).toEqual([]);
+      expect(entries.filter((e) => e.message === 'local transfer request failed')).toEqual([
+        expect.objectContaining({ level: 'warn', code: 'BACKEND_ERROR', op: 'prune' }),
+      ]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await server.close();
+    }
+  });
 });

@@ -225,21 +225,22 @@ export class TransferServer {
       });
       return;
     }
-    if (request.op !== 'status' && this.o.mayReceive?.(request.datasetId, peer) === false) {
-      const message = `this node is not the primary of dataset ${request.datasetId}: it takes no data of it from node ${peer}`;
-      // Not a failed request: the sender acted on a view this node has moved past (a round begun just
-      // before a delete or a move it saw first), and logs and handles its side.
-      this.o.logger?.info('refused a transfer request', {
-        op: request.op,
-        datasetId: request.datasetId,
-        peer,
-        code: 'PEER_REFUSED',
-        error: message,
-      });
-      answer({ ok: false, code: 'PEER_REFUSED', message });
-      return;
-    }
     try {
+      // Inside the try: a mayReceive that throws answers BACKEND_ERROR, not an unhandled rejection (review S26B B11).
+      if (request.op !== 'status' && this.o.mayReceive?.(request.datasetId, peer) === false) {
+        const message = `this node is not the primary of dataset ${request.datasetId}: it takes no data of it from node ${peer}`;
+        // Not a failed request: the sender acted on a view this node has moved past (a round begun just
+        // before a delete or a move it saw first), and logs and handles its side.
+        this.o.logger?.info('refused a transfer request', {
+          op: request.op,
+          datasetId: request.datasetId,
+          peer,
+          code: 'PEER_REFUSED',
+          error: message,
+        });
+        answer({ ok: false, code: 'PEER_REFUSED', message });
+        return;
+      }
       answer(await this.serve(request, reader, peer));
     } catch (e) {
       const raw = isLocalStorageError(e) ? e.code : (e as { code?: unknown }).code;
