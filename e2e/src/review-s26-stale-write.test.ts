@@ -104,7 +104,8 @@ it('a lease acquire + move_here abandoned on a frozen replica is not applied whe
     ]);
     const stalls = logLines(logA, 'the event loop was stalled; writes read right after it are refused');
     expect(stalls.length).toBeGreaterThan(0);
-    expect(Number(stalls[0]?.['stalled_ms'])).toBeGreaterThan(1_000);
+    // The longest stall seen: a short one at a loaded start may come first (review S26B B4).
+    expect(Math.max(...stalls.map((l) => Number(l['stalled_ms'])))).toBeGreaterThan(1_000);
     // A client still waiting on A is served once the window has passed: A applies writes again.
     const after = randomUUID();
     await bed.waitFor('a write through A', async () => {

@@ -760,17 +760,13 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
           return s;
         };
         // A send that never ends by itself (a first whole send of a large copy): a chunk every 5 ms until aborted.
-        let sentAfterAbort = 0;
         let aborted = false;
         pool.send = () => {
           const stream = new Readable({ read() {} });
           let fail: (e: Error) => void = () => {};
           const done = new Promise<void>((_, reject) => (fail = reject));
           done.catch(() => undefined);
-          const timer = setInterval(() => {
-            if (aborted) sentAfterAbort += 1;
-            else stream.push(Buffer.alloc(64 * 1024, 1));
-          }, 5);
+          const timer = setInterval(() => stream.push(Buffer.alloc(64 * 1024, 1)), 5);
           return {
             stream,
             done,
@@ -796,19 +792,17 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
         expect(await step(cluster({ primary: ME, bHost: '127.0.0.2', metadata: replicated }))).toEqual([]);
         await until(() => received >= 256 * 1024);
         const errors = await step(cluster({ primary: ME, deleted: true, bHost: '127.0.0.2', metadata: replicated }));
-        await until(() => events.includes('destroy'));
+        const discarded = 'B discarded the partial receive';
+        await until(() => events.includes('destroy') && events.includes(discarded));
         expect(errors).toEqual([]);
-        expect(events).toEqual([
-          'B receiving',
-          'send aborted',
-          'B discarded the partial receive',
-          'send ended',
-          'destroy',
-        ]);
+        // A's order is the property (the destroy after the send ended); B's discard comes after the abort, in whichever
+        // turn its socket's end arrives (review S26B B8: not ordered against A's 50-ms 'send ended' on a loaded host).
+        expect(events.filter((e) => e !== discarded)).toEqual(['B receiving', 'send aborted', 'send ended', 'destroy']);
+        expect(events.indexOf(discarded)).toBeGreaterThan(events.indexOf('send aborted'));
+        // No byte after the stop: what B received does not grow (the send's timer is cleared by the abort).
         const bytes = received;
         await new Promise((r) => setTimeout(r, 100));
         expect(received).toBe(bytes);
-        expect(sentAfterAbort).toBe(0);
         expect(pool.live.has(D)).toBe(false);
       }, port);
     } finally {
