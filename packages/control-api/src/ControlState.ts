@@ -115,6 +115,9 @@ export const DEFAULT_LEASE_GRACE_MS = 5_000;
 /** The lease hand-over's wait (docs: the lease hand-over): long enough for a live plugin, short for a user. */
 export const DEFAULT_HANDOVER_WAIT_MS = 5_000;
 
+/** A liveness tick this much later than its period (real time) follows a stall of this replica (see the timer). */
+const OWN_STALL_MS = 1_000;
+
 export class ControlState {
   /** Random per process start, so a restarted server never re-issues a generation. */
   readonly instanceId = randomBytes(6).toString('hex');
@@ -280,7 +283,24 @@ export class ControlState {
       },
     });
     const every = options.livenessCheckMs ?? Math.max(50, Math.min(1000, Math.floor(options.nodeTimeoutMs / 4)));
-    this.livenessTimer = setInterval(() => void this.checkLiveness(), every);
+    // The timer's own lateness, on the real clock: a replica that did not run (SIGSTOP, a paused VM, a long GC) judges no
+    // node on that time. The reports sent meanwhile wait in its sockets and, on etcd, the stall guard refuses them for a
+    // moment (REPLICA_STALLED: their clients send them again); judged now, every node would be dead and, past T + G,
+    // lose its leases. Every node counts as heard instead, as after a store outage (FR19-10; review S26B B2).
+    let ranAt = performance.now();
+    this.livenessTimer = setInterval(() => {
+      const at = performance.now();
+      const late = at - ranAt - every;
+      ranAt = at;
+      if (late > Math.max(OWN_STALL_MS, every)) {
+        this.nodes.heardAll();
+        this.logger.warn('this replica did not run for a while: no node is judged on that time', {
+          stalled_ms: Math.round(late),
+        });
+        return;
+      }
+      void this.checkLiveness();
+    }, every);
     this.livenessTimer.unref();
     this.leases.scheduleLeaseExpiry();
     this.schedules.reschedule();
