@@ -15,8 +15,8 @@ const OPTION_KINDS: Record<string, NameKind> = {
   '--snapshot': 'snapshot',
 };
 
-/** Options that take a value (so the word after them is not a positional). */
-const VALUED = new Set([
+/** Options that take a value (so the word after them is not a positional); also unknownCommand's reading of argv. */
+export const VALUED: ReadonlySet<string> = new Set([
   '--control-url',
   '--cacert',
   '--cert',

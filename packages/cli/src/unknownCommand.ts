@@ -3,6 +3,7 @@
  * for `flocker volumes delete db` (the command is destroy; backup's is delete), which names neither the mistake nor
  * the way out. Pure.
  */
+import { VALUED } from './completion';
 
 /**
  * flocker's commands: each group's commands, "name alias…" (as `flocker <group> --help` lists them); none for a
@@ -39,27 +40,6 @@ const SYNONYMS: ReadonlyMap<string, readonly string[]> = new Map([
   ['new', ['create']],
   ['add', ['create']],
   ['take', ['create']],
-]);
-
-/** Options that take a value as the next word: the global ones, and those of the commands EXTRA_HINTS names. */
-const VALUED = new Set([
-  '-o',
-  '--output',
-  '--control-url',
-  '--cacert',
-  '--cert',
-  '--key',
-  '--size',
-  '--node',
-  '--volume',
-  '--snapshot',
-  '--profile',
-  '--filesystem',
-  '--metadata',
-  '--snapshot-schedule',
-  '--snapshot-keep',
-  '--timeout',
-  '--expires',
 ]);
 
 /** The positional words before `--`, skipping options and the values of those that take one. */
