@@ -5,45 +5,8 @@
  * Sec-Fetch-Site: cross-site, is refused 403 before its body is read; curl (no Origin), the Flocker clients and a
  * page of the service's own origin keep working, and reads stay open.
  */
-import { request } from 'node:http';
 import { crossOriginRefusal, type OriginFacts } from './crossOrigin';
-import { NODE_A, type ServiceOnDir, startOnLoopbackWithTwoNodes } from './testing/httpService';
-
-interface Answer {
-  status: number;
-  contentType: string;
-  body: string;
-}
-
-/** A raw HTTP request (headers as given: what a browser or curl sends). */
-function send(url: string, method: string, path: string, headers: Record<string, string>, body?: string) {
-  const u = new URL(url);
-  return new Promise<Answer>((resolve, reject) => {
-    const req = request(
-      {
-        host: u.hostname,
-        port: u.port,
-        method,
-        path,
-        headers: { ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            contentType: String(res.headers['content-type'] ?? ''),
-            body: Buffer.concat(chunks).toString(),
-          }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+import { NODE_A, sendRaw as send, type ServiceOnDir, startOnLoopbackWithTwoNodes } from './testing/httpService';
 
 const datasetBody = (name: string): string => JSON.stringify({ primary: NODE_A, metadata: { name } });
 

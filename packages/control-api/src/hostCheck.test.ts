@@ -6,59 +6,13 @@
  * handler. Mutual TLS is unaffected (the certificate authenticates the client).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { FlockerClient } from '@flocker/api';
 import { AllowedHost, hostAllowList, hostRefusal } from './hostCheck';
 import { checkAllowedHosts, type ControlService, startControlService } from './server';
 import { issue, selfSignedCa } from './testing/etcdCluster';
-import { NODE_A, nodeReport, silentLogger, startOnLoopback } from './testing/httpService';
-
-interface Answer {
-  status: number;
-  contentType: string;
-  body: string;
-}
-
-interface Tls {
-  ca: Buffer;
-  cert: Buffer;
-  key: Buffer;
-}
-
-/** A raw request to `url` carrying `headers` as given (Host included: what a browser on a rebound name sends). */
-function send(url: string, method: string, urlPath: string, headers: Record<string, string>, body?: string, tls?: Tls) {
-  const u = new URL(url);
-  const request = tls === undefined ? httpRequest : httpsRequest;
-  return new Promise<Answer>((resolve, reject) => {
-    const req = request(
-      {
-        host: u.hostname,
-        port: u.port,
-        method,
-        path: urlPath,
-        headers: { ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) },
-        ...(tls !== undefined ? { ...tls, servername: 'localhost' } : {}),
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            contentType: String(res.headers['content-type'] ?? ''),
-            body: Buffer.concat(chunks).toString(),
-          }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+import { NODE_A, nodeReport, sendRaw as send, silentLogger, startOnLoopback } from './testing/httpService';
 
 const createBody = (name: string): string => JSON.stringify({ primary: NODE_A, metadata: { name } });
 

@@ -5,6 +5,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as net from 'node:net';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import * as path from 'node:path';
 import winston from 'winston';
 import {
@@ -196,5 +198,57 @@ export function rawAnswer(
       .map(([k, v]) => `${k}: ${v}\r\n`)
       .join('');
     socket.write(`${method} ${target} HTTP/1.1\r\nHost: localhost\r\n${extra}Connection: close\r\n\r\n`);
+  });
+}
+
+/** What sendRaw answers. */
+export interface RawHttpAnswer {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+export interface RawHttpTls {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+}
+
+/** A raw request to `url` carrying `headers` as given (Host included: what a browser on a rebound name sends). */
+export function sendRaw(
+  url: string,
+  method: string,
+  urlPath: string,
+  headers: Record<string, string>,
+  body?: string,
+  tls?: RawHttpTls,
+): Promise<RawHttpAnswer> {
+  const u = new URL(url);
+  const request = tls === undefined ? httpRequest : httpsRequest;
+  return new Promise<RawHttpAnswer>((resolve, reject) => {
+    const req = request(
+      {
+        host: u.hostname,
+        port: u.port,
+        method,
+        path: urlPath,
+        headers: { ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) },
+        ...(tls !== undefined ? { ...tls, servername: 'localhost' } : {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            contentType: String(res.headers['content-type'] ?? ''),
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
   });
 }
