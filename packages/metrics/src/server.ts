@@ -3,10 +3,14 @@
  *   GET /metrics  Prometheus text format of the process's registry
  *   GET /healthz  liveness: 200 while the event loop answers
  *   GET /readyz   readiness: 200 when every named check passes, else 503; JSON names the failed checks
- * Local-only (127.0.0.1) by default: nothing here is authenticated.
+ * Local-only (127.0.0.1) by default: nothing here is authenticated. A request whose Host names neither an address nor
+ * this listener (localhost, its host name, this machine's hostname, allowedHosts) is refused 403 HOST_NOT_ALLOWED: a
+ * web page whose DNS name was re-pointed at the listener (DNS rebinding) could read it otherwise.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { hostAllowList, hostRefusal } from '@flocker/runtime';
 import type { Registry } from 'prom-client';
 import { readiness, type HealthCheck } from './health';
 
@@ -75,6 +79,11 @@ export interface MetricsServerOptions extends MetricsEndpoints {
   readonly host?: string;
   /** 0 = any free port. */
   readonly port: number;
+  /**
+   * DNS names (besides localhost, the `host` name and this machine's hostname) a request's Host may carry; an IP
+   * address always may. Default: FLOCKER_METRICS_ALLOWED_HOSTS (comma-separated), e.g. the name Prometheus scrapes.
+   */
+  readonly allowedHosts?: readonly string[];
 }
 
 export interface MetricsServer {
@@ -83,14 +92,30 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
+/** FLOCKER_METRICS_ALLOWED_HOSTS: comma-separated names (one setting for every process of a host). */
+function allowedFromEnv(): string[] {
+  return (process.env.FLOCKER_METRICS_ALLOWED_HOSTS ?? '')
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
+}
+
 export async function startMetricsServer(o: MetricsServerOptions): Promise<MetricsServer> {
+  const host = o.host ?? DEFAULT_METRICS_ADDRESS;
+  // Names a scraper plausibly uses besides addresses: this machine's hostname (lower-cased by hostAllowList).
+  const hosts = hostAllowList(host, [hostname(), ...(o.allowedHosts ?? allowedFromEnv())]);
   const server: Server = createServer((req, res) => {
-    if (!handleMetricsRequest(o, req, res))
+    const refusal = hostRefusal(req.headers.host, hosts, {
+      listener: 'This metrics listener',
+      allowHint: (name) =>
+        `add ${name} to FLOCKER_METRICS_ALLOWED_HOSTS (comma-separated) in the process's environment`,
+    });
+    if (refusal !== undefined) sendJson(res, 403, { code: 'HOST_NOT_ALLOWED', description: refusal });
+    else if (!handleMetricsRequest(o, req, res))
       sendJson(res, 404, { description: `There is no ${req.url ?? ''} here; try /metrics, /healthz or /readyz.` });
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  const host = o.host ?? DEFAULT_METRICS_ADDRESS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port, host, () => {

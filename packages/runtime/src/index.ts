@@ -6,3 +6,4 @@ export { followLongPoll, type FollowLongPollOptions, type Generational } from '.
 export { FreshRead } from './FreshRead';
 export { pollUntil, PollTimeoutError, type PollOptions } from './poll';
 export { sleep, type SleepOptions } from './sleep';
+export { hostAllowList, type HostAllowList, hostRefusal, parseHost, type RefusalWording } from './hostCheck';

@@ -1,0 +1,49 @@
+/**
+ * DNS rebinding against a metrics listener (review B12): a page whose DNS name was pointed at 127.0.0.1 would read
+ * /metrics and /readyz as its own origin. Only a Host naming the listener is answered (@flocker/runtime hostCheck,
+ * the control service's --insecure-http check).
+ */
+import { request } from 'node:http';
+import { hostname } from 'node:os';
+import { newRegistry, startMetricsServer, type MetricsServer } from './index';
+
+/** One GET with `host` as its Host header, as a browser on a rebound name sends it. */
+function get(url: string, path: string, host: string): Promise<{ status: number; body: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: u.hostname, port: u.port, path, headers: { host } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('metrics listener Host check', () => {
+  let server: MetricsServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+
+  it('refuses a rebound name 403 HOST_NOT_ALLOWED on every path; addresses, localhost, the host name and allowed names are answered', async () => {
+    server = await startMetricsServer({ registry: newRegistry('dataset-agent'), port: 0, allowedHosts: ['prom.lan'] });
+    const port = server.port;
+    for (const path of ['/metrics', '/healthz', '/readyz', '/nope']) {
+      const refused = await get(server.url, path, `evil.example:${port}`);
+      expect(refused.status).toBe(403);
+      const body = JSON.parse(refused.body) as { code?: string; description?: string };
+      expect(body.code).toBe('HOST_NOT_ALLOWED');
+      expect(body.description).toContain('"evil.example:');
+      expect(refused.body).not.toContain('flocker_process_info');
+    }
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `${hostname()}:${port}`, `prom.lan:${port}`]) {
+      const read = await get(server.url, '/metrics', host);
+      expect({ host, status: read.status }).toEqual({ host, status: 200 });
+      expect(read.body).toContain('flocker_process_info{process="dataset-agent"');
+    }
+  });
+});
