@@ -16,6 +16,8 @@ export { ConfigurationError, ControlError, RequestError, StoreError, UsageError 
 export type { ConfigurationCode, ErrorCode, RequestCode, StoreCode, UsageCode } from './errors';
 export { buildOpenApi } from './openapi';
 export { CONTROL_ENV, CONTROL_NODE_FLAGS } from './nodeFlags';
+export { DEFAULT_STALL_GUARD } from './stallGuard';
+export type { StallGuardOptions } from './stallGuard';
 export { routes } from './routes';
 export { FLOCKER_VERSION } from '@flocker/api';
 export { authorize } from './authorization';
