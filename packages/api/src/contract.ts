@@ -503,7 +503,7 @@ export const apiRoutes = {
       404: err('move_here: no such dataset (code DATASET_NOT_FOUND); nothing was leased.'),
       405: err('The dataset is deleted (code DATASET_DELETED): there is nothing to lease.'),
       409: err(
-        'Another node holds the lease (code LEASE_HELD). A release_on_request lease of a live node is asked for first (release_requested) and the request waits up to the handover wait (default 5 s) for its holder to let go; the description then says whether the holder declined or did not let go in time. With move_here: the move is refused (code RESTORE_IN_PROGRESS), and nothing was leased.',
+        'Another node holds the lease (code LEASE_HELD). A release_on_request lease of a live node is asked for first (release_requested) and the request waits up to the handover wait (default 5 s) for its holder to let go; the description then says whether the holder declined or did not let go in time. With move_here: the move is refused (code RESTORE_IN_PROGRESS), and nothing was leased. Or the node it is asked for is declared dead (code NODE_DEAD: after a restart of the control service, also a node not heard from within the node timeout of the start): nothing was leased or moved; asked again once its agent reports (the dead-node sweep would release it).',
       ),
       ...E412,
       ...E503,

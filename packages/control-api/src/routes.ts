@@ -265,6 +265,7 @@ const datasetHandlers: Omit<
     const { move_here: moveHere, ...lease } = body;
     const move = moveHere === true ? datasetUpdate(state, body.dataset_id, { primary: body.node_uuid }) : undefined;
     const applied = await mutateWithHandover(state, ask, (c, now) => {
+      refuseDeadRequester(state, body.node_uuid, now);
       const leased = acquireLease(c, lease, now);
       return move === undefined ? leased : { ...leased, config: move.change(leased.config, now).config };
     });
@@ -462,3 +463,19 @@ const handlers: Handlers = { ...datasetHandlers, ...containerHandlers, ...snapsh
 export const routes: RouteSpec[] = (Object.keys(apiRoutes) as RouteName[]).map(<K extends RouteName>(name: K) =>
   implement(apiRoutes[name], handlers[name]),
 );
+
+/**
+ * No lease (and so no move_here) for a node this service holds dead (session 27, DEADHOST): the dead-node sweep would
+ * release it at its next round (the node dead for the grace already, as every node unheard since a restart is at
+ * start + T), and grant and release could both fall between two snapshots the node's plugin reads: its Mount never
+ * saw the lease it lost and waited out its timeout. Checked in the commit's change, on the liveness of that moment.
+ */
+function refuseDeadRequester(state: ControlState, node: string, now: number): void {
+  const deadSince = state.deadSince(node, now);
+  if (deadSince === undefined) return;
+  throw new ConfigurationError(
+    'NODE_DEAD',
+    `Node ${node} was declared dead (not heard from since ${new Date(deadSince - state.nodeTimeoutMs).toISOString()}): ` +
+      'no lease is granted to it until its dataset agent reports again.',
+  );
+}
