@@ -13,6 +13,8 @@ import { DEFAULT_FAILOVER_TIMEOUT_MS, FlockerClient } from './client';
 import { emptyNodeReport } from './testing/nodeReport';
 
 jest.setTimeout(120_000);
+// The three tests that wait out DEFAULT_FAILOVER_TIMEOUT_MS (10 s) or more, idle, on their own replicas and timers run
+// concurrently: the file takes the longest (~22 s), not their sum (~44 s).
 
 /**
  * A control replica in its own process, so that it can be frozen: answers a report with {generation}, the whole
@@ -77,72 +79,6 @@ const TIMEOUT_MS = 30_000;
 
 const report = emptyNodeReport();
 
-describe('FlockerClient default failoverTimeoutMs, a frozen replica first', () => {
-  it('is well inside Docker’s 60 s plugin timeout and under the 30 s timeout', () => {
-    expect(DEFAULT_FAILOVER_TIMEOUT_MS).toBeLessThanOrEqual(TIMEOUT_MS / 2);
-    expect(DEFAULT_FAILOVER_TIMEOUT_MS).toBeGreaterThanOrEqual(5_000);
-  });
-
-  it('a read and a report move on after the default, and the client stays on the replica that answered', async () => {
-    const [frozen, live] = [await replica(), await replica()];
-    try {
-      // The default options, as the Docker plugin builds its client.
-      const client = new FlockerClient({ baseUrl: `${frozen.url},${live.url}` });
-      expect(await client.listDatasets()).toEqual([]);
-      expect(await frozen.hits(1)).toBe(1);
-      frozen.freeze();
-      const started = Date.now();
-      expect(await client.listDatasets()).toEqual([]);
-      const took = Date.now() - started;
-      // Before the default: the whole 30 s. Generous above the default (a loaded host), never near 30 s.
-      expect(took).toBeGreaterThanOrEqual(DEFAULT_FAILOVER_TIMEOUT_MS - 100);
-      expect(took).toBeLessThan(TIMEOUT_MS - 5_000);
-      expect(client.controlUrls).toEqual([live.url, frozen.url]);
-      const at = Date.now();
-      expect(await client.reportNodeState(report)).toEqual({ generation: 'g1' });
-      expect(Date.now() - at).toBeLessThan(DEFAULT_FAILOVER_TIMEOUT_MS);
-      expect(await live.hits(2)).toBe(2);
-    } finally {
-      frozen.stop();
-      live.stop();
-    }
-  });
-
-  it("a whole-cluster watch's connect moves on after the default; the stream is not cut by it", async () => {
-    const [frozen, live] = [await replica(), await replica()];
-    const abort = new AbortController();
-    try {
-      const client = new FlockerClient({ baseUrl: `${frozen.url},${live.url}` });
-      frozen.freeze();
-      const started = Date.now();
-      let answers = 0;
-      let openedAt = 0;
-      // Held open past the default on heartbeats (it is cut by the idle timer only), then ended here.
-      const stop = setInterval(() => {
-        if (openedAt > 0 && Date.now() - openedAt > DEFAULT_FAILOVER_TIMEOUT_MS + 1_500) abort.abort();
-      }, 100);
-      try {
-        for await (const answer of client.watchCluster(undefined, undefined, { signal: abort.signal })) {
-          expect(answer.generation).toBe('g1');
-          if (answers++ === 0) {
-            openedAt = Date.now();
-            expect(openedAt - started).toBeLessThan(TIMEOUT_MS - 5_000);
-            expect(client.controlUrls).toEqual([live.url, frozen.url]);
-          }
-        }
-      } finally {
-        clearInterval(stop);
-      }
-      expect(answers).toBe(1);
-      expect(Date.now() - openedAt).toBeGreaterThan(DEFAULT_FAILOVER_TIMEOUT_MS);
-    } finally {
-      abort.abort();
-      frozen.stop();
-      live.stop();
-    }
-  });
-});
-
 /** An in-process replica that answers each request as `answer` says, counting them. */
 async function server(
   answer: (res: ServerResponse) => void,
@@ -166,30 +102,105 @@ async function server(
 
 const view = JSON.stringify({ generation: 'g2', configuration_tag: 't', datasets: [], leases: [], nodes: [] });
 
-describe('FlockerClient default failoverTimeoutMs, healthy replicas', () => {
-  it('a long poll the server holds longer than the default is answered by it, not asked of the next', async () => {
-    const holdMs = DEFAULT_FAILOVER_TIMEOUT_MS + 2_000;
-    const first = await server((res) =>
-      setTimeout(() => {
-        res.setHeader('content-type', 'application/json');
-        res.end(view);
-      }, holdMs),
-    );
-    const second = await server((res) => res.end(view));
-    try {
-      const client = new FlockerClient({ baseUrl: `${first.url},${second.url}` });
-      const started = Date.now();
-      expect((await client.waitForCluster('g1', holdMs)).generation).toBe('g2');
-      expect(Date.now() - started).toBeGreaterThanOrEqual(holdMs - 100);
-      expect({ first: first.hits(), second: second.hits() }).toEqual({ first: 1, second: 0 });
-      expect(client.controlUrls[0]).toBe(first.url);
-    } finally {
-      await first.close();
-      await second.close();
-    }
+// One block: Jest runs a block's concurrent tests together, not those of two blocks.
+describe('FlockerClient default failoverTimeoutMs', () => {
+  it('a frozen replica first: is well inside Docker’s 60 s plugin timeout and under the 30 s timeout', () => {
+    expect(DEFAULT_FAILOVER_TIMEOUT_MS).toBeLessThanOrEqual(TIMEOUT_MS / 2);
+    expect(DEFAULT_FAILOVER_TIMEOUT_MS).toBeGreaterThanOrEqual(5_000);
   });
 
-  it('an answer whose headers came in time is read whole, however long its body takes past failoverTimeoutMs', async () => {
+  it.concurrent(
+    'a frozen replica first: a read and a report move on after the default, and the client stays on the replica that answered',
+    async () => {
+      const [frozen, live] = [await replica(), await replica()];
+      try {
+        // The default options, as the Docker plugin builds its client.
+        const client = new FlockerClient({ baseUrl: `${frozen.url},${live.url}` });
+        expect(await client.listDatasets()).toEqual([]);
+        expect(await frozen.hits(1)).toBe(1);
+        frozen.freeze();
+        const started = Date.now();
+        expect(await client.listDatasets()).toEqual([]);
+        const took = Date.now() - started;
+        // Before the default: the whole 30 s. Generous above the default (a loaded host), never near 30 s.
+        expect(took).toBeGreaterThanOrEqual(DEFAULT_FAILOVER_TIMEOUT_MS - 100);
+        expect(took).toBeLessThan(TIMEOUT_MS - 5_000);
+        expect(client.controlUrls).toEqual([live.url, frozen.url]);
+        const at = Date.now();
+        expect(await client.reportNodeState(report)).toEqual({ generation: 'g1' });
+        expect(Date.now() - at).toBeLessThan(DEFAULT_FAILOVER_TIMEOUT_MS);
+        expect(await live.hits(2)).toBe(2);
+      } finally {
+        frozen.stop();
+        live.stop();
+      }
+    },
+  );
+
+  it.concurrent(
+    "a frozen replica first: a whole-cluster watch's connect moves on after the default; the stream is not cut by it",
+    async () => {
+      const [frozen, live] = [await replica(), await replica()];
+      const abort = new AbortController();
+      try {
+        const client = new FlockerClient({ baseUrl: `${frozen.url},${live.url}` });
+        frozen.freeze();
+        const started = Date.now();
+        let answers = 0;
+        let openedAt = 0;
+        // Held open past the default on heartbeats (it is cut by the idle timer only), then ended here.
+        const stop = setInterval(() => {
+          if (openedAt > 0 && Date.now() - openedAt > DEFAULT_FAILOVER_TIMEOUT_MS + 1_500) abort.abort();
+        }, 100);
+        try {
+          for await (const answer of client.watchCluster(undefined, undefined, { signal: abort.signal })) {
+            expect(answer.generation).toBe('g1');
+            if (answers++ === 0) {
+              openedAt = Date.now();
+              expect(openedAt - started).toBeLessThan(TIMEOUT_MS - 5_000);
+              expect(client.controlUrls).toEqual([live.url, frozen.url]);
+            }
+          }
+        } finally {
+          clearInterval(stop);
+        }
+        expect(answers).toBe(1);
+        expect(Date.now() - openedAt).toBeGreaterThan(DEFAULT_FAILOVER_TIMEOUT_MS);
+      } finally {
+        abort.abort();
+        frozen.stop();
+        live.stop();
+      }
+    },
+  );
+
+  it.concurrent(
+    'healthy replicas: a long poll the server holds longer than the default is answered by it, not asked of the next',
+    async () => {
+      const holdMs = DEFAULT_FAILOVER_TIMEOUT_MS + 2_000;
+      const first = await server((res) =>
+        setTimeout(() => {
+          res.setHeader('content-type', 'application/json');
+          res.end(view);
+        }, holdMs),
+      );
+      const second = await server((res) => res.end(view));
+      try {
+        const client = new FlockerClient({ baseUrl: `${first.url},${second.url}` });
+        const started = Date.now();
+        expect((await client.waitForCluster('g1', holdMs)).generation).toBe('g2');
+        expect(Date.now() - started).toBeGreaterThanOrEqual(holdMs - 100);
+        expect({ first: first.hits(), second: second.hits() }).toEqual({ first: 1, second: 0 });
+        expect(client.controlUrls[0]).toBe(first.url);
+      } finally {
+        await first.close();
+        await second.close();
+      }
+    },
+  );
+
+  // Not concurrent: its 300 ms bound on the headers is the event loop's too, which the other tests' spawns delayed.
+  it('healthy replicas: an answer whose headers came in time is read whole, however long its body takes past failoverTimeoutMs', async () => {
     // Headers at once, the body a piece at a time over 1.5 s (a large list on a loaded host).
     const slow = await server((res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
