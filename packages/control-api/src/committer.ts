@@ -8,6 +8,7 @@ import { type Applied, type Configuration, configurationTag } from './configurat
 import { type ConfigurationStore, nextTurn } from './ConfigurationStore';
 import { StoreConflict } from './etcd/conflict';
 import { ConfigurationError, StoreError } from './errors';
+import { currentMark, stalledError, type WriteMark } from './stallGuard';
 
 interface CommitWaiter {
   resolve: () => void;
@@ -18,6 +19,8 @@ interface CommitWaiter {
    * undefined when there is nothing to re-apply.
    */
   rebase?: ((config: Configuration, now: number) => Configuration) | 'conflict';
+  /** The stall guard's mark of the request the write comes from (stallGuard.ts): not re-applied after a stall. */
+  mark?: WriteMark;
 }
 
 export interface CommitterOptions {
@@ -66,6 +69,11 @@ export class Committer {
    */
   async mutate<T>(change: (config: Configuration, now: number) => Applied<T>, ifMatches?: string): Promise<Applied<T>> {
     if (this.closed) throw new ConfigurationError('SHUTTING_DOWN', 'The control service is shutting down.');
+    // A request read before a stall of this replica is never applied after it: its client may have moved on to another
+    // replica and gone on there (review S26B B1; the guard refuses those read right after one).
+    const mark = currentMark();
+    const stalledMs = mark?.guard.stalledSince(mark);
+    if (stalledMs !== undefined) throw stalledError(stalledMs, 'after the request was read, before it was applied');
     if (ifMatches !== undefined && ifMatches !== configurationTag(this.pending)) {
       throw new ConfigurationError(
         'CONFIGURATION_CHANGED',
@@ -83,6 +91,7 @@ export class Committer {
             applied = change(config, now);
             return applied.config;
           },
+      mark,
     );
     if (this.pending !== before) this.options.onApplied?.(this.pending);
     await done;
@@ -110,10 +119,15 @@ export class Committer {
     if (this.pending !== this.committed) await this.durable().catch(() => undefined);
   }
 
-  private durable(rebase?: CommitWaiter['rebase']): Promise<void> {
+  private durable(rebase?: CommitWaiter['rebase'], mark?: WriteMark): Promise<void> {
     if (this.pending === this.committed) return Promise.resolve();
     const done = new Promise<void>((resolve, reject) =>
-      this.waiters.push({ resolve, reject, ...(rebase !== undefined ? { rebase } : {}) }),
+      this.waiters.push({
+        resolve,
+        reject,
+        ...(rebase !== undefined ? { rebase } : {}),
+        ...(mark !== undefined ? { mark } : {}),
+      }),
     );
     void this.flush();
     return done;
@@ -191,6 +205,15 @@ export class Committer {
             'CONFIGURATION_CHANGED',
             `The configuration changed through another control replica (now ${configurationTag(fresh)}); read it again and retry.`,
           ),
+        );
+        continue;
+      }
+      // Lost to another replica's commit after a stall here: what happened meanwhile may be this request's client
+      // going on without it (its failover bound passed), so it is not re-applied on top (review S26B B1).
+      const stalledMs = w.mark?.guard.stalledSince(w.mark);
+      if (stalledMs !== undefined) {
+        w.reject(
+          stalledError(stalledMs, 'while its change was being saved, and another replica changed the configuration'),
         );
         continue;
       }

@@ -28,7 +28,14 @@ import { authorizeRoute, peerIdentity, requireIdentity, type ServerTlsCredential
 import { rejectDeepJson } from './jsonDepth';
 import { hotFirst } from './routeOrder';
 import { guardConnections } from './connectionGuard';
-import { refuseWritesAfterStall, StallGuard, type StallGuardOptions } from './stallGuard';
+import {
+  handleMarked,
+  markOf,
+  refuseWritesAfterStall,
+  STALLED_RETRY_AFTER_S,
+  StallGuard,
+  type StallGuardOptions,
+} from './stallGuard';
 import { responseSink } from './streamSink';
 import {
   controlMetrics,
@@ -407,27 +414,37 @@ export function createApp(
         }
         if (input.error !== undefined) throw invalidRequest(input.error);
         auditParams = input.params;
-        const reply = await route.handle(
-          state,
-          {
-            params: input.params,
-            query: input.query,
-            body: input.body,
-            ifMatches: route.conditional ? ifMatches : undefined,
-            signal: abort.signal,
-            identity: peerIdentity(req),
-            // A change applied after a wait (a lease hand-over) is authorized again then.
-            reauthorize: authorizeByCertificate ? () => authorizeRoute(state, req, route) : undefined,
-          },
-          views,
-        );
+        const handle = () =>
+          route.handle(
+            state,
+            {
+              params: input.params,
+              query: input.query,
+              body: input.body,
+              ifMatches: route.conditional ? ifMatches : undefined,
+              signal: abort.signal,
+              identity: peerIdentity(req),
+              // A change applied after a wait (a lease hand-over) is authorized again then.
+              reauthorize: authorizeByCertificate ? () => authorizeRoute(state, req, route) : undefined,
+            },
+            views,
+          );
+        // A write the stall guard let through carries its mark to the committer, through the handler's awaits.
+        const reply = await handleMarked(markOf(req), handle);
         if (!res.headersSent && !res.writableEnded) send(req, res, reply, abort.signal);
         if (audited) audit(req, auditParams, reply.status, undefined, reply.body);
       } catch (err) {
         const apiError = toApiError(err);
         errorCode = apiError.code;
         if (audited) audit(req, auditParams, apiError.status, apiError.code);
-        if (apiError.status >= 500)
+        // A write a stall kept from being applied is no failure of the service: its client sends it again.
+        if (apiError.code === 'REPLICA_STALLED')
+          logger.warn('a write read before an event-loop stall was not applied', {
+            method: req.method,
+            path: req.path,
+            code: apiError.code,
+          });
+        else if (apiError.status >= 500)
           logger.error('request failed', {
             method: req.method,
             path: req.path,
@@ -435,7 +452,10 @@ export function createApp(
             stack: (err as Error).stack,
           });
         else logger.debug('request rejected', { method: req.method, path: req.path, code: apiError.code });
-        if (!res.headersSent) sendError(res, apiError);
+        if (!res.headersSent) {
+          if (apiError.code === 'REPLICA_STALLED') res.setHeader('Retry-After', String(STALLED_RETRY_AFTER_S));
+          sendError(res, apiError);
+        }
       }
     });
   }
@@ -570,6 +590,8 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     });
   });
   const port = (server.address() as AddressInfo).port;
+  // Nodes unheard since this start are counted from now: no agent could report before (ControlState.serving).
+  state.serving();
   stall?.start();
   let metricsServer: MetricsServer | undefined;
   let etcdTimer: NodeJS.Timeout | undefined;

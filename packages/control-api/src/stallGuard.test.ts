@@ -8,6 +8,7 @@ import {
   checkWrite,
   DEFAULT_STALL_GUARD,
   initialStallState,
+  observe,
   refuseWritesAfterStall,
   StallGuard,
   type StallState,
@@ -37,7 +38,13 @@ async function appliedAfterWindow(client: FlockerClient): Promise<void> {
 }
 
 describe('stall decisions (pure)', () => {
-  const at = (lastTickAt: number, refuseUntil = -Infinity): StallState => ({ lastTickAt, refuseUntil, stalledMs: 0 });
+  const at = (lastTickAt: number, refuseUntil = -Infinity): StallState => ({
+    lastTickAt,
+    refuseUntil,
+    stalledMs: 0,
+    stalls: 0,
+    countedAfter: -Infinity,
+  });
 
   it('a tick on time, or late by up to the threshold, is no stall', () => {
     expect(tick(at(0), 100, O)).toEqual({ state: { ...at(100) } });
@@ -47,7 +54,7 @@ describe('stall decisions (pure)', () => {
 
   it('a tick later than a period plus the threshold ends a stall and opens the window', () => {
     expect(tick(at(0), 601, O)).toEqual({
-      state: { lastTickAt: 601, refuseUntil: 1101, stalledMs: 501 },
+      state: { lastTickAt: 601, refuseUntil: 1101, stalledMs: 501, stalls: 1, countedAfter: 0 },
       stalledMs: 501,
     });
     expect(tick(at(1000), 31_100, O).stalledMs).toBe(30_000);
@@ -64,6 +71,23 @@ describe('stall decisions (pure)', () => {
     expect(checkWrite(late.state, 1201, O).stalledMs).toBeUndefined();
   });
 
+  it('a stall is counted once, whether a write, its late tick or a look (observe) sees it first (review S26B B1)', () => {
+    // Seen by a write, then by another look and the late tick: one stall.
+    const byWrite = checkWrite(at(0), 700, O).state;
+    expect(byWrite.stalls).toBe(1);
+    const looked = observe(byWrite, 701, O);
+    expect(looked.stalledMs).toBe(601);
+    const late = tick(looked.state, 702, O).state;
+    expect(late.stalls).toBe(1);
+    // Seen by a look first (an etcd answer's callback before the tick), then by the tick: one.
+    expect(tick(observe(at(0), 700, O).state, 701, O).state.stalls).toBe(1);
+    // Ticks on time count nothing; the next stall counts again.
+    const onTime = tick(tick(late, 800, O).state, 900, O).state;
+    expect(onTime.stalls).toBe(1);
+    expect(observe(onTime, 1400, O)).toEqual({ state: onTime });
+    expect(tick(onTime, 2000, O).state.stalls).toBe(2);
+  });
+
   it('without a stall no write is refused', () => {
     for (const now of [0, 1, 100, 599, 600]) expect(checkWrite(at(0), now, O)).toEqual({ state: at(0) });
     expect(checkWrite(at(0, 50), 50, O).stalledMs).toBeUndefined();
@@ -78,7 +102,7 @@ describe('stall decisions (pure)', () => {
 
   it('only writes go through the guard', () => {
     const asked: string[] = [];
-    const guard = { refusesWrite: () => void asked.push('asked') } as unknown as StallGuard;
+    const guard = { refusesWrite: () => void asked.push('asked'), mark: () => ({}) } as unknown as StallGuard;
     const mw = refuseWritesAfterStall(guard);
     for (const method of ['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH', 'DELETE']) {
       let passed = false;

@@ -14,7 +14,12 @@
  * opens a window of `windowMs` in which writes are still refused: requests on connections accepted after the stall are
  * read in the loop's next turns, after that tick. A stall shorter than thresholdMs (+ up to one tick) is never taken
  * for one: ordinary delays of a loaded host must not refuse writes.
+ *
+ * A write let through is marked with the count of stalls seen (WriteMark): frozen after the check, before its change
+ * reached the store, it is not applied after the stall either - refused at the committer's apply, or, its commit lost
+ * to another replica's newer one meanwhile, refused instead of re-applied on top of it (review S26B B1).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'winston';
 import { RequestError } from './errors';
@@ -41,10 +46,14 @@ export interface StallState {
   refuseUntil: number;
   /** The last stall seen (ms), for the refusal's description. */
   stalledMs: number;
+  /** How many stalls were seen: a write let through when it was n is not applied once it is more (review S26B B1). */
+  stalls: number;
+  /** The tick the last counted stall followed: a stall seen again (by a write, then by its late tick) counts once. */
+  countedAfter: number;
 }
 
 export function initialStallState(now: number): StallState {
-  return { lastTickAt: now, refuseUntil: -Infinity, stalledMs: 0 };
+  return { lastTickAt: now, refuseUntil: -Infinity, stalledMs: 0, stalls: 0, countedAfter: -Infinity };
 }
 
 /** How long the loop was stalled before `now`, beyond a tick period and the threshold; undefined when it was not. */
@@ -53,11 +62,38 @@ function overdue(state: StallState, now: number, o: StallGuardOptions): number |
   return gap > o.tickMs + o.thresholdMs ? gap - o.tickMs : undefined;
 }
 
+/** `state` having seen, at `now`, the stall of `stalledMs` that followed its last tick: counted, the window open. */
+function seen(state: StallState, now: number, stalledMs: number, o: StallGuardOptions): StallState {
+  return {
+    ...state,
+    refuseUntil: Math.max(state.refuseUntil, now + o.windowMs),
+    stalledMs,
+    stalls: state.countedAfter === state.lastTickAt ? state.stalls : state.stalls + 1,
+    countedAfter: state.lastTickAt,
+  };
+}
+
 /** A tick at `now`: the next state, and the stall it ends (ms) when it ran late. */
 export function tick(state: StallState, now: number, o: StallGuardOptions): { state: StallState; stalledMs?: number } {
   const stalled = overdue(state, now, o);
   if (stalled === undefined) return { state: { ...state, lastTickAt: now } };
-  return { state: { lastTickAt: now, refuseUntil: now + o.windowMs, stalledMs: stalled }, stalledMs: stalled };
+  return {
+    state: { ...seen(state, now, stalled, o), lastTickAt: now, refuseUntil: now + o.windowMs },
+    stalledMs: stalled,
+  };
+}
+
+/**
+ * The state at `now`, any stall before it seen (counted, the window open): after SIGCONT the replica's I/O callbacks
+ * (a request, an etcd answer) run before the overdue tick, so whatever must know of the stall asks synchronously.
+ */
+export function observe(
+  state: StallState,
+  now: number,
+  o: StallGuardOptions,
+): { state: StallState; stalledMs?: number } {
+  const stalled = overdue(state, now, o);
+  return stalled === undefined ? { state } : { state: seen(state, now, stalled, o), stalledMs: stalled };
 }
 
 /**
@@ -70,13 +106,8 @@ export function checkWrite(
   now: number,
   o: StallGuardOptions,
 ): { state: StallState; stalledMs?: number } {
-  const stalled = overdue(state, now, o);
-  if (stalled !== undefined) {
-    return {
-      state: { ...state, refuseUntil: Math.max(state.refuseUntil, now + o.windowMs), stalledMs: stalled },
-      stalledMs: stalled,
-    };
-  }
+  const observed = observe(state, now, o);
+  if (observed.stalledMs !== undefined) return observed;
   return now < state.refuseUntil ? { state, stalledMs: state.stalledMs } : { state };
 }
 
@@ -117,6 +148,22 @@ export class StallGuard {
     return next.stalledMs;
   }
 
+  /** The mark of a write let through now: how many stalls were seen. */
+  mark(): WriteMark {
+    return { guard: this, stalls: this.state.stalls, ended: false };
+  }
+
+  /**
+   * The stall (ms) seen since `mark` was taken, when there was one: the write it marks, read before that stall, must
+   * not be applied now (its client may have moved on; review S26B B1). A stall not yet seen is looked for now.
+   */
+  stalledSince(mark: WriteMark): number | undefined {
+    if (this.timer === undefined) return undefined;
+    const next = observe(this.state, this.monoNow(), this.options);
+    this.state = next.state;
+    return this.state.stalls !== mark.stalls ? this.state.stalledMs : undefined;
+  }
+
   private onTick(): void {
     const now = this.monoNow();
     const next = tick(this.state, now, this.options);
@@ -138,6 +185,59 @@ export class StallGuard {
   }
 }
 
+/**
+ * A write request let through by the guard: the stalls its guard had seen then. A stall after it, before the write is
+ * applied or while its commit is in flight, fails it unapplied (Committer: at its apply, and instead of re-applying
+ * it onto another replica's newer configuration after a lost compare-and-swap).
+ */
+export interface WriteMark {
+  readonly guard: StallGuard;
+  readonly stalls: number;
+  /**
+   * The request's handler has ended: a write made later in its async context (a timer it armed, such as a lease's
+   * expiry) is the service's own, not the request's.
+   */
+  ended: boolean;
+}
+
+/** The mark of the write request whose handler runs (handleMarked). */
+const writeMarks = new AsyncLocalStorage<WriteMark>();
+const marked = new WeakMap<Request, WriteMark>();
+
+/** `handle` (a request's handler) run with the request's mark, if it has one, until it ends. */
+export async function handleMarked<T>(mark: WriteMark | undefined, handle: () => Promise<T> | T): Promise<T> {
+  if (mark === undefined) return handle();
+  try {
+    return await writeMarks.run(mark, handle);
+  } finally {
+    mark.ended = true;
+  }
+}
+
+/** The mark of the request a write made now is made for, while its handler runs. */
+export function currentMark(): WriteMark | undefined {
+  const mark = writeMarks.getStore();
+  return mark?.ended === false ? mark : undefined;
+}
+
+/** The mark the guard gave `req` when it let it through; undefined for reads and without a guard. */
+export function markOf(req: Request): WriteMark | undefined {
+  return marked.get(req);
+}
+
+/** The refusal of a write read before a stall (ms) and not applied; `when` says at what point it was refused. */
+export function stalledError(stalledMs: number, when: string): RequestError {
+  return new RequestError(
+    'REPLICA_STALLED',
+    `This control replica was stalled (its event loop did not run for ${Math.round(stalledMs)} ms: stopped, ` +
+      `paused or overloaded) ${when}, so its client may have given up on it and sent it to another replica; it was ` +
+      'not applied. Send it again.',
+  );
+}
+
+/** What a REPLICA_STALLED answer carries besides its body: when to send the request again. */
+export const STALLED_RETRY_AFTER_S = 1;
+
 const WRITES: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** Express middleware, first of all: a write read right after a stall is answered 503 REPLICA_STALLED, unread. */
@@ -145,17 +245,12 @@ export function refuseWritesAfterStall(guard: StallGuard): (req: Request, res: R
   return (req, res, next) => {
     if (!WRITES.has(req.method)) return next();
     const stalledMs = guard.refusesWrite();
-    if (stalledMs === undefined) return next();
+    if (stalledMs === undefined) {
+      marked.set(req, guard.mark());
+      return next();
+    }
     // Its body is not parsed: node discards it after the answer.
-    res.setHeader('Retry-After', '1');
-    sendError(
-      res,
-      new RequestError(
-        'REPLICA_STALLED',
-        `This control replica was stalled (its event loop did not run for ${Math.round(stalledMs)} ms: stopped, ` +
-          'paused or overloaded) when the request was read, so its client may have given up on it and sent it to ' +
-          'another replica; it was not applied. Send it again.',
-      ),
-    );
+    res.setHeader('Retry-After', String(STALLED_RETRY_AFTER_S));
+    sendError(res, stalledError(stalledMs, 'when the request was read'));
   };
 }

@@ -1,0 +1,118 @@
+/**
+ * Review S26B B1: a write request read before a stall of this replica's event loop is never applied after it: not when
+ * its handler reaches the committer only after the stall, and not re-applied (rebased) when its commit, held up by the
+ * stall, loses the compare-and-swap to another replica's newer configuration. Writes without a request's mark (the
+ * service's own: lease expiry, schedules) are re-applied as before. The stall guard's clock is injected here.
+ */
+import type { Applied, Configuration } from './configuration';
+import { emptyConfiguration } from './configuration';
+import { Committer } from './committer';
+import { MemoryConfigurationStore } from './ConfigurationStore';
+import { StoreConflict } from './etcd/conflict';
+import { handleMarked, StallGuard } from './stallGuard';
+import { silentLogger } from './testing/httpService';
+
+/** A write adding a node on `host` (its uuid the host), one version up. */
+const addNode =
+  (host: string) =>
+  (c: Configuration): Applied<undefined> => ({
+    config: { ...c, version: c.version + 1, nodes: new Map([...c.nodes, [host, { uuid: host, host }]]) },
+    result: undefined,
+    status: 200,
+  });
+
+const hosts = (c: Configuration): string[] => [...c.nodes.keys()].sort();
+
+/** A shared store another replica wrote to first, once: the next commit sees that and loses (StoreConflict). */
+class LosesOnce extends MemoryConfigurationStore {
+  winner: Configuration | undefined;
+  /** Runs as the losing commit starts (a stall of the loop there, in these tests). */
+  onLosing = (): void => undefined;
+  override async commit(config: Configuration): Promise<void> {
+    const winner = this.winner;
+    if (winner === undefined) return super.commit(config);
+    this.winner = undefined;
+    this.onLosing();
+    await super.commit(winner);
+    throw new StoreConflict(winner);
+  }
+}
+
+let now = 0;
+let guard: StallGuard;
+beforeEach(() => {
+  now = 0;
+  guard = new StallGuard(() => now, silentLogger);
+  guard.start();
+});
+afterEach(() => guard.stop());
+
+function committer(store: MemoryConfigurationStore): Committer {
+  return new Committer({
+    store,
+    logger: silentLogger,
+    now: () => 0,
+    initial: emptyConfiguration,
+    onChange: () => undefined,
+  });
+}
+
+/** The guard lets a write through at the current time: its mark (as the middleware gives it). */
+function letThrough(): ReturnType<StallGuard['mark']> {
+  expect(guard.refusesWrite()).toBeUndefined();
+  return guard.mark();
+}
+
+it('a request read before a stall whose handler reaches the committer after it is refused, unapplied', async () => {
+  const store = new MemoryConfigurationStore();
+  const c = committer(store);
+  const mark = letThrough();
+  now += 2_000; // the loop stalls while the handler awaits something
+  await expect(handleMarked(mark, () => c.mutate(addNode('read-before')))).rejects.toMatchObject({
+    code: 'REPLICA_STALLED',
+    message: expect.stringMatching(/not applied/),
+  });
+  expect(store.commits).toBe(0);
+  // A request marked after the guard saw the stall (let through once its window passed) is applied.
+  expect(guard.refusesWrite()).toBeDefined();
+  await handleMarked(guard.mark(), () => c.mutate(addNode('read-after')));
+  expect(hosts(store.committed)).toEqual(['read-after']);
+});
+
+it("a commit a stall held up that loses to another replica's: the request's write is refused, the service's own re-applied", async () => {
+  const store = new LosesOnce();
+  store.winner = { ...emptyConfiguration, version: 5, nodes: new Map([['other', { uuid: 'other', host: 'other' }]]) };
+  store.onLosing = () => void (now += 2_000);
+  const c = committer(store);
+  const fromRequest = handleMarked(letThrough(), () => c.mutate(addNode('from-request')));
+  const own = c.mutate(addNode('own'));
+  await expect(fromRequest).rejects.toMatchObject({ code: 'REPLICA_STALLED' });
+  await own;
+  expect(hosts(store.committed)).toEqual(['other', 'own']);
+  expect(hosts(c.configuration)).toEqual(['other', 'own']);
+});
+
+it('without a stall, a request whose commit loses is re-applied on the newer configuration as before', async () => {
+  const store = new LosesOnce();
+  store.winner = { ...emptyConfiguration, version: 5, nodes: new Map([['other', { uuid: 'other', host: 'other' }]]) };
+  const c = committer(store);
+  await handleMarked(letThrough(), () => c.mutate(addNode('from-request')));
+  expect(hosts(store.committed)).toEqual(['from-request', 'other']);
+});
+
+it("a write made in a request's context after its handler ended (a timer it armed) is the service's own: applied", async () => {
+  const store = new MemoryConfigurationStore();
+  const c = committer(store);
+  let fire = (): void => undefined;
+  const fired = new Promise<void>((resolve) => (fire = resolve));
+  let later: Promise<unknown> | undefined;
+  await handleMarked(letThrough(), async () => {
+    // Armed by the request (as a lease's expiry timer is), run after it.
+    later = fired.then(() => c.mutate(addNode('expiry')));
+    await c.mutate(addNode('from-request'));
+  });
+  now += 2_000;
+  fire();
+  await later;
+  expect(hosts(store.committed)).toEqual(['expiry', 'from-request']);
+});

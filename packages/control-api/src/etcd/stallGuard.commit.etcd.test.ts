@@ -1,0 +1,147 @@
+/**
+ * Review S26B B1: a replica frozen after the stall guard let a write through but before its etcd commit went out. When
+ * it runs again the commit loses the compare-and-swap to what another replica did meanwhile, and the write used to be
+ * rebased (re-applied) onto that: the abandoned request undid the newer changes, as a write read after the stall did
+ * before the guard (review S26 R3). Two replicas on a real etcd in this process: A's commit is held (as a frozen
+ * process holds it), B does the client's work, then A's event loop is blocked past the threshold and its commit let go.
+ */
+import { randomUUID } from 'node:crypto';
+import { FlockerClient } from '@flocker/api';
+import type { Configuration } from '../configuration';
+import type { EtcdConfigurationStore } from './EtcdConfigurationStore';
+import { DEFAULT_STALL_GUARD } from '../stallGuard';
+import { etcdReplicas } from '../testing/etcdReplicas';
+import { NODE_A, NODE_B, nodeReport } from '../testing/httpService';
+
+jest.setTimeout(90_000);
+
+const bed = etcdReplicas('each');
+const M = NODE_A;
+const N = NODE_B;
+
+/** `store`'s commits wait while held, from the moment `hold()` is called until `release()`. */
+function holdCommits(store: EtcdConfigurationStore): { hold(): void; release(): void; waiting(): number } {
+  const commit = store.commit.bind(store);
+  let gate: Promise<void> | undefined;
+  let open = (): void => undefined;
+  let waiting = 0;
+  store.commit = async (config: Configuration, base?: Configuration): Promise<void> => {
+    if (gate !== undefined) {
+      waiting++;
+      await gate;
+      waiting--;
+    }
+    return commit(config, base);
+  };
+  return {
+    hold: () => void (gate = new Promise((resolve) => (open = resolve))),
+    release: () => {
+      gate = undefined;
+      open();
+    },
+    waiting: () => waiting,
+  };
+}
+
+/** Blocks this thread (and its event loop) for `ms`: a stall without burning CPU. */
+function blockLoop(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+async function eventually(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+  for (const deadline = Date.now() + ms; !(await check());) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** One raw POST (no client retry: FlockerClient sends a REPLICA_STALLED write again, which would be applied). */
+async function post(url: string, body: unknown): Promise<{ status: number; code?: string; retryAfter: string | null }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const json = (await res.json()) as { code?: string };
+  return {
+    status: res.status,
+    ...(json.code !== undefined ? { code: json.code } : {}),
+    retryAfter: res.headers.get('retry-after'),
+  };
+}
+
+/** Replicas A (stall guard on, its commits holdable) and B on one etcd; nodes M and N; a dataset on M. */
+async function twoReplicas(): Promise<{
+  a: FlockerClient;
+  aUrl: string;
+  b: FlockerClient;
+  held: ReturnType<typeof holdCommits>;
+  id: string;
+}> {
+  const prefix = `/t-${randomUUID()}`;
+  const storeA = bed.store(prefix);
+  const held = holdCommits(storeA);
+  const A = await bed.start(storeA, { stallGuard: true });
+  const B = await bed.start(bed.store(prefix));
+  await B.client.reportNodeState(nodeReport(M));
+  await B.client.reportNodeState(nodeReport(N));
+  const { dataset_id: id } = await B.client.createDataset({ primary: M, metadata: { name: 'b1' } });
+  await eventually(async () => (await A.client.getDataset(id).catch(() => undefined)) !== undefined, 'A to see it');
+  return { a: A.client, aUrl: A.svc.url, b: B.client, held, id };
+}
+
+const lease = (id: string) =>
+  ({ dataset_id: id, node_uuid: N, expires: null, holder: 'docker', move_here: true }) as const;
+
+/** B's work while A holds the request: the client moved on (taken on B), then let go and moved the dataset back. */
+async function movedOnThroughB(b: FlockerClient, id: string): Promise<void> {
+  await b.acquireLease(lease(id));
+  await b.releaseLease(id);
+  await b.updateDataset(id, { primary: M });
+}
+
+async function whatEachSees(clients: FlockerClient[], id: string): Promise<Array<{ primary: string; leases: number }>> {
+  return Promise.all(
+    clients.map(async (c) => ({
+      primary: (await c.getDataset(id)).primary,
+      leases: (await c.listLeases()).filter((l) => l.dataset_id === id).length,
+    })),
+  );
+}
+
+it('a write whose commit a stall held up is refused REPLICA_STALLED when the commit conflicts, not re-applied', async () => {
+  const { a, aUrl, b, held, id } = await twoReplicas();
+  held.hold();
+  const onA = post(`${aUrl}/v1/configuration/leases`, lease(id));
+  // Read and let through by A's guard (no stall yet), applied to its pending configuration; the commit waits.
+  await eventually(() => held.waiting() === 1, "A's commit to wait");
+  await movedOnThroughB(b, id);
+  // A freezes (its commit not yet sent), then runs again and sends it: etcd has moved on meanwhile.
+  blockLoop(DEFAULT_STALL_GUARD.tickMs + DEFAULT_STALL_GUARD.thresholdMs + 600);
+  held.release();
+  expect(await onA).toEqual({ status: 503, code: 'REPLICA_STALLED', retryAfter: '1' });
+  // Both replicas agree: what B did stands (the dataset on M, no lease).
+  await eventually(
+    async () => (await whatEachSees([a], id))[0]?.primary === M && (await whatEachSees([b], id))[0]?.primary === M,
+    'the replicas to agree',
+  );
+  expect(await whatEachSees([a, b], id)).toEqual([
+    { primary: M, leases: 0 },
+    { primary: M, leases: 0 },
+  ]);
+});
+
+it('without a stall, a write whose commit conflicts is re-applied on the newer configuration as before', async () => {
+  const { a, aUrl, b, held, id } = await twoReplicas();
+  held.hold();
+  const onA = post(`${aUrl}/v1/configuration/leases`, lease(id));
+  await eventually(() => held.waiting() === 1, "A's commit to wait");
+  await movedOnThroughB(b, id);
+  held.release();
+  expect(await onA).toMatchObject({ status: 201 });
+  await eventually(async () => (await whatEachSees([b], id))[0]?.primary === N, 'B to see the move');
+  expect(await whatEachSees([a, b], id)).toEqual([
+    { primary: N, leases: 1 },
+    { primary: N, leases: 1 },
+  ]);
+});
