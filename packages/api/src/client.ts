@@ -283,8 +283,27 @@ const STORE_DOWN: ReadonlySet<string> = new Set([
   'STORE_TLS_REJECTED',
 ]);
 
-/** How long before a request refused REPLICA_STALLED by the last replica is asked of it once more. */
+/**
+ * How long before a request refused REPLICA_STALLED by the last replica is asked of it once more: its Retry-After
+ * (review S26B B3), this when it sent none the client can read, and never longer than STALLED_RETRY_MAX_MS (a Docker
+ * call or a command waits on it).
+ */
 const STALLED_RETRY_MS = 1_000;
+const STALLED_RETRY_MAX_MS = 5_000;
+
+/** The Retry-After of an error answer, in ms from now (delta-seconds or an HTTP date), when it had one. */
+const retryAfterOf = new WeakMap<FlockerApiError, number>();
+
+/** A Retry-After header's wait in ms (RFC 9110: delay-seconds or an IMF-fixdate); undefined when it is not one. */
+export function retryAfterMs(value: string | string[] | undefined, nowMs = Date.now()): number | undefined {
+  const text = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (text === undefined || text === '') return undefined;
+  if (/^\d+$/.test(text)) return Number(text) * 1_000;
+  // The date form senders must use (IMF-fixdate): Date.parse alone takes '-1' or '1.5' for dates.
+  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(text)) return undefined;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
+}
 
 /**
  * Codes of a request refused before anything of it was applied, so even a write may be sent to another replica: the
@@ -329,14 +348,17 @@ async function answerError(res: Dispatcher.ResponseData, what: string): Promise<
     json = undefined;
   }
   const parsed = ErrorResponse.safeParse(json);
-  if (parsed.success)
-    return new FlockerApiError(
-      res.statusCode,
-      parsed.data.code ?? `HTTP_${res.statusCode}`,
-      parsed.data.description,
-      parsed.data.errors,
-    );
-  return new FlockerApiError(res.statusCode, `HTTP_${res.statusCode}`, `${what}: ${text.slice(0, 200)}`);
+  const err = parsed.success
+    ? new FlockerApiError(
+        res.statusCode,
+        parsed.data.code ?? `HTTP_${res.statusCode}`,
+        parsed.data.description,
+        parsed.data.errors,
+      )
+    : new FlockerApiError(res.statusCode, `HTTP_${res.statusCode}`, `${what}: ${text.slice(0, 200)}`);
+  const retryAfter = retryAfterMs(res.headers['retry-after']);
+  if (retryAfter !== undefined) retryAfterOf.set(err, retryAfter);
+  return err;
 }
 
 /**
@@ -956,11 +978,7 @@ export class FlockerClient {
    * thrown (when no replica is left to ask) as LEFT_REPLICA, status 0: ended unanswered, their outcome unknown.
    */
   private leave(url: string, why: FlockerApiError): void {
-    this.leftAt.set(url, ++this.leaves);
-    if (this.baseUrl === url) {
-      const at = this.baseUrlList.indexOf(url);
-      this.baseUrl = this.baseUrlList[(at + 1) % this.baseUrlList.length] ?? url;
-    }
+    this.moveOff(url);
     const open = this.open.get(url);
     if (open === undefined) return;
     this.open.delete(url);
@@ -971,6 +989,18 @@ export class FlockerClient {
       `left ${url} while this request was open there (its outcome is unknown: it may have been applied): ${why.code}: ${why.description}`,
     );
     for (const request of open) request.abort(reason);
+  }
+
+  /**
+   * Later calls start at the replica after `url`, and an answer from `url` to a request sent before does not bring
+   * the client back to it (answered).
+   */
+  private moveOff(url: string): void {
+    this.leftAt.set(url, ++this.leaves);
+    if (this.baseUrl === url) {
+      const at = this.baseUrlList.indexOf(url);
+      this.baseUrl = this.baseUrlList[(at + 1) % this.baseUrlList.length] ?? url;
+    }
   }
 
   /** `url` answered a request sent when leaves was `asked`: it becomes the one in use unless it was left since. */
@@ -1044,6 +1074,9 @@ export class FlockerClient {
         if (mayHaveApplied && err.status !== 0) answeredRepeat.add(err);
         mayHaveApplied ||= !neverSent.has(err) && !NOT_APPLIED.has(err.code);
         if (storeDown(err)) this.leave(url, err);
+        // It has just stalled (and may again: overloaded, paused): the next calls start elsewhere (review S26B B3);
+        // its requests open meanwhile are being answered, so none is ended.
+        else if (err.code === 'REPLICA_STALLED' && urls.length > 1) this.moveOff(url);
         // An answer below 500 (404, 409, ...) shows the replica works: used from now on, as after a success
         // (REVIEW-S26 R2: else a write after a read that moved off a frozen replica went back to it for timeoutMs).
         else if (err.status !== 0 && err.status < 500) this.answered(url, asked);
@@ -1057,7 +1090,8 @@ export class FlockerClient {
           // The last replica (often the only one: the Docker plugin, the CLI) refused it unapplied for having just
           // stalled: once more a moment later, by then it reads requests sent since.
           askedAgain = true;
-          await new Promise((resolve) => setTimeout(resolve, STALLED_RETRY_MS));
+          const wait = Math.min(retryAfterOf.get(err) ?? STALLED_RETRY_MS, STALLED_RETRY_MAX_MS);
+          await new Promise((resolve) => setTimeout(resolve, wait));
           i--;
           continue;
         }
