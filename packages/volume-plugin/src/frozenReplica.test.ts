@@ -61,21 +61,40 @@ async function until(what: string, cond: () => boolean, ms: number): Promise<voi
   }
 }
 
-describe('volume plugin, a frozen control replica first in its list', () => {
-  let dir: string;
-  let control: ControlService;
-  let agent: FakeDatasetAgent;
-  let frozen: Relay;
-  let plugin: RunningVolumePlugin | undefined;
-  let sock: string;
+interface Bed {
+  control: ControlService;
+  plugin: RunningVolumePlugin;
+  sock: string;
+  close: () => Promise<void>;
+}
 
-  beforeEach(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-plugin-frozen-'));
-    control = await startControlService({ port: 0, host: '127.0.0.1', store: new MemoryConfigurationStore(), logger });
-    agent = new FakeDatasetAgent(control.url, NODE, 'node-c', '/mnt/flocker');
-    await agent.start();
-    frozen = await relay(control.port);
-    sock = path.join(dir, 'flocker.sock');
+/**
+ * A control service, a fake agent, the relay first in the plugin's list and the plugin, which has worked through the
+ * relay before the relay is frozen. One per test (not beforeEach): the tests run concurrently, each mostly waiting out
+ * the client's bounds on its own frozen relay, so the file takes its longer test, not the sum.
+ */
+async function bed(): Promise<Bed> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-plugin-frozen-'));
+  const control = await startControlService({
+    port: 0,
+    host: '127.0.0.1',
+    store: new MemoryConfigurationStore(),
+    logger,
+  });
+  const agent = new FakeDatasetAgent(control.url, NODE, 'node-c', '/mnt/flocker');
+  await agent.start();
+  const frozen = await relay(control.port);
+  const sock = path.join(dir, 'flocker.sock');
+  let plugin: RunningVolumePlugin | undefined;
+  const close = async (): Promise<void> => {
+    frozen.proc.kill('SIGCONT');
+    frozen.proc.kill('SIGKILL');
+    await plugin?.close();
+    await agent.stop();
+    await control.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
     // As main.ts builds it: the control URLs, FlockerClient's default options.
     plugin = await startVolumePlugin({
       controlUrl: `${frozen.url},${control.url}`,
@@ -91,47 +110,56 @@ describe('volume plugin, a frozen control replica first in its list', () => {
     // Its 'conn' line comes over a pipe, which may be read after the answer on the socket.
     await until('a connection through the first replica', () => frozen.connections() > 0, 5_000);
     frozen.proc.kill('SIGSTOP');
-  });
+    return { control, plugin, sock, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
 
-  afterEach(async () => {
-    frozen.proc.kill('SIGCONT');
-    frozen.proc.kill('SIGKILL');
-    await plugin?.close();
-    plugin = undefined;
-    await agent.stop();
-    await control.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+describe('volume plugin, a frozen control replica first in its list', () => {
+  it.concurrent(
+    "the watcher follows the other replica: a dataset made there is seen well before the client's timeout",
+    async () => {
+      const { control, plugin, close } = await bed();
+      try {
+        const direct = new FlockerClient({ baseUrl: control.url });
+        const started = Date.now();
+        const made = await direct.createDataset({ primary: NODE, metadata: { name: 'elsewhere' } });
+        const watcher = plugin.backend['watcher'];
+        await until(
+          'the plugin’s watcher shows the dataset',
+          () => watcher.current()?.datasets.some((d) => d.dataset_id === made.dataset_id) === true,
+          60_000,
+        );
+        // Before the default: the stream's idle cut (3 heartbeats, 6 s), then the reconnect held 30 s by the frozen one.
+        expect(Date.now() - started).toBeLessThan(CLIENT_TIMEOUT_MS - 5_000);
+      } finally {
+        await close();
+      }
+    },
+  );
 
-  it("the watcher follows the other replica: a dataset made there is seen well before the client's timeout", async () => {
-    const direct = new FlockerClient({ baseUrl: control.url });
-    const started = Date.now();
-    const made = await direct.createDataset({ primary: NODE, metadata: { name: 'elsewhere' } });
-    const watcher = plugin!.backend['watcher'];
-    await until(
-      'the plugin’s watcher shows the dataset',
-      () => watcher.current()?.datasets.some((d) => d.dataset_id === made.dataset_id) === true,
-      60_000,
-    );
-    // Before the default: the stream's idle cut (3 heartbeats, 6 s), then the reconnect held 30 s by the frozen one.
-    expect(Date.now() - started).toBeLessThan(CLIENT_TIMEOUT_MS - 5_000);
-  });
-
-  it("Docker's calls move on to the other replica within the default bound", async () => {
-    const started = Date.now();
-    expect((await callPlugin(sock, '/VolumeDriver.Create', { Name: 'during' })).body).toEqual({ Err: '' });
-    // Before the default: the create (safe to repeat: it names its dataset_id) waited the whole 30 s.
-    expect(Date.now() - started).toBeLessThan(CLIENT_TIMEOUT_MS - 5_000);
-    const mount = await callPlugin(sock, '/VolumeDriver.Mount', { Name: 'during', ID: 'c1' });
-    expect(mount.body).toEqual({ Mountpoint: expect.stringMatching(/^\/mnt\/flocker\//), Err: '' });
-    expect((await callPlugin(sock, '/VolumeDriver.List')).body).toEqual({
-      Volumes: expect.arrayContaining([
-        expect.objectContaining({ Name: 'before' }),
-        expect.objectContaining({ Name: 'during' }),
-      ]) as unknown,
-      Err: '',
-    });
-    // All of it within Docker's 60 s for one call, never near it.
-    expect(Date.now() - started).toBeLessThan(CLIENT_TIMEOUT_MS);
+  it.concurrent("Docker's calls move on to the other replica within the default bound", async () => {
+    const { sock, close } = await bed();
+    try {
+      const started = Date.now();
+      expect((await callPlugin(sock, '/VolumeDriver.Create', { Name: 'during' })).body).toEqual({ Err: '' });
+      // Before the default: the create (safe to repeat: it names its dataset_id) waited the whole 30 s.
+      expect(Date.now() - started).toBeLessThan(CLIENT_TIMEOUT_MS - 5_000);
+      const mount = await callPlugin(sock, '/VolumeDriver.Mount', { Name: 'during', ID: 'c1' });
+      expect(mount.body).toEqual({ Mountpoint: expect.stringMatching(/^\/mnt\/flocker\//), Err: '' });
+      expect((await callPlugin(sock, '/VolumeDriver.List')).body).toEqual({
+        Volumes: expect.arrayContaining([
+          expect.objectContaining({ Name: 'before' }),
+          expect.objectContaining({ Name: 'during' }),
+        ]) as unknown,
+        Err: '',
+      });
+      // All of it within Docker's 60 s for one call, never near it.
+      expect(Date.now() - started).toBeLessThan(CLIENT_TIMEOUT_MS);
+    } finally {
+      await close();
+    }
   });
 });
