@@ -392,20 +392,26 @@ start() {
   wait_cinder
 }
 
+# stop_process [KILL]: TERM lets Cinder finish what it is doing (its database and files kept for the next start),
+# 3-7 s of graceful shutdown; purge, which removes them, kills at once (KILL).
 stop_process() {
   local pid i
   pid="$(running_pid)" || { rm -f "$STATE/cinder.pid"; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  if [ "${1:-}" != KILL ]; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  fi
   kill -KILL "$pid" 2>/dev/null || true
+  # Gone before the caller unmounts its share (its open files would hold the mount).
+  for i in $(seq 1 40); do [ -d "/proc/$pid" ] || break; sleep 0.05; done
   rm -f "$STATE/cinder.pid"
 }
 
-stop() {
-  stop_process
+stop() { # [KILL]
+  stop_process "${1:-}"
   local kpid
   if kpid="$(cat "$STATE/keystone/keystone.pid" 2>/dev/null)" && grep -q serve.py "/proc/$kpid/cmdline" 2>/dev/null; then
-    kill -TERM "$kpid" 2>/dev/null || true
+    kill "-${1:-TERM}" "$kpid" 2>/dev/null || true
   fi
   rm -f "$STATE/keystone/keystone.pid"
   local mp; mp="$(mount_point)"
@@ -413,7 +419,7 @@ stop() {
 }
 
 purge() {
-  stop
+  stop KILL
   # Loop devices left on volume files would keep the space; drop them.
   local dev file
   while read -r dev file; do
