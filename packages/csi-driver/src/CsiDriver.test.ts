@@ -238,6 +238,60 @@ describe("NodeStageVolume and a dead node's lease", () => {
     expect(binds).toEqual([]);
   });
 
+  it('this node held dead (NODE_DEAD): waits for it to show alive, then takes the lease (not a request every 50 ms)', async () => {
+    // Session 27: the control service grants no lease to a node it holds dead.
+    const w = world();
+    w.nodes = [node(ME, { alive: false, dead_since: new Date().toISOString() }), node(OTHER)];
+    const c = client(w);
+    const acquire = c.acquireLease;
+    let refused = 0;
+    c.acquireLease = async (req) => {
+      if (w.nodes.find((n) => n.uuid === ME)?.alive !== true) {
+        refused += 1;
+        throw new FlockerApiError(409, 'NODE_DEAD', `Node ${ME} was declared dead.`);
+      }
+      return acquire(req);
+    };
+    // Alive again 1.2 s on; then mounted here once moved.
+    const back = Date.now() + 1_200;
+    const wait = c.waitForCluster;
+    c.waitForCluster = async (since, t) => {
+      const s = await wait(since, t);
+      if (Date.now() >= back)
+        w.nodes = [
+          node(ME, {
+            manifestations:
+              w.datasets[0]?.primary === ME
+                ? [{ dataset_id: ID, blockdevice_id: 'b', size: 1, status: 'mounted', path: '/agent/path' }]
+                : [],
+          }),
+          node(OTHER),
+        ];
+      return { ...s, nodes: w.nodes };
+    };
+    const mounts: MountInfoEntry[] = [{ device: '7:1', root: '/', mountPoint: '/agent/path', options: ['rw'] }];
+    const d = new CsiDriver({
+      client: c,
+      logger: winston.createLogger({ silent: true }),
+      mode: 'node',
+      nodeId: ME,
+      mounter: { mounts: async () => mounts, bind: async () => undefined, unmount: async () => undefined },
+      version: 'test',
+      defaultSize: 64 * MiB,
+      stageTimeoutMs: 10_000,
+      pollMs: 20,
+    });
+    const staging = mkdtempSync(join(tmpdir(), 'csi-stage-'));
+    try {
+      await d.nodeStageVolume({ ...STAGE, staging_target_path: staging });
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
+    expect(w.calls).toEqual(['lease', `move ${ME}`]);
+    // One refusal per NODE_DEAD_RETRY_MS (500 ms) at most while dead: 3 in 1.2 s (the free lease's 50-ms retry asked 14 times).
+    expect(refused).toBeLessThanOrEqual(3);
+  });
+
   it('fails at once on a pinned lease and on a dead holder when the control service releases nothing', async () => {
     const w = world();
     w.nodes = [node(ME), node(OTHER, { alive: false, dead_since: new Date().toISOString() })];

@@ -471,6 +471,9 @@ export function leaseVerdict(s: ClusterSnapshot, datasetId: string, me: string):
   };
 }
 
+/** The least pause before a lease refused NODE_DEAD (this node held dead) is asked for again. */
+const NODE_DEAD_RETRY_MS = 500;
+
 export class CsiDriver {
   private readonly client: ControlClient;
   private readonly logger: Logger;
@@ -1173,6 +1176,12 @@ export class CsiDriver {
         return;
       } catch (err) {
         if (!(err instanceof FlockerApiError) || err.status !== 409) throw err;
+        // This node held dead (its agent unheard for the node timeout): no lease until it reports again (session 27).
+        // Asked for again once a snapshot shows it alive, not every 50 ms as a free lease's retry.
+        if (err.code === 'NODE_DEAD') {
+          await this.untilAlive(id, deadline, err.description);
+          continue;
+        }
       }
       let s = await this.snapshot();
       let verdict = leaseVerdict(s, id, this.me);
@@ -1208,6 +1217,28 @@ export class CsiDriver {
           `timed out taking the lease of volume ${id}: other nodes keep taking it`,
         );
       await sleep(50);
+    }
+  }
+
+  /**
+   * Waits (long-poll) until a snapshot shows this node alive, after NODE_DEAD_RETRY_MS at least (a snapshot may still
+   * show it alive from before it was declared dead); DEADLINE_EXCEEDED at the stage's deadline, with `refusal`.
+   */
+  private async untilAlive(id: string, deadline: number, refusal: string): Promise<void> {
+    this.logger.warn('the control service holds this node dead: waiting for it to show alive to take the lease', {
+      dataset_id: id,
+      detail: refusal,
+    });
+    await sleep(Math.max(0, Math.min(NODE_DEAD_RETRY_MS, deadline - Date.now())));
+    let s = await this.snapshot();
+    while (s.nodes.find((n) => n.uuid === this.me)?.alive !== true) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0)
+        throw new CsiError(
+          status.DEADLINE_EXCEEDED,
+          `${refusal} Gave up waiting for this node's dataset agent to report again (stage timeout).`,
+        );
+      s = await this.client.waitForCluster(s.generation, Math.min(remaining, this.pollMs));
     }
   }
 
