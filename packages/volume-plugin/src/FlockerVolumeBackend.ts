@@ -166,6 +166,11 @@ export const KERNEL_RECHECK_MS = 100;
 
 /** How often a Mount's wait looks again at a refusal it is giving its grace (no new snapshot may come). */
 export const REFUSAL_RECHECK_MS = 250;
+/**
+ * The least pause before a lease refused NODE_DEAD (this node held dead by the control service) is asked for again:
+ * the snapshot the plugin follows may still show this node alive from before it was declared dead.
+ */
+export const NODE_DEAD_RETRY_MS = 500;
 
 /**
  * The lease this Mount took was released while it waited for the agent's mount (the control service declared this
@@ -1498,6 +1503,29 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
           condition = undefined;
           continue;
         }
+        // This node held dead (its agent unheard for T, as every node unheard since a control service restart is at
+        // start + T): no lease until it reports again (session 27). Asked for again once the snapshot shows it alive,
+        // within the Mount's deadline; a dead node's lease would be released at the control service's next sweep.
+        if (status === 409 && err instanceof FlockerApiError && err.code === 'NODE_DEAD') {
+          if (refusal !== err.description)
+            this.logger.warn(
+              'the control service holds this node dead: waiting for it to show alive to take the lease',
+              {
+                volume: name,
+                dataset_id: d.dataset_id,
+                detail: err.description,
+              },
+            );
+          refusal = err.description;
+          condition = undefined;
+          await this.untilAlive(
+            name,
+            deadline,
+            NODE_DEAD_RETRY_MS,
+            'the control service declared this host dead and grants it no lease until its dataset agent reports again, which it has not.',
+          );
+          continue;
+        }
         // With the move (move_here), a 409 not about the lease is the move's refusal (RESTORE_IN_PROGRESS): the Mount
         // fails with it, as when the move was a request of its own.
         if (status !== 409 || (moveHere && err instanceof FlockerApiError && err.code !== 'LEASE_HELD')) throw err;
@@ -1568,15 +1596,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
           dataset_id: d.dataset_id,
         },
       );
-      const alive = await this.watcher
-        .waitFor((s) => (nodeOf(s, this.me)?.alive === true ? s : undefined), Math.max(0, deadline - this.now()))
-        .catch((err: unknown) => {
-          if (!(err instanceof WaitTimeoutError)) throw err;
-          throw new VolumePluginError(
-            'MOUNT_TIMEOUT',
-            `Timed out after ${Math.round(this.opts.mountTimeoutMs / 1000)} s waiting for volume ${name} to be mounted on this host: its lease was released (this host was declared dead) and the dataset agent on this host has not reported again.`,
-          );
-        });
+      const alive = await this.untilAlive(
+        name,
+        deadline,
+        0,
+        'its lease was released (this host was declared dead) and the dataset agent on this host has not reported again.',
+      );
       // Taken again only where the dataset still is: the lease's grant made this node the primary (with move_here),
       // and a lost lease moves nothing. A primary elsewhere now is somebody's move since (an administrator's release
       // and `flocker volumes move`): the Mount does not move it back (review S26B B6).
@@ -1589,6 +1614,28 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       await this.takeLease(d, name, deadline, undefined, false);
       waiting = this.waitMounted(name, d.dataset_id, deadline);
     }
+  }
+
+  /**
+   * The first snapshot showing this node alive, after `pauseMs` at least (a snapshot from before the control service
+   * declared it dead may still show it alive), up to the Mount's deadline; else MOUNT_TIMEOUT saying `why` it waited.
+   */
+  private async untilAlive(name: string, deadline: number, pauseMs: number, why: string): Promise<ClusterSnapshot> {
+    const alive = (s: ClusterSnapshot) => (nodeOf(s, this.me)?.alive === true ? s : undefined);
+    const pause = Math.min(pauseMs, Math.max(0, deadline - this.now()));
+    if (pause > 0) {
+      await new Promise((r) => setTimeout(r, pause));
+      // Read now: the watch may still be reconnecting to a control service that just restarted (up to its backoff).
+      const fresh = alive(await this.watcher.refresh());
+      if (fresh !== undefined) return fresh;
+    }
+    return this.watcher.waitFor(alive, Math.max(0, deadline - this.now())).catch((err: unknown) => {
+      if (!(err instanceof WaitTimeoutError)) throw err;
+      throw new VolumePluginError(
+        'MOUNT_TIMEOUT',
+        `Timed out after ${Math.round(this.opts.mountTimeoutMs / 1000)} s waiting for volume ${name} to be mounted on this host: ${why}`,
+      );
+    });
   }
 
   private async waitMounted(name: string, datasetId: string, deadline: number, signal?: AbortSignal): Promise<string> {

@@ -47,6 +47,12 @@ export class FakeDatasetAgent {
     await this.loopDone;
   }
 
+  /** Reports now, also when nothing changed since its last report (a heartbeat: the node heard again). */
+  async reportAgain(): Promise<void> {
+    this.lastReport = '';
+    await this.poke();
+  }
+
   /** Re-evaluate now (e.g. after un-pausing). */
   async poke(): Promise<void> {
     await this.converge(await this.client.waitForCluster(undefined, 0));

@@ -7,7 +7,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FlockerClient } from '@flocker/api';
-import { MemoryConfigurationStore, startControlService, type ControlService } from '@flocker/control-api';
+import {
+  MemoryConfigurationStore,
+  startControlService,
+  type ControlService,
+  type ControlServiceOptions,
+} from '@flocker/control-api';
 import * as winston from 'winston';
 import { FlockerVolumeBackend, type FlockerVolumeBackendOptions } from '../FlockerVolumeBackend';
 import { MountRegistry } from '../MountRegistry';
@@ -48,6 +53,8 @@ export class BackendTestBed {
     tmpPrefix: string,
     nodes: readonly FakeNode[],
     store: MemoryConfigurationStore = new MemoryConfigurationStore(),
+    /** The control service's options beyond these (e.g. its node timeout and clocks). */
+    controlOptions: Partial<ControlServiceOptions> = {},
   ): Promise<BackendTestBed> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), tmpPrefix));
     const control = await startControlService({
@@ -55,6 +62,7 @@ export class BackendTestBed {
       host: '127.0.0.1',
       store,
       logger: silentLogger,
+      ...controlOptions,
     });
     const agents = nodes.map((n) => new FakeDatasetAgent(control.url, n.uuid, n.host, n.mountRoot));
     for (const agent of agents) await agent.start();
