@@ -307,6 +307,16 @@ export class ControlState {
     if (initial.version > 0) this.raiseFloor(initial.version);
   }
 
+  /**
+   * The service began answering requests (startControlService, once it listens): nodes unheard since this start are
+   * counted from now, not from this state's construction. The store's read and the listener's set-up before it (slow
+   * on a loaded host) were time no agent could report in: a node reporting promptly after the listen was declared dead
+   * at construction + T with the dead host of a restart (session 27, DEADHOST). As after a store outage (heardAll).
+   */
+  serving(): void {
+    this.nodes.heardAll();
+  }
+
   static async open(options: ControlStateOptions): Promise<ControlState> {
     const initial = await options.store.load();
     // Not configuration: unreadable, it costs only the naming of hosts dead since before this start (read as empty).

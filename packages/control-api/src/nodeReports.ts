@@ -240,7 +240,7 @@ export class NodeReports {
   /**
    * Nodes declared dead without a report since this start (declareUnreported) whose identity is known: held
    * with a report of that identity and no manifestations, shown dead in every agent view until they report. Their
-   * lastSeen is startedAt (no report since; so dead_since is startedAt + T, as for the lease release). A new set at
+   * lastSeen is unreportedFrom (no report since; so dead_since is unreportedFrom + T, as for the lease release). A new set at
    * each change (ControlState compares).
    */
   private ghostSet: ReadonlySet<string> = new Set();
@@ -919,7 +919,10 @@ export class NodeReports {
     announce: boolean,
   ): void {
     const { nodeTimeoutMs, logger, events } = this.options;
-    const deadSince = (heardAt ?? this.options.startedAt) + nodeTimeoutMs;
+    // Never heard since this start: dead from the moment the wait for it began (unreportedFrom: the service's listen,
+    // later a store outage's end) + T, the moment it is declared; from startedAt, the grace of its leases was already
+    // spent when heardAll had moved that wait later.
+    const deadSince = (heardAt ?? this.unreportedFrom) + nodeTimeoutMs;
     this.deadNodes.set(uuid, { deadSince, host });
     if (announce) {
       const event = nodeDeadEvent(uuid, host, lastSeen, nodeTimeoutMs, now);
@@ -963,8 +966,8 @@ export class NodeReports {
       // Shown to the agents as dead (its instance: a volume still attached to it is force-detached by the new
       // primary, as for a node that died while this process ran). Not a local-backend node: its data is on it.
       if (identity === undefined || isLocalBackend(identity.backend)) return;
-      const at = this.options.startedAt;
-      // Shown as last seen at this start (on the wall clock), heard last then (on the monotonic one).
+      const at = this.unreportedFrom;
+      // Shown as last seen when the wait for it began (on the wall clock), heard last then (on the monotonic one).
       this.holdGhost(
         uuid,
         { ...identity, manifestations: [], errors: [] },

@@ -590,6 +590,8 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     });
   });
   const port = (server.address() as AddressInfo).port;
+  // Nodes unheard since this start are counted from now: no agent could report before (ControlState.serving).
+  state.serving();
   stall?.start();
   let metricsServer: MetricsServer | undefined;
   let etcdTimer: NodeJS.Timeout | undefined;
