@@ -347,7 +347,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     await Promise.all(layout.hosts.map((h) => pki.installNode(h.dir)));
     await cluster.startControl();
     await image;
-    await Promise.all(cluster.hosts.map((h) => h.start()));
+    await Promise.all(cluster.hosts.map((h) => h.start({ firstBoot: true })));
     return cluster;
   } catch (err) {
     await cluster.stop().catch(() => undefined);
