@@ -9,7 +9,7 @@
  * with no lease left (under TLS too: a node's certificate may put a dataset back where its data is). Needs root.
  */
 import { randomUUID } from 'node:crypto';
-import { startCluster, TINY_IMAGE, VOLUME_DRIVER, type Cluster, type ClusterHost } from './cluster';
+import { startCluster, TINY_IMAGE, VOLUME_DRIVER, waitFor, type Cluster, type ClusterHost } from './cluster';
 import { parseUpArgs } from './cluster/cli';
 
 jest.setTimeout(240_000);
@@ -23,6 +23,7 @@ afterAll(async () => {
 
 it('docker run for a volume whose data is on a dead host fails soon, saying why', async () => {
   cluster = await startCluster(parseUpArgs(['2', '--backend', 'local']));
+  const c = cluster;
   const [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
   const vol = ['-v', `${volume}:/data`, `--volume-driver=${VOLUME_DRIVER}`];
   const w = await a.docker(['run', '--rm', ...vol, TINY_IMAGE, 'sh', '-c', 'echo x > /data/f; sync'], {
@@ -32,7 +33,13 @@ it('docker run for a volume whose data is on a dead host fails soon, saying why'
   expect(w.code).toBe(0);
   const aNode = a.requireNodeUuid();
   await a.powerOff();
-  await new Promise((r) => setTimeout(r, 16_000)); // declared dead (node timeout 10 s)
+  // Declared dead (node timeout 10 s): awaited in the control service's view, not a fixed 16 s.
+  await waitFor(
+    'a declared dead',
+    async () =>
+      (await c.client.waitForCluster(undefined, 0)).nodes.some((n) => n.uuid === aNode && !n.alive) ? true : undefined,
+    { timeoutMs: 60_000, intervalMs: 250 },
+  );
   const t0 = Date.now();
   const r = await b.docker(['run', '--rm', ...vol, TINY_IMAGE, 'cat', '/data/f'], {
     check: false,
