@@ -1,11 +1,10 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { CreateDatasetRequest, DatasetConfiguration, SnapshotConfiguration } from './schemas';
-
-/**
- * The metadata key of a clone's implicit snapshot (a create with source_dataset_id): the clone's dataset id, as the
- * control service writes it (control-api configuration.ts IMPLICIT_SNAPSHOT_KEY; the CSI driver reads the same).
- */
-const IMPLICIT_SNAPSHOT_KEY = 'clusterhq:flocker:clone';
+import {
+  type CreateDatasetRequest,
+  type DatasetConfiguration,
+  METADATA_CLONE_KEY,
+  type SnapshotConfiguration,
+} from './schemas';
 
 /**
  * Whether `stored` is the dataset the create `req` (as parsed by CreateDatasetRequest: ids lower-cased) makes, as
@@ -33,7 +32,7 @@ export function createdAsAsked(
       ? stored.source_snapshot_id !== undefined &&
         sourceSnapshot?.snapshot_id === stored.source_snapshot_id &&
         sourceSnapshot.dataset_id === req.source_dataset_id &&
-        sourceSnapshot.metadata[IMPLICIT_SNAPSHOT_KEY] === req.dataset_id
+        sourceSnapshot.metadata[METADATA_CLONE_KEY] === req.dataset_id
       : stored.source_snapshot_id === req.source_snapshot_id;
   if (!snapshotAsked) return false;
   const { restored: _, ...backup } = stored.source_backup ?? {};

@@ -18,6 +18,12 @@ export const METADATA_PROFILE_KEY = 'clusterhq:flocker:profile';
 /** The file system a dataset is formatted with (issue 20): one of DATASET_FILESYSTEMS, ext4 when absent. */
 export const METADATA_FILESYSTEM_KEY = 'clusterhq:flocker:filesystem';
 export const DATASET_FILESYSTEMS = ['ext4', 'xfs'] as const;
+/**
+ * On a clone's implicit snapshot (the snapshot the control service takes of the source for a clone of a dataset):
+ * the clone's dataset id. The control service writes it; the API client's repeated-create check and the CSI driver
+ * read it. Stored in every cluster's state: never changes.
+ */
+export const METADATA_CLONE_KEY = 'clusterhq:flocker:clone';
 /** Local storage (issue 24): "1" keeps a standby replica of the dataset on another node. */
 export const METADATA_REPLICAS_KEY = 'clusterhq:flocker:replicas';
 /** Seconds between the replica's incremental snapshots (default: the agent's, 30). */

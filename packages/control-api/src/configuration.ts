@@ -16,7 +16,7 @@ import type {
   ReleasedLease,
   UpdateDatasetRequest,
 } from '@flocker/api';
-import { clientMetadataKeyCount, METADATA_MAX_KEYS, METADATA_NAME_KEY } from '@flocker/api';
+import { clientMetadataKeyCount, METADATA_CLONE_KEY, METADATA_MAX_KEYS, METADATA_NAME_KEY } from '@flocker/api';
 import { type DataNodeRule, dropReplicaOptIn, keepDataNode, movedTo, type ReplicaOptInRule } from './dataNode';
 import { ConfigurationError } from './errors';
 import { requireNameUnused, requireNewName } from './names';
@@ -573,9 +573,6 @@ function cloneSize(
   return asked;
 }
 
-/** The metadata key of an implicit snapshot (a clone's source_dataset_id): the clone's dataset id. */
-export const IMPLICIT_SNAPSHOT_KEY = 'clusterhq:flocker:clone';
-
 /**
  * The implicit snapshot of a clone of `sourceId` (a live dataset) and the clone's size: the
  * size asked for, or the source's; never below the source's when that is set.
@@ -610,7 +607,7 @@ function implicitSnapshot(
     snapshot: {
       snapshot_id: snapshotId,
       dataset_id: sourceId,
-      metadata: { [IMPLICIT_SNAPSHOT_KEY]: cloneId },
+      metadata: { [METADATA_CLONE_KEY]: cloneId },
       created_at: new Date(now).toISOString(),
     },
     maximumSize: asked === undefined || asked === null ? (sourceSize ?? asked) : asked,

@@ -15,6 +15,7 @@ import {
   CreateDatasetRequest,
   FlockerApiError,
   FlockerClient,
+  METADATA_CLONE_KEY,
 } from '@flocker/api';
 import { FakeFullDisk } from '@flocker/api/testing';
 import {
@@ -24,7 +25,6 @@ import {
   deleteDataset,
   deleteSnapshot,
   emptyConfiguration,
-  IMPLICIT_SNAPSHOT_KEY,
   purgeSnapshots,
   registerNode,
 } from './configuration';
@@ -186,7 +186,7 @@ describe('a clone of a dataset (source_dataset_id): an implicit snapshot in the 
     expect(applied.config.snapshots?.get(S1)).toEqual({
       snapshot_id: S1,
       dataset_id: D1,
-      metadata: { [IMPLICIT_SNAPSHOT_KEY]: CLONE },
+      metadata: { [METADATA_CLONE_KEY]: CLONE },
       created_at: new Date(T).toISOString(),
     });
     expect(applied.config.version).toBe(before.version + 1); // one change, one log record
@@ -364,7 +364,7 @@ describe('snapshot routes over HTTP', () => {
   it('a clone of a dataset over HTTP: an implicit snapshot is listed beside the clone; bad sources are 400', async () => {
     const clone = await client.createDataset({ primary: B, source_dataset_id: D1 });
     const [implicit] = await client.listSnapshots();
-    expect(implicit).toMatchObject({ dataset_id: D1, metadata: { [IMPLICIT_SNAPSHOT_KEY]: clone.dataset_id } });
+    expect(implicit).toMatchObject({ dataset_id: D1, metadata: { [METADATA_CLONE_KEY]: clone.dataset_id } });
     expect(clone.source_snapshot_id).toBe(implicit?.snapshot_id);
     await expectApiError(client.createDataset({ primary: B, source_dataset_id: S2 }), 400, 'SOURCE_DATASET_UNKNOWN');
     const both = await fetch(`${svc.url}/v1/configuration/datasets`, {

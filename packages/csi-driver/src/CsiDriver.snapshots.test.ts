@@ -7,6 +7,7 @@ import {
   type CreateSnapshotRequest,
   type DatasetConfiguration,
   type Lease,
+  METADATA_CLONE_KEY,
   type NodeState,
   type SnapshotConfiguration,
 } from '@flocker/api';
@@ -14,7 +15,7 @@ import { status } from '@grpc/grpc-js';
 import winston from 'winston';
 import { CsiDriver, type ControlClient } from './CsiDriver';
 import { datasetIdForName, MiB } from './mapping';
-import { IMPLICIT_SNAPSHOT_KEY, snapshotIdForName } from './snapshots';
+import { snapshotIdForName } from './snapshots';
 
 const ME = '11111111-1111-4111-8111-111111111111';
 const UNKNOWN = '99999999-9999-4999-8999-999999999999';
@@ -122,7 +123,7 @@ function client(w: World): ControlClient {
           throw new FlockerApiError(400, 'SOURCE_DATASET_UNKNOWN', 'no dataset');
         source = addSnapshot({
           dataset_id: req.source_dataset_id,
-          metadata: { [IMPLICIT_SNAPSHOT_KEY]: id },
+          metadata: { [METADATA_CLONE_KEY]: id },
         }).snapshot_id;
       }
       const d: DatasetConfiguration = {
@@ -422,7 +423,7 @@ describe('CSI clones (volume_content_source)', () => {
         capacity_range: { limit_bytes: String(64 * MiB) },
       }),
     ).rejects.toMatchObject({ code: status.OUT_OF_RANGE });
-    const implicit = w.snapshots.find((x) => x.metadata[IMPLICIT_SNAPSHOT_KEY] === r.volume.volume_id);
+    const implicit = w.snapshots.find((x) => x.metadata[METADATA_CLONE_KEY] === r.volume.volume_id);
     expect(implicit).toBeDefined();
     // The source's own snapshots are not the clone's to delete.
     const own = ((await d.createSnapshot({ name: 'mine', source_volume_id: vol })) as SnapshotAnswer).snapshot;

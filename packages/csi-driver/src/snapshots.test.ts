@@ -1,4 +1,10 @@
-import type { BackendSnapshot, ClusterSnapshot, DatasetConfiguration, SnapshotConfiguration } from '@flocker/api';
+import {
+  type BackendSnapshot,
+  type ClusterSnapshot,
+  type DatasetConfiguration,
+  METADATA_CLONE_KEY,
+  type SnapshotConfiguration,
+} from '@flocker/api';
 import { status } from '@grpc/grpc-js';
 import { MiB } from './mapping';
 import {
@@ -11,7 +17,6 @@ import {
   csiSnapshots,
   existingSnapshotProblem,
   filterSnapshots,
-  IMPLICIT_SNAPSHOT_KEY,
   implicitSnapshotOf,
   snapshotIdForName,
   snapshotProgress,
@@ -225,7 +230,7 @@ describe('clones', () => {
   });
 
   it('contentSourceConflict: an existing volume of the name must come from the source asked for', () => {
-    const implicit = config(SNAP2, VOL, { metadata: { [IMPLICIT_SNAPSHOT_KEY]: OTHER } });
+    const implicit = config(SNAP2, VOL, { metadata: { [METADATA_CLONE_KEY]: OTHER } });
     const fromSnap = dataset(OTHER, { source_snapshot_id: SNAP });
     const fromVol = dataset(OTHER, { source_snapshot_id: SNAP2 });
     const snaps = [config(SNAP, VOL), implicit];
@@ -243,7 +248,7 @@ describe('clones', () => {
   it('contentSourceWire and implicitSnapshotOf (only the snapshot taken for this very clone, while live)', () => {
     expect(contentSourceWire({ kind: 'snapshot', snapshotId: SNAP })).toEqual({ snapshot: { snapshot_id: SNAP } });
     expect(contentSourceWire({ kind: 'volume', volumeId: VOL })).toEqual({ volume: { volume_id: VOL } });
-    const implicit = config(SNAP2, VOL, { metadata: { [IMPLICIT_SNAPSHOT_KEY]: OTHER } });
+    const implicit = config(SNAP2, VOL, { metadata: { [METADATA_CLONE_KEY]: OTHER } });
     expect(implicitSnapshotOf(dataset(OTHER, { source_snapshot_id: SNAP2 }), [implicit])).toBe(implicit);
     expect(implicitSnapshotOf(dataset(VOL2, { source_snapshot_id: SNAP2 }), [implicit])).toBeUndefined();
     expect(implicitSnapshotOf(dataset(OTHER, { source_snapshot_id: SNAP }), [config(SNAP, VOL)])).toBeUndefined();

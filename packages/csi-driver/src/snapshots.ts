@@ -4,6 +4,7 @@
  * volume with a content source is a clone (source_snapshot_id / source_dataset_id). No I/O here.
  */
 import {
+  METADATA_CLONE_KEY,
   MINIMUM_DATASET_SIZE,
   volumeDatasetId,
   type ClusterSnapshot,
@@ -13,13 +14,6 @@ import {
 } from '@flocker/api';
 import { status } from '@grpc/grpc-js';
 import { CsiError, isDatasetId, type CapacityRange } from './mapping';
-
-/**
- * The metadata key the control service puts on the implicit snapshot of a clone of a dataset
- * (its value: the clone's dataset id). Its own constant lives in control-api, whose internals
- * this package does not import; the value is part of the documented API.
- */
-export const IMPLICIT_SNAPSHOT_KEY = 'clusterhq:flocker:clone';
 
 /**
  * A CSI snapshot name's Flocker snapshot id: name-based (as for volumes), so two CreateSnapshot
@@ -203,7 +197,7 @@ export function contentSourceConflict(
   }
   // The implicit snapshot taken for this very dataset: a volume made from an explicit snapshot of the source is not its clone.
   const from = snapshots.find((x) => x.snapshot_id === d.source_snapshot_id);
-  if (from?.dataset_id === source.volumeId && from.metadata[IMPLICIT_SNAPSHOT_KEY] === d.dataset_id) return undefined;
+  if (from?.dataset_id === source.volumeId && from.metadata[METADATA_CLONE_KEY] === d.dataset_id) return undefined;
   return `it is not a clone of volume ${source.volumeId}`;
 }
 
@@ -226,5 +220,5 @@ export function implicitSnapshotOf(
 ): SnapshotConfiguration | undefined {
   if (d.source_snapshot_id === undefined) return undefined;
   const x = snapshots.find((y) => y.snapshot_id === d.source_snapshot_id);
-  return x !== undefined && x.deleted !== true && x.metadata[IMPLICIT_SNAPSHOT_KEY] === d.dataset_id ? x : undefined;
+  return x !== undefined && x.deleted !== true && x.metadata[METADATA_CLONE_KEY] === d.dataset_id ? x : undefined;
 }
