@@ -622,8 +622,18 @@ export class FlockerClient {
     return (await this.call(apiRoutes.updateDataset, { params: { id: datasetId }, body: req }, options)).value;
   }
 
-  async deleteDataset(datasetId: string, options: WriteOptions = {}): Promise<DatasetConfiguration> {
-    return (await this.call(apiRoutes.deleteDataset, { params: { id: datasetId } }, options)).value;
+  /**
+   * `releaseHolder`: that holder's share of the requester's own lease on the dataset ends in the delete's change (one
+   * commit); a control service before it ignores it and refuses the delete of a leased dataset (409 LEASE_HELD).
+   */
+  async deleteDataset(
+    datasetId: string,
+    options: WriteOptions & { releaseHolder?: string } = {},
+  ): Promise<DatasetConfiguration> {
+    const { releaseHolder, ...write } = options;
+    const query = releaseHolder === undefined ? undefined : new URLSearchParams({ release_holder: releaseHolder });
+    return (await this.call(apiRoutes.deleteDataset, { params: { id: datasetId }, ...(query ? { query } : {}) }, write))
+      .value;
   }
 
   /**

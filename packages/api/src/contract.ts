@@ -154,6 +154,17 @@ const E503 = {
 const IdParams = z.object({ id: DatasetId }).strict();
 const SnapshotParams = z.object({ id: SnapshotId }).strict();
 const LeaseParams = z.object({ dataset_id: DatasetId }).strict();
+/**
+ * A holder's share of the lease ended in the delete's own change (issue 23): the Docker plugin's `docker volume rm` of
+ * a volume whose lease it kept idle took a release and a delete, two commits, on the rm's path.
+ */
+const DeleteDatasetQuery = z
+  .object({
+    release_holder: LeaseHolder.optional().describe(
+      "That holder's share of the dataset's lease, when the lease is the requester's own (a node's certificate: that node's; an API user: any), ends in the same change as the delete (all or nothing: should the lease remain, held by other holders, nothing changes and the delete is refused LEASE_HELD). An extension of Flocker v1; a control service before it ignores it (and refuses the delete of a leased dataset).",
+    ),
+  })
+  .strict();
 const ReleaseLeaseQuery = z
   .object({
     holder: LeaseHolder.optional().describe(
@@ -308,6 +319,7 @@ export const apiRoutes = {
     summary: 'Mark a dataset deleted; agents then destroy it.',
     tag: 'configuration',
     params: IdParams,
+    query: DeleteDatasetQuery,
     conditional: true,
     responses: {
       200: { description: 'The dataset, now deleted: true.', schema: DatasetConfiguration },

@@ -334,9 +334,26 @@ function mergeMetadata(
   return merged;
 }
 
-export function deleteDataset(config: Configuration, id: string, now: number): Applied<DatasetConfiguration> {
+/**
+ * `release`: the requester's own lease (a node: its node's; 'api': any) loses `holder`'s share in the same change
+ * (?release_holder=, issue 23: the Docker plugin's rm of a volume whose lease it kept idle is one commit, not a
+ * release's and a delete's). All or nothing: a lease that remains (other holders) refuses the delete as before.
+ */
+export function deleteDataset(
+  config: Configuration,
+  id: string,
+  now: number,
+  release?: { holder: string; requester: string },
+): Applied<DatasetConfiguration> {
   const current = requireDataset(config, id);
   if (current.deleted) return { config, result: current, status: 200 };
+  const own = release === undefined ? undefined : liveLease(config, id, now);
+  if (
+    own !== undefined &&
+    release !== undefined &&
+    (release.requester === 'api' || own.node_uuid === release.requester)
+  )
+    config = releaseLease(config, id, now, release.holder).config;
   const lease = liveLease(config, id, now);
   if (lease !== undefined) {
     throw new ConfigurationError(

@@ -209,7 +209,7 @@ const datasetHandlers: Omit<
     update.committed();
     return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
-  deleteDataset: async (state, { params, ifMatches, signal, identity, reauthorize }, views) => {
+  deleteDataset: async (state, { params, query, ifMatches, signal, identity, reauthorize }, views) => {
     const ask = {
       datasetId: params.id,
       requester: requesterOf(identity),
@@ -218,7 +218,9 @@ const datasetHandlers: Omit<
       authorize: reauthorize,
       canHear: hearsRequests(views, identity),
     };
-    const applied = await mutateWithHandover(state, ask, (c, now) => deleteDataset(c, params.id, now));
+    const release =
+      query.release_holder === undefined ? undefined : { holder: query.release_holder, requester: ask.requester };
+    const applied = await mutateWithHandover(state, ask, (c, now) => deleteDataset(c, params.id, now, release));
     return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
   // With ?dataset_id= (a waiter confirming a "mounted"): that dataset's entry of the whole list (the same alive nodes

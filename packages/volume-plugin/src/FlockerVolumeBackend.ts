@@ -1740,10 +1740,13 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     if (!d) return; // Already gone: removal is idempotent.
     this.untrackFirstMount(d.dataset_id);
     const count = this.registry.count(d.dataset_id);
-    // A lease kept (Docker's copy-up cycle, or idle) is no container's: let it go first. The control service refuses
-    // to delete a leased dataset, even to its holder (a DELETE from here would be a request to this very plugin,
-    // waiting on its own queue); the release and the DELETE are the two commits a removal needs anyway.
-    if (this.forgetKept(d.dataset_id) && count === 0) await this.releaseUnused(d.dataset_id);
+    // A lease kept (Docker's copy-up cycle, or idle) is no container's: it ends in the DELETE's own change
+    // (release_holder: one commit on the rm's path, where a release and a delete took two; issue 23). The control
+    // service refuses to delete a leased dataset, even to its holder: refused so (a control service before
+    // release_holder, or another holder of this node's lease), it is let go of first, then deleted, as before.
+    const kept = this.forgetKept(d.dataset_id) && count === 0;
+    const joined = kept && !this.refusedKeys.lately('release_holder') && (await this.deleteReleasing(d.dataset_id));
+    if (kept && !joined) await this.releaseUnused(d.dataset_id);
     if (count > 0) {
       throw new VolumePluginError(
         'VOLUME_IN_USE',
@@ -1753,7 +1756,9 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     // The control service refuses to delete a leased dataset (409; 403 to a node when another node holds
     // the lease); only then is a fresh look worth its round trip, to name the holder.
     try {
-      await this.client.deleteDataset(d.dataset_id);
+      if (!joined) await this.client.deleteDataset(d.dataset_id);
+      // Deleted once this plugin's share was let go of on its own: a control service that ignored release_holder.
+      if (kept && !joined && !this.refusedKeys.lately('release_holder')) this.refusedKeys.note('release_holder');
     } catch (err) {
       const status = apiStatus(err);
       if (status !== 409 && status !== 403) throw err;
@@ -1778,6 +1783,26 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       volume: req.Name,
       dataset_id: d.dataset_id,
     });
+  }
+
+  /**
+   * The DELETE of a dataset whose lease this plugin kept idle, ending this plugin's share of it in the same change
+   * (release_holder). False when refused (409 LEASE_HELD, 403: the lease remains: another holder, or a control service that
+   * ignores release_holder): the caller lets go and deletes as before. Another failure lets go of the lease here
+   * (it is no longer kept: nothing else would) and is thrown.
+   */
+  private async deleteReleasing(datasetId: string): Promise<boolean> {
+    try {
+      await this.client.deleteDataset(datasetId, { releaseHolder: LEASE_HOLDER });
+    } catch (err) {
+      const status = apiStatus(err);
+      if (status === 409 || status === 403) return false;
+      await this.releaseUnused(datasetId).catch(() => undefined);
+      throw err;
+    }
+    await this.registry.dropIfUnused(datasetId);
+    this.forgetLeased(datasetId);
+    return true;
   }
 
   private forgetRemoved(datasetId: string): void {

@@ -41,14 +41,20 @@ describe('idle leases (session 21)', () => {
       view?: (s: ClusterSnapshot) => ClusterSnapshot;
       acquire?: ControlClient['acquireLease'];
       noDecline?: boolean;
+      /** A control service before release_holder: the DELETE's query is not read. */
+      deleteIgnoresRelease?: boolean;
     } = {},
   ) {
-    const calls = { acquired: 0, released: 0, declined: [] as string[] };
+    const calls = { acquired: 0, released: 0, declined: [] as string[], deletes: [] as (string | undefined)[] };
     const view = (s: ClusterSnapshot) => (opts.view ? opts.view(s) : s);
     const c: ControlClient = {
       createDataset: (...a) => client.createDataset(...a),
       updateDataset: (...a) => client.updateDataset(...a),
-      deleteDataset: (...a) => client.deleteDataset(...a),
+      deleteDataset: (id, o) => {
+        calls.deletes.push(o?.releaseHolder);
+        const { releaseHolder, ...rest } = o ?? {};
+        return client.deleteDataset(id, opts.deleteIgnoresRelease === true ? rest : { ...rest, releaseHolder });
+      },
       waitForCluster: async (...a) => view(await client.waitForCluster(...a)),
       acquireLease: async (...a) => {
         const r = await (opts.acquire ?? ((...x) => client.acquireLease(...x)))(...a);
@@ -290,7 +296,7 @@ describe('idle leases (session 21)', () => {
     expect(a.keptIdle()).toEqual([]);
   });
 
-  it('docker volume rm here of an idle volume lets go of its lease first, then deletes it', async () => {
+  it("docker volume rm here of an idle volume ends its lease in the DELETE's own change: one request, no release", async () => {
     const w = wrapped();
     const a = await bed.backend(NODE_A, { client: w.client, idleLeaseMs: 60_000 });
     await a.create({ Name: 'vol1' });
@@ -299,6 +305,35 @@ describe('idle leases (session 21)', () => {
     expect(await client.listLeases()).toEqual([]);
     expect((await client.listDatasets())[0]?.deleted).toBe(true);
     expect(a.keptIdle()).toEqual([]);
+    expect({ released: w.calls.released, deletes: w.calls.deletes }).toEqual({ released: 0, deletes: ['docker'] });
+    // A volume of the same name again: a new dataset, leased and removed the same way.
+    await a.create({ Name: 'vol1' });
+    await useOnce(a);
+    await a.remove({ Name: 'vol1' });
+    expect(await client.listLeases()).toEqual([]);
+    expect((await client.listDatasets()).map((d) => d.deleted)).toEqual([true, true]);
+    expect({ released: w.calls.released, deletes: w.calls.deletes.length }).toEqual({ released: 0, deletes: 2 });
+  });
+
+  it('against a control service that ignores release_holder: let go of, then deleted, as before (and so for a while)', async () => {
+    const w = wrapped({ deleteIgnoresRelease: true });
+    const a = await bed.backend(NODE_A, { client: w.client, idleLeaseMs: 60_000 });
+    await a.create({ Name: 'vol1' });
+    await useOnce(a);
+    await a.remove({ Name: 'vol1' });
+    expect(await client.listLeases()).toEqual([]);
+    expect((await client.listDatasets())[0]?.deleted).toBe(true);
+    expect({ released: w.calls.released, deletes: w.calls.deletes }).toEqual({
+      released: 1,
+      deletes: ['docker', undefined],
+    });
+    await a.create({ Name: 'vol1' });
+    await useOnce(a, 'c2');
+    await a.remove({ Name: 'vol1' });
+    expect({ released: w.calls.released, deletes: w.calls.deletes }).toEqual({
+      released: 2,
+      deletes: ['docker', undefined, undefined],
+    });
   });
 
   it('against a control service that refuses release_on_request (400) or does not echo it, nothing is kept idle', async () => {

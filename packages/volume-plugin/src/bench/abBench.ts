@@ -3,7 +3,8 @@
  * service and load for both. B is this build (the stack's own plugin); A is another build's dist directory
  * (say a copy of dist/ taken before a change), started beside it as a second plugin of the same node under
  * its own driver name and state directory. Each pair runs, in alternating order, A then B (or B then A):
- * `docker run` with a new volume, with an existing one, and `docker volume create` + `docker volume rm`.
+ * `docker run` with a new volume, with an existing one, and `docker volume create` + `docker volume rm`, and the
+ * `docker volume rm` of the new volume its `docker run` used (rm_used: Flocker's lease kept idle there).
  * With --floor each round also runs the same with the `local` driver and the no-op plugin (noopPlugin.ts).
  *
  *   cp -r packages/volume-plugin/dist /tmp/plugin-a   # before the change
@@ -228,7 +229,8 @@ async function main(): Promise<void> {
             existing + flocker,
           );
           push(`${side}_rm`, await timed(() => stack.docker(['volume', 'rm', name])));
-          await stack.docker(['volume', 'rm', `${side}-new-${i}`], { check: false });
+          // The rm of the volume its `docker run` used a moment ago (Flocker: its lease kept idle here).
+          push(`${side}_rm_used`, await timed(() => stack.docker(['volume', 'rm', `${side}-new-${i}`])));
         }
       }
     }
@@ -242,7 +244,7 @@ async function main(): Promise<void> {
     await stack.close();
     noop?.stop();
   }
-  const scenarios = ['new', 'existing', 'rm'];
+  const scenarios = argv.direct ? ['new', 'existing', 'rm'] : ['new', 'existing', 'rm', 'rm_used'];
   const results = Object.fromEntries(
     scenarios.map((s) => [s, paired(samples[`a_${s}`] ?? [], samples[`b_${s}`] ?? [])]),
   );

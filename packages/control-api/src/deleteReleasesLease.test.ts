@@ -1,0 +1,102 @@
+/**
+ * Issue 23: DELETE …/datasets/:id?release_holder= ends that holder's share of the requester's own lease in the
+ * delete's change. The Docker plugin's `docker volume rm` of a volume whose lease it kept idle took two commits (the
+ * release, then the delete); now one. All or nothing: a lease that remains (another holder) refuses the delete, and
+ * another node's lease is never let go of by a node's delete.
+ */
+import {
+  acquireLease,
+  type Configuration,
+  createDataset,
+  deleteDataset,
+  emptyConfiguration,
+  registerNode,
+} from './configuration';
+import { ConfigurationError } from './errors';
+import { recordedFileServices } from './testing/commitRecorder';
+import { idleVolume } from './testing/handover';
+import { NODE_A } from './testing/httpService';
+import { A, B, D1, T0 } from './testing/fixtures';
+
+jest.setTimeout(60_000);
+
+function leased(holders: readonly string[], node = A): Configuration {
+  let c = registerNode(registerNode(emptyConfiguration, { uuid: A, host: 'a' }), { uuid: B, host: 'b' });
+  c = createDataset(c, { primary: node, dataset_id: D1 }).config;
+  for (const holder of holders)
+    c = acquireLease(
+      c,
+      { dataset_id: D1, node_uuid: node, expires: null, holder, release_on_request: true },
+      T0,
+    ).config;
+  return c;
+}
+
+function code(fn: () => unknown): string | undefined {
+  try {
+    fn();
+    return undefined;
+  } catch (err) {
+    return err instanceof ConfigurationError ? err.code : String(err);
+  }
+}
+
+describe('deleteDataset with release (pure)', () => {
+  it("the requester node's own lease, its only holder: released and deleted in one change", () => {
+    const r = deleteDataset(leased(['docker']), D1, T0, { holder: 'docker', requester: A });
+    expect(r.result.deleted).toBe(true);
+    expect(r.config.leases.get(D1)).toBeUndefined();
+  });
+
+  it('without release the leased dataset is refused LEASE_HELD, as before', () => {
+    expect(code(() => deleteDataset(leased(['docker']), D1, T0))).toBe('LEASE_HELD');
+  });
+
+  it('another holder left (csi): refused LEASE_HELD, nothing released', () => {
+    expect(code(() => deleteDataset(leased(['csi', 'docker']), D1, T0, { holder: 'docker', requester: A }))).toBe(
+      'LEASE_HELD',
+    );
+  });
+
+  it("another node's lease is not let go of by a node's delete", () => {
+    expect(code(() => deleteDataset(leased(['docker'], B), D1, T0, { holder: 'docker', requester: A }))).toBe(
+      'LEASE_HELD',
+    );
+  });
+
+  it('an API user (no node identity) may end any holder share, as DELETE …/leases/:id?holder= lets it', () => {
+    const r = deleteDataset(leased(['docker'], B), D1, T0, { holder: 'docker', requester: 'api' });
+    expect(r.result.deleted).toBe(true);
+    expect(r.config.leases.get(D1)).toBeUndefined();
+  });
+});
+
+const start = recordedFileServices('flocker-delete-release-');
+
+describe('DELETE …/datasets/:id?release_holder=', () => {
+  it("one commit: the holder's lease gone and the dataset deleted", async () => {
+    const { client, store } = await start();
+    const ds = { dataset_id: await idleVolume(client, 'rm') };
+    store.watched = ds.dataset_id;
+    const from = store.seen.length;
+    const deleted = await client.deleteDataset(ds.dataset_id, { releaseHolder: 'docker' });
+    expect(deleted.deleted).toBe(true);
+    expect(store.seen.slice(from)).toEqual([{ lease: undefined, primary: NODE_A }]);
+    expect(await client.listLeases()).toEqual([]);
+  });
+
+  it('another holder keeps the lease: 409 LEASE_HELD and nothing committed', async () => {
+    const { client, store } = await start();
+    const ds = { dataset_id: await idleVolume(client, 'rm2') };
+    await client.acquireLease({ dataset_id: ds.dataset_id, node_uuid: NODE_A, expires: null, holder: 'csi' });
+    store.watched = ds.dataset_id;
+    const from = store.seen.length;
+    await expect(client.deleteDataset(ds.dataset_id, { releaseHolder: 'docker' })).rejects.toMatchObject({
+      status: 409,
+      code: 'LEASE_HELD',
+    });
+    expect(store.seen.slice(from)).toEqual([]);
+    expect([...((await client.listLeases())[0]?.holders ?? [])].sort()).toEqual(['csi', 'docker']);
+    expect((await client.getDataset(ds.dataset_id)).deleted).toBe(false);
+  });
+});
