@@ -23,7 +23,10 @@ export function isLocalBackend(backend: string): boolean {
  * The node whose copy describes a volume: its primary's when the primary has one (a local live copy left on a node
  * that came back may be reported too, by a node listed first), else the first node that has it.
  */
-export function holderOf(s: ClusterSnapshot, d: DatasetConfiguration): NodeState | undefined {
+export function holderOf(
+  s: Pick<ClusterSnapshot, 'nodes'>,
+  d: Pick<DatasetConfiguration, 'dataset_id' | 'primary'>,
+): NodeState | undefined {
   const has = (n: NodeState) => n.manifestations.some((x) => x.dataset_id === d.dataset_id);
   const primary = s.nodes.find((n) => n.uuid === d.primary);
   return primary !== undefined && has(primary) ? primary : s.nodes.find(has);

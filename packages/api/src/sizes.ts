@@ -1,6 +1,7 @@
 /** Sizes as people write them ("10G", "512MiB") and read them ("10 GiB"). */
 
-// Types only (erased): this module stays free of runtime imports, so a browser bundle can take it (web-ui).
+// Types only (erased) and localView (itself free of runtime imports): a browser bundle can take this module (web-ui).
+import { holderOf } from './localView';
 import type { ClusterSnapshot, DatasetConfiguration } from './schemas';
 
 // As in the original Flocker, every unit is binary: 10G = 10GB = 10GiB = 10 * 2^30 bytes.
@@ -77,11 +78,16 @@ export function realSize(asked: number | null | undefined, device: number | null
   return device != null && device > asked ? device : asked;
 }
 
-/** The block device of `d` on its primary, as that node reports it; null before it has one. */
-export function primaryDeviceSize(
+/**
+ * The block device of `d` as the node whose copy describes the volume reports it (holderOf: its primary when that
+ * has one, else the node still holding it, e.g. the old node of a move the new primary has not reported yet); null
+ * before one has it. The CLI's `volumes list/show` describe a volume by the same copy: the Docker plugin's Get read
+ * the new primary alone and showed the size asked for (64 MiB) where the CLI showed the old node's device (65, W6).
+ */
+export function deviceSize(
   s: Pick<ClusterSnapshot, 'nodes'>,
   d: Pick<DatasetConfiguration, 'dataset_id' | 'primary'>,
 ): number | null {
-  const m = s.nodes.find((n) => n.uuid === d.primary)?.manifestations.find((x) => x.dataset_id === d.dataset_id);
+  const m = holderOf(s, d)?.manifestations.find((x) => x.dataset_id === d.dataset_id);
   return m?.size ?? null;
 }

@@ -112,6 +112,27 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await unmountSettled(a, { Name: 'odd', ID: 'c1' });
   });
 
+  it('Get during a move shows the size of the copy that exists (the old node rounded it up), as the CLI (W6)', async () => {
+    // `flocker volumes list/show` describe a volume by the copy its holder has (the old node until the new primary
+    // reports it); Get read only the new primary's device and showed the size asked for: 64 MiB beside the CLI's 65.
+    agentA.allocationUnit = 1024 * 1024;
+    const a = await backendFor(NODE_A);
+    await a.create({ Name: 'odd', Opts: { size: '67108865' } });
+    await a.mount({ Name: 'odd', ID: 'c1' });
+    await unmountSettled(a, { Name: 'odd', ID: 'c1' });
+    agentA.paused = true;
+    agentB.paused = true;
+    const [d] = await client.listDatasets();
+    await client.updateDataset(d?.dataset_id ?? '', { primary: NODE_B });
+    // Once the plugin's view has the move (its watch follows the control service's).
+    let status = (await a.get({ Name: 'odd' })).Volume.Status;
+    for (let i = 0; i < 100 && status?.node_uuid !== NODE_B; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      status = (await a.get({ Name: 'odd' })).Volume.Status;
+    }
+    expect(status).toMatchObject({ size: '65 MiB', node_uuid: NODE_B });
+  });
+
   it('Mount on another host fails fast while a container uses the volume, then moves it once released', async () => {
     const a = await backendFor(NODE_A);
     const b = await backendFor(NODE_B);

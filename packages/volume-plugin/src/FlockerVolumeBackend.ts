@@ -8,7 +8,7 @@ import {
   datasetFilesystem,
   datasetSnapshotSchedule,
   formatSize,
-  primaryDeviceSize,
+  deviceSize,
   realSize,
   localMoveOf,
   METADATA_FILESYSTEM_KEY,
@@ -822,7 +822,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     // During a local move, where the data is now (the source) and where it goes, as the CLI's `volumes list/show`
     // say (one rule, @flocker/api localMoveOf): naming the target as node read as if the volume were already there.
     const move = localMoveOf(s, d);
-    const real = realSize(d.maximum_size, primaryDeviceSize(s, d));
+    const real = realSize(d.maximum_size, deviceSize(s, d));
     const status: Record<string, string | number | boolean | null> = {
       dataset_id: d.dataset_id,
       // The size it really has (its node may round the size asked for up: 67108865 B is a 65 MiB device), as the CLI

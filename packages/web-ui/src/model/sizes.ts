@@ -1,6 +1,6 @@
 // The pure size helpers only: '@flocker/api' as a whole brings undici (Node-only)
 // into a browser bundle, its sizes module depends on nothing.
-export { formatSize, parseSize, SizeError, realSize, primaryDeviceSize } from '@flocker/api/sizes';
+export { formatSize, parseSize, SizeError, realSize, deviceSize } from '@flocker/api/sizes';
 export {
   MINIMUM_DATASET_SIZE,
   METADATA_NAME_KEY,

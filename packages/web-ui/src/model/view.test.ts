@@ -1,6 +1,6 @@
 import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/schemas';
 import {
-  primaryDeviceSize,
+  deviceSize,
   realSize,
   sizeText,
   clonedFrom,
@@ -378,7 +378,7 @@ describe('a size not in whole units of the backend (s23 USER-T F8: 67108865 byte
       nodes: [node(A, 'a', { manifestations: [{ ...mounted(D1), size: 65 * MiB }] })],
     });
     expect(clusterView(s).volumes[0]?.size).toBe(65 * MiB);
-    expect(sizeText(asked, primaryDeviceSize(s, d1))).toBe(
+    expect(sizeText(asked, deviceSize(s, d1))).toBe(
       "65 MiB (67108865 bytes asked for, rounded up to its backend's allocation unit)",
     );
   });

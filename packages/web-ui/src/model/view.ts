@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import type { ClusterSnapshot, DatasetConfiguration, NodeState, SnapshotConfiguration } from '@flocker/api/schemas';
-import { formatSize, METADATA_FILESYSTEM_KEY, METADATA_NAME_KEY, primaryDeviceSize, realSize } from './sizes';
+import { formatSize, METADATA_FILESYSTEM_KEY, METADATA_NAME_KEY, deviceSize, realSize } from './sizes';
 import { SnapshotView, snapshotName, snapshotViews } from './snapshots';
 import {
   KeptAsideView,
@@ -22,7 +22,7 @@ import {
 import { datasetSnapshotSchedule, METADATA_SCHEDULED_KEY, nextScheduledSnapshot } from '@flocker/api/snapshotSchedule';
 
 // One rule for the size a volume really has, shared with the Docker plugin (@flocker/api/sizes).
-export { primaryDeviceSize, realSize };
+export { deviceSize, realSize };
 
 export const VolumeStateKind = z.enum(['creating', 'attaching', 'mounted', 'moving', 'deleting', 'error']);
 export type VolumeStateKind = z.infer<typeof VolumeStateKind>;
@@ -353,8 +353,8 @@ export function clusterView(s: ClusterSnapshot, firstSeen: ReadonlyMap<string, s
       return {
         dataset_id: d.dataset_id,
         name: volumeName(d),
-        // What it really is once its primary has it (a node rounds the size asked for up to its backend's unit).
-        size: realSize(d.maximum_size, primaryDeviceSize(s, d)),
+        // What it really is once a node has it (a node rounds the size asked for up to its backend's unit).
+        size: realSize(d.maximum_size, deviceSize(s, d)),
         used: usedBytesOf(s, d.dataset_id),
         filesystem: volumeFilesystem(d),
         cloned_from: clonedFrom(s, d),
