@@ -135,6 +135,25 @@ describe('a liveness-only report after a full one', () => {
     ]);
   });
 
+  it("takes the fence the liveness report states (W7): a lifted fence is not shown 'fenced' while the backend is unseen", async () => {
+    // The agent restarted while fenced, its backend hangs: accepted liveness reports are contact, so it lifts the
+    // fence; its lists are unknown but its fence is not. `flocker status` read the held report's 'fenced' meanwhile.
+    const fence = { since: SINCE, reason: 'no contact with the control service for 15 s', stopped_containers: ['db'] };
+    const s = await open();
+    await s.report(full({ fencing: { ...fence, state: 'fenced' } }));
+    pass(1_000);
+    await s.report(liveness(A, { fencing: { ...fence, state: 'recovered' } }));
+    const [a] = snapshot(s).nodes;
+    expect(a?.fencing).toEqual({ ...fence, state: 'recovered' });
+    expect(a).toMatchObject({ alive: true, manifestations: [mountedManifestation(D1, A)] });
+    expect(a?.errors.map((e) => e.code)).toEqual(['BACKEND_UNREACHABLE']);
+    // An hour after its lift the agent leaves the fence out: so does the node state.
+    pass(1_000);
+    await s.report(liveness());
+    expect(snapshot(s).nodes[0]).not.toHaveProperty('fencing');
+    expect(snapshot(s).nodes[0]?.manifestations).toEqual([mountedManifestation(D1, A)]);
+  });
+
   it('a full report ends the condition: its lists are the state again', async () => {
     const s = await open();
     await s.report(full());

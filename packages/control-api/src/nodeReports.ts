@@ -128,6 +128,16 @@ function sameReport(
   return previous.json === json && previous.version === version ? previous.report : undefined;
 }
 
+/**
+ * `report` with the fence a liveness-only report states (W7): the agent's own state, known without a look at its
+ * backend, so the liveness report's (none: no fence, or one lifted over an hour ago) and not the held report's. A
+ * restarted agent lifts a kept fence once its liveness reports are accepted: `flocker status` kept showing 'fenced'.
+ */
+function withFencing(report: NodeReport, fencing: NodeReport['fencing']): NodeReport {
+  const { fencing: _held, ...rest } = report;
+  return fencing === undefined ? rest : { ...rest, fencing };
+}
+
 /** What a liveness-only report says (NodeReport.backend_unseen): since when, and for what, its agent waits. */
 export type BackendUnseen = NonNullable<NodeReport['backend_unseen']>;
 
@@ -558,7 +568,7 @@ export class NodeReports {
     if (this.livenessRefused(uuid, now)) return undefined;
     const previous = this.nodes.get(uuid);
     if (previous !== undefined && sameBoot(previous.unseen?.base ?? previous.report, received)) {
-      const held = this.keepWithCondition(previous, condition, now, true);
+      const held = this.keepWithCondition(previous, condition, now, true, received.fencing);
       const base = held.unseen?.base ?? held.report;
       held.shared = JSON.stringify({
         ...base,
@@ -578,8 +588,14 @@ export class NodeReports {
    * `previous` (alive, of the same boot) heard again through a liveness-only report: kept with the condition shown, its
    * report object unchanged (no state change) once the condition is shown. Returns the node as now held.
    */
-  private keepWithCondition(previous: Held, condition: BackendUnseen, lastSeen: number, heard: boolean): Held {
-    const base = previous.unseen?.base ?? previous.report;
+  private keepWithCondition(
+    previous: Held,
+    condition: BackendUnseen,
+    lastSeen: number,
+    heard: boolean,
+    fencing: NodeReport['fencing'],
+  ): Held {
+    const base = withFencing(previous.unseen?.base ?? previous.report, fencing);
     const shown: NodeReport = { ...base, errors: [...base.errors, backendUnreachableError(condition)] };
     const json = JSON.stringify(shown);
     const news = json !== previous.json;
@@ -660,7 +676,7 @@ export class NodeReports {
       }
       const wasAlive = this.aliveSet.has(uuid);
       const lapsed = this.lapsed(previous, now);
-      const held = this.keepWithCondition(previous, condition, lastSeen, !stored);
+      const held = this.keepWithCondition(previous, condition, lastSeen, !stored, received.fencing);
       held.storeSeen = lastSeen;
       held.shared = undefined;
       held.sharedVersion = received.configuration_version;

@@ -8,6 +8,7 @@
 import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
 import { FlockerApiError, type ClusterSnapshot, type NodeReport } from '@flocker/api';
 import type { ContainerStopper, StopTargets } from './containers';
+import type { FenceReportStore } from './fenceReportFile';
 import { DatasetAgent, type ControlChannel, type StartUpFindings } from './DatasetAgent';
 import { heartbeatMs } from './fencing';
 import { FakeDriver, FakeHost } from './testing/fakes';
@@ -20,6 +21,7 @@ const HEARTBEAT_MS = heartbeatMs(BOUND_MS, RESYNC_MS);
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const NEW = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 const MiB = 1024 * 1024;
+const SINCE_FENCED = '2026-12-06T07:00:00.000Z';
 
 /** A control service that answers at once; `refuse` answers a report as an error instead. */
 class Control implements ControlChannel {
@@ -71,7 +73,7 @@ class HangingDriver extends FakeDriver {
 }
 
 /** What the agent before the restart left: DS's volume attached and mounted here, a container using it. */
-async function setUp() {
+async function setUp(o: { fenceReports?: FenceReportStore } = {}) {
   const clock = new ManualClock();
   const driver = new HangingDriver();
   const host = new FakeHost();
@@ -99,6 +101,7 @@ async function setUp() {
       resyncIntervalMs: RESYNC_MS,
       lastNodeTimeoutMs: NODE_TIMEOUT_S * 1000,
       version: '1.2.3',
+      ...(o.fenceReports !== undefined ? { fenceReports: o.fenceReports } : {}),
     }),
   );
   return { clock, driver, host, stopped, control, agent, volume };
@@ -215,5 +218,19 @@ it('an ordinary start (the look answers at once) sends no liveness-only report: 
   await clock.advance(3 * HEARTBEAT_MS);
   expect(control.liveness).toEqual([]);
   expect(control.full.length).toBeGreaterThan(0);
+  await agent.stop();
+});
+
+it('restarted while fenced, its first look hanging: the liveness reports state the fence, lifted once in contact (W7)', async () => {
+  // The control service shows the liveness report's fence in place of the held report's 'fenced' (W7).
+  const kept = { state: 'fenced' as const, since: SINCE_FENCED, reason: 'no contact', stopped_containers: ['writer'] };
+  const { clock, control, agent } = await setUp({
+    fenceReports: { load: () => ({ report: kept }), save: async () => {} },
+  });
+  void agent.startAfter(pendingStep().step);
+  await clock.advanceUntil(() => control.liveness.at(-1)?.fencing?.state === 'recovered', 5 * HEARTBEAT_MS);
+  expect(control.liveness[0]?.fencing).toEqual(kept);
+  expect(control.liveness.at(-1)?.fencing).toEqual({ ...kept, state: 'recovered' });
+  expect(control.full).toEqual([]);
   await agent.stop();
 });

@@ -45,4 +45,10 @@ describe('livenessReport', () => {
     expect('zone' in r).toBe(false);
     expect('max_volume_size' in r).toBe(false);
   });
+
+  it("carries the node's fence report (W7): known without a look, and the control service shows it", () => {
+    const fencing = { state: 'recovered' as const, since: SINCE, reason: 'no contact', stopped_containers: ['db'] };
+    expect(livenessReport({ ...FULL, fencing }, SINCE).fencing).toEqual(fencing);
+    expect('fencing' in livenessReport(FULL, SINCE)).toBe(false);
+  });
 });

@@ -21,6 +21,8 @@ export function livenessReport(full: NodeReport, since: string): NodeReport {
     // Known before any look (agent.yml, the driver's settings): without them the node is listed zone-less (FR19-9).
     ...(full.zone !== undefined ? { zone: full.zone } : {}),
     ...(full.max_volume_size !== undefined ? { max_volume_size: full.max_volume_size } : {}),
+    // Its fence is its own state, not the backend's: the control service shows it in place of the held report's (W7).
+    ...(full.fencing !== undefined ? { fencing: full.fencing } : {}),
     backend_unseen: { since, reason: `listing volumes of ${full.backend}: no answer yet` },
   };
 }
