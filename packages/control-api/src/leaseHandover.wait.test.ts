@@ -12,7 +12,8 @@ import { FlockerClient } from '@flocker/api';
 import { type ControlService, startControlService } from './server';
 import { FileConfigurationStore } from './ConfigurationStore';
 import { eventually, HOLDER, holderAnswers, idleVolume, leaseBecomes, REQUESTER, timed } from './testing/handover';
-import { silentLogger } from './testing/httpService';
+import { nodeReport, silentLogger } from './testing/httpService';
+import { releaseVersion } from '@flocker/metrics';
 
 jest.setTimeout(60_000);
 
@@ -160,6 +161,8 @@ describe('lease hand-over (file store)', () => {
       if (Date.now() > deadline) throw new Error('holder not declared dead in time');
       await new Promise((r) => setTimeout(r, 50));
     }
+    // The requester reports again: it is alive (a node held dead is granted no lease: NODE_DEAD, 3dc52b7); the holder stays dead.
+    await client.reportNodeState(nodeReport(REQUESTER, { version: releaseVersion() }));
     const { error, ms } = await timed(client.acquireLease({ dataset_id: id, node_uuid: REQUESTER, expires: null }));
     expect(error?.code).toBe('LEASE_HELD');
     expect(ms).toBeLessThan(LONG * 1000);
