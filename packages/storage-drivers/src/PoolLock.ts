@@ -97,6 +97,15 @@ export class PoolLock {
       );
   }
 
+  /**
+   * Ends the lock helper once the critical sections queued so far are over (its flock goes with it). A later
+   * withLock starts another.
+   */
+  async close(): Promise<void> {
+    await this.queue;
+    await this.helper.close();
+  }
+
   private async take(whileWaiting: () => void): Promise<() => Promise<void>> {
     // Create the lock file ourselves so a missing directory gives a clear error.
     try {

@@ -102,6 +102,29 @@ export class LineHelper {
     });
   }
 
+  /**
+   * Ends the helper: end of input, so it answers the lines already sent and exits (a lock helper's flock goes with
+   * it). Resolves once it has exited. A later request starts another. Without it a helper lives as long as this
+   * process: one per lock or ioctl helper of each driver ever made (a test worker's drivers: 2 each).
+   */
+  async close(): Promise<void> {
+    const running = this.running;
+    if (running === undefined) return;
+    if (this.running === running) this.running = undefined;
+    let helper: RunningHelper;
+    try {
+      helper = await running;
+    } catch {
+      return; // never started
+    }
+    const { child } = helper;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((done) => child.once('close', () => done()));
+    setRef(helper, true); // an idle helper is unref'd: its exit must still be awaited
+    child.stdin.end();
+    await exited;
+  }
+
   private start(): Promise<RunningHelper> {
     const [file, ...args] = this.argv;
     const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });

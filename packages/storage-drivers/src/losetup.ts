@@ -252,6 +252,11 @@ export class LoopIoctls {
     this.helper = new SysHelper('loop device helper', options);
   }
 
+  /** Ends the helper process once it has answered what was sent; a later request starts another. */
+  close(): Promise<void> {
+    return this.helper.close();
+  }
+
   /** The new device, or null: use losetup. */
   async attach(file: string, blockdeviceId?: string): Promise<string | null> {
     const answer = await this.ask(`attach ${file}`, file);

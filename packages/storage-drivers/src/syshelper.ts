@@ -55,4 +55,9 @@ export class SysHelper {
     }
     return this.helper.request(line, onSent);
   }
+
+  /** Ends the process, once it has answered what was sent (see LineHelper.close); a later request starts another. */
+  close(): Promise<void> {
+    return this.helper.close();
+  }
 }
