@@ -7,10 +7,13 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { makeFilesystem, mount, unmount } from './blockdev';
 import * as losetup from './losetup';
-import { LoopbackDriver } from './LoopbackDriver';
+import { closeLoopbackDrivers, LoopbackDriver } from './testing/closingLoopbackDriver';
 import { PoolLock } from './PoolLock';
 import { expectStorageError } from './testing/contract';
 import { destroyTempRoot, loopsUnder, makeTempRoot } from './testing/testSupport';
+
+// Ends each driver's helper processes (see closingLoopbackDriver.ts).
+afterEach(closeLoopbackDrivers);
 
 jest.setTimeout(60_000);
 

@@ -7,9 +7,12 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { isStorageError } from './BlockDeviceApi';
-import { LoopbackDriver } from './LoopbackDriver';
+import { closeLoopbackDrivers, LoopbackDriver } from './testing/closingLoopbackDriver';
 import { PoolLock } from './PoolLock';
 import { destroyTempRoot, makeTempRoot } from './testing/testSupport';
+
+// Ends each driver's helper processes (see closingLoopbackDriver.ts).
+afterEach(closeLoopbackDrivers);
 
 jest.setTimeout(60_000);
 const MiB = 1024 * 1024;

@@ -13,8 +13,11 @@ import { execFileExec, type ExecFn } from './exec';
 import { classifyPoolFile } from './fencing';
 import { isImmutable } from './immutable';
 import { findLoopDevices, loopBindingOf } from './losetup';
-import { LoopbackDriver } from './LoopbackDriver';
+import { closeLoopbackDrivers, LoopbackDriver } from './testing/closingLoopbackDriver';
 import { destroyTempRoot, makeTempRoot } from './testing/testSupport';
+
+// Ends each driver's helper processes (see closingLoopbackDriver.ts).
+afterEach(closeLoopbackDrivers);
 
 jest.setTimeout(60_000);
 

@@ -9,8 +9,11 @@ import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { LoopbackDriver } from './LoopbackDriver';
+import { closeLoopbackDrivers, LoopbackDriver } from './testing/closingLoopbackDriver';
 import { destroyTempRoot, makeTempRoot } from './testing/testSupport';
+
+// Ends each driver's helper processes (see closingLoopbackDriver.ts).
+afterEach(closeLoopbackDrivers);
 
 jest.setTimeout(120_000);
 

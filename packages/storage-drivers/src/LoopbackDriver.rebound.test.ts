@@ -10,8 +10,11 @@ import * as path from 'node:path';
 import { execFileExec } from './exec';
 import { fencedImageName } from './fencing';
 import { detachLoop, loopBindingOf, LoopIoctls, type LoopBinding } from './losetup';
-import { LoopbackDriver } from './LoopbackDriver';
+import { closeLoopbackDrivers, LoopbackDriver } from './testing/closingLoopbackDriver';
 import { destroyTempRoot, makeTempRoot } from './testing/testSupport';
+
+// Ends each driver's helper processes (see closingLoopbackDriver.ts).
+afterEach(closeLoopbackDrivers);
 
 jest.setTimeout(60_000);
 

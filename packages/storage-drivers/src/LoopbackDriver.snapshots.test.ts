@@ -10,9 +10,12 @@ import * as path from 'node:path';
 import winston from 'winston';
 import { makeFilesystem, mount, unmount } from './blockdev';
 import { execFileExec } from './exec';
-import { LoopbackDriver } from './LoopbackDriver';
+import { closeLoopbackDrivers, LoopbackDriver } from './testing/closingLoopbackDriver';
 import { blockDeviceApiContract } from './testing/contract';
 import { destroyTempRoot, makeTempRoot } from './testing/testSupport';
+
+// Ends each driver's helper processes (see closingLoopbackDriver.ts).
+afterEach(closeLoopbackDrivers);
 
 jest.setTimeout(120_000);
 

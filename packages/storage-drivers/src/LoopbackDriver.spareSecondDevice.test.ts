@@ -8,9 +8,12 @@ import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { execFileExec } from './exec';
-import { LoopbackDriver } from './LoopbackDriver';
+import { closeLoopbackDrivers, LoopbackDriver } from './testing/closingLoopbackDriver';
 import { SPARE_MTIME } from './loopbackSpares';
 import { destroyTempRoot, makeTempRoot } from './testing/testSupport';
+
+// Ends each driver's helper processes (see closingLoopbackDriver.ts).
+afterEach(closeLoopbackDrivers);
 
 jest.setTimeout(60_000);
 

@@ -9,10 +9,13 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, openSync, promises as fs, utimesSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { execFileExec } from './exec';
-import { LoopbackDriver } from './LoopbackDriver';
+import { closeLoopbackDrivers, LoopbackDriver } from './testing/closingLoopbackDriver';
 import { SPARE_MTIME } from './loopbackSpares';
 import { listLoopBindings, listSizedLoopBindings } from './losetup';
 import { destroyTempRoot, loopsUnder, makeTempRoot } from './testing/testSupport';
+
+// Ends each driver's helper processes (see closingLoopbackDriver.ts).
+afterEach(closeLoopbackDrivers);
 
 jest.setTimeout(60_000);
 

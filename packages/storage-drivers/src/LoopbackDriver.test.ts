@@ -18,9 +18,12 @@ import {
   parseBackingFile,
   parseSizedLoops,
 } from './losetup';
-import { LoopbackDriver } from './LoopbackDriver';
+import { closeLoopbackDrivers, LoopbackDriver } from './testing/closingLoopbackDriver';
 import { PoolLock } from './PoolLock';
 import { destroyTempRoot, loopsUnder, makeTempRoot } from './testing/testSupport';
+
+// Ends each driver's helper processes (see closingLoopbackDriver.ts).
+afterEach(closeLoopbackDrivers);
 
 jest.setTimeout(60_000);
 
