@@ -8,34 +8,6 @@ source scripts/env.sh
 flocker_ensure_node || exit 1
 if [ "$(id -u)" != 0 ]; then echo "flocker: the tests use loop devices, mounts and Docker: run as root" >&2; exit 1; fi
 bash scripts/host-setup.sh || exit 1
-# Every step below runs in its own session (setsid: its own process group), so that one signal to the group stops it
-# with all its children (eslint, pip, go builds, jest workers). A Ctrl-C or SIGTERM of the run, or its end, stops
-# what is still running: before, lint, the peers' installs and the k8s build ran on after it (bash runs a
-# non-interactive script's background jobs with SIGINT ignored, and a SIGTERM reaches bash alone). The foreground
-# steps run the same way and are awaited with `wait`, which a signal interrupts (bash runs a trap only once a
-# foreground command has ended: a SIGTERM during the tests would have waited for them). Exit codes are unchanged
-# (130/143 for a run stopped by INT/TERM).
-steps=()
-stop_steps() {
-  local g
-  for g in "${steps[@]}"; do kill -TERM -- "-$g" 2>/dev/null; done
-  return 0
-}
-trap stop_steps EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-# Starts "$@" in its own session in the background; its pid (= its process group's id) in $started.
-start_step() { setsid "$@" & started=$!; steps+=("$started"); }
-# Waits for step $1 and answers its exit status; an ended step is not signalled again (its id may be reused).
-wait_step() {
-  local rc g left=()
-  wait "$1"; rc=$?
-  for g in "${steps[@]}"; do [ "$g" = "$1" ] || left+=("$g"); done
-  steps=("${left[@]}")
-  return $rc
-}
-# Runs "$@" as a step and answers its exit status.
-run_step() { start_step "$@"; wait_step "$started"; }
 flocker_npm_ci "$FLOCKER_ROOT" --no-fund --no-audit || exit 1
 # The Python test peers (moto; Cinder and Keystone; schemathesis) live in venvs cached per machine outside the clone
 # (scripts/venv.sh, /var/cache/flocker/python): warm, this only checks them (~1 s). Cold (a new machine or a new pin),
@@ -44,23 +16,23 @@ flocker_npm_ci "$FLOCKER_ROOT" --no-fund --no-audit || exit 1
 # Only for a full run (a run of chosen tests may need none).
 peers_log="$(mktemp)"; peers=""
 if [ $# -eq 0 ]; then
-  start_step bash -c 'bash scripts/moto.sh >/dev/null & CINDER_AUTH=keystone bash scripts/cinder.sh install &
-    bash scripts/schemathesis.sh install >/dev/null & wait' >"$peers_log" 2>&1
-  peers=$started
+  ( bash scripts/moto.sh >/dev/null & CINDER_AUTH=keystone bash scripts/cinder.sh install &
+    bash scripts/schemathesis.sh install >/dev/null & wait ) >"$peers_log" 2>&1 &
+  peers=$!
 fi
 # Lint runs beside the build (its findings printed after it): eslint and prettier are one Node thread each, tsc -b's
 # packages build on both cores; serial they were ~2-4 min of a clean-clone run. Lint reads the sources only (the type-
 # aware rules follow the project references to src/, not dist/), so the build writing dist/ does not change its result.
 lint_log="$(mktemp)"
-start_step bash scripts/lint.sh >"$lint_log" 2>&1
-lint=$started
+bash scripts/lint.sh >"$lint_log" 2>&1 &
+lint=$!
 build=0
-run_step npx tsc -b || { echo "flocker: build failed" >&2; build=1; }
-[ $build = 1 ] || run_step npm run build --silent -w @flocker/web-ui || { echo "flocker: web UI build failed" >&2; build=1; }
+npx tsc -b || { echo "flocker: build failed" >&2; build=1; }
+[ $build = 1 ] || npm run build --silent -w @flocker/web-ui || { echo "flocker: web UI build failed" >&2; build=1; }
 # The CSI driver serves protos fetched from the Go module proxy (not in git): fetched once here, as its own build does.
-[ $build = 1 ] || run_step bash packages/csi-driver/scripts/fetch-proto.sh ||
+[ $build = 1 ] || bash packages/csi-driver/scripts/fetch-proto.sh ||
   { echo "flocker: fetching the CSI protos failed" >&2; build=1; }
-wait_step "$lint"; lint_rc=$?
+wait "$lint"; lint_rc=$?
 cat "$lint_log"; rm -f "$lint_log"
 [ $lint_rc = 0 ] || { echo "flocker: lint failed (eslint/prettier findings above)" >&2; exit 1; }
 [ $build = 0 ] || exit 1
@@ -76,16 +48,16 @@ export NODE_COMPILE_CACHE="$out/node-compile-cache"
 # Only for a full run: a run of chosen tests does not start a 40-minute build.
 k8s_build=""
 if [ $# -eq 0 ]; then
-  start_step nice -n 19 bash scripts/k8s/build.sh >"$out/k8s-build.log" 2>&1
-  k8s_build=$started
+  nice -n 19 bash scripts/k8s/build.sh >"$out/k8s-build.log" 2>&1 &
+  k8s_build=$!
 fi
 # Two unit workers: Jest's default on 2 cores is one (cores - 1), which left the unit project serial (26 min of the
 # 77-min run of stop 43) while its slowest suites mostly wait on their peers (Cinder, moto) and on the kernel.
-run_step npx jest --ci --selectProjects unit --maxWorkers=2 --json --outputFile="$out/unit.json" "$@" || status=1
-run_step npx jest --ci --selectProjects e2e --runInBand --json --outputFile="$out/e2e.json" "$@" || status=1
+npx jest --ci --selectProjects unit --maxWorkers=2 --json --outputFile="$out/unit.json" "$@" || status=1
+npx jest --ci --selectProjects e2e --runInBand --json --outputFile="$out/e2e.json" "$@" || status=1
 # Reaped here, not awaited before the tests: waiting held the unit run ~4 min (session 22, a clean clone: Keystone and
 # Cinder install one after the other under lint and tsc); a test needing a peer waits on its install lock instead.
-[ -z "$peers" ] || wait_step "$peers" || { echo "flocker: installing the Python test peers failed (the tests tried again):" >&2; tail -n 5 "$peers_log" >&2; }
+[ -z "$peers" ] || wait "$peers" || { echo "flocker: installing the Python test peers failed (the tests tried again):" >&2; tail -n 5 "$peers_log" >&2; }
 rm -f "$peers_log"
 node -e '
   const fs = require("fs"); let p = 0, f = 0, s = 0;
@@ -104,7 +76,7 @@ node -e '
   console.log(p + " passed, " + f + " failed" + (s ? ", " + s + " skipped" : ""));
   process.exit(f ? 1 : 0);
 ' "$out" || status=1
-# A k8s build still running (the k8s tests failed before waiting for it) is stopped by the EXIT trap, with its
-# children; its work dir lets the next run resume.
+# Still building (the k8s tests failed before waiting for it): stop it; its work dir lets the next run resume.
+if [ -n "$k8s_build" ] && kill -0 "$k8s_build" 2>/dev/null; then pkill -TERM -P "$k8s_build" 2>/dev/null; kill "$k8s_build" 2>/dev/null; fi
 rm -rf "$out"
 exit $status
