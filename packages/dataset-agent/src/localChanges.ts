@@ -193,9 +193,8 @@ export type LocalAction =
   | { readonly kind: 'stopMove'; readonly datasetId: string }
   /**
    * A replica round runs for a dataset that is deleted or no longer this node's (another node its
-   * primary, other than the round's receiver: a round to the new primary is the move's first send
-   * and runs on): the round ends at once, its send cut off (the peer discards a partial receive);
-   * the destroy or the move follows its end (no other action while it runs).
+   * primary): the round ends at once, its send cut off (the peer discards a partial receive); the
+   * destroy or the move follows its end (no other action while it runs).
    */
   | { readonly kind: 'stopReplica'; readonly datasetId: string }
   /**
@@ -383,17 +382,8 @@ function decide(
       ? { kind: 'destroy', datasetId, keepAsides: true }
       : null;
   const target = nodes.find((n) => n.uuid === d.primary);
-  if (replicating) {
-    // A round to the new primary itself (alive, no live copy there) is the move's first send: a move sends from the
-    // newest snapshot both nodes hold, so it runs on and the move follows from it (review B10: cut off, the receiver
-    // discarded it and the move sent the whole copy again). Any other: not this node's to replicate any more, its
-    // round ends first (both touch the snapshots the move starts from).
-    const toTarget =
-      here.replicaRecords?.get(datasetId)?.node === d.primary &&
-      target?.alive === true &&
-      !target.copies.includes(datasetId);
-    return toTarget ? null : { kind: 'stopReplica', datasetId };
-  }
+  // Not this node's to replicate any more: its round ends first (both touch the snapshots the move starts from).
+  if (replicating) return { kind: 'stopReplica', datasetId };
   const mounted = copy.mountPoints.includes(mountPath) ? mountPath : undefined;
   if (moving) {
     // The host's own mount goes once this node holds no lease on the dataset (a move when released:
