@@ -625,13 +625,20 @@ export class FlockerClient {
   /**
    * `releaseHolder`: that holder's share of the requester's own lease on the dataset ends in the delete's change (one
    * commit); a control service before it ignores it and refuses the delete of a leased dataset (409 LEASE_HELD).
+   * `releaseNode`: only if the lease is that node's (a plugin names its own: on plain HTTP it is an API user).
    */
   async deleteDataset(
     datasetId: string,
-    options: WriteOptions & { releaseHolder?: string } = {},
+    options: WriteOptions & { releaseHolder?: string; releaseNode?: string } = {},
   ): Promise<DatasetConfiguration> {
-    const { releaseHolder, ...write } = options;
-    const query = releaseHolder === undefined ? undefined : new URLSearchParams({ release_holder: releaseHolder });
+    const { releaseHolder, releaseNode, ...write } = options;
+    const query =
+      releaseHolder === undefined
+        ? undefined
+        : new URLSearchParams({
+            release_holder: releaseHolder,
+            ...(releaseNode === undefined ? {} : { release_node: releaseNode }),
+          });
     return (await this.call(apiRoutes.deleteDataset, { params: { id: datasetId }, ...(query ? { query } : {}) }, write))
       .value;
   }

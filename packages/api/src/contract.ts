@@ -163,6 +163,9 @@ const DeleteDatasetQuery = z
     release_holder: LeaseHolder.optional().describe(
       "That holder's share of the dataset's lease, when the lease is the requester's own (a node's certificate: that node's; an API user: any), ends in the same change as the delete (all or nothing: should the lease remain, held by other holders, nothing changes and the delete is refused LEASE_HELD). An extension of Flocker v1; a control service before it ignores it (and refuses the delete of a leased dataset).",
     ),
+    release_node: NodeUuid.optional().describe(
+      "With release_holder: the share ends only if the lease is this node's (for an API user, whose request names no node of its own: a plugin on plain HTTP names its node, so its rm never ends the lease another node took meanwhile). Without it an API user's release_holder ends the share of whichever node holds the lease.",
+    ),
   })
   .strict();
 const ReleaseLeaseQuery = z

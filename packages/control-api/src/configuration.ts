@@ -338,12 +338,14 @@ function mergeMetadata(
  * `release`: the requester's own lease (a node: its node's; 'api': any) loses `holder`'s share in the same change
  * (?release_holder=, issue 23: the Docker plugin's rm of a volume whose lease it kept idle is one commit, not a
  * release's and a delete's). All or nothing: a lease that remains (other holders) refuses the delete as before.
+ * `release.node` (?release_node=): only that node's lease loses the share — an API user (a plugin on plain HTTP) never
+ * ends the lease another node took meanwhile (review s27 F1: a stale idle entry's rm would delete a volume in use there).
  */
 export function deleteDataset(
   config: Configuration,
   id: string,
   now: number,
-  release?: { holder: string; requester: string },
+  release?: { holder: string; requester: string; node?: string },
 ): Applied<DatasetConfiguration> {
   const current = requireDataset(config, id);
   if (current.deleted) return { config, result: current, status: 200 };
@@ -351,7 +353,8 @@ export function deleteDataset(
   if (
     own !== undefined &&
     release !== undefined &&
-    (release.requester === 'api' || own.node_uuid === release.requester)
+    (release.requester === 'api' || own.node_uuid === release.requester) &&
+    (release.node === undefined || own.node_uuid === release.node)
   )
     config = releaseLease(config, id, now, release.holder).config;
   const lease = liveLease(config, id, now);

@@ -15,7 +15,7 @@ import {
 import { ConfigurationError } from './errors';
 import { recordedFileServices } from './testing/commitRecorder';
 import { idleVolume } from './testing/handover';
-import { NODE_A } from './testing/httpService';
+import { NODE_A, NODE_B } from './testing/httpService';
 import { A, B, D1, T0 } from './testing/fixtures';
 
 jest.setTimeout(60_000);
@@ -64,6 +64,15 @@ describe('deleteDataset with release (pure)', () => {
     );
   });
 
+  it("an API user naming a node (a plugin on plain HTTP) never ends another node's lease (review s27 F1)", () => {
+    expect(
+      code(() => deleteDataset(leased(['docker'], B), D1, T0, { holder: 'docker', requester: 'api', node: A })),
+    ).toBe('LEASE_HELD');
+    const r = deleteDataset(leased(['docker'], B), D1, T0, { holder: 'docker', requester: 'api', node: B });
+    expect(r.result.deleted).toBe(true);
+    expect(r.config.leases.get(D1)).toBeUndefined();
+  });
+
   it('an API user (no node identity) may end any holder share, as DELETE …/leases/:id?holder= lets it', () => {
     const r = deleteDataset(leased(['docker'], B), D1, T0, { holder: 'docker', requester: 'api' });
     expect(r.result.deleted).toBe(true);
@@ -82,6 +91,21 @@ describe('DELETE …/datasets/:id?release_holder=', () => {
     const deleted = await client.deleteDataset(ds.dataset_id, { releaseHolder: 'docker' });
     expect(deleted.deleted).toBe(true);
     expect(store.seen.slice(from)).toEqual([{ lease: undefined, primary: NODE_A }]);
+    expect(await client.listLeases()).toEqual([]);
+  });
+
+  it("?release_node= naming another node than the lease's: 409 LEASE_HELD and nothing committed (review s27 F1)", async () => {
+    const { client, store } = await start();
+    const ds = { dataset_id: await idleVolume(client, 'rm-other-node', false) };
+    store.watched = ds.dataset_id;
+    const from = store.seen.length;
+    await expect(
+      client.deleteDataset(ds.dataset_id, { releaseHolder: 'docker', releaseNode: NODE_B }),
+    ).rejects.toMatchObject({ status: 409, code: 'LEASE_HELD' });
+    expect(store.seen.slice(from)).toEqual([]);
+    expect((await client.getDataset(ds.dataset_id)).deleted).toBe(false);
+    const deleted = await client.deleteDataset(ds.dataset_id, { releaseHolder: 'docker', releaseNode: NODE_A });
+    expect(deleted.deleted).toBe(true);
     expect(await client.listLeases()).toEqual([]);
   });
 

@@ -219,7 +219,13 @@ const datasetHandlers: Omit<
       canHear: hearsRequests(views, identity),
     };
     const release =
-      query.release_holder === undefined ? undefined : { holder: query.release_holder, requester: ask.requester };
+      query.release_holder === undefined
+        ? undefined
+        : {
+            holder: query.release_holder,
+            requester: ask.requester,
+            ...(query.release_node === undefined ? {} : { node: query.release_node }),
+          };
     const applied = await mutateWithHandover(state, ask, (c, now) => deleteDataset(c, params.id, now, release));
     return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },

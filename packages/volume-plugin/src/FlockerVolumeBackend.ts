@@ -1793,7 +1793,9 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    */
   private async deleteReleasing(datasetId: string): Promise<boolean> {
     try {
-      await this.client.deleteDataset(datasetId, { releaseHolder: LEASE_HOLDER });
+      // Its own node named: on plain HTTP the plugin is an API user, and a stale idle entry (the lease released while
+      // this node was held dead, then taken by another node) must not end that node's lease (review s27 F1).
+      await this.client.deleteDataset(datasetId, { releaseHolder: LEASE_HOLDER, releaseNode: this.me });
     } catch (err) {
       const status = apiStatus(err);
       if (status === 409 || status === 403) return false;
