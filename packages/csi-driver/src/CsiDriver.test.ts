@@ -292,6 +292,36 @@ describe("NodeStageVolume and a dead node's lease", () => {
     expect(refused).toBeLessThanOrEqual(3);
   });
 
+  it('NODE_DEAD while the snapshot shows this node alive: DEADLINE_EXCEEDED at the deadline, not asks with no pause (review s27 F6)', async () => {
+    const w = world();
+    const c = client(w);
+    let refused = 0;
+    c.acquireLease = async () => {
+      refused += 1;
+      throw new FlockerApiError(409, 'NODE_DEAD', `Node ${ME} was declared dead.`);
+    };
+    const d = new CsiDriver({
+      client: c,
+      logger: winston.createLogger({ silent: true }),
+      mode: 'node',
+      nodeId: ME,
+      mounter: { mounts: async () => [], bind: async () => undefined, unmount: async () => undefined },
+      version: 'test',
+      defaultSize: 64 * MiB,
+      stageTimeoutMs: 1_200,
+      pollMs: 20,
+    });
+    const t = Date.now();
+    const outcome = await Promise.race([
+      failure(d.nodeStageVolume(STAGE)),
+      new Promise<'still asking'>((r) => setTimeout(() => r('still asking'), 8_000).unref()),
+    ]);
+    expect(outcome).toMatchObject({ code: status.DEADLINE_EXCEEDED });
+    expect(Date.now() - t).toBeLessThan(8_000);
+    // One ask per NODE_DEAD_RETRY_MS (500 ms) at most within the 1.2 s.
+    expect(refused).toBeLessThanOrEqual(4);
+  });
+
   it('fails at once on a pinned lease and on a dead holder when the control service releases nothing', async () => {
     const w = world();
     w.nodes = [node(ME), node(OTHER, { alive: false, dead_since: new Date().toISOString() })];

@@ -1229,15 +1229,18 @@ export class CsiDriver {
       dataset_id: id,
       detail: refusal,
     });
+    const gaveUp = () =>
+      new CsiError(
+        status.DEADLINE_EXCEEDED,
+        `${refusal} Gave up waiting for this node's dataset agent to report again (stage timeout).`,
+      );
+    // Past the deadline: no further ask (a snapshot still showing this node alive would loop asks with no pause).
+    if (deadline - Date.now() <= 0) throw gaveUp();
     await sleep(Math.max(0, Math.min(NODE_DEAD_RETRY_MS, deadline - Date.now())));
     let s = await this.snapshot();
     while (s.nodes.find((n) => n.uuid === this.me)?.alive !== true) {
       const remaining = deadline - Date.now();
-      if (remaining <= 0)
-        throw new CsiError(
-          status.DEADLINE_EXCEEDED,
-          `${refusal} Gave up waiting for this node's dataset agent to report again (stage timeout).`,
-        );
+      if (remaining <= 0) throw gaveUp();
       s = await this.client.waitForCluster(s.generation, Math.min(remaining, this.pollMs));
     }
   }
