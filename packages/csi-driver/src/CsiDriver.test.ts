@@ -106,6 +106,16 @@ function driver(w: World, mounts: MountInfoEntry[] = []): CsiDriver {
   return quietDriver(client(w), ME, mounts);
 }
 
+/** STAGE staged at a fresh temporary staging path (removed after). */
+async function stageInTempDir(d: CsiDriver): Promise<void> {
+  const staging = mkdtempSync(join(tmpdir(), 'csi-stage-'));
+  try {
+    await d.nodeStageVolume({ ...STAGE, staging_target_path: staging });
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}
+
 async function failure(p: Promise<unknown>): Promise<{ code: number; message: string }> {
   try {
     await p;
@@ -227,12 +237,7 @@ describe("NodeStageVolume and a dead node's lease", () => {
       stageTimeoutMs: 5_000,
       pollMs: 20,
     });
-    const staging = mkdtempSync(join(tmpdir(), 'csi-stage-'));
-    try {
-      await d.nodeStageVolume({ ...STAGE, staging_target_path: staging });
-    } finally {
-      rmSync(staging, { recursive: true, force: true });
-    }
+    await stageInTempDir(d);
     expect(w.calls).toEqual(['lease', `move ${ME}`]);
     // Nothing is mounted at the staging path (see the next describe).
     expect(binds).toEqual([]);
@@ -281,12 +286,7 @@ describe("NodeStageVolume and a dead node's lease", () => {
       stageTimeoutMs: 10_000,
       pollMs: 20,
     });
-    const staging = mkdtempSync(join(tmpdir(), 'csi-stage-'));
-    try {
-      await d.nodeStageVolume({ ...STAGE, staging_target_path: staging });
-    } finally {
-      rmSync(staging, { recursive: true, force: true });
-    }
+    await stageInTempDir(d);
     expect(w.calls).toEqual(['lease', `move ${ME}`]);
     // One refusal per NODE_DEAD_RETRY_MS (500 ms) at most while dead: 3 in 1.2 s (the free lease's 50-ms retry asked 14 times).
     expect(refused).toBeLessThanOrEqual(3);
