@@ -3,20 +3,15 @@
  * produce a 5xx and always get a JSON error body; traversal, huge numbers, huge
  * and deeply nested bodies are refused cleanly.
  */
-import { request } from 'node:http';
 import * as fc from 'fast-check';
 import { MAX_JSON_DEPTH } from './jsonDepth';
 import { routes } from './routes';
 import { type ControlService } from './server';
-import { startOnLoopback } from './testing/httpService';
+import { type RawHttpAnswer, sendRaw, startOnLoopback } from './testing/httpService';
 
 const NODE = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 
-interface Answer {
-  status: number;
-  contentType: string;
-  body: string;
-}
+type Answer = RawHttpAnswer;
 
 function send(
   url: string,
@@ -25,32 +20,7 @@ function send(
   body?: string | Buffer,
   headers: Record<string, string> = {},
 ): Promise<Answer> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: u.hostname,
-        port: u.port,
-        method,
-        path,
-        headers: { ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            contentType: String(res.headers['content-type'] ?? ''),
-            body: Buffer.concat(chunks).toString(),
-          }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+  return sendRaw(url, method, path, headers, body);
 }
 
 function expectJsonAnswer(a: Answer): void {

@@ -220,7 +220,7 @@ export function sendRaw(
   method: string,
   urlPath: string,
   headers: Record<string, string>,
-  body?: string,
+  body?: string | Buffer,
   tls?: RawHttpTls,
 ): Promise<RawHttpAnswer> {
   const u = new URL(url);
