@@ -12,6 +12,7 @@ import { MemoryConfigurationStore, type StoreListener } from './ConfigurationSto
 import { acquireLease, createDataset } from './configuration';
 import { nodeStates } from './clusterState';
 import { ControlState } from './ControlState';
+import { openOnTestClock } from './testing/clockedState';
 import { A, B, D1, T0, letterReport as report } from './testing/fixtures';
 import winston from 'winston';
 
@@ -101,15 +102,7 @@ describe('ControlState with an injected monotonic and wall clock', () => {
               return Promise.resolve();
             },
           });
-    state = await ControlState.open({
-      store,
-      nodeTimeoutMs: T,
-      leaseGraceMs: G,
-      logger: winston.createLogger({ silent: true }),
-      now: () => wall,
-      monoNow: () => mono,
-      livenessCheckMs: HOUR,
-    });
+    state = await openOnTestClock(store, { nodeTimeoutMs: T, leaseGraceMs: G, wall: () => wall, mono: () => mono });
     return state;
   }
 

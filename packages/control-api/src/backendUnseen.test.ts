@@ -5,12 +5,12 @@
  * with none, the node is alive with its state unknown (in no state list, so nothing reads "not mounted there" from its
  * empty lists); a node already declared dead stays dead until a full report (409 NODE_DEAD).
  */
-import winston from 'winston';
 import { ClusterSnapshot, FlockerApiError, FlockerClient, NodeReport, NodeStateSummary } from '@flocker/api';
 import { z } from 'zod';
 import { MemoryConfigurationStore, type StoreListener } from './ConfigurationStore';
 import { acquireLease, createDataset } from './configuration';
-import { ControlState } from './ControlState';
+import { type ControlState } from './ControlState';
+import { openOnTestClock } from './testing/clockedState';
 import { ConfigurationError } from './errors';
 import { isAlive } from './clusterState';
 import { reportClaimConflict } from './reportClaims';
@@ -21,7 +21,6 @@ import { Views } from './Views';
 
 const T = 30_000;
 const G = 5_000;
-const HOUR = 3_600_000;
 const SINCE = '2026-12-06T08:00:00.000Z';
 const unseen = { since: SINCE, reason: 'listing volumes of aws: no answer yet' };
 
@@ -50,14 +49,11 @@ async function open(store = new MemoryConfigurationStore(), listen?: (l: StoreLi
             return Promise.resolve();
           },
         });
-  const s = await ControlState.open({
-    store: withListener,
+  const s = await openOnTestClock(withListener, {
     nodeTimeoutMs: T,
     leaseGraceMs: G,
-    logger: winston.createLogger({ silent: true }),
-    now: () => wall,
-    monoNow: () => mono,
-    livenessCheckMs: HOUR,
+    wall: () => wall,
+    mono: () => mono,
   });
   states.push(s);
   return s;

@@ -7,15 +7,14 @@
  * the construction: after heardAll (a store outage, a stall of this replica) it was declared at the later moment
  * but dead since the earlier one, its leases released with no grace at all.
  */
-import winston from 'winston';
 import { acquireLease, createDataset } from './configuration';
 import { MemoryConfigurationStore } from './ConfigurationStore';
-import { ControlState } from './ControlState';
+import { type ControlState } from './ControlState';
+import { openOnTestClock } from './testing/clockedState';
 import { A, D1, T0, letterReport } from './testing/fixtures';
 
 const T = 10_000;
 const G = 1_000;
-const HOUR = 3_600_000;
 
 let mono = 5_000;
 let wall = T0;
@@ -26,15 +25,7 @@ const pass = (ms: number): void => {
 const states: ControlState[] = [];
 
 async function open(store: MemoryConfigurationStore): Promise<ControlState> {
-  const s = await ControlState.open({
-    store,
-    nodeTimeoutMs: T,
-    leaseGraceMs: G,
-    logger: winston.createLogger({ silent: true }),
-    now: () => wall,
-    monoNow: () => mono,
-    livenessCheckMs: HOUR,
-  });
+  const s = await openOnTestClock(store, { nodeTimeoutMs: T, leaseGraceMs: G, wall: () => wall, mono: () => mono });
   states.push(s);
   return s;
 }

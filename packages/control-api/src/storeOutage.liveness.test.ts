@@ -9,13 +9,12 @@
 import { MemoryConfigurationStore, type StoreListener } from './ConfigurationStore';
 import { StoreError } from './errors';
 import { acquireLease, createDataset } from './configuration';
-import { ControlState } from './ControlState';
+import { type ControlState } from './ControlState';
+import { openOnTestClock } from './testing/clockedState';
 import { A, B, D1, D2, T0, letterReport as report } from './testing/fixtures';
-import winston from 'winston';
 
 const T = 30_000;
 const G = 5_000;
-const HOUR = 3_600_000;
 
 describe('a replica back from a store outage longer than T + G', () => {
   let mono = 5_000;
@@ -43,15 +42,7 @@ describe('a replica back from a store outage longer than T + G', () => {
       commit: (config: Parameters<typeof commit>[0]) =>
         down ? Promise.reject(new StoreError('STORE_UNAVAILABLE', 'etcd unreachable')) : commit(config),
     });
-    state = await ControlState.open({
-      store,
-      nodeTimeoutMs: T,
-      leaseGraceMs: G,
-      logger: winston.createLogger({ silent: true }),
-      now: () => wall,
-      monoNow: () => mono,
-      livenessCheckMs: HOUR,
-    });
+    state = await openOnTestClock(store, { nodeTimeoutMs: T, leaseGraceMs: G, wall: () => wall, mono: () => mono });
     const s = state;
     await s.report(report(A));
     await s.report(report(B));
