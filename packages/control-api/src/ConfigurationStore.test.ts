@@ -29,15 +29,13 @@ import {
   decodeConfiguration,
   encodeConfiguration,
   encodeConfigurationSlices,
-  encodeConfigurationYielding,
-  ENCODE_SLICE_ENTRIES,
   FileConfigurationStore,
   LOG_FILE,
   migrate,
+  TurnBudget,
 } from './ConfigurationStore';
 import { StoreError } from './errors';
 import { toApiError } from './httpErrors';
-import type { DatasetConfiguration } from '@flocker/api';
 import { FakeFullDisk } from '@flocker/api/testing';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -314,59 +312,32 @@ describe('FileConfigurationStore write-ahead log', () => {
     expectSame(decodeConfiguration(JSON.parse(whole)), c);
   });
 
-  it('encodeConfigurationYielding is the same document, and lets the event loop run once its budget is spent', async () => {
-    let c = node(emptyConfiguration);
-    for (let i = 0; i < 25; i++) c = create(c, i);
-    let ticks = 0;
-    let done = false;
+  it('TurnBudget resolves at once within its budget, and after a turn of the event loop once it is spent', async () => {
+    let turns = 0;
+    let on = true;
     const tick = (): void => {
-      ticks++;
-      if (!done) setImmediate(tick);
+      turns++;
+      if (on) setImmediate(tick);
     };
     setImmediate(tick);
-    // A clock that moves 1 ms per look, a budget of 1 ms: a turn after every slice.
+    // A clock standing still: never spent, so no turn is given (the loop above has not run yet).
+    const still = new TurnBudget(1, () => 0);
+    for (let i = 0; i < 5; i++) await still.spent();
+    expect(turns).toBe(0);
+    // A clock that moves 1 ms per look with a budget of 1 ms: each call is past it, so each gives a turn.
     let now = 0;
-    const json = await encodeConfigurationYielding(c, { entriesPerSlice: 3, budgetMs: 1, now: () => now++ });
-    done = true;
-    expect(json).toBe(encodeConfiguration(c));
-    // 25 datasets in slices of 3, then leases and nodes: other callbacks ran between the slices.
-    expect(ticks).toBeGreaterThanOrEqual(9);
-    // Within the budget (a clock standing still) it runs through without a turn.
-    expect(await encodeConfigurationYielding(c, { entriesPerSlice: 3, budgetMs: 1, now: () => 0 })).toBe(json);
-  });
-
-  it('a snapshot being encoded never holds the event loop for much more than its budget (issue 23)', async () => {
-    // Values not stringified before cost ~2-7 us each quiet, far more loaded: fixed slices of 2,000 held
-    // requests 4-150 ms. Here every value's JSON advances a fake clock by 10 us.
-    let clock = 0;
-    let encodedSinceTurn = 0;
-    let c = node(emptyConfiguration);
-    for (let i = 0; i < 3000; i++) c = create(c, i);
-    const slow = new Map<string, DatasetConfiguration>();
-    for (const [id, d] of c.datasets)
-      slow.set(id, {
-        ...d,
-        toJSON() {
-          clock += 0.01;
-          encodedSinceTurn++;
-          return { ...d };
-        },
-      } as DatasetConfiguration);
-    const expensive = { ...c, datasets: slow };
-    let most = 0;
-    let done = false;
-    const tick = (): void => {
-      most = Math.max(most, encodedSinceTurn);
-      encodedSinceTurn = 0;
-      if (!done) setImmediate(tick);
-    };
-    setImmediate(tick);
-    const json = await encodeConfigurationYielding(expensive, { now: () => clock });
-    done = true;
-    most = Math.max(most, encodedSinceTurn);
-    expect(JSON.parse(json)).toEqual(JSON.parse(encodeConfiguration(c)));
-    // 1 ms budget = 100 values, plus at most one slice past it.
-    expect(most).toBeLessThanOrEqual(100 + ENCODE_SLICE_ENTRIES);
+    const moving = new TurnBudget(1, () => now++);
+    for (let i = 0; i < 5; i++) await moving.spent();
+    on = false;
+    expect(turns).toBeGreaterThanOrEqual(4);
+    // reset() starts a new budget: within it again at once.
+    let t = 100;
+    const reset = new TurnBudget(10, () => t);
+    t = 115;
+    reset.reset();
+    const before = turns;
+    await reset.spent();
+    expect(turns).toBe(before);
   });
 
   it('an explicit compaction racing concurrent commits loses nothing', async () => {

@@ -275,24 +275,6 @@ export interface EncodeYieldingOptions {
 }
 
 /**
- * encodeConfiguration's text, built a slice at a time with the event loop let run whenever the
- * encoding has held it for ENCODE_TURN_MS: at 100,000 datasets encoding in one go blocked every
- * request 80-600 ms (the etcd store's snapshot, issue 23).
- */
-export async function encodeConfigurationYielding(
-  config: Configuration,
-  options: EncodeYieldingOptions = {},
-): Promise<string> {
-  const parts: string[] = [];
-  const budget = new TurnBudget(options.budgetMs, options.now);
-  for (const slice of encodeConfigurationSlices(config, options.entriesPerSlice ?? ENCODE_SLICE_ENTRIES)) {
-    parts.push(slice);
-    await budget.spent();
-  }
-  return parts.join('');
-}
-
-/**
  * The snapshot document (exactly encodeConfiguration's text) in slices of at most
  * `entriesPerSlice` entries, so the store can write it a slice at a time and let
  * requests run in between: 100,000 datasets are ~16 MB of JSON, ~0.5 s of encoding
