@@ -167,7 +167,9 @@ const DeleteDatasetQuery = z
       "With release_holder: the share ends only if the lease is this node's (for an API user, whose request names no node of its own: a plugin on plain HTTP names its node, so its rm never ends the lease another node took meanwhile). Without it an API user's release_holder ends the share of whichever node holds the lease.",
     ),
   })
-  .strict();
+  // Not strict (review s27 F13): before these parameters the route ignored any query string, so a v1 client's
+  // cache-buster (?_=…) or other unknown parameter deleted; it still must. The known ones are still checked.
+  .strip();
 const ReleaseLeaseQuery = z
   .object({
     holder: LeaseHolder.optional().describe(

@@ -15,7 +15,7 @@ import {
 import { ConfigurationError } from './errors';
 import { recordedFileServices } from './testing/commitRecorder';
 import { idleVolume } from './testing/handover';
-import { NODE_A, NODE_B } from './testing/httpService';
+import { NODE_A, NODE_B, sendRaw } from './testing/httpService';
 import { A, B, D1, T0 } from './testing/fixtures';
 
 jest.setTimeout(60_000);
@@ -122,5 +122,18 @@ describe('DELETE …/datasets/:id?release_holder=', () => {
     expect(store.seen.slice(from)).toEqual([]);
     expect([...((await client.listLeases())[0]?.holders ?? [])].sort()).toEqual(['csi', 'docker']);
     expect((await client.getDataset(ds.dataset_id)).deleted).toBe(false);
+  });
+
+  it('an unknown query parameter (a cache-buster ?_=…) is ignored; a known one is still checked (review s27 F13)', async () => {
+    const { svc, client } = await start();
+    const id = await idleVolume(client, 'busted');
+    const target = (query: string): string => `/v1/configuration/datasets/${id}?${query}`;
+    const bad = await sendRaw(svc.url, 'DELETE', target('release_holder=&_=1700000000'), { host: 'localhost' });
+    expect(bad.status).toBe(400);
+    const busted = await sendRaw(svc.url, 'DELETE', target('release_holder=docker&_=1700000000'), {
+      host: 'localhost',
+    });
+    expect(busted.status).toBe(200);
+    expect((await client.getDataset(id)).deleted).toBe(true);
   });
 });
