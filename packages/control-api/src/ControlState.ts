@@ -92,7 +92,10 @@ export interface ControlStateOptions {
    * nor postpone it: runtime clock.ts). Default: systemClock.now, or `now` when that is given alone (one fake clock).
    */
   monoNow?: () => number;
-  /** How often liveness is re-checked; default min(1 s, nodeTimeout / 4). */
+  /**
+   * How often liveness is re-checked, from serving() on (before it, only an explicit checkLiveness judges); default
+   * min(1 s, nodeTimeout / 4).
+   */
   livenessCheckMs?: number;
   /** The shortest snapshot schedule accepted and run; default MIN_SNAPSHOT_INTERVAL_MS (lower only in tests). */
   minSnapshotIntervalMs?: number;
@@ -148,6 +151,9 @@ export class ControlState {
   /** Why the store does not answer this replica (its probe), while it does not; see storeReachable. */
   private storeDownWhy: string | undefined;
   private livenessTimer: NodeJS.Timeout | undefined;
+  /** The liveness timer's period (ControlStateOptions.livenessCheckMs); the timer runs from serving(). */
+  private readonly livenessCheckMs: number;
+  private closed = false;
   /**
    * Datasets moved onto a node whose reports may not show that yet: dataset id → the node, the configuration version
    * of the commit that moved it there, and (for an agent that reports no version) its report then if that showed it
@@ -282,7 +288,29 @@ export class ControlState {
         unknownUntil: now() + Math.min(this.nodeTimeoutMs, SCHEDULE_HOLD_UNKNOWN_MS),
       },
     });
-    const every = options.livenessCheckMs ?? Math.max(50, Math.min(1000, Math.floor(options.nodeTimeoutMs / 4)));
+    this.livenessCheckMs =
+      options.livenessCheckMs ?? Math.max(50, Math.min(1000, Math.floor(options.nodeTimeoutMs / 4)));
+    this.leases.scheduleLeaseExpiry();
+    this.schedules.reschedule();
+    if (initial.version > 0) this.raiseFloor(initial.version);
+  }
+
+  /**
+   * The service began answering requests (startControlService, once it listens): nodes unheard since this start are
+   * counted from now, not from this state's construction. The store's read and the listener's set-up before it (slow
+   * on a loaded host) were time no agent could report in: a node reporting promptly after the listen was declared dead
+   * at construction + T with the dead host of a restart (session 27, DEADHOST). As after a store outage (heardAll).
+   */
+  serving(): void {
+    this.nodes.heardAll();
+    // The timer starts here, not at construction (review s27 F8): a start slower than T (the store's read of every
+    // report at 100,000 datasets, a loaded host) had it judge, before any agent could report, every node dead and
+    // declare the unreported ones (unreportedChecked: heardAll then no longer moved their wait).
+    if (this.livenessTimer === undefined && !this.closed) this.startLivenessTimer();
+  }
+
+  private startLivenessTimer(): void {
+    const every = this.livenessCheckMs;
     // The timer's own lateness, on the real clock: a replica that did not run (SIGSTOP, a paused VM, a long GC) judges no
     // node on that time. The reports sent meanwhile wait in its sockets and, on etcd, the stall guard refuses them for a
     // moment (REPLICA_STALLED: their clients send them again); judged now, every node would be dead and, past T + G,
@@ -302,19 +330,6 @@ export class ControlState {
       void this.checkLiveness();
     }, every);
     this.livenessTimer.unref();
-    this.leases.scheduleLeaseExpiry();
-    this.schedules.reschedule();
-    if (initial.version > 0) this.raiseFloor(initial.version);
-  }
-
-  /**
-   * The service began answering requests (startControlService, once it listens): nodes unheard since this start are
-   * counted from now, not from this state's construction. The store's read and the listener's set-up before it (slow
-   * on a loaded host) were time no agent could report in: a node reporting promptly after the listen was declared dead
-   * at construction + T with the dead host of a restart (session 27, DEADHOST). As after a store outage (heardAll).
-   */
-  serving(): void {
-    this.nodes.heardAll();
   }
 
   static async open(options: ControlStateOptions): Promise<ControlState> {
@@ -955,6 +970,7 @@ export class ControlState {
 
   /** Stops timers, releases long-polls and waits for a pending commit. */
   async close(): Promise<void> {
+    this.closed = true;
     this.schedules.close();
     const committed = this.committer.close();
     for (const listener of [...this.configurationListeners]) listener(this.committer.configuration, true);

@@ -35,6 +35,8 @@ describe("a replica's liveness after its own stall", () => {
       logger: winston.createLogger({ silent: true }),
       livenessCheckMs: 100,
     });
+    // As startControlService once it listens: the liveness timer runs from then (review s27 F8).
+    state.serving();
     await state.report(report(A));
     return state;
   }

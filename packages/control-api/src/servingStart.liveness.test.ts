@@ -7,9 +7,11 @@
  * the construction: after heardAll (a store outage, a stall of this replica) it was declared at the later moment
  * but dead since the earlier one, its leases released with no grace at all.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
+import winston from 'winston';
 import { acquireLease, createDataset } from './configuration';
 import { MemoryConfigurationStore } from './ConfigurationStore';
-import { type ControlState } from './ControlState';
+import { ControlState } from './ControlState';
 import { openOnTestClock } from './testing/clockedState';
 import { A, D1, T0, letterReport } from './testing/fixtures';
 
@@ -81,4 +83,32 @@ it('a node unheard since serving began is dead from that moment + T, and keeps i
   pass(G);
   await s.checkLiveness();
   expect([...s.configuration.leases.keys()]).toEqual([]);
+});
+
+it('the liveness timer judges no node before serving began, however long the start took (review s27 F8)', async () => {
+  const store = await storeWithLeaseOfA();
+  // The real timer, every 20 ms, on the test's clock.
+  const s = await ControlState.open({
+    store,
+    nodeTimeoutMs: T,
+    leaseGraceMs: G,
+    logger: winston.createLogger({ silent: true }),
+    now: () => wall,
+    monoNow: () => mono,
+    livenessCheckMs: 20,
+  });
+  states.push(s);
+  // The start takes longer than T before the service listens (100,000 datasets' reports read on a loaded host).
+  pass(T + 1_000);
+  await sleep(200);
+  s.serving();
+  pass(2_000);
+  await sleep(200);
+  expect(s.deadSince(A)).toBeUndefined();
+  expect(s.listEvents().filter((e) => e.kind === 'node_dead')).toEqual([]);
+  expect([...s.configuration.leases.keys()]).toEqual([D1]);
+  // Still judged once serving: unheard for T from then, dead.
+  pass(T);
+  await sleep(200);
+  expect(s.deadSince(A)).toBeDefined();
 });
