@@ -923,6 +923,12 @@ export const NodeReport = z
       .object({
         since: z.string().min(1).max(64).describe('ISO 8601 time the agent started waiting for its storage backend.'),
         reason: z.string().max(1024).describe('What it waits for (e.g. the listing of its volumes).'),
+        fencing_stated: z
+          .literal(true)
+          .optional()
+          .describe(
+            "This report states the agent's fence (its own state, known without a look): its fencing, or none when absent; the control service shows it in place of the held report's. Absent (agents before it): the held report's fencing is kept. A control service before it refuses the member (400); the agent then sends its liveness reports without it.",
+          ),
       })
       .strict()
       .optional()

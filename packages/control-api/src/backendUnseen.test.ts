@@ -22,7 +22,9 @@ import { Views } from './Views';
 const T = 30_000;
 const G = 5_000;
 const SINCE = '2026-12-06T08:00:00.000Z';
-const unseen = { since: SINCE, reason: 'listing volumes of aws: no answer yet' };
+const unseen = { since: SINCE, reason: 'listing volumes of aws: no answer yet', fencing_stated: true as const };
+/** What an agent before the marker sends (review s27 F12): its liveness reports never state its fence. */
+const unseenOld = { since: SINCE, reason: 'listing volumes of aws: no answer yet' };
 
 /** A's full report: D1 mounted there. */
 const full = (extra: Partial<NodeReport> = {}): NodeReport =>
@@ -148,6 +150,21 @@ describe('a liveness-only report after a full one', () => {
     await s.report(liveness());
     expect(snapshot(s).nodes[0]).not.toHaveProperty('fencing');
     expect(snapshot(s).nodes[0]?.manifestations).toEqual([mountedManifestation(D1, A)]);
+  });
+
+  it("keeps the held fence for an older agent's liveness reports, which never state it (review s27 F12)", async () => {
+    const fence = { since: SINCE, reason: 'no contact with the control service for 15 s', stopped_containers: ['db'] };
+    const s = await open();
+    await s.report(full({ fencing: { ...fence, state: 'fenced' } }));
+    pass(1_000);
+    await s.report(liveness(A, { backend_unseen: unseenOld }));
+    const [a] = snapshot(s).nodes;
+    expect(a?.fencing).toEqual({ ...fence, state: 'fenced' });
+    expect(a?.errors.map((e) => e.code)).toEqual(['BACKEND_UNREACHABLE']);
+    // A newer agent's report stating none: none.
+    pass(1_000);
+    await s.report(liveness());
+    expect(snapshot(s).nodes[0]).not.toHaveProperty('fencing');
   });
 
   it('a full report ends the condition: its lists are the state again', async () => {

@@ -133,9 +133,14 @@ function sameReport(
  * backend, so the liveness report's (none: no fence, or one lifted over an hour ago) and not the held report's. A
  * restarted agent lifts a kept fence once its liveness reports are accepted: `flocker status` kept showing 'fenced'.
  */
-function withFencing(report: NodeReport, fencing: NodeReport['fencing']): NodeReport {
+function withFencing(report: NodeReport, received: NodeReport): NodeReport {
+  if (received.fencing !== undefined) return { ...report, fencing: received.fencing };
+  // No fence in it: none only when the report says it states its fence (backend_unseen.fencing_stated; review s27
+  // F12). An agent before the marker (before W7: never a fence in a liveness report) said nothing of it: the held
+  // fence stays (a 'fenced' node read 'none' and its container agent never saw the lift that restarts the victims).
+  if (received.backend_unseen?.fencing_stated !== true) return report;
   const { fencing: _held, ...rest } = report;
-  return fencing === undefined ? rest : { ...rest, fencing };
+  return rest;
 }
 
 /** What a liveness-only report says (NodeReport.backend_unseen): since when, and for what, its agent waits. */
@@ -568,7 +573,7 @@ export class NodeReports {
     if (this.livenessRefused(uuid, now)) return undefined;
     const previous = this.nodes.get(uuid);
     if (previous !== undefined && sameBoot(previous.unseen?.base ?? previous.report, received)) {
-      const held = this.keepWithCondition(previous, condition, now, true, received.fencing);
+      const held = this.keepWithCondition(previous, condition, now, true, received);
       const base = held.unseen?.base ?? held.report;
       held.shared = JSON.stringify({
         ...base,
@@ -593,9 +598,9 @@ export class NodeReports {
     condition: BackendUnseen,
     lastSeen: number,
     heard: boolean,
-    fencing: NodeReport['fencing'],
+    received: NodeReport,
   ): Held {
-    const base = withFencing(previous.unseen?.base ?? previous.report, fencing);
+    const base = withFencing(previous.unseen?.base ?? previous.report, received);
     const shown: NodeReport = { ...base, errors: [...base.errors, backendUnreachableError(condition)] };
     const json = JSON.stringify(shown);
     const news = json !== previous.json;
@@ -676,7 +681,7 @@ export class NodeReports {
       }
       const wasAlive = this.aliveSet.has(uuid);
       const lapsed = this.lapsed(previous, now);
-      const held = this.keepWithCondition(previous, condition, lastSeen, !stored, received.fencing);
+      const held = this.keepWithCondition(previous, condition, lastSeen, !stored, received);
       held.storeSeen = lastSeen;
       held.shared = undefined;
       held.sharedVersion = received.configuration_version;

@@ -134,7 +134,11 @@ it('while a start-up step hangs: a liveness-only report every heartbeat, no fenc
     manifestations: [],
     errors: [],
     version: '1.2.3',
-    backend_unseen: { since: new Date(1_000_000).toISOString(), reason: 'listing volumes of fake: no answer yet' },
+    backend_unseen: {
+      since: new Date(1_000_000).toISOString(),
+      reason: 'listing volumes of fake: no answer yet',
+      fencing_stated: true,
+    },
   });
   await clock.advance(3 * NODE_TIMEOUT_S * 1000);
   expect(control.full).toEqual([]);
@@ -190,13 +194,31 @@ it('an older control service (400 to the liveness-only report): none sent again 
   const { step, finish } = pendingStep();
   void agent.startAfter(step);
   await clock.advance(NODE_TIMEOUT_S * 1000);
-  expect(control.liveness).toHaveLength(1);
+  // The first with backend_unseen.fencing_stated, again without it (review s27 F12), then none.
+  expect(control.liveness.map((r) => r.backend_unseen?.fencing_stated)).toEqual([true, undefined]);
   expect(stopped).toEqual([{ paths: [`/flocker/${DS}`], volumes: ['pg'] }]);
   finish();
   driver.answer();
   await clock.advanceUntil(() => control.full.length > 0, 5_000);
   expect(control.full[0]?.fencing?.state).toBe('fenced');
-  expect(control.liveness).toHaveLength(1);
+  expect(control.liveness).toHaveLength(2);
+  await agent.stop();
+});
+
+it('a control service before fencing_stated (400 to that member): liveness reports without it, accepted, no fence', async () => {
+  const { clock, stopped, control, agent } = await setUp();
+  control.refuse = (r) =>
+    r.backend_unseen?.fencing_stated !== undefined
+      ? new FlockerApiError(400, 'INVALID_REQUEST', "The request is not valid: Unrecognized key: 'fencing_stated'")
+      : undefined;
+  void agent.startAfter(pendingStep().step);
+  await clock.advance(2 * NODE_TIMEOUT_S * 1000);
+  expect(control.liveness[0]?.backend_unseen?.fencing_stated).toBe(true);
+  expect(control.liveness.slice(1).map((r) => r.backend_unseen?.fencing_stated)).toEqual(
+    control.liveness.slice(1).map(() => undefined),
+  );
+  expect(control.liveness.length).toBeGreaterThan(3);
+  expect(stopped).toEqual([]);
   await agent.stop();
 });
 

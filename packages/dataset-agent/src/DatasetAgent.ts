@@ -75,7 +75,7 @@ import { UsedBytesCache } from './usedSpace';
 import { SelfFencing } from './SelfFencing';
 import { SparePool } from './SparePool';
 import { leasesHereChanged } from './spareDecisions';
-import { livenessReport, refusesLiveness } from './livenessReport';
+import { livenessReport, refusesLiveness, withoutFencingStated } from './livenessReport';
 import { WorkQueue } from './WorkQueue';
 
 export { backoffDelay } from './clock';
@@ -159,6 +159,8 @@ export class DatasetAgent {
   private readonly unseenSince: string;
   /** The control service refused a liveness-only report (an older one): none is sent for the rest of this run. */
   private livenessRefused = false;
+  /** The control service refused backend_unseen.fencing_stated (before it): liveness reports leave it out this run. */
+  private fencingStatedRefused = false;
 
   constructor(private readonly o: DatasetAgentOptions) {
     this.clock = o.clock ?? systemClock;
@@ -421,7 +423,9 @@ export class DatasetAgent {
    */
   private reportNow(): NodeReport {
     const report = this.buildReport();
-    return this.poolSeen || this.livenessRefused ? report : livenessReport(report, this.unseenSince);
+    return this.poolSeen || this.livenessRefused
+      ? report
+      : livenessReport(report, this.unseenSince, !this.fencingStatedRefused);
   }
 
   /**
@@ -443,6 +447,15 @@ export class DatasetAgent {
     try {
       return await this.o.control.reportNodeState(report);
     } catch (e) {
+      if (refusesLiveness(e) && report.backend_unseen.fencing_stated === true && !this.fencingStatedRefused) {
+        // A control service before the marker (review s27 F12) refuses the member (its report schema is strict): the
+        // report again without it, and so for the rest of this run. A refusal of that too is the older one's, below.
+        this.fencingStatedRefused = true;
+        this.logger.info('the control service refuses backend_unseen.fencing_stated (an older release): left out', {
+          code: errorCode(e),
+        });
+        return this.sendReport(withoutFencingStated(report));
+      }
       if (refusesLiveness(e) && !this.livenessRefused) {
         this.livenessRefused = true;
         this.logger.warn(

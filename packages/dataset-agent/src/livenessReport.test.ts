@@ -4,7 +4,7 @@
  * its zone, not without one.
  */
 import type { NodeReport } from '@flocker/api';
-import { livenessReport } from './livenessReport';
+import { livenessReport, withoutFencingStated } from './livenessReport';
 
 const FULL: NodeReport = {
   uuid: '11111111-1111-4111-8111-111111111111',
@@ -35,8 +35,17 @@ describe('livenessReport', () => {
       version: '1.2.3',
       zone: 'eu-west-1a',
       max_volume_size: 16 * 1024 ** 4,
-      backend_unseen: { since: SINCE, reason: 'listing volumes of ebs: no answer yet' },
+      backend_unseen: { since: SINCE, reason: 'listing volumes of ebs: no answer yet', fencing_stated: true },
     });
+  });
+
+  it('states its fence (review s27 F12): fencing_stated, left out on request and by withoutFencingStated', () => {
+    expect(livenessReport(FULL, SINCE).backend_unseen?.fencing_stated).toBe(true);
+    expect(livenessReport(FULL, SINCE, false).backend_unseen).toEqual({
+      since: SINCE,
+      reason: 'listing volumes of ebs: no answer yet',
+    });
+    expect(withoutFencingStated(livenessReport(FULL, SINCE))).toEqual(livenessReport(FULL, SINCE, false));
   });
 
   it('leaves out the zone and the size when unknown', () => {

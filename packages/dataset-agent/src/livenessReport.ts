@@ -6,9 +6,9 @@
  */
 import { FlockerApiError, type NodeReport } from '@flocker/api';
 
-/** The liveness-only report of the node `full` describes (built from an empty view: only its identity, zone and
- * largest volume size are used). */
-export function livenessReport(full: NodeReport, since: string): NodeReport {
+/** The liveness-only report of the node `full` describes (built from an empty view: only its identity, zone,
+ * largest volume size and fence are used); `statesFencing` false: without the fencing_stated marker. */
+export function livenessReport(full: NodeReport, since: string, statesFencing = true): NodeReport {
   return {
     uuid: full.uuid,
     era: full.era,
@@ -23,8 +23,21 @@ export function livenessReport(full: NodeReport, since: string): NodeReport {
     ...(full.max_volume_size !== undefined ? { max_volume_size: full.max_volume_size } : {}),
     // Its fence is its own state, not the backend's: the control service shows it in place of the held report's (W7).
     ...(full.fencing !== undefined ? { fencing: full.fencing } : {}),
-    backend_unseen: { since, reason: `listing volumes of ${full.backend}: no answer yet` },
+    backend_unseen: {
+      since,
+      reason: `listing volumes of ${full.backend}: no answer yet`,
+      // Says that no fencing above means none (review s27 F12): the control service keeps the held fence for reports
+      // without it (agents before it never stated theirs). Left out for a control service that refuses it.
+      ...(statesFencing ? { fencing_stated: true as const } : {}),
+    },
   };
+}
+
+/** `report` without backend_unseen.fencing_stated: what a control service before that member accepts. */
+export function withoutFencingStated(report: NodeReport): NodeReport {
+  if (report.backend_unseen === undefined) return report;
+  const { fencing_stated: _stated, ...unseen } = report.backend_unseen;
+  return { ...report, backend_unseen: unseen };
 }
 
 /**
