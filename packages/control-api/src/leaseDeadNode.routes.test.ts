@@ -82,4 +82,44 @@ describe('a lease asked for by a node held dead', () => {
       node_uuid: NODE_A,
     });
   });
+
+  it('a re-acquire of the lease it already holds, changing nothing, is granted; a new share or a move is not (review s27 F7)', async () => {
+    const { service, client } = await started();
+    await client.createDataset({ primary: NODE_B, dataset_id: OTHER, metadata: { name: 'b' } });
+    const held = { dataset_id: OTHER, node_uuid: NODE_B, expires: null, holder: 'docker' } as const;
+    await client.acquireLease({ ...held, release_on_request: true });
+    await bDead(service, client);
+    const before = await client.listLeases();
+    // The plugin's start reconcile asks for its lease again: nothing changes, nothing is written.
+    expect(await client.acquireLease(held)).toMatchObject({ node_uuid: NODE_B, holders: ['docker'] });
+    expect(await client.acquireLease({ ...held, move_here: true })).toMatchObject({ node_uuid: NODE_B });
+    expect(await client.listLeases()).toEqual(before);
+    // A new share of it, or a move of another dataset here: refused.
+    expect(await refusal(client.acquireLease({ ...held, holder: 'csi' }))).toEqual({ status: 409, code: 'NODE_DEAD' });
+    expect(
+      await refusal(client.acquireLease({ dataset_id: DATASET, node_uuid: NODE_B, expires: null, move_here: true })),
+    ).toEqual({ status: 409, code: 'NODE_DEAD' });
+    expect(await client.listLeases()).toEqual(before);
+  });
+
+  it('the refusal carries a Retry-After, so clients that predate NODE_DEAD back off (review s27 F7)', async () => {
+    const { service, client } = await started();
+    await bDead(service, client);
+    const answer = await sendRawWithHeaders(service.url, { dataset_id: DATASET, node_uuid: NODE_B, expires: null });
+    expect(answer.status).toBe(409);
+    expect(answer.retryAfter).toBe('1');
+  });
 });
+
+const OTHER = 'dddddddd-0000-4000-8000-000000000002';
+
+/** POST …/leases answered: its status and Retry-After header. */
+async function sendRawWithHeaders(url: string, body: object): Promise<{ status: number; retryAfter: string | null }> {
+  const res = await fetch(`${url}/v1/configuration/leases`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  await res.text();
+  return { status: res.status, retryAfter: res.headers.get('retry-after') };
+}

@@ -3,6 +3,7 @@
  * schemas, responses) with a handler attached to each. Express registration, input
  * validation, 405 answers and the OpenAPI document are all generated from this table.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import {
   apiRoutes,
@@ -272,10 +273,19 @@ const datasetHandlers: Omit<
     // release, two commits). The lease first: the move then sees the requester's lease, not the holder's.
     const { move_here: moveHere, ...lease } = body;
     const move = moveHere === true ? datasetUpdate(state, body.dataset_id, { primary: body.node_uuid }) : undefined;
-    const applied = await mutateWithHandover(state, ask, (c, now) => {
-      refuseDeadRequester(state, body.node_uuid, now);
+    const apply = (c: Configuration, now: number): Applied<Lease> => {
       const leased = acquireLease(c, lease, now);
       return move === undefined ? leased : { ...leased, config: move.change(leased.config, now).config };
+    };
+    const applied = await mutateWithHandover(state, ask, (c, now) => {
+      if (state.deadSince(body.node_uuid, now) === undefined) return apply(c, now);
+      // Held dead: only the lease it already holds, asked for again with nothing changed (review s27 F7: the
+      // plugin's start reconcile, an older plugin's Mount of a volume already here), is answered, and nothing is
+      // written; a new lease, a new share or a move is refused before any hand-over could start.
+      if (c.leases.get(body.dataset_id)?.node_uuid !== body.node_uuid) refuseDeadRequester(state, body.node_uuid, now);
+      const again = apply(c, now);
+      if (!sameLeaseAndDataset(c, again.config, body.dataset_id)) refuseDeadRequester(state, body.node_uuid, now);
+      return { ...again, config: c };
     });
     move?.committed();
     return { status: applied.status, body: Lease.parse(applied.result), tag: state.configurationTag };
@@ -481,9 +491,18 @@ export const routes: RouteSpec[] = (Object.keys(apiRoutes) as RouteName[]).map(<
 function refuseDeadRequester(state: ControlState, node: string, now: number): void {
   const deadSince = state.deadSince(node, now);
   if (deadSince === undefined) return;
+  // Answered with a Retry-After (server.ts): clients that predate the code retry no faster than it.
   throw new ConfigurationError(
     'NODE_DEAD',
     `Node ${node} was declared dead (not heard from since ${new Date(deadSince - state.nodeTimeoutMs).toISOString()}): ` +
       'no lease is granted to it until its dataset agent reports again.',
+  );
+}
+
+/** Whether `after` holds the same lease and dataset entry for `datasetId` as `before` (a re-acquire changed nothing). */
+function sameLeaseAndDataset(before: Configuration, after: Configuration, datasetId: string): boolean {
+  return (
+    isDeepStrictEqual(before.leases.get(datasetId), after.leases.get(datasetId)) &&
+    isDeepStrictEqual(before.datasets.get(datasetId), after.datasets.get(datasetId))
   );
 }

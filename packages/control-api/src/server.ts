@@ -242,6 +242,8 @@ function writeChunks(req: Request, res: Response, body: ListBody): void {
 
 /** The Content-Type every JSON answer carries: what express's res.type('application/json') and res.send make of it. */
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+/** The Retry-After (s) of a NODE_DEAD refusal (review s27 F7). */
+const NODE_DEAD_RETRY_AFTER_S = 1;
 
 /**
  * A JSON answer (a string, or a cached body's Buffer) as express's res.send wrote it, without its per-answer work
@@ -454,6 +456,9 @@ export function createApp(
         else logger.debug('request rejected', { method: req.method, path: req.path, code: apiError.code });
         if (!res.headersSent) {
           if (apiError.code === 'REPLICA_STALLED') res.setHeader('Retry-After', String(STALLED_RETRY_AFTER_S));
+          // The node is dead here until its agent reports (the liveness check's period, at most 1 s, after that): a
+          // client that predates the code (review s27 F7: an older CSI driver asked again every 50 ms) waits that long.
+          if (apiError.code === 'NODE_DEAD') res.setHeader('Retry-After', String(NODE_DEAD_RETRY_AFTER_S));
           sendError(res, apiError);
         }
       }
