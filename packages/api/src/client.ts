@@ -101,9 +101,11 @@ export interface FlockerClientOptions {
   /**
    * With another replica left to ask, how long a request safe to repeat (and a watch's connect) waits for the
    * headers of an answer before it is asked of the next (long polls get their wait added); the last replica asked
-   * waits timeoutMs. A body, or a watch stream, after its headers is bounded by timeoutMs (a long poll's wait added)
-   * as before, not by this. A frozen replica (stopped, its connections open, nothing answered) otherwise holds every
-   * such request for timeoutMs. A function is read at each request (an agent's follows its self-fence bound; its
+   * waits timeoutMs. A read (GET) is hedged: the first request stays open and the first answer is taken (review R5:
+   * a slow replica is not cut off for a frozen one); a write, or a watch's connect, is cut and sent on. A body, or a
+   * watch stream, after its headers is bounded by timeoutMs (a long poll's wait added) as before, not by this. A
+   * frozen replica (stopped, its connections open, nothing answered) otherwise holds every such request for
+   * timeoutMs. A function is read at each request (an agent's follows its self-fence bound; its
    * undefined means timeoutMs). Absent: DEFAULT_FAILOVER_TIMEOUT_MS (one replica: nothing to move on to).
    */
   failoverTimeoutMs?: number | (() => number | undefined);
@@ -293,6 +295,11 @@ const STALLED_RETRY_MAX_MS = 5_000;
 
 /** The Retry-After of an error answer, in ms from now (delta-seconds or an HTTP date), when it had one. */
 const retryAfterOf = new WeakMap<FlockerApiError, number>();
+
+/** How long before a request refused REPLICA_STALLED by the last replica is asked of it again. */
+function stalledRetryMs(err: FlockerApiError): number {
+  return Math.min(retryAfterOf.get(err) ?? STALLED_RETRY_MS, STALLED_RETRY_MAX_MS);
+}
 
 /** A Retry-After header's wait in ms (RFC 9110: delay-seconds or an IMF-fixdate); undefined when it is not one. */
 export function retryAfterMs(value: string | string[] | undefined, nowMs = Date.now()): number | undefined {
@@ -1044,7 +1051,8 @@ export class FlockerClient {
    * Sends to the current replica; on a failure tries the others in turn as mayResend allows: a call safe to repeat
    * (reads, long-polls, whole-state reports, SAFE_TO_REPEAT, CallInput.idempotent) after no answer or a store-down
    * answer (a long-poll asked again elsewhere is answered at once, as generations differ between replicas); any other
-   * write only when it surely was not applied.
+   * write only when it surely was not applied. With several replicas a read is hedged instead (see hedged); a write
+   * is never sent to two replicas at once (even one safe to repeat: two replicas applying it together could race).
    */
   private async call<R extends RouteContract>(
     route: R,
@@ -1065,6 +1073,8 @@ export class FlockerClient {
     const schema = answer ?? (view && this.strictViews ? success : lenientSchema(success));
     const idempotent = method === 'GET' || input.idempotent === true || SAFE_TO_REPEAT.has(route);
     const urls = this.controlUrls;
+    if (method === 'GET' && urls.length > 1)
+      return this.hedged(urls, path, schema, route.entityTag === true, extraTimeoutMs);
     let askedAgain = false;
     // An earlier attempt of this call may have been applied (it was not surely refused before anything was done).
     let mayHaveApplied = false;
@@ -1090,13 +1100,7 @@ export class FlockerClient {
         if (!(err instanceof FlockerApiError)) throw err;
         if (mayHaveApplied && err.status !== 0) answeredRepeat.add(err);
         mayHaveApplied ||= !neverSent.has(err) && !NOT_APPLIED.has(err.code);
-        if (storeDown(err)) this.leave(url, err);
-        // It has just stalled (and may again: overloaded, paused): the next calls start elsewhere (review S26B B3);
-        // its requests open meanwhile are being answered, so none is ended.
-        else if (err.code === 'REPLICA_STALLED' && urls.length > 1) this.moveOff(url);
-        // An answer below 500 (404, 409, ...) shows the replica works: used from now on, as after a success
-        // (REVIEW-S26 R2: else a write after a read that moved off a frozen replica went back to it for timeoutMs).
-        else if (err.status !== 0 && err.status < 500) this.answered(url, asked);
+        this.failedOn(url, asked, err, urls.length);
         if (i + 1 >= urls.length && idempotent && !askedAgain && closedUnanswered.has(err)) {
           // The last replica closed the connection unanswered: once more on a new connection.
           askedAgain = true;
@@ -1107,14 +1111,109 @@ export class FlockerClient {
           // The last replica (often the only one: the Docker plugin, the CLI) refused it unapplied for having just
           // stalled: once more a moment later, by then it reads requests sent since.
           askedAgain = true;
-          const wait = Math.min(retryAfterOf.get(err) ?? STALLED_RETRY_MS, STALLED_RETRY_MAX_MS);
-          await new Promise((resolve) => setTimeout(resolve, wait));
+          await new Promise((resolve) => setTimeout(resolve, stalledRetryMs(err)));
           i--;
           continue;
         }
         if (i + 1 >= urls.length || !mayResend(err, idempotent)) throw err;
       }
     }
+  }
+
+  /** What a failed attempt on `url` (asked when leaves was `asked`) tells of that replica, for later calls. */
+  private failedOn(url: string, asked: number, err: FlockerApiError, replicas: number): void {
+    if (storeDown(err)) this.leave(url, err);
+    // It has just stalled (and may again: overloaded, paused): the next calls start elsewhere (review S26B B3);
+    // its requests open meanwhile are being answered, so none is ended.
+    else if (err.code === 'REPLICA_STALLED' && replicas > 1) this.moveOff(url);
+    // An answer below 500 (404, 409, ...) shows the replica works: used from now on, as after a success
+    // (REVIEW-S26 R2: else a write after a read that moved off a frozen replica went back to it for timeoutMs).
+    else if (err.status !== 0 && err.status < 500) this.answered(url, asked);
+  }
+
+  /**
+   * A read with more than one replica, hedged (review R5): asked of the current replica; after the failover bound
+   * (failoverTimeoutMs, a long poll's wait added) without an answer's headers it is asked of the next one too, the
+   * first still open, and so on; the first answer is taken and the requests still open are ended. An attempt that
+   * fails as mayResend allows (no answer, store down, refused unapplied) asks the next replica at once; any other
+   * answer (404, 500, ...) is the call's. Each attempt keeps the whole timeoutMs: cutting the first at the bound, as
+   * before, made a read that a slow but healthy replica answered in more than the bound wait the next replica's whole
+   * timeoutMs when that one was frozen, and fail (10 + 30 s by default). A read applies nothing, so asking two
+   * replicas at once is safe; a write is never hedged (see call). When every attempt failed, the last to end is
+   * thrown, after the last replica's own retries (a connection closed unanswered, REPLICA_STALLED) as in call.
+   */
+  private hedged<T>(
+    urls: readonly string[],
+    path: string,
+    schema: z.ZodType<T>,
+    entityTag: boolean,
+    extraTimeoutMs: number,
+  ): Promise<Tagged<T>> {
+    const hedgeMs = Math.min(this.timeoutMs, this.failoverTimeoutMs() ?? this.timeoutMs) + extraTimeoutMs;
+    const timeoutMs = { headers: this.timeoutMs + extraTimeoutMs, whole: this.timeoutMs + extraTimeoutMs };
+    return new Promise((resolve, reject) => {
+      const open = new Set<AbortController>();
+      let next = 0;
+      let done = false;
+      let askedAgain = false;
+      let timer: NodeJS.Timeout | undefined;
+      const end = (settle: () => void): void => {
+        done = true;
+        clearTimeout(timer);
+        const lost = new FlockerApiError(0, 'HEDGE_ENDED', `${path}: answered by another replica first`);
+        for (const attempt of open) attempt.abort(lost);
+        settle();
+      };
+      const ask = (url: string): void => {
+        const asked = this.leaves;
+        const attempt = new AbortController();
+        open.add(attempt);
+        this.callOne(url, 'GET', path, schema, undefined, {}, timeoutMs, {
+          entityTag,
+          idempotent: true,
+          attempt,
+          // An answer is coming (its body may take long: a large list on a loaded host): no other replica is asked
+          // unless this one then fails.
+          headersCame: () => clearTimeout(timer),
+        }).then(
+          (answer) => {
+            open.delete(attempt);
+            if (done) return;
+            this.answered(url, asked);
+            end(() => resolve(answer));
+          },
+          (err: unknown) => {
+            open.delete(attempt);
+            if (done) return;
+            if (!(err instanceof FlockerApiError))
+              return end(() => reject(err instanceof Error ? err : new Error(String(err))));
+            this.failedOn(url, asked, err, urls.length);
+            if (!mayResend(err, true)) return end(() => reject(err));
+            if (next < urls.length) return askNext();
+            // Another replica still asked may answer.
+            if (open.size > 0) return;
+            if (!askedAgain && closedUnanswered.has(err)) {
+              // Closed unanswered (a kept-alive connection the server had just closed): once more, a new connection.
+              askedAgain = true;
+              return ask(url);
+            }
+            if (!askedAgain && err.code === 'REPLICA_STALLED') {
+              askedAgain = true;
+              timer = setTimeout(() => ask(url), stalledRetryMs(err));
+              return;
+            }
+            end(() => reject(err));
+          },
+        );
+      };
+      const askNext = (): void => {
+        clearTimeout(timer);
+        const url = urls[next++] as string;
+        if (next < urls.length) timer = setTimeout(askNext, hedgeMs);
+        ask(url);
+      };
+      askNext();
+    });
   }
 
   private async callOne<T>(
@@ -1130,11 +1229,15 @@ export class FlockerClient {
       entityTag: boolean;
       /** Safe to repeat: ended when the client leaves the replica (leave), to be asked of the next. */
       idempotent: boolean;
+      /** The attempt's controller, when the caller may end it too (a hedged read another replica answered). */
+      attempt?: AbortController;
+      /** Called when the answer's headers came (a hedged read asks no other replica after that). */
+      headersCame?: () => void;
     },
   ): Promise<Tagged<T>> {
     // One signal ends the attempt, whatever ends it: its timeouts, and a leave when it is safe to repeat (issue 23: no
     // AbortSignal.any nor AbortSignal.timeout per request, whose timer outlived the answer; the plugin's Create).
-    const attempt = new AbortController();
+    const attempt = how.attempt ?? new AbortController();
     const leaving = how.idempotent ? this.track(baseUrl, attempt) : undefined;
     const timedOut = (message: string) => () => attempt.abort(new DOMException(message, 'TimeoutError'));
     // The whole attempt, the connect and the body included (unref'd, as AbortSignal.timeout's; cleared at the end).
@@ -1149,6 +1252,7 @@ export class FlockerClient {
       return await this.callOnce(baseUrl, method, path, schema, body, options, timeoutMs, how.entityTag, {
         signal: attempt.signal,
         headersTimer,
+        headersCame: how.headersCame,
       });
     } catch (err) {
       // Left while asking: the reason (LEFT_REPLICA), not the abort it caused (a timeout's reason is a DOMException).
@@ -1171,7 +1275,7 @@ export class FlockerClient {
     timeout: AttemptTimeouts,
     entityTag: boolean,
     /** This attempt's end (callOne): its timeouts, a leave; the headers' timer is cleared once they came. */
-    attempt: { signal: AbortSignal; headersTimer: NodeJS.Timeout | undefined },
+    attempt: { signal: AbortSignal; headersTimer: NodeJS.Timeout | undefined; headersCame?: () => void },
   ): Promise<Tagged<T>> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -1206,6 +1310,7 @@ export class FlockerClient {
     } finally {
       clearTimeout(attempt.headersTimer);
     }
+    attempt.headersCame?.();
     const receivedAt = performance.now();
     const date = res.headers['date'];
     const configurationTag = res.headers[CONFIGURATION_TAG_HEADER];
