@@ -56,6 +56,7 @@ import {
   localMountPath,
   mayReceiveFrom,
   replicasNamedOn,
+  replicaRoundRecheckMs,
   replicaSettings,
   viewKind,
   replicaStep,
@@ -66,6 +67,7 @@ import {
   type LocalObservation,
   type LocalFailureRecord,
   type ReplicaRecord,
+  type ReplicaRoundProgress,
 } from './localChanges';
 
 export interface LocalAgentOptions {
@@ -166,6 +168,10 @@ export class LocalAgent {
   private readonly replicating = new Map<string, Promise<void>>();
   /** Ends a running replica round (its dataset deleted or no longer this node's: stopReplica). */
   private readonly replicaStops = new Map<string, AbortController>();
+  /** The running rounds' progress (this.clock): a round to a new primary runs on only while it moves (review F10). */
+  private readonly replicaRounds = new Map<string, { movedAt: number; primaryGoneAt?: number }>();
+  /** The turn asked for when a round kept on for a move reaches its idle or follow bound (replicaRoundRecheckMs). */
+  private roundCheck: TimerHandle | undefined;
   private running: Promise<void> | null = null;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
@@ -299,6 +305,7 @@ export class LocalAgent {
     clearInterval(this.timer);
     for (const t of this.retryTimers) t.cancel();
     this.retryTimers.clear();
+    this.roundCheck?.cancel();
     this.follower?.stop();
     await this.following;
     await this.running;
@@ -386,19 +393,30 @@ export class LocalAgent {
         const newest = (await snapshotsOf(datasetId)).at(-1);
         if (newest !== undefined) replicaHere.set(datasetId, newest.name);
       }
+    // When this node first saw another node the primary of a dataset it runs a round of (the follow bound's start).
+    const clockNow = this.clock.now();
+    for (const [datasetId, round] of this.replicaRounds) {
+      const primary = snapshot.datasets.find((x) => x.dataset_id === datasetId)?.primary;
+      if (primary === me) delete round.primaryGoneAt;
+      else round.primaryGoneAt ??= clockNow;
+    }
+    const replicaRounds = new Map<string, ReplicaRoundProgress>(
+      [...this.replicaRounds].map(([datasetId, round]) => [datasetId, { ...round }]),
+    );
     const observation: LocalObservation = {
       copies: this.copies,
       moving: new Set(this.movers.keys()),
       retained,
       replicaRecords: this.replicas,
       replicating: new Set(this.replicating.keys()),
+      replicaRounds,
       replicaHere,
       receivedOnly,
       leasedHere: leasedHere(snapshot, this.o.nodeUuid),
     };
     const desired = localDesired(snapshot);
     const nodes = localClusterNodes(snapshot);
-    const ctx = { ...this.o, now: Date.now() };
+    const ctx = { ...this.o, now: Date.now(), clockNow };
     // Two live copies (a double fault): the decision orders them by their lineages, asked for only then.
     const compare = copiesToCompare(desired, nodes, observation, ctx);
     const lineages = compare.size > 0 ? await this.lineages(compare) : undefined;
@@ -409,6 +427,15 @@ export class LocalAgent {
       lineages !== undefined ? { ...observation, lineages } : observation,
       ctx,
     );
+    // A round kept on for a move is looked at again when its bounds pass: no snapshot need come then.
+    this.roundCheck?.cancel();
+    this.roundCheck = undefined;
+    const recheck = replicaRoundRecheckMs(observation, ctx);
+    if (recheck !== undefined)
+      this.roundCheck = this.clock.setTimer(() => {
+        this.roundCheck = undefined;
+        this.requestTurn();
+      }, recheck + 1);
     // A failure the decision no longer has the action of goes (a stale error must not stand for what
     // the node does now); a refusal is recorded at once, whatever back-off an earlier failure had.
     const { due, forget } = failureSteps(
@@ -678,6 +705,12 @@ export class LocalAgent {
     const stop = new AbortController();
     this.replicaStops.set(datasetId, stop);
     const signal = AbortSignal.any([this.stopping.signal, stop.signal]);
+    const round: { movedAt: number; primaryGoneAt?: number } = { movedAt: this.clock.now() };
+    this.replicaRounds.set(datasetId, round);
+    // Progress: bytes handed to the receiver's connection, or an answer from it.
+    const moved = (): void => {
+      round.movedAt = this.clock.now();
+    };
     const run = (async () => {
       // Named in the control service first: the dataset enters the replica node's view (its
       // listener takes snapshots only of datasets it knows are replicated to it).
@@ -698,7 +731,12 @@ export class LocalAgent {
       const cut = (): void => send.abort();
       signal.addEventListener('abort', cut, { once: true });
       try {
-        await target.receive({ datasetId, name: step.name, parent: step.parent, identity: taken.identity }, send);
+        await target.receive(
+          { datasetId, name: step.name, parent: step.parent, identity: taken.identity },
+          send,
+          moved,
+        );
+        moved();
       } catch (e) {
         send.abort();
         await send.done.catch(() => undefined);
@@ -709,6 +747,7 @@ export class LocalAgent {
       this.replicas.set(datasetId, { node: action.to.uuid, snapshot: step.name, takenAt });
       signal.throwIfAborted();
       await target.prune(datasetId, step.name);
+      moved();
       for (const name of snapshotsToPrune(await engine.listSnapshots(datasetId), step.name))
         await engine.destroySnapshot(datasetId, name);
       return step;
@@ -737,6 +776,7 @@ export class LocalAgent {
       .finally(() => {
         this.replicating.delete(datasetId);
         this.replicaStops.delete(datasetId);
+        this.replicaRounds.delete(datasetId);
         // The next round when it is due (the turn decides).
         const d = this.snapshot?.datasets.find((x) => x.dataset_id === datasetId);
         const interval =

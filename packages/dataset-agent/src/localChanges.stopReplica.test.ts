@@ -1,5 +1,8 @@
 import {
   calculateLocalChanges,
+  REPLICA_ROUND_FOLLOW_MAX_MS,
+  REPLICA_ROUND_IDLE_MS,
+  replicaRoundRecheckMs,
   type LocalClusterNode,
   type LocalDesiredDataset,
   type LocalObservation,
@@ -47,13 +50,105 @@ describe('stopReplica: a replica round of a dataset deleted or no longer this no
     },
   );
 
-  it('moved to B (alive): stopped, then the move (no move while it runs)', () => {
+  it('moved to B (alive), the round’s progress not known: stopped, then the move (no move while it runs)', () => {
     expect(calculateLocalChanges(desired(B, false), nodes(), observe(copies.mounted, true), ctx)).toEqual([
       { kind: 'stopReplica', datasetId: D },
     ]);
     expect(calculateLocalChanges(desired(B, false), nodes(), observe(copies.mounted, false), ctx)).toMatchObject([
       { kind: 'moveOut', datasetId: D, to: { uuid: B } },
     ]);
+  });
+
+  /**
+   * Review B10: the round to B is the move's first send (the move sends from the newest snapshot
+   * both hold): kept on while it moves bytes, then the move. Review F10: only while it moves (a
+   * stalled receive must not block the move for good), and for a bounded time after the change.
+   */
+  describe('moved to B, the round’s receiver (clock: the agent’s, injected)', () => {
+    const t0 = 5_000_000;
+    const withRound = (round: { movedAt: number; primaryGoneAt?: number }): LocalObservation => ({
+      ...observe(copies.mounted, true),
+      replicaRounds: new Map([[D, round]]),
+    });
+    const at = (clockNow: number): typeof ctx & { clockNow: number } => ({ ...ctx, clockNow });
+
+    it('moving (bytes within the idle bound): runs on, nothing else; the move once it has ended', () => {
+      expect(
+        calculateLocalChanges(
+          desired(B, false),
+          nodes(),
+          withRound({ movedAt: t0, primaryGoneAt: t0 }),
+          at(t0 + 1_000),
+        ),
+      ).toEqual([]);
+      expect(
+        calculateLocalChanges(
+          desired(B, false),
+          nodes(),
+          withRound({ movedAt: t0 + 600_000, primaryGoneAt: t0 }),
+          at(t0 + 600_000 + REPLICA_ROUND_IDLE_MS - 1),
+        ),
+      ).toEqual([]);
+      expect(calculateLocalChanges(desired(B, false), nodes(), observe(copies.mounted, false), at(t0))).toMatchObject([
+        { kind: 'moveOut', datasetId: D, to: { uuid: B } },
+      ]);
+    });
+
+    it('stalled (nothing moved for the idle bound): stopped, so the move can start', () => {
+      expect(
+        calculateLocalChanges(
+          desired(B, false),
+          nodes(),
+          withRound({ movedAt: t0, primaryGoneAt: t0 }),
+          at(t0 + REPLICA_ROUND_IDLE_MS),
+        ),
+      ).toEqual([{ kind: 'stopReplica', datasetId: D }]);
+    });
+
+    it('still moving past the follow bound after the primary change: stopped', () => {
+      const gone = t0;
+      const now = gone + REPLICA_ROUND_FOLLOW_MAX_MS;
+      expect(
+        calculateLocalChanges(
+          desired(B, false),
+          nodes(),
+          withRound({ movedAt: now - 10, primaryGoneAt: gone }),
+          at(now),
+        ),
+      ).toEqual([{ kind: 'stopReplica', datasetId: D }]);
+    });
+
+    it('B dead, B holding a live copy, or the round to another node (C): stopped though moving', () => {
+      const C = '44444444-4444-4444-8444-444444444444';
+      const moving = withRound({ movedAt: t0, primaryGoneAt: t0 });
+      const dead = nodes().map((n) => (n.uuid === B ? { ...n, alive: false } : n));
+      expect(calculateLocalChanges(desired(B, false), dead, moving, at(t0))).toEqual([
+        { kind: 'stopReplica', datasetId: D },
+      ]);
+      expect(calculateLocalChanges(desired(B, false), nodes([D]), moving, at(t0))).toEqual([
+        { kind: 'stopReplica', datasetId: D },
+      ]);
+      const toC = { ...moving, replicaRecords: new Map([[D, { node: C, takenAt: 0 }]]) };
+      expect(calculateLocalChanges(desired(B, false), nodes(), toC, at(t0))).toEqual([
+        { kind: 'stopReplica', datasetId: D },
+      ]);
+    });
+
+    it('deleted meanwhile: stopped though moving', () => {
+      expect(
+        calculateLocalChanges(desired(B, true), nodes(), withRound({ movedAt: t0, primaryGoneAt: t0 }), at(t0)),
+      ).toEqual([{ kind: 'stopReplica', datasetId: D }]);
+    });
+
+    it('replicaRoundRecheckMs: the agent looks again when the idle or the follow bound passes', () => {
+      expect(replicaRoundRecheckMs(withRound({ movedAt: t0 }), at(t0))).toBeUndefined();
+      expect(replicaRoundRecheckMs(withRound({ movedAt: t0, primaryGoneAt: t0 }), at(t0 + 1_000))).toBe(
+        REPLICA_ROUND_IDLE_MS - 1_000,
+      );
+      const late = t0 + REPLICA_ROUND_FOLLOW_MAX_MS - 5;
+      expect(replicaRoundRecheckMs(withRound({ movedAt: late, primaryGoneAt: t0 }), at(late))).toBe(5);
+      expect(replicaRoundRecheckMs(withRound({ movedAt: t0, primaryGoneAt: t0 }), at(t0 + 99_999_999))).toBe(0);
+    });
   });
 
   it('moved to a dead node, or to B holding a live copy too: stopped the same (the round touches the snapshots compared)', () => {

@@ -77,6 +77,14 @@ export interface ReplicaRecord {
   readonly takenAt: number | null;
 }
 
+/** A running replica round as the agent saw it (Clock.now milliseconds: monotonic). */
+export interface ReplicaRoundProgress {
+  /** When the round last made progress: began, sent bytes to its receiver, or had an answer from it. */
+  readonly movedAt: number;
+  /** When this node first saw another node the dataset's primary while the round ran; absent: not seen. */
+  readonly primaryGoneAt?: number;
+}
+
 export interface LocalObservation {
   readonly copies: readonly LocalCopyHere[];
   /** Datasets this node is moving to another node right now. */
@@ -87,6 +95,11 @@ export interface LocalObservation {
   readonly replicaRecords?: ReadonlyMap<string, ReplicaRecord>;
   /** Datasets this node is sending a replica snapshot of right now. */
   readonly replicating?: ReadonlySet<string>;
+  /**
+   * The running replica rounds' progress, on the agent's clock (LocalDecisionContext.clockNow). A
+   * round without an entry is not known to move: never kept on for a new primary (review F10).
+   */
+  readonly replicaRounds?: ReadonlyMap<string, ReplicaRoundProgress>;
   /** Datasets this pool holds received snapshots of without a live copy: the newest one's name. */
   readonly replicaHere?: ReadonlyMap<string, string>;
   /**
@@ -173,9 +186,23 @@ export interface LocalDecisionContext {
   readonly replicaIntervalMs?: number;
   /** agent.yml keep_source_snapshots (the move's retention; default 1): 0, a move's leftovers go (keptNothingLeftover). */
   readonly keepSourceSnapshots?: number;
+  /** Now on the agent's clock (Clock.now, monotonic ms): what replicaRounds' times are read against. */
+  readonly clockNow?: number;
+  /** A round kept on for the new primary with no progress this long is stopped (default REPLICA_ROUND_IDLE_MS). */
+  readonly replicaRoundIdleMs?: number;
+  /** A round kept on for the new primary is stopped this long after the primary change (default REPLICA_ROUND_FOLLOW_MAX_MS). */
+  readonly replicaRoundFollowMaxMs?: number;
 }
 
 export const DEFAULT_REPLICA_INTERVAL_MS = 30_000;
+/**
+ * A replica round to the dataset's new primary runs on only while it moves bytes: one with nothing
+ * sent or answered for this long is stalled (a hung receive, a half-open connection) and is stopped,
+ * so that the move can start (review F10 on 5caa5a6: a stalled round blocked the move for good).
+ */
+export const REPLICA_ROUND_IDLE_MS = 30_000;
+/** …and at most this long after the primary change, whatever it moves (a trickle never holds the move off for good). */
+export const REPLICA_ROUND_FOLLOW_MAX_MS = 30 * 60_000;
 
 export type LocalAction =
   | { readonly kind: 'create'; readonly datasetId: string; readonly size: number; readonly mountPath: string }
@@ -193,8 +220,9 @@ export type LocalAction =
   | { readonly kind: 'stopMove'; readonly datasetId: string }
   /**
    * A replica round runs for a dataset that is deleted or no longer this node's (another node its
-   * primary): the round ends at once, its send cut off (the peer discards a partial receive); the
-   * destroy or the move follows its end (no other action while it runs).
+   * primary; a round to the new primary itself runs on while it makes progress: keepRoundForMove):
+   * the round ends at once, its send cut off (the peer discards a partial receive); the destroy or
+   * the move follows its end (no other action while it runs).
    */
   | { readonly kind: 'stopReplica'; readonly datasetId: string }
   /**
@@ -382,8 +410,9 @@ function decide(
       ? { kind: 'destroy', datasetId, keepAsides: true }
       : null;
   const target = nodes.find((n) => n.uuid === d.primary);
-  // Not this node's to replicate any more: its round ends first (both touch the snapshots the move starts from).
-  if (replicating) return { kind: 'stopReplica', datasetId };
+  // Not this node's to replicate any more: its round ends first (both touch the snapshots the move starts from),
+  // unless it is the move's first send, still moving (keepRoundForMove): then the move follows it.
+  if (replicating) return keepRoundForMove(d, target, here, ctx) ? null : { kind: 'stopReplica', datasetId };
   const mounted = copy.mountPoints.includes(mountPath) ? mountPath : undefined;
   if (moving) {
     // The host's own mount goes once this node holds no lease on the dataset (a move when released:
@@ -419,6 +448,48 @@ function decide(
   if (target?.alive === true)
     return { kind: 'moveOut', datasetId, to: { uuid: target.uuid, host: target.host }, size: sizeOf(d, ctx) };
   return null;
+}
+
+/**
+ * A replica round runs for a dataset whose primary is now another node: it runs on (review B10) when
+ * its receiver is that node, alive, without a live copy (it accepts the data: it is the primary), and
+ * the round still makes progress. A move sends from the newest snapshot both nodes hold (plan.ts
+ * commonBase), and the round's snapshot is one: cut off, the receiver would discard the partial
+ * receive and the move send the whole copy again (a first whole send: the data twice). Kept only
+ * while it moved within the idle bound and for at most the follow bound after the primary change
+ * (review F10: a stalled receive kept on blocked the move for good). Progress not known: stopped.
+ */
+function keepRoundForMove(
+  d: LocalDesiredDataset,
+  target: LocalClusterNode | undefined,
+  here: LocalObservation,
+  ctx: LocalDecisionContext,
+): boolean {
+  if (target === undefined || !target.alive || target.copies.includes(d.datasetId)) return false;
+  if (here.replicaRecords?.get(d.datasetId)?.node !== target.uuid) return false;
+  const round = here.replicaRounds?.get(d.datasetId);
+  if (round === undefined || ctx.clockNow === undefined) return false;
+  if (ctx.clockNow - round.movedAt >= (ctx.replicaRoundIdleMs ?? REPLICA_ROUND_IDLE_MS)) return false;
+  const since = round.primaryGoneAt ?? ctx.clockNow;
+  return ctx.clockNow - since < (ctx.replicaRoundFollowMaxMs ?? REPLICA_ROUND_FOLLOW_MAX_MS);
+}
+
+/**
+ * When the decision on the rounds kept on for a move (keepRoundForMove) next changes by time alone:
+ * the agent looks again then (no snapshot may come). undefined: no round kept on.
+ */
+export function replicaRoundRecheckMs(here: LocalObservation, ctx: LocalDecisionContext): number | undefined {
+  if (ctx.clockNow === undefined) return undefined;
+  const now = ctx.clockNow;
+  let next: number | undefined;
+  for (const round of here.replicaRounds?.values() ?? []) {
+    if (round.primaryGoneAt === undefined) continue;
+    const idleEnd = round.movedAt + (ctx.replicaRoundIdleMs ?? REPLICA_ROUND_IDLE_MS);
+    const followEnd = round.primaryGoneAt + (ctx.replicaRoundFollowMaxMs ?? REPLICA_ROUND_FOLLOW_MAX_MS);
+    const wait = Math.max(0, Math.min(idleEnd, followEnd) - now);
+    next = next === undefined ? wait : Math.min(next, wait);
+  }
+  return next;
 }
 
 /**

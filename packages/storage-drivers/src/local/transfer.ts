@@ -123,6 +123,15 @@ const MAX_IN_FLIGHT = 2;
 const RECEIVE_POOL_KEEP = 32;
 /** The sending socket's buffer (bytes) before the stream is paused. */
 const SOCKET_BUFFER = 1024 * 1024;
+/**
+ * A send on which nothing moves this long (no write taken by the connection, no byte read from it)
+ * fails: the receiver stalled (a hung receive), or the connection is half-open (a network blip).
+ * Before, a send had no timeout at all (review F10): it waited for room for good. Generous: a
+ * receiver busy on a loaded pool stops reading for seconds, not minutes.
+ */
+export const TRANSFER_IDLE_MS = 120_000;
+/** Keep-alive probes after this long idle: a half-open connection fails while the receiver's answer is awaited. */
+const KEEPALIVE_MS = 30_000;
 
 /**
  * TLS 1.3 only, AES-128-GCM first: a whole dataset goes through the cipher, and AES-128 costs about
@@ -714,6 +723,8 @@ export class TransferClient implements TargetApi {
     private readonly peer: TransferPeer,
     private readonly credentials: NodeTlsCredentials,
     private readonly timeoutMs = 60_000,
+    /** A send with nothing moving for this long fails (TRANSFER_IDLE_MS). */
+    private readonly idleMs = TRANSFER_IDLE_MS,
   ) {}
 
   private connect(): Promise<tls.TLSSocket> {
@@ -815,7 +826,16 @@ export class TransferClient implements TargetApi {
     onBytes?: (bytes: number) => void,
   ): Promise<number> {
     const socket = await this.connect();
-    socket.setTimeout(0);
+    // While the stream goes: nothing moving for idleMs fails the send (a stalled receiver, a half-open connection).
+    socket.removeAllListeners('timeout');
+    socket.setTimeout(this.idleMs, () =>
+      socket.destroy(
+        new ConnectionLostError(
+          `node ${this.peer.nodeUuid}: nothing sent or received for ${this.idleMs} ms: its receive stalled, or the connection is lost`,
+        ),
+      ),
+    );
+    socket.setKeepAlive(true, KEEPALIVE_MS);
     const answer = this.answer(socket);
     // The peer's own answer (a refusal) says more than the write it cut off.
     let refusal: unknown;
@@ -854,6 +874,9 @@ export class TransferClient implements TargetApi {
     socket.write(Buffer.alloc(4));
     socket.write(`${JSON.stringify({ bytes })}\n`);
     socket.uncork();
+    // The receiver finishes its receive before it answers (its pool's own pace, as before): no idle bound; the
+    // keep-alive still ends a connection lost meanwhile.
+    socket.setTimeout(0);
     await answer;
     return bytes;
   }
