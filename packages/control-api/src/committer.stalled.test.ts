@@ -70,7 +70,8 @@ it('a request read before a stall whose handler reaches the committer after it i
   now += 2_000; // the loop stalls while the handler awaits something
   await expect(handleMarked(mark, () => c.mutate(addNode('read-before')))).rejects.toMatchObject({
     code: 'REPLICA_STALLED',
-    message: expect.stringMatching(/not applied/),
+    // What was not applied (review s27 F9): a hand-over's release request, recorded before, was.
+    message: expect.stringMatching(/this request's change was not applied/),
   });
   expect(store.commits).toBe(0);
   // A request marked after the guard saw the stall (let through once its window passed) is applied.
@@ -115,4 +116,18 @@ it("a write made in a request's context after its handler ended (a timer it arme
   fire();
   await later;
   expect(hosts(store.committed)).toEqual(['expiry', 'from-request']);
+});
+
+it("a sole replica's guard (inFlight false) applies a write read before a stall: no other replica to move to (review s27 F9)", async () => {
+  guard.stop();
+  guard = new StallGuard(() => now, silentLogger, { inFlight: false });
+  guard.start();
+  const store = new MemoryConfigurationStore();
+  const c = committer(store);
+  const mark = letThrough();
+  now += 2_000;
+  await handleMarked(mark, () => c.mutate(addNode('read-before')));
+  expect(hosts(store.committed)).toEqual(['read-before']);
+  // A write read right after the stall is still refused unread (the middleware's check is unchanged).
+  expect(guard.refusesWrite()).toBeDefined();
 });

@@ -37,6 +37,12 @@ async function main(): Promise<void> {
       describe:
         "Seconds a request refused by an idle volume's lease (release_on_request: a Docker plugin keeps it while no container uses the volume) waits for its holder to let go of it; 0 = refuse at once (at most 20)",
     })
+    .option('sole-replica', {
+      type: 'boolean',
+      default: false,
+      describe:
+        'etcd store: this is the only control replica. A write in flight across a stall of its event loop is then applied (with several replicas it is refused REPLICA_STALLED: its client may have sent it to another); writes read right after a stall are still refused',
+    })
     .option('compact-log-bytes', {
       type: 'number',
       default: 1024 * 1024,
@@ -185,7 +191,8 @@ async function main(): Promise<void> {
       ? {
           // Replicas share the store: a write a client gave up on while this one was stalled, and sent to another
           // replica, must not be applied here after it (stallGuard.ts; one file-store replica has no other).
-          stallGuard: true,
+          // One replica (--sole-replica): its clients have no other to have moved to (review s27 F9).
+          stallGuard: argv['sole-replica'] ? { inFlight: false } : true,
           // Loaded only when used: the etcd client (gRPC) adds start-up time the file store does not need.
           store: (await import('./etcd/flags.js')).etcdStoreFromFlags(
             {

@@ -34,6 +34,15 @@ describe('flocker-control flags', () => {
     }
   });
 
+  it('--help documents --sole-replica, off by default (review s27 F9: in-flight writes applied after a stall)', () => {
+    const run = spawnSync(process.execPath, [path.join(__dirname, 'main.js'), '--help'], {
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/--sole-replica[\s\S]*only control\s+replica[\s\S]*\[default: false\]/);
+  });
+
   it('--help documents --compress-lists, off by default (issue 23: gzip costs more than it saves on a LAN)', () => {
     const run = spawnSync(process.execPath, [path.join(__dirname, 'main.js'), '--help'], {
       encoding: 'utf8',

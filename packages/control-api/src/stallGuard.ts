@@ -36,9 +36,15 @@ export interface StallGuardOptions {
   thresholdMs: number;
   /** Writes are refused for this long after the late tick that saw a stall. */
   windowMs: number;
+  /**
+   * Whether a write let through before a stall is refused when it reaches the committer after it (review S26B B1).
+   * false for a sole replica (review s27 F9): its client has no other replica to have moved to, and a request it sends
+   * again here is read after this one, so applying it cannot undo what the client did since.
+   */
+  inFlight: boolean;
 }
 
-export const DEFAULT_STALL_GUARD: StallGuardOptions = { tickMs: 100, thresholdMs: 500, windowMs: 500 };
+export const DEFAULT_STALL_GUARD: StallGuardOptions = { tickMs: 100, thresholdMs: 500, windowMs: 500, inFlight: true };
 
 /** The monitor's memory: when it last ticked, and until when writes are refused (monotonic ms). */
 export interface StallState {
@@ -158,7 +164,7 @@ export class StallGuard {
    * not be applied now (its client may have moved on; review S26B B1). A stall not yet seen is looked for now.
    */
   stalledSince(mark: WriteMark): number | undefined {
-    if (this.timer === undefined) return undefined;
+    if (this.timer === undefined || !this.options.inFlight) return undefined;
     const next = observe(this.state, this.monoNow(), this.options);
     this.state = next.state;
     return this.state.stalls !== mark.stalls ? this.state.stalledMs : undefined;
@@ -230,8 +236,9 @@ export function stalledError(stalledMs: number, when: string): RequestError {
   return new RequestError(
     'REPLICA_STALLED',
     `This control replica was stalled (its event loop did not run for ${Math.round(stalledMs)} ms: stopped, ` +
-      `paused or overloaded) ${when}, so its client may have given up on it and sent it to another replica; it was ` +
-      'not applied. Send it again.',
+      `paused or overloaded) ${when}, so its client may have given up on it and sent it to another replica; this ` +
+      // Only this request's own change (review s27 F9): a lease hand-over's release request, recorded before, stays.
+      "request's change was not applied. Send it again.",
   );
 }
 
