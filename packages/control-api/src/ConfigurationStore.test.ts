@@ -207,7 +207,7 @@ describe('FileConfigurationStore write-ahead log', () => {
       armed ? new Promise((resolve) => gates.push({ release: resolve, locked })) : Promise.resolve();
     const snapshotTmp = path.join(dir, `${CONFIGURATION_FILE}.tmp`);
     const logTmp = path.join(dir, `${LOG_FILE}.tmp`);
-    const open = async (file: string, flags: string, mode?: number): Promise<FileHandle> => {
+    const open = async (file: string, flags: string | number, mode?: number): Promise<FileHandle> => {
       if (file === logTmp) await gate(true); // the log swap, after the snapshot's rename, holds the commit lock
       const handle = await fs.open(file, flags, mode);
       if (file !== snapshotTmp) return handle;
@@ -273,7 +273,7 @@ describe('FileConfigurationStore write-ahead log', () => {
   it('the snapshot is flushed slice by slice (no commit fdatasync waits behind megabytes of it, issue 23)', async () => {
     const snapshotTmp = path.join(dir, `${CONFIGURATION_FILE}.tmp`);
     const calls: string[] = [];
-    const open = async (file: string, flags: string, mode?: number): Promise<FileHandle> => {
+    const open = async (file: string, flags: string | number, mode?: number): Promise<FileHandle> => {
       const handle = await fs.open(file, flags, mode);
       if (file !== snapshotTmp) return handle;
       return new Proxy(handle, {

@@ -10,7 +10,7 @@
  * acknowledges it, and cuts the log back to its last whole record at once; commits
  * work again as soon as there is space, without a restart.
  */
-import { promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { errorMessage } from '@flocker/runtime';
@@ -313,6 +313,12 @@ function* arraySlices(name: string, values: Iterable<object>, perSlice: number):
   yield ']';
 }
 
+/**
+ * How the log is opened for appends: read-write (compaction reads its tail; not O_APPEND, records go at a known
+ * offset) and O_DSYNC, so each record is on stable storage when its write returns, as after an fdatasync.
+ */
+export const LOG_APPEND_FLAGS = fsConstants.O_RDWR | fsConstants.O_DSYNC;
+
 /** The snapshot is encoded and written about this much at a time (see writeSnapshot). */
 const SNAPSHOT_WRITE_BYTES = 512 * 1024;
 
@@ -321,8 +327,11 @@ export interface FileConfigurationStoreOptions {
   compactMinBytes?: number;
   /** Told about a failed background compaction (the log keeps growing; retried later). */
   onCompactionError?: (err: unknown) => void;
-  /** Opens the log and snapshot files (fs.promises.open); tests put a disk that runs full here. */
-  openFile?: (file: string, flags: string, mode?: number) => Promise<FileHandle>;
+  /**
+   * Opens the log and snapshot files (fs.promises.open); tests put a disk that runs full here. The log is opened with
+   * numeric flags (LOG_APPEND_FLAGS), the others with fs.open's letters.
+   */
+  openFile?: (file: string, flags: string | number, mode?: number) => Promise<FileHandle>;
   /** Bytes of snapshot encoded and written at a time (default 512 KiB); tests cut a snapshot into many writes. */
   snapshotWriteBytes?: number;
 }
@@ -335,7 +344,7 @@ export class FileConfigurationStore implements ConfigurationStore {
   private readonly compactMinBytes: number;
   private readonly snapshotWriteBytes: number;
   private readonly onCompactionError: (err: unknown) => void;
-  private readonly openFile: (file: string, flags: string, mode?: number) => Promise<FileHandle>;
+  private readonly openFile: (file: string, flags: string | number, mode?: number) => Promise<FileHandle>;
 
   /** The configuration the snapshot plus the log on disk amount to. */
   private last: Configuration | undefined;
@@ -551,8 +560,8 @@ export class FileConfigurationStore implements ConfigurationStore {
   }
 
   /**
-   * Appends what changed since the last commit as one record and resolves after its
-   * fsync. Every byte is written at the log's known end (a short write is continued);
+   * Appends what changed since the last commit as one record and resolves once it is
+   * durable (LOG_APPEND_FLAGS). Every byte is written at the log's known end (a short write is continued);
    * any failure cuts the log back to exactly that end, so it stays a sequence of whole
    * records, and rejects with 503 (STORE_FULL on ENOSPC/EDQUOT): never acknowledged.
    */
@@ -566,14 +575,16 @@ export class FileConfigurationStore implements ConfigurationStore {
       let log: FileHandle | undefined;
       try {
         // Not O_APPEND: records go exactly at `at`, never after bytes a failed write left.
-        log = this.log ??= await this.openFile(this.logFile, 'r+');
+        log = this.log ??= await this.openFile(this.logFile, LOG_APPEND_FLAGS);
         if (this.needsRepair) await this.cutBack(log, at);
         if (this.dirUnsynced) {
           await this.syncDir();
           this.dirUnsynced = false;
         }
+        // Durable when the write returns (O_DSYNC: fdatasync's guarantee, the record and the file's new size): one
+        // trip to the thread pool per commit where a write and then a datasync took two (issue 23: every write's
+        // answer, `docker volume rm`'s DELETE among them, waits on it).
         await writeAll(log, line, at, this.logFile);
-        await log.datasync();
       } catch (err) {
         if (log !== undefined) await this.cutBack(log, at).catch(() => undefined);
         throw this.writeFailure(err);

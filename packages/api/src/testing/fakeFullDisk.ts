@@ -49,8 +49,12 @@ export class FakeFullDisk {
     throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO', syscall: 'fsync' });
   }
 
-  /** A FileHandle whose writes go through this disk (other methods are the real handle's). */
-  wrap(handle: FileHandle): FileHandle {
+  /**
+   * A FileHandle whose writes go through this disk (other methods are the real handle's). `dsync`: opened O_DSYNC,
+   * so each write is also its sync: an armed failNextSync fails it (EIO) after the bytes reached the file, as a
+   * lost writeback would.
+   */
+  wrap(handle: FileHandle, dsync = false): FileHandle {
     const write = async (
       buffer: Uint8Array,
       offset = 0,
@@ -59,6 +63,7 @@ export class FakeFullDisk {
     ) => {
       const n = this.take(length);
       const r = await handle.write(buffer, offset, n, position);
+      if (dsync) this.checkSync();
       return { bytesWritten: r.bytesWritten, buffer };
     };
     return new Proxy(handle, {
@@ -85,8 +90,11 @@ export class FakeFullDisk {
   }
 
   /** fs.promises.open through this disk. */
-  readonly open = async (file: string, flags: string, mode?: number): Promise<FileHandle> =>
-    this.wrap(await fs.promises.open(file, flags, mode));
+  readonly open = async (file: string, flags: string | number, mode?: number): Promise<FileHandle> =>
+    this.wrap(
+      await fs.promises.open(file, flags, mode),
+      typeof flags === 'number' && (flags & fs.constants.O_DSYNC) !== 0,
+    );
 
   /** Async operations for writeFileDurable. */
   get ops(): DurableFileOps {
