@@ -1779,10 +1779,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     // Marked deleted: it can no longer be leased, mounted or found by name, and a Create of the name makes
     // a new dataset (createNamed). The agent unmounts and destroys it in the background; Docker need not wait.
     this.forgetRemoved(d.dataset_id);
-    this.logger.info('removed volume; the agent destroys its storage in the background', {
-      volume: req.Name,
-      dataset_id: d.dataset_id,
-    });
+    // Written once Docker has its answer (the HTTP server answers in this turn): a log line is a synchronous write
+    // to the plugin's output, and `docker volume rm` waits on nothing else of ours after the DELETE (issue 23).
+    const removed = { volume: req.Name, dataset_id: d.dataset_id };
+    setImmediate(() => this.logger.info('removed volume; the agent destroys its storage in the background', removed));
   }
 
   /**
