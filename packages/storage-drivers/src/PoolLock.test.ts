@@ -65,3 +65,43 @@ describe.each(['helper', 'flock'] as const)('PoolLock whileWaiting (%s)', (mode)
     expect(ran).toEqual(['a', 'b', 'a again']);
   });
 });
+
+/**
+ * A stand-in for flocker-syshelper's lock protocol (no real flock) that, at end of input, answers what was sent and then
+ * takes `exitMs` to exit (a loaded host); it keeps a file named after its pid in `dir` while it runs.
+ */
+const slowExitHelper = (dir: string, exitMs: number): string => `
+use strict;
+$| = 1;
+my $mark = "${dir}/alive." . $$;
+open(my $fh, '>', $mark) or die;
+close($fh);
+while (my $l = <STDIN>) {
+  chomp $l;
+  print($l =~ /^lock/ ? "locked\\n" : $l eq 'unlock' ? "unlocked\\n" : "unknown\\n");
+}
+select(undef, undef, undef, ${exitMs / 1000});
+unlink($mark);
+`;
+
+describe('PoolLock.close (review s27 F11)', () => {
+  it('a withLock called right after close() runs once the old helper has exited: one helper per lock at a time', async () => {
+    const script = path.join(root, 'slow-exit-helper.pl');
+    await fs.writeFile(script, slowExitHelper(root, 800));
+    const lock = new PoolLock(path.join(root, 'pool.lock'), { syshelper: { script } });
+    const alive = async () => (await fs.readdir(root)).filter((f) => f.startsWith('alive.'));
+    await lock.withLock(async () => undefined);
+    expect(await alive()).toHaveLength(1);
+    const closing = lock.close();
+    let during: string[] = [];
+    await lock.withLock(async () => {
+      during = await alive();
+    });
+    await closing;
+    // Before: the new helper took the lock while the old one was still exiting (two helpers, the old one's flock not
+    // yet dropped by the kernel).
+    expect(during).toHaveLength(1);
+    await lock.close();
+    expect(await alive()).toEqual([]);
+  });
+});

@@ -99,11 +99,14 @@ export class PoolLock {
 
   /**
    * Ends the lock helper once the critical sections queued so far are over (its flock goes with it). A later
-   * withLock starts another.
+   * withLock starts another, queued behind the close (review s27 F11): it runs once the old helper has exited, so a
+   * lock has one helper at a time and no section is ever served by a helper being ended.
    */
-  async close(): Promise<void> {
-    await this.queue;
-    await this.helper.close();
+  close(): Promise<void> {
+    const closed = this.queue.then(() => this.helper.close());
+    // A failed close (nothing to end) must not fail the sections queued after it.
+    this.queue = closed.catch(() => undefined);
+    return closed;
   }
 
   private async take(whileWaiting: () => void): Promise<() => Promise<void>> {

@@ -89,7 +89,10 @@ export class LineHelper {
 
   /** `onSent`: called once the line is written (not when it fails before), while the helper works on it. */
   async request(line: string, onSent?: () => void): Promise<string> {
-    const helper = await (this.running ?? this.start());
+    let helper = await (this.running ?? this.start());
+    // One being closed (its input ended or about to be: review s27 F11) answers nothing more: a line written to it
+    // would be a write after end, its reply never coming. Another is started (close() let go of the old one).
+    while (helper.closing) helper = await (this.running ?? this.start());
     return new Promise<string>((resolve, reject) => {
       helper.replies.push((answer) => (answer instanceof Error ? reject(answer) : resolve(answer)));
       setRef(helper, true);
@@ -118,6 +121,8 @@ export class LineHelper {
       return; // never started
     }
     const { child } = helper;
+    // From here on no request writes to it (see request).
+    helper.closing = true;
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((done) => child.once('close', () => done()));
     setRef(helper, true); // an idle helper is unref'd: its exit must still be awaited
@@ -128,7 +133,7 @@ export class LineHelper {
   private start(): Promise<RunningHelper> {
     const [file, ...args] = this.argv;
     const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const helper: RunningHelper = { child, replies: [], stderr: '' };
+    const helper: RunningHelper = { child, replies: [], stderr: '', closing: false };
     const forget = (): void => {
       if (this.running === started) this.running = undefined;
     };
@@ -173,6 +178,8 @@ interface RunningHelper {
   /** One resolver per request sent, answered in order. */
   readonly replies: Array<(answer: string | Error) => void>;
   stderr: string;
+  /** close() ends (or ended) its input: it takes no more requests. */
+  closing: boolean;
 }
 
 /** An idle helper must not keep the process alive; a busy one must. */
