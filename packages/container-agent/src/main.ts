@@ -128,6 +128,7 @@ async function startContainerAgentMetrics(
   try {
     const server = await startMetricsServer({
       registry,
+      logger,
       ...listen,
       checks: [{ name: 'control', check: async () => void (await probe.version()) }],
     });

@@ -9,7 +9,7 @@ import { FakeFullDisk } from '@flocker/api/testing';
 import { FileConfigurationStore } from './ConfigurationStore';
 import { registerNode } from './configuration';
 import { aliveCount, convergence } from './metrics';
-import { NODE_A, NODE_B, nodeReport, startOnLoopback } from './testing/httpService';
+import { NODE_A, NODE_B, nodeReport, sendRaw, startOnLoopback } from './testing/httpService';
 
 /** The value of one series in a Prometheus text exposition. */
 function value(text: string, series: string): number | undefined {
@@ -208,6 +208,18 @@ describe('control service metrics listener', () => {
       expect((await create('c')).status).toBe(201);
       expect((await fetch(`${svc.metricsUrl ?? ''}/readyz`)).status).toBe(200);
       expect((await fetch(`${svc.metricsUrl ?? ''}/healthz`)).status).toBe(200);
+    } finally {
+      await svc.close();
+    }
+  });
+
+  it("its metrics listener takes the service's --allowed-host names too (review s27 F5)", async () => {
+    const svc = await startOnLoopback({ allowedHosts: ['control.dev.lan'], metrics: { host: '127.0.0.1', port: 0 } });
+    try {
+      const port = new URL(svc.metricsUrl ?? 'http://x:1').port;
+      const url = svc.metricsUrl ?? '';
+      expect((await sendRaw(url, 'GET', '/healthz', { host: `control.dev.lan:${port}` })).status).toBe(200);
+      expect((await sendRaw(url, 'GET', '/healthz', { host: `evil.example:${port}` })).status).toBe(403);
     } finally {
       await svc.close();
     }

@@ -611,7 +611,14 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     if (options.tls !== undefined)
       registerCertificateExpiry(registry, { 'control-service': options.tls.cert, 'cluster-ca': options.tls.ca });
     // Metrics are no reason to refuse the API: a taken port is logged, and the service runs without them.
-    metricsServer = await startMetricsServer({ registry, checks, ...options.metrics }).catch((err: unknown) => {
+    // Its --allowed-host names too (review s27 F5): the names the operator said this host has; refusals are logged.
+    metricsServer = await startMetricsServer({
+      registry,
+      checks,
+      allowedHosts,
+      logger,
+      ...options.metrics,
+    }).catch((err: unknown) => {
       logger.warn('the metrics listener could not start; running without it', {
         code: 'METRICS_LISTEN_FAILED',
         address: `${options.metrics?.host ?? ''}:${options.metrics?.port ?? ''}`,

@@ -180,6 +180,7 @@ async function startCsiMetrics(
   try {
     const server = await startMetricsServer({
       registry,
+      logger,
       host,
       port,
       checks: [{ name: 'control', check: async () => void (await probe.version()) }],

@@ -71,7 +71,7 @@ export function cachedCheck(
 }
 
 export interface AgentMetricsOptions {
-  readonly listen: { readonly host: string; readonly port: number };
+  readonly listen: { readonly host: string; readonly port: number; readonly allowedHosts?: readonly string[] };
   readonly logger: winston.Logger;
   /** The control service answers (a cheap GET). */
   readonly control: () => Promise<unknown>;
@@ -87,7 +87,7 @@ export async function startAgentMetrics(o: AgentMetricsOptions): Promise<Metrics
   const checks: HealthCheck[] = [{ name: 'control', check: async () => void (await o.control()) }];
   if (o.driver !== undefined) checks.push(cachedCheck('driver', o.driver, DRIVER_CHECK_CACHE_MS));
   try {
-    const server = await startMetricsServer({ registry, checks, ...o.listen });
+    const server = await startMetricsServer({ registry, checks, logger: o.logger, ...o.listen });
     o.logger.info('metrics listening', { url: server.url });
     return server;
   } catch (e) {

@@ -60,7 +60,7 @@ export interface StartDatasetAgentOptions {
   /** Default: this host's dockerd at node.docker_socket. */
   readonly containers?: ContainerStopper;
   /** The metrics and health listener (/metrics, /healthz, /readyz); absent = none. */
-  readonly metrics?: { readonly host: string; readonly port: number };
+  readonly metrics?: { readonly host: string; readonly port: number; readonly allowedHosts?: readonly string[] };
 }
 
 export interface RunningDatasetAgent {

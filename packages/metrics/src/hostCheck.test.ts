@@ -46,4 +46,23 @@ describe('metrics listener Host check', () => {
       expect(read.body).toContain('flocker_process_info{process="dataset-agent"');
     }
   });
+
+  it('logs a refusal once per Host, naming the setting; the same Host again within the minute is not logged (review s27 F5)', async () => {
+    const warned: Array<{ message: string; meta: Record<string, unknown> }> = [];
+    const logger = { warn: (message: string, meta: Record<string, unknown>) => warned.push({ message, meta }) };
+    server = await startMetricsServer({ registry: newRegistry('dataset-agent'), port: 0, logger });
+    for (let i = 0; i < 3; i++) expect((await get(server.url, '/metrics', 'evil.example')).status).toBe(403);
+    expect((await get(server.url, '/metrics', 'other.example')).status).toBe(403);
+    expect(warned.map((w) => w.meta.host)).toEqual(['evil.example', 'other.example']);
+    expect(warned[0]?.meta).toMatchObject({ code: 'HOST_NOT_ALLOWED', setting: expect.stringContaining('allowed') });
+    expect(warned[0]?.message).toContain('FLOCKER_METRICS_ALLOWED_HOSTS');
+  });
+
+  it('a listener on a network address answers any Host (a scraper naming it by FQDN or service name; review s27 F5)', async () => {
+    server = await startMetricsServer({ registry: newRegistry('dataset-agent'), host: '0.0.0.0', port: 0 });
+    for (const host of [`node-1.example.com:${server.port}`, 'flocker-control.flocker.svc:4530', 'dataset-agent']) {
+      const read = await get(server.url, '/metrics', host);
+      expect({ host, status: read.status }).toEqual({ host, status: 200 });
+    }
+  });
 });

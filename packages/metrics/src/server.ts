@@ -3,12 +3,13 @@
  *   GET /metrics  Prometheus text format of the process's registry
  *   GET /healthz  liveness: 200 while the event loop answers
  *   GET /readyz   readiness: 200 when every named check passes, else 503; JSON names the failed checks
- * Local-only (127.0.0.1) by default: nothing here is authenticated. A request whose Host names neither an address nor
- * this listener (localhost, its host name, this machine's hostname, allowedHosts) is refused 403 HOST_NOT_ALLOWED: a
- * web page whose DNS name was re-pointed at the listener (DNS rebinding) could read it otherwise.
+ * Local-only (127.0.0.1) by default: nothing here is authenticated. On a loopback address, a request whose Host names
+ * neither an address nor this listener (localhost, this machine's hostname, allowedHosts) is refused 403
+ * HOST_NOT_ALLOWED (logged once per name a minute): a web page whose DNS name was re-pointed at the listener (DNS
+ * rebinding) could read it otherwise. A listener bound to a network address checks no Host (see startMetricsServer).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, isIPv4 } from 'node:net';
 import { hostname } from 'node:os';
 import { hostAllowList, hostRefusal } from '@flocker/runtime';
 import type { Registry } from 'prom-client';
@@ -80,10 +81,17 @@ export interface MetricsServerOptions extends MetricsEndpoints {
   /** 0 = any free port. */
   readonly port: number;
   /**
-   * DNS names (besides localhost, the `host` name and this machine's hostname) a request's Host may carry; an IP
-   * address always may. Default: FLOCKER_METRICS_ALLOWED_HOSTS (comma-separated), e.g. the name Prometheus scrapes.
+   * DNS names (besides localhost, the `host` name, this machine's hostname and FLOCKER_METRICS_ALLOWED_HOSTS,
+   * comma-separated) a request's Host may carry on a loopback listener; an IP address always may.
    */
   readonly allowedHosts?: readonly string[];
+  /** Where a refused Host is told (once per name a minute, naming the setting); default: not told. */
+  readonly logger?: MetricsLogger;
+}
+
+/** The part of a process's logger (winston) the listener uses. */
+export interface MetricsLogger {
+  warn(message: string, meta: Record<string, unknown>): unknown;
 }
 
 export interface MetricsServer {
@@ -100,18 +108,61 @@ function allowedFromEnv(): string[] {
     .filter((n) => n !== '');
 }
 
+/** Whether `host` is a loopback address or localhost: a listener there answers only this machine. */
+export function isLoopbackListen(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h === '::1') return true;
+  return isIPv4(h) && h.startsWith('127.');
+}
+
+/** How often one refused Host is logged again. */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
+/** Hosts remembered for that (a flood of names forgets the oldest, never grows without bound). */
+const REFUSAL_LOG_NAMES = 256;
+
 export async function startMetricsServer(o: MetricsServerOptions): Promise<MetricsServer> {
   const host = o.host ?? DEFAULT_METRICS_ADDRESS;
-  // Names a scraper plausibly uses besides addresses: this machine's hostname (lower-cased by hostAllowList).
-  const hosts = hostAllowList(host, [hostname(), ...(o.allowedHosts ?? allowedFromEnv())]);
+  // Names a scraper plausibly uses besides addresses: this machine's hostname (lower-cased by hostAllowList); the
+  // environment's names and the process's own setting (agent.yml metrics.allowed_hosts, the control service's
+  // --allowed-host) together.
+  const hosts = hostAllowList(host, [hostname(), ...allowedFromEnv(), ...(o.allowedHosts ?? [])]);
+  // Only a loopback listener checks the Host (review s27 F5). That is the DNS-rebinding target: only this machine's
+  // clients reach it, and they name it by address, localhost or its hostname. A listener the operator bound to a
+  // network address answers every host of that network unauthenticated anyway, and its scrapers name it by FQDN,
+  // Compose service or Kubernetes Service name, which the check refused (403, the target "down") after an upgrade.
+  const checked = isLoopbackListen(host);
+  const logged = new Map<string, number>();
+  const tell = (name: string, refusal: string): void => {
+    if (o.logger === undefined) return;
+    const now = Date.now();
+    const last = logged.get(name);
+    if (last !== undefined && now - last < REFUSAL_LOG_INTERVAL_MS) return;
+    logged.delete(name);
+    logged.set(name, now);
+    if (logged.size > REFUSAL_LOG_NAMES) logged.delete(logged.keys().next().value ?? name);
+    o.logger.warn(
+      'metrics listener refused a request naming another host (403): if it names this host, add it to FLOCKER_METRICS_ALLOWED_HOSTS or the allowed-hosts setting',
+      {
+        code: 'HOST_NOT_ALLOWED',
+        host: name,
+        setting: 'FLOCKER_METRICS_ALLOWED_HOSTS, agent.yml metrics.allowed_hosts, flocker-control --allowed-host',
+        description: refusal,
+      },
+    );
+  };
   const server: Server = createServer((req, res) => {
-    const refusal = hostRefusal(req.headers.host, hosts, {
-      listener: 'This metrics listener',
-      allowHint: (name) =>
-        `add ${name} to FLOCKER_METRICS_ALLOWED_HOSTS (comma-separated) in the process's environment`,
-    });
-    if (refusal !== undefined) sendJson(res, 403, { code: 'HOST_NOT_ALLOWED', description: refusal });
-    else if (!handleMetricsRequest(o, req, res))
+    const refusal = checked
+      ? hostRefusal(req.headers.host, hosts, {
+          listener: 'This metrics listener',
+          allowHint: (name) =>
+            `add ${name} to FLOCKER_METRICS_ALLOWED_HOSTS (comma-separated) in the process's environment, to ` +
+            "agent.yml's metrics.allowed_hosts, or (control service) to --allowed-host",
+        })
+      : undefined;
+    if (refusal !== undefined) {
+      tell(String(req.headers.host).slice(0, 255), refusal);
+      sendJson(res, 403, { code: 'HOST_NOT_ALLOWED', description: refusal });
+    } else if (!handleMetricsRequest(o, req, res))
       sendJson(res, 404, { description: `There is no ${req.url ?? ''} here; try /metrics, /healthz or /readyz.` });
   });
   server.headersTimeout = 10_000;

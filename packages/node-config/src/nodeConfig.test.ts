@@ -158,6 +158,16 @@ describe('agent.yml as every agent reads it', () => {
     expect(() => parseNodeConfig({ ...minimal, metrics: { port: 1 } })).toThrow(/metrics/);
   });
 
+  it('metrics.allowed_hosts: the names a loopback listener also answers to, for every agent (review s27 F5)', () => {
+    const c = parseNodeConfig({ ...minimal, metrics: { allowed_hosts: ['node-1.example.com'] } });
+    expect(metricsListen(c.metrics, 'plugin', 4532)).toEqual({
+      host: '127.0.0.1',
+      port: 4532,
+      allowedHosts: ['node-1.example.com'],
+    });
+    expect(() => parseNodeConfig({ ...minimal, metrics: { allowed_hosts: [''] } })).toThrow(/allowed_hosts/);
+  });
+
   it('refuses a --metrics-port that is no port (yargs reads `abc` as NaN)', () => {
     for (const port of [Number.NaN, -1, 65536, 4531.5])
       expect(() => metricsListen(undefined, 'dataset_agent', 4531, { port })).toThrow(

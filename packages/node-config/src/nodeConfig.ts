@@ -89,7 +89,8 @@ export const PluginSectionSchema = z
 /**
  * The metrics and health listener of each agent (GET /metrics, /healthz, /readyz), each overridden by the agent's
  * --metrics-address / --metrics-port flags. Unauthenticated, so 127.0.0.1 unless said otherwise; a port of 0 turns
- * that agent's listener off. Defaults: dataset agent 4531, Docker plugin 4532, container agent 4533.
+ * that agent's listener off. Defaults: dataset agent 4531, Docker plugin 4532, container agent 4533. allowed_hosts:
+ * the names a request's Host may carry on a loopback listener besides the built-in ones.
  */
 export const MetricsSectionSchema = z
   .object({
@@ -97,6 +98,9 @@ export const MetricsSectionSchema = z
     dataset_agent_port: z.number().int().min(0).max(65535).optional(),
     plugin_port: z.number().int().min(0).max(65535).optional(),
     container_agent_port: z.number().int().min(0).max(65535).optional(),
+    // Names (besides addresses, localhost, the hostname, FLOCKER_METRICS_ALLOWED_HOSTS) a Host may carry on a
+    // loopback listener; a network-bound listener checks no Host (review s27 F5).
+    allowed_hosts: z.array(z.string().min(1).max(253)).max(64).optional(),
   })
   .strict();
 
@@ -302,10 +306,14 @@ export function metricsListen(
   agent: 'dataset_agent' | 'plugin' | 'container_agent',
   defaultPort: number,
   flags: { address?: string | undefined; port?: number | undefined } = {},
-): { host: string; port: number } | undefined {
+): { host: string; port: number; allowedHosts?: readonly string[] } | undefined {
   if (flags.port !== undefined && !(Number.isInteger(flags.port) && flags.port >= 0 && flags.port <= 65535))
     throw new NodeConfigError('CONFIG_INVALID', `--metrics-port ${String(flags.port)} is not a port (0 to 65535)`);
   const port = flags.port ?? section?.[`${agent}_port`] ?? defaultPort;
   if (port === 0) return undefined;
-  return { host: flags.address ?? section?.address ?? '127.0.0.1', port };
+  return {
+    host: flags.address ?? section?.address ?? '127.0.0.1',
+    port,
+    ...(section?.allowed_hosts !== undefined ? { allowedHosts: section.allowed_hosts } : {}),
+  };
 }

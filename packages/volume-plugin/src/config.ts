@@ -69,7 +69,7 @@ export interface PluginSettings {
   /** How long a volume no container here uses keeps its lease (ms; let go of on request); 0 = released at once. */
   idleLeaseMs?: number;
   /** The metrics and health listener (/metrics, /healthz, /readyz); absent = none. */
-  metrics?: { host: string; port: number };
+  metrics?: { host: string; port: number; allowedHosts?: readonly string[] };
   /** A managed (v2) plugin: answer paths inside the propagated mount (managed/PropagatedMounts). */
   propagated?: PropagatedMountPaths;
   /** The agent's mount root on the host (--host-mount-root or agent.yml), when known: the kernel's table is followed there. */

@@ -166,7 +166,7 @@ async function startPluginMetrics(
   });
   const checks: HealthCheck[] = [{ name: 'control', check: async () => void (await probe.version()) }];
   try {
-    const server = await startMetricsServer({ registry, checks, ...options.metrics });
+    const server = await startMetricsServer({ registry, checks, logger, ...options.metrics });
     logger.info('metrics listening', { url: server.url });
     return server;
   } catch (err) {
