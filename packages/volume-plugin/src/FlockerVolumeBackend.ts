@@ -1518,6 +1518,13 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
             );
           refusal = err.description;
           condition = undefined;
+          // Past the deadline: no further ask (review s27 F6: the snapshot may show this node alive while the lease
+          // route holds it dead, and the asks went on with no pause and no end).
+          if (this.now() >= deadline)
+            throw new VolumePluginError(
+              'MOUNT_TIMEOUT',
+              `${err.description} Gave up asking for the lease of volume ${name} after ${Math.round(this.opts.mountTimeoutMs / 1000)} s (the plugin's mount timeout).`,
+            );
           await this.untilAlive(
             name,
             deadline,
@@ -1619,13 +1626,14 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   /**
    * The first snapshot showing this node alive, after `pauseMs` at least (a snapshot from before the control service
    * declared it dead may still show it alive), up to the Mount's deadline; else MOUNT_TIMEOUT saying `why` it waited.
+   * The pause is cut only at the deadline, which the caller checks before it asks again (review s27 F6).
    */
   private async untilAlive(name: string, deadline: number, pauseMs: number, why: string): Promise<ClusterSnapshot> {
     const alive = (s: ClusterSnapshot) => (nodeOf(s, this.me)?.alive === true ? s : undefined);
-    const pause = Math.min(pauseMs, Math.max(0, deadline - this.now()));
-    if (pause > 0) {
-      await new Promise((r) => setTimeout(r, pause));
-      // Read now: the watch may still be reconnecting to a control service that just restarted (up to its backoff).
+    if (pauseMs > 0) {
+      await new Promise((r) => setTimeout(r, Math.min(pauseMs, Math.max(0, deadline - this.now()))));
+      // Read now, whatever the pause was: the watch may still be reconnecting to a control service that just
+      // restarted (up to its backoff), and the snapshot it follows may be the one from before the refusal.
       const fresh = alive(await this.watcher.refresh());
       if (fresh !== undefined) return fresh;
     }

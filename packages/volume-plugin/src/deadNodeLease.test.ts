@@ -6,7 +6,8 @@
  * back before the Mount's watch shows it. Real control service (in-process, its clocks a test clock ahead), fake agents.
  */
 import { performance } from 'node:perf_hooks';
-import type { FlockerClient } from '@flocker/api';
+import { FlockerApiError, type FlockerClient } from '@flocker/api';
+import type { ControlClient } from './FlockerVolumeBackend';
 import { BackendTestBed, HOST_A, HOST_B, NODE_A, NODE_B, type FakeDatasetAgent } from './testing';
 
 const T_SECONDS = 10;
@@ -61,4 +62,37 @@ it('a Mount on a node held dead waits for it to report, then takes the lease and
   await expect(mounting).resolves.toEqual({ Mountpoint: `/flocker-b/${id}` });
   expect(Date.now() - t).toBeLessThan(30_000);
   expect(await client.listLeases()).toEqual([expect.objectContaining({ dataset_id: id, node_uuid: NODE_B })]);
+});
+
+it('NODE_DEAD while the snapshot shows this node alive: MOUNT_TIMEOUT with the refusal at the deadline, asks paused (review s27 F6)', async () => {
+  // The lease route holds this node dead (its held report lapsed) while the views still show it alive (built before
+  // the liveness check ran): past the deadline each ask was followed by no pause and the Mount never ended.
+  let refused = 0;
+  const refusing: ControlClient = {
+    createDataset: (...a) => client.createDataset(...a),
+    updateDataset: (...a) => client.updateDataset(...a),
+    deleteDataset: (...a) => client.deleteDataset(...a),
+    waitForCluster: (...a) => client.waitForCluster(...a),
+    releaseLease: (...a) => client.releaseLease(...a),
+    acquireLease: async () => {
+      refused++;
+      // An answer over the network (a turn of the event loop), as the real call's.
+      await new Promise((r) => setImmediate(r));
+      throw new FlockerApiError(409, 'NODE_DEAD', `Node ${NODE_B} was declared dead: no lease until it reports again.`);
+    },
+  };
+  await client.createDataset({ primary: NODE_B, metadata: { name: 'vol2' }, maximum_size: 1 << 30 });
+  const b = await bed.backend(NODE_B, { client: refusing, mountTimeoutMs: 1_200 });
+  const t = Date.now();
+  const outcome = await Promise.race([
+    b.mount({ Name: 'vol2', ID: 'c1' }).then(
+      () => 'mounted',
+      (err: unknown) => err,
+    ),
+    new Promise<'still asking'>((r) => setTimeout(() => r('still asking'), 8_000).unref()),
+  ]);
+  expect(outcome).toMatchObject({ code: 'MOUNT_TIMEOUT', message: expect.stringContaining('was declared dead') });
+  expect(Date.now() - t).toBeLessThan(8_000);
+  // One ask per NODE_DEAD_RETRY_MS (500 ms) at most within the 1.2 s.
+  expect(refused).toBeLessThanOrEqual(4);
 });
