@@ -7,17 +7,8 @@
  */
 import * as path from 'node:path';
 import { FlockerApiError, type ClusterSnapshot, type FlockerClient, type Lease } from '@flocker/api';
-import type { ControlClient, FlockerVolumeBackend } from './FlockerVolumeBackend';
-import { BackendTestBed, HOST_A, HOST_B, NODE_A, NODE_B } from './testing';
-
-/** Waits (polling, generous deadline) for `check` to hold. */
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import type { ControlClient } from './FlockerVolumeBackend';
+import { BackendTestBed, HOST_A, HOST_B, NODE_A, NODE_B, until, useOnce } from './testing';
 
 const REQUEST = { by: NODE_B, at: '2026-12-06T15:00:00.000Z' };
 
@@ -86,15 +77,6 @@ describe('idle leases (session 21)', () => {
             leases: s.leases.map((l): Lease => (l.node_uuid === NODE_A ? { ...l, release_requested: REQUEST } : l)),
           }
         : s;
-
-  /** Mounts and (after the copy-up window) unmounts vol1 on `a`: it is idle there. */
-  async function useOnce(a: FlockerVolumeBackend, id = 'c1'): Promise<{ Mountpoint?: string }> {
-    const m = await a.mount({ Name: 'vol1', ID: id });
-    await new Promise((r) => setTimeout(r, 100));
-    await a.unmount({ Name: 'vol1', ID: id });
-    await a.settled({ keepIdle: true });
-    return m;
-  }
 
   it('keeps the lease of an idle volume (release_on_request), answers the next Mount without a lease POST, lets go after the idle time', async () => {
     const w = wrapped();

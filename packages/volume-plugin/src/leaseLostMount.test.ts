@@ -9,7 +9,7 @@
  */
 import type { FlockerClient } from '@flocker/api';
 import type { FlockerVolumeBackend } from './FlockerVolumeBackend';
-import { BackendTestBed, HOST_A, HOST_B, NODE_A, NODE_B, type FakeDatasetAgent } from './testing';
+import { BackendTestBed, HOST_A, HOST_B, NODE_A, NODE_B, type FakeDatasetAgent, until } from './testing';
 
 let bed: BackendTestBed;
 let client: FlockerClient;
@@ -22,14 +22,6 @@ beforeEach(async () => {
 });
 
 afterEach(() => bed.close());
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** The plugin's followed snapshot shows the volume leased to this host. */
 async function showsLeaseHere(a: FlockerVolumeBackend): Promise<boolean> {

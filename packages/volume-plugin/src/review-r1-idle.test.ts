@@ -2,8 +2,7 @@
  * Review R1 (session 21): findings on idle leases, uncommitted; see /work/notes/s21-R1-findings.md. Fails on HEAD.
  */
 import type { ClusterSnapshot, FlockerClient, Lease } from '@flocker/api';
-import type { ControlClient } from './FlockerVolumeBackend';
-import { BackendTestBed, HOST_A, HOST_B, NODE_A, NODE_B } from './testing';
+import { BackendTestBed, forwardingClient, HOST_A, HOST_B, NODE_A, NODE_B, until, useOnce } from './testing';
 
 describe('R1-F1: a plugin served views without the hand-over members keeps nothing idle', () => {
   let bed: BackendTestBed;
@@ -28,15 +27,7 @@ describe('R1-F1: a plugin served views without the hand-over members keeps nothi
         return plain;
       }),
     });
-    const c: ControlClient = {
-      createDataset: (...a) => client.createDataset(...a),
-      updateDataset: (...a) => client.updateDataset(...a),
-      deleteDataset: (...a) => client.deleteDataset(...a),
-      waitForCluster: async (...a) => legacy(await client.waitForCluster(...a)),
-      acquireLease: (...a) => client.acquireLease(...a),
-      releaseLease: (...a) => client.releaseLease(...a),
-      declineReleaseRequest: (...a) => client.declineReleaseRequest(...a),
-    };
+    const c = forwardingClient(client, { waitForCluster: async (...a) => legacy(await client.waitForCluster(...a)) });
     const a = await bed.backend(NODE_A, { client: c, idleLeaseMs: 60_000 });
     await a.create({ Name: 'vol1' });
     await a.mount({ Name: 'vol1', ID: 'c1' });
@@ -56,29 +47,23 @@ describe('R1-F1: a plugin served views without the hand-over members keeps nothi
     // rather than a configuration tag, which any unrelated change would fail.
     const at = '2026-12-06T15:00:00.000Z';
     const seen: unknown[][] = [];
-    const c: ControlClient = {
-      createDataset: (...a) => client.createDataset(...a),
-      updateDataset: (...a) => client.updateDataset(...a),
-      deleteDataset: (...a) => client.deleteDataset(...a),
+    const c = forwardingClient(client, {
       waitForCluster: async (...a) => {
         const s = await client.waitForCluster(...a);
         return { ...s, leases: s.leases.map((l): Lease => ({ ...l, release_requested: { by: 'api', at } })) };
       },
-      acquireLease: (...a) => client.acquireLease(...a),
-      releaseLease: (...a) => client.releaseLease(...a),
       declineReleaseRequest: async (...a) => {
         seen.push(a);
         const lease = (await client.listLeases()).find((l) => l.dataset_id === a[0]);
         if (lease === undefined) throw new Error('no lease');
         return lease;
       },
-    };
+    });
     const a = await bed.backend(NODE_A, { client: c, idleLeaseMs: 60_000 });
     await a.create({ Name: 'vol1' });
     await a.mount({ Name: 'vol1', ID: 'c1' });
     await a.watcher.refresh();
-    const deadline = Date.now() + 10_000;
-    while (seen.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await until('the decline', () => seen.length > 0);
     expect(seen).toHaveLength(1);
     // The options of the decline: the request it answers, which a later request does not match.
     expect(seen[0]?.[1]).toMatchObject({ request: { by: 'api', at } });
@@ -91,30 +76,20 @@ describe('R1-F1: a plugin served views without the hand-over members keeps nothi
     // lease grace) and another node takes it. A Mount here trusts the last snapshot it has (current(), not followed())
     // and answers from memory: no lease POST, no fresh look, a container started on a volume another node holds.
     let cut = false;
-    const c: ControlClient = {
-      createDataset: (...a) => client.createDataset(...a),
-      updateDataset: (...a) => client.updateDataset(...a),
-      deleteDataset: (...a) => client.deleteDataset(...a),
+    const c = forwardingClient(client, {
       waitForCluster: async (...a) => {
         if (cut) throw new Error('connect ECONNREFUSED (cut)');
         return client.waitForCluster(...a);
       },
-      acquireLease: (...a) => client.acquireLease(...a),
-      releaseLease: (...a) => client.releaseLease(...a),
-      declineReleaseRequest: (...a) => client.declineReleaseRequest(...a),
-    };
+    });
     const a = await bed.backend(NODE_A, { client: c, idleLeaseMs: 60_000, mountTimeoutMs: 2_000 });
     await a.create({ Name: 'vol1' });
-    await a.mount({ Name: 'vol1', ID: 'c1' });
-    await new Promise((r) => setTimeout(r, 100));
-    await a.unmount({ Name: 'vol1', ID: 'c1' });
-    await a.settled({ keepIdle: true });
+    await useOnce(a);
     const [d] = await client.listDatasets();
     expect(a.keptIdle()).toEqual([d?.dataset_id]);
     cut = true;
     // The watcher notices (a long-poll fails): it no longer follows.
-    const deadline = Date.now() + 10_000;
-    while (a.watcher.followed() !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await until('the watch to stop following', () => a.watcher.followed() === undefined);
     expect(a.watcher.followed()).toBeUndefined();
     await client.releaseLease(d?.dataset_id ?? '');
     await client.acquireLease({ dataset_id: d?.dataset_id ?? '', node_uuid: NODE_B, expires: null, holder: 'csi' });

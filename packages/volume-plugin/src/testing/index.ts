@@ -5,6 +5,8 @@
 export { callPlugin, type PluginReply } from './callPlugin';
 export { FakeDatasetAgent } from './FakeDatasetAgent';
 export { FakeDocker } from './FakeDocker';
+export { forwardingClient, useOnce } from './leaseUse';
+export { until } from './until';
 export {
   BackendTestBed,
   GiB,
