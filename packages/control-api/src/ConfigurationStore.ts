@@ -57,6 +57,8 @@ export interface ConfigurationStore {
   publishContainers?(uuid: string, report: ContainerReport, lastSeen: number): void;
   /** Bytes the configuration takes in the store (snapshot plus log), for the metrics. */
   readonly storedBytes?: number;
+  /** Where the last successful commit's time went inside the store (ms, and what ran beside it): debug logs only. */
+  lastCommitTimeline?(): Record<string, number | string>;
   /**
    * Stores without node reports (the file store): the identity each node last reported (NODE_IDENTITIES_FILE). A
    * restarted service names a node it declares dead without a report since its start to the agents by it (its

@@ -21,6 +21,8 @@ interface CommitWaiter {
   rebase?: ((config: Configuration, now: number) => Configuration) | 'conflict';
   /** The stall guard's mark of the request the write comes from (stallGuard.ts): not re-applied after a stall. */
   mark?: WriteMark;
+  /** When the write was applied (performance.now()): the commit's timeline at debug level. */
+  at: number;
 }
 
 export interface CommitterOptions {
@@ -125,6 +127,7 @@ export class Committer {
       this.waiters.push({
         resolve,
         reject,
+        at: performance.now(),
         ...(rebase !== undefined ? { rebase } : {}),
         ...(mark !== undefined ? { mark } : {}),
       }),
@@ -143,6 +146,7 @@ export class Committer {
         const target = this.pending;
         const waiters = this.waiters;
         this.waiters = [];
+        const sent = performance.now();
         try {
           await this.options.store.commit(target, this.committed);
         } catch (err) {
@@ -177,6 +181,7 @@ export class Committer {
           continue;
         }
         this.committed = target;
+        const answered = performance.now();
         for (const w of waiters) w.resolve();
         if (this.pending === target) {
           // Writes that changed nothing, applied during this commit: they waited only for it.
@@ -184,12 +189,33 @@ export class Committer {
           this.waiters = [];
         }
         this.options.onChange();
+        if (this.options.logger.isDebugEnabled()) this.logTimeline(target, waiters, sent, answered);
         if (this.external !== undefined && this.external.version > this.committed.version) this.adopt(this.external);
       }
     } finally {
       this.flushing = false;
       this.external = undefined;
     }
+  }
+
+  /**
+   * Debug: where a commit's time went, for the writes it answered (issue 23: a slow create on etcd is told apart as
+   * waiting for the group commit, the store's own work and answer, or what runs before the answer is written). The
+   * writers' continuations run after onChange (the resolves queue microtasks): notify_ms is before their answers too.
+   */
+  private logTimeline(target: Configuration, waiters: readonly CommitWaiter[], sent: number, answered: number): void {
+    const now = performance.now();
+    const ms = (x: number): number => Math.round(x * 100) / 100;
+    const first = waiters.reduce((t, w) => Math.min(t, w.at), sent);
+    this.options.logger.debug('configuration commit', {
+      version: target.version,
+      writes: waiters.length,
+      // From the first write applied to the commit sent: the group commit's turn, or a commit before it in flight.
+      queued_ms: ms(sent - first),
+      store_ms: ms(answered - sent),
+      notify_ms: ms(now - answered),
+      ...this.options.store.lastCommitTimeline?.(),
+    });
   }
 
   /** Makes `fresh` the committed configuration and rebuilds the pending one on it. */

@@ -130,6 +130,7 @@ export function instrumentStore(store: ConfigurationStore, registry: Registry): 
     wrapped.recordNodeIdentity = (identity) => store.recordNodeIdentity?.(identity) ?? Promise.resolve();
   if (store.forgetNodeIdentities !== undefined)
     wrapped.forgetNodeIdentities = (uuids) => store.forgetNodeIdentities?.(uuids) ?? Promise.resolve();
+  if (store.lastCommitTimeline !== undefined) wrapped.lastCommitTimeline = () => store.lastCommitTimeline?.() ?? {};
   return wrapped;
 }
 

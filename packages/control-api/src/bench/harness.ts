@@ -77,7 +77,8 @@ export function startServer(
       '--node-timeout',
       '3600',
       '--log-level',
-      'error',
+      // FLOCKER_BENCH_SERVER_LOG_LEVEL=debug: e.g. each commit's timeline (committer.ts), on stdout after listening.
+      process.env['FLOCKER_BENCH_SERVER_LOG_LEVEL'] ?? 'error',
       ...plainHttpArgs(dist),
       ...storeArgs,
     ],

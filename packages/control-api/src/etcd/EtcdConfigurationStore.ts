@@ -463,6 +463,10 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   private logBytes = 0;
   private snapshotBytes = 0;
   private snapshotting = false;
+  /** The fold's step in progress ('encode', or its etcd request in flight): a commit's timeline names it (debug). */
+  private foldStep: string | undefined;
+  /** The last successful commit's timeline (lastCommitTimeline). */
+  private timeline: Record<string, number | string> = {};
   /** What was last published per key, and its put (in flight or settled; a failed one is forgotten). */
   private readonly published = new Map<string, { json: string; at: number; value: string; put: Promise<void> }>();
   private listener: StoreListener | undefined;
@@ -671,9 +675,28 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     }
   }
 
+  /**
+   * Where the last successful commit's time went (ms): its log entry's encoding, its transaction (sent to answered),
+   * and the fold's step in progress when it was sent and answered (a fold request in front of it in etcd's queue).
+   */
+  lastCommitTimeline(): Record<string, number | string> {
+    return this.timeline;
+  }
+
   private async compareAndSwap(from: Configuration, expected: number, config: Configuration): Promise<void> {
+    const started = performance.now();
+    const foldAtSend = this.foldStep;
     const id = randomBytes(12).toString('hex');
     const entry = JSON.stringify({ prev: from.version, record: diffConfiguration(from, config) });
+    const encoded = performance.now();
+    const ms = (x: number): number => Math.round(x * 100) / 100;
+    const timeline = (): Record<string, number | string> => ({
+      encode_ms: ms(encoded - started),
+      txn_ms: ms(performance.now() - encoded),
+      entry_bytes: entry.length,
+      ...(foldAtSend !== undefined ? { fold_at_send: foldAtSend } : {}),
+      ...(this.foldStep !== undefined ? { fold_at_answer: this.foldStep } : {}),
+    });
     const forgotten = forgottenNodes(from, config);
     // The same transaction each time it is sent: only one of its copies can apply (they all compare head with
     // `expected`), and an answer to any copy tells whether one did (head's commit id, or our log entry).
@@ -717,6 +740,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     // An attempt before the answered one may have reached etcd (the client's retry, or resolve's re-sends).
     const ambiguous = resolved || !attempts.every(neverSent);
     if (res.succeeded) {
+      this.timeline = timeline();
       this.reportsDeleted(forgotten);
       this.remember(from, config, Number(res.header.revision), entry.length);
       return;
@@ -882,19 +906,23 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       const id = randomBytes(8).toString('hex');
       // Encoded and cut into chunks a slice at a time: in one go it blocked every request 80-600 ms at 100,000
       // datasets; joined whole and then cut, 69-288 ms (snapshotValuesYielding).
+      this.foldStep = 'encode';
       const { value, chunks } = await snapshotValuesYielding(config.version, config, id, this.snapshotChunkBytes);
+      this.foldStep = undefined;
       if (this.closed) return;
       // Never replace a newer snapshot (another replica may have folded further meanwhile).
       await this.giveWay();
-      const current = await this.ns.get(SNAPSHOT_KEY).exec();
+      const current = await this.folding('get snapshot', () => this.ns.get(SNAPSHOT_KEY).exec());
       const kv = current.kvs[0];
       if (kv !== undefined && this.snapshotVersion(kv.value) >= config.version) return;
       await this.putChunks(chunks, true);
       await this.giveWay();
-      const res = await this.ns
-        .if(SNAPSHOT_KEY, 'Mod', '==', kv === undefined ? 0 : Number(kv.mod_revision))
-        .then(this.ns.put(SNAPSHOT_KEY).value(value), ...this.deleteOtherChunks(id))
-        .commit();
+      const res = await this.folding('snapshot txn', () =>
+        this.ns
+          .if(SNAPSHOT_KEY, 'Mod', '==', kv === undefined ? 0 : Number(kv.mod_revision))
+          .then(this.ns.put(SNAPSHOT_KEY).value(value), ...this.deleteOtherChunks(id))
+          .commit(),
+      );
       // Another replica's snapshot won (its commit deleted our chunks, or will): nothing to count.
       if (!res.succeeded) return;
       this.snapshotBytes = value.length + chunks.reduce((n, [, c]) => n + Buffer.byteLength(c), 0);
@@ -909,6 +937,17 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       throw err;
     } finally {
       this.snapshotting = false;
+      this.foldStep = undefined;
+    }
+  }
+
+  /** A fold's etcd request, named while in flight (lastCommitTimeline). */
+  private async folding<T>(step: string, run: () => Promise<T>): Promise<T> {
+    this.foldStep = step;
+    try {
+      return await run();
+    } finally {
+      this.foldStep = undefined;
     }
   }
 
@@ -1173,16 +1212,19 @@ export class EtcdConfigurationStore implements ConfigurationStore {
    */
   private async deleteLogThrough(version: number): Promise<void> {
     await this.giveWay();
-    let from = await this.oldestLogVersion(version);
+    let from = await this.folding('find log', () => this.oldestLogVersion(version));
     while (from !== undefined && from <= version && !this.closed) {
+      const start = logKey(from);
       const to = Math.min(version + 1, from + this.logDeleteBatch);
       await this.giveWay();
-      const res = await this.ns
-        .delete()
-        .inRange({ start: logKey(from), end: logKey(to) })
-        .exec();
+      const res = await this.folding('delete log', () =>
+        this.ns
+          .delete()
+          .inRange({ start, end: logKey(to) })
+          .exec(),
+      );
       if (Number(res.deleted) === 0) await this.giveWay();
-      from = Number(res.deleted) > 0 ? to : await this.oldestLogVersion(version);
+      from = Number(res.deleted) > 0 ? to : await this.folding('find log', () => this.oldestLogVersion(version));
     }
   }
 
@@ -1206,7 +1248,8 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   private async putChunks(chunks: [string, string][], fold = false): Promise<void> {
     for (const [k, v] of chunks) {
       if (fold) await this.giveWay();
-      await this.ns.put(k).value(v).exec();
+      const put = () => this.ns.put(k).value(v).exec();
+      await (fold ? this.folding('put chunk', put) : put());
     }
   }
 

@@ -119,4 +119,26 @@ describe('a fold while commits stream in (real etcd)', () => {
       await store.close();
     }
   });
+
+  it("a commit's timeline (debug logs) says what it cost and which fold step ran beside it (issue 23)", async () => {
+    const store = open(`/fold-${randomUUID()}`, { foldQuietMs: 60_000, foldMaxDeferMs: 60_000 });
+    try {
+      const c = await withLog(store, 5);
+      const quiet = store.lastCommitTimeline();
+      expect(quiet).toMatchObject({
+        encode_ms: expect.any(Number),
+        txn_ms: expect.any(Number),
+        entry_bytes: expect.any(Number),
+      });
+      expect(quiet).not.toHaveProperty('fold_at_send');
+      // snapshot() starts encoding at once (its first await is inside the encoder): the commit is sent beside it.
+      const fold = store.snapshot();
+      await commitOne(store, c);
+      expect(store.lastCommitTimeline()).toMatchObject({ fold_at_send: 'encode' });
+      await store.close();
+      await fold;
+    } finally {
+      await store.close();
+    }
+  });
 });
