@@ -126,9 +126,18 @@ async function main(): Promise<void> {
     .option('pairs', { type: 'number', default: 40, describe: 'A/B pairs (at least 10)' })
     .option('out', { type: 'string', describe: 'where to write the JSON results' })
     .option('logs', { type: 'string', describe: "copy each side's plugin and agent logs here (a/, b/)" })
+    .option('scenarios', {
+      type: 'string',
+      array: true,
+      choices: ['new', 'rm'] as const,
+      default: ['new'],
+      describe:
+        "new: docker run of a new volume; rm: the benchmark's docker volume rm right after docker volume create",
+    })
     .strict()
     .parseAsync();
   const pairs = Math.max(10, argv.pairs);
+  const wanted = z.array(z.enum(['new', 'rm'])).parse(argv.scenarios);
   const sides = { a: loadSide(argv.a), b: loadSide(argv.b) };
   const names = ['a', 'b'] as const;
   const stacks: Partial<Record<'a' | 'b', SideStack>> = {};
@@ -170,14 +179,30 @@ async function main(): Promise<void> {
       await waitForSpares(path.join(stackOf(s).root, 'pool'), 2, 10 * 1024 ** 3);
       await waitForVolumes(path.join(stackOf(s).root, 'pool'), 1);
     };
-    const measured = async (s: 'a' | 'b', scenario: string, vol: string, flocker: boolean) => {
+    /** `untimed` runs after the side settled, inside the CPU window, before the timed run. */
+    const measured = async (
+      s: 'a' | 'b',
+      scenario: string,
+      timedRun: () => Promise<unknown>,
+      untimed?: () => Promise<unknown>,
+    ) => {
       await settled(s);
       const before = cpuNow(s);
-      push(wall, `${s}_${scenario}`, await timed(() => run(s, vol, flocker)));
+      await untimed?.();
+      push(wall, `${s}_${scenario}`, await timed(timedRun));
       await new Promise((r) => setTimeout(r, 300));
       const after = cpuNow(s);
       for (const c of COMPONENTS) push(cpu, `${s}_${scenario}_${c}`, after[c] - before[c]);
     };
+    /** As bench.ts: `docker volume create` (untimed; its CPU counted) then at once `docker volume rm`, timed. */
+    const createRm = (s: 'a' | 'b', scenario: string, vol: string, flocker: boolean) =>
+      measured(
+        s,
+        scenario,
+        () => stackOf(s).docker(['volume', 'rm', vol]),
+        () => stackOf(s).docker(['volume', 'create', ...(flocker ? ['-d', stackOf(s).driver] : []), vol]),
+      );
+    const want = new Set(wanted);
     // Warm up each side: Docker, the plugin, the spares' size class (learned from the first new volume).
     for (const s of names) {
       await stackOf(s).docker(['run', '--rm', '--network', 'none', sides[s].TINY_IMAGE, 'true']);
@@ -186,8 +211,14 @@ async function main(): Promise<void> {
     for (let i = 0; i < pairs; i++) {
       const order = i % 2 === 1 ? (['b', 'a'] as const) : (['a', 'b'] as const);
       for (const s of order) {
-        await measured(s, 'local_new', `local-new-${i}`, false);
-        await measured(s, 'flocker_new', `flocker-new-${i}`, true);
+        if (want.has('new')) {
+          await measured(s, 'local_new', () => run(s, `local-new-${i}`, false));
+          await measured(s, 'flocker_new', () => run(s, `flocker-new-${i}`, true));
+        }
+        if (want.has('rm')) {
+          await createRm(s, 'local_rm', `local-cr-${i}`, false);
+          await createRm(s, 'flocker_rm', `flocker-cr-${i}`, true);
+        }
       }
       for (const s of order)
         await stackOf(s).docker(['volume', 'rm', `local-new-${i}`, `flocker-new-${i}`], { check: false });
@@ -209,13 +240,18 @@ async function main(): Promise<void> {
       await st.close();
     }
   }
-  const scenarios = ['local_new', 'flocker_new'];
+  const scenarios = [
+    ...(wanted.includes('new') ? ['local_new', 'flocker_new'] : []),
+    ...(wanted.includes('rm') ? ['local_rm', 'flocker_rm'] : []),
+  ];
   const results: Record<string, Paired> = Object.fromEntries(
     scenarios.map((k) => [k, paired(wall[`a_${k}`] ?? [], wall[`b_${k}`] ?? [])]),
   );
-  const ratio = (s: 'a' | 'b') =>
+  const ratio = (s: 'a' | 'b', what: 'new' | 'rm') =>
     Math.round(
-      (summarise(wall[`${s}_flocker_new`] ?? []).median_ms / summarise(wall[`${s}_local_new`] ?? []).median_ms) * 1000,
+      (summarise(wall[`${s}_flocker_${what}`] ?? []).median_ms /
+        summarise(wall[`${s}_local_${what}`] ?? []).median_ms) *
+        1000,
     ) / 1000;
   const cpuRows = scenarios.flatMap((k) =>
     COMPONENTS.map((c) => {
@@ -242,7 +278,7 @@ async function main(): Promise<void> {
     b: argv.b,
     pairs,
     results,
-    ratio: { a: ratio('a'), b: ratio('b') },
+    ratio: Object.fromEntries(wanted.map((w) => [w, { a: ratio('a', w), b: ratio('b', w) }])),
     cpu: cpuRows,
     plugin_calls: callRows,
     wall,
@@ -254,7 +290,7 @@ async function main(): Promise<void> {
     '',
     ...pairedTable(results),
     '',
-    `flocker_new / local_new: A ${report.ratio.a}, B ${report.ratio.b}`,
+    ...wanted.map((w) => `flocker_${w} / local_${w}: A ${report.ratio[w]?.a ?? NaN}, B ${report.ratio[w]?.b ?? NaN}`),
     '',
     '| CPU per run (ms), run + 300 ms | A mean | B mean | B − A (mean ± s.e.) |',
     '|---|---|---|---|',
