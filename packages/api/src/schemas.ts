@@ -287,6 +287,34 @@ export const DatasetConfiguration = z
   })
   .strict();
 
+/**
+ * A local user of a lease on its node ("docker" for the Docker plugin, "csi" for the CSI node
+ * plugin): each holds its own share, and the lease ends when the last one lets go.
+ */
+export const LeaseHolder = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,31}$/, { message: 'must be 1-32 lower-case letters, digits or -, starting with a letter' })
+  .describe('A local user of the lease on its node, such as docker or csi.');
+
+/**
+ * The lease a create may ask for (issue 23): granted to the new dataset's primary in the create's own change of the
+ * configuration, where a lease POST after the create took a commit of its own (the Docker plugin's first Mount of a
+ * new volume). Never expiring, never pinned.
+ */
+export const CreateDatasetLease = z
+  .object({
+    holder: LeaseHolder.optional().describe(
+      'Who on the primary takes the lease (docker, csi), as POST /v1/configuration/leases `holder`. Without: an unnamed share that only a release without holder ends.',
+    ),
+    release_on_request: z
+      .boolean()
+      .optional()
+      .describe(
+        'true: the primary promises to let go of the lease when asked while nothing uses it, as POST /v1/configuration/leases `release_on_request`.',
+      ),
+  })
+  .strict();
+
 export const CreateDatasetRequest = z
   .object({
     primary: NodeUuid,
@@ -304,6 +332,9 @@ export const CreateDatasetRequest = z
       .describe(
         "Restore: the primary's agent creates the volume, writes the stored backup onto it (every chunk verified) and mounts it only when all of it verified. maximum_size is required (at least the backup's size: `flocker backup list` shows it). Not together with source_snapshot_id or source_dataset_id.",
       ),
+    lease: CreateDatasetLease.optional().describe(
+      "A lease for the new dataset's primary (never expiring, not pinned), granted in the create's own change of the configuration: one request and one commit where a create and a lease took two. Refused as POST /v1/configuration/leases would refuse that lease (409 NODE_DEAD: the primary is declared dead), and then nothing is created. With a node's certificate the primary is that node (as for any create by a node). An extension of Flocker v1 (a service before it refuses the field: 400).",
+    ),
     unique_name: z
       .boolean()
       .optional()
@@ -537,15 +568,6 @@ export const ForgottenNode = z
   })
   .strict();
 export type ForgottenNode = z.infer<typeof ForgottenNode>;
-
-/**
- * A local user of a lease on its node ("docker" for the Docker plugin, "csi" for the CSI node
- * plugin): each holds its own share, and the lease ends when the last one lets go.
- */
-export const LeaseHolder = z
-  .string()
-  .regex(/^[a-z][a-z0-9-]{0,31}$/, { message: 'must be 1-32 lower-case letters, digits or -, starting with a letter' })
-  .describe('A local user of the lease on its node, such as docker or csi.');
 
 /** Who asked the holder of a `release_on_request` lease to let go of it, and when (the control service's clock). */
 export const LeaseReleaseRequest = z
@@ -1027,6 +1049,7 @@ export function configurationVersionOfTag(tag: string | undefined): number | und
 export type LocalPeer = z.infer<typeof LocalPeer>;
 export type DatasetConfiguration = z.infer<typeof DatasetConfiguration>;
 export type CreateDatasetRequest = z.infer<typeof CreateDatasetRequest>;
+export type CreateDatasetLease = z.infer<typeof CreateDatasetLease>;
 export type UpdateDatasetRequest = z.infer<typeof UpdateDatasetRequest>;
 export type DatasetState = z.infer<typeof DatasetState>;
 export type GrowPending = z.infer<typeof GrowPending>;

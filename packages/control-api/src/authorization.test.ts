@@ -159,6 +159,31 @@ const table: Row[] = [
     req('post', '/v1/configuration/datasets', {}, { primary: OTHER }),
     false,
   ],
+  // Issue 23 (session 28): the lease a create asks for is the primary's, so a node asks it only for itself, as a
+  // lease POST (node_uuid == itself); an API user for any node.
+  [
+    'node creates a dataset on itself with its lease',
+    node,
+    req(
+      'post',
+      '/v1/configuration/datasets',
+      {},
+      { primary: ME, lease: { holder: 'docker', release_on_request: true } },
+    ),
+    true,
+  ],
+  [
+    'node creates a dataset on another node with a lease (a lease for that node)',
+    node,
+    req('post', '/v1/configuration/datasets', {}, { primary: OTHER, lease: { holder: 'docker' } }),
+    false,
+  ],
+  [
+    'user creates a dataset on any node with its lease',
+    user,
+    req('post', '/v1/configuration/datasets', {}, { primary: OTHER, lease: {} }),
+    true,
+  ],
   ['node creates with no primary', node, req('post', '/v1/configuration/datasets', {}, {}), false],
   ['node creates with a non-object body', node, req('post', '/v1/configuration/datasets', {}, [ME]), false],
   [

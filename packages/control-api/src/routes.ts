@@ -29,7 +29,6 @@ import {
   acquireLease,
   type Applied,
   type Configuration,
-  createDataset,
   deleteDataset,
   listLeases,
   releaseLease,
@@ -54,6 +53,7 @@ import {
   stillAsSeen,
 } from './dataNode';
 import { createRefusal, updateRefusal } from './localStorage';
+import { createDatasetLeased } from './createLeased';
 import { aliveNodes, isAlive, nodeByEra } from './clusterState';
 import { reportClaimConflict } from './reportClaims';
 import { sizeBeyondBackend } from './backendLimits';
@@ -183,10 +183,12 @@ const datasetHandlers: Omit<
     }
     const tooLarge = sizeBeyondBackend(body.maximum_size, state.reportedNode(body.primary));
     if (tooLarge !== undefined) throw tooLarge;
-    const applied = await state.mutate(
-      (c, now) => createDataset(c, body, undefined, (id) => reportedSnapshotSize(state, id), now),
-      ifMatches,
-    );
+    // With `lease`: the primary's lease in the create's own change (createLeased.ts), refused for a primary held
+    // dead as a lease POST is (its lease would go at the next sweep).
+    const applied = await state.mutate((c, now) => {
+      if (body.lease !== undefined) refuseDeadRequester(state, body.primary, now);
+      return createDatasetLeased(c, body, undefined, (id) => reportedSnapshotSize(state, id), now);
+    }, ifMatches);
     return { status: 201, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
   // The narrow read (issue 23): the dataset's cached JSON fragment (jsonOf), no walk of the other 100,000.

@@ -221,6 +221,15 @@ export function refusesReleaseOnRequest(err: unknown): boolean {
   return apiStatus(err) === 400 && errorMessage(err).includes('release_on_request');
 }
 
+/** The lease a Create asks for with the new dataset (idle leases on): this plugin's share, let go of on request. */
+const CREATE_LEASE = { holder: LEASE_HOLDER, release_on_request: true } as const;
+
+/**
+ * How long after a control service refused a create's lease (an older release) the plugin creates without it (the
+ * first Mount takes the lease, as before); then it asks with it again (the service is upgraded after its nodes).
+ */
+export const CREATE_LEASE_RETRY_MS = UNIQUE_NAME_RECHECK_MS;
+
 /** How many datasets removed here lookups keep skipping (far more than one snapshot can lag behind). */
 export const MAX_REMOVED_REMEMBERED = 1_024;
 
@@ -657,15 +666,24 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     });
     // The kernel's table is paused while idle: resumed while the POST is on its way, for the agent's mount.
     this.opts.mountTable?.table.warm();
-    const created = await creating;
+    const made = await creating;
     this.createdHere.add(req.Name);
-    if (created === undefined) return;
+    if (made === undefined) return;
+    const { created, leased } = made;
     this.madeHere.set(req.Name, created);
     this.trackFirstMount(created.dataset_id);
+    // The lease granted with the create is kept as an idle one (a new lease asked with the promise: granted with it):
+    // the first Mount takes it over with no POST, and unused it goes as any idle lease (its time, a request, the rm).
+    if (leased) {
+      this.echoed.set(created.dataset_id, true);
+      this.leasedSize.set(created.dataset_id, created.maximum_size ?? null);
+      this.keepUntil(req.Name, created.dataset_id, this.now() + (this.opts.idleLeaseMs ?? 0), 0);
+    }
     this.logger.info('created dataset for volume', {
       volume: req.Name,
       dataset_id: created.dataset_id,
       size: options.size,
+      ...(leased ? { lease: 'kept idle' } : {}),
     });
     // No refresh here (a round trip on `docker run`'s critical path): the long-poll brings the new
     // dataset within a push, and until a lookup sees it there, lookups of the name look afresh (createdHere).
@@ -779,21 +797,50 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private async createNamed(
     name: string,
     req: Omit<CreateDatasetRequest, 'dataset_id'>,
-  ): Promise<DatasetConfiguration | undefined> {
+  ): Promise<{ created: DatasetConfiguration; leased: boolean } | undefined> {
     const unique = { ...req, unique_name: true };
     try {
-      return await this.client.createDataset({ ...unique, dataset_id: volumeDatasetId(name) });
+      return await this.createAsking({ ...unique, dataset_id: volumeDatasetId(name) });
     } catch (err) {
       if (!(err instanceof FlockerApiError) || err.status !== 409) throw err;
     }
     if (await this.lookup(name)) return undefined;
     try {
-      return await this.client.createDataset(unique);
+      return await this.createAsking(unique);
     } catch (err) {
       if (!(err instanceof FlockerApiError) || err.code !== 'DATASET_NAME_IN_USE') throw err;
       if (await this.lookup(name)) return undefined;
       throw err;
     }
+  }
+
+  /**
+   * The create, asking for this plugin's lease on the new dataset in it when idle leases are on (issue 23: one commit
+   * where the create and the first Mount's lease POST took two); whether it was granted. A control service of an older
+   * release refuses the member (400 naming it, nothing done): created without it, as before, and so for
+   * CREATE_LEASE_RETRY_MS. Refused NODE_DEAD (this node held dead: no lease for it until its agent reports again, as a
+   * lease POST): created without it; the Mount asks for the lease as before.
+   */
+  private async createAsking(req: CreateDatasetRequest): Promise<{ created: DatasetConfiguration; leased: boolean }> {
+    if ((this.opts.idleLeaseMs ?? 0) > 0 && !this.refusedKeys.lately('lease')) {
+      try {
+        return { created: await this.client.createDataset({ ...req, lease: CREATE_LEASE }), leased: true };
+      } catch (err) {
+        if (refusedUnknownKey(err, 'lease')) {
+          this.refusedKeys.note('lease');
+          this.logger.warn(
+            "the control service does not know a create's lease (an older release): a new volume's first Mount takes its lease",
+            { code: 'CREATE_LEASE_UNKNOWN', error: errorMessage(err) },
+          );
+        } else if (err instanceof FlockerApiError && err.code === 'NODE_DEAD') {
+          this.logger.info('this node is held dead: created the volume without its lease', {
+            dataset_id: req.dataset_id,
+            error: errorMessage(err),
+          });
+        } else throw err;
+      }
+    }
+    return { created: await this.client.createDataset(req), leased: false };
   }
 
   async list(): Promise<ListResponse> {
@@ -1000,6 +1047,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     return snapshotFacts(s, this.me, datasetId).lease === 'ours' && !promisedInView(s, this.me, datasetId);
   }
 
+  /** Whether the dataset is one a Create here made that no snapshot has shown yet (madeHere). */
+  private awaitingPush(datasetId: string): boolean {
+    for (const d of this.madeHere.values()) if (d.dataset_id === datasetId) return true;
+    return false;
+  }
+
   /** Stops keeping the lease (a Mount takes it over, or it goes); whether it was kept. */
   private forgetKept(datasetId: string): boolean {
     const kept = this.idle.get(datasetId);
@@ -1028,8 +1081,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private reviewKept(s: ClusterSnapshot): void {
     const now = this.now();
     for (const [datasetId, kept] of this.idle) {
+      const facts = snapshotFacts(s, this.me, datasetId);
+      if (facts.dataset === 'unknown' && this.awaitingPush(datasetId)) continue;
       const step = keptLeaseStep({
-        ...snapshotFacts(s, this.me, datasetId),
+        ...facts,
         resized: this.resizedSinceLeased(s, datasetId),
         unheard: this.unheardKept(s, datasetId),
         inUse: this.registry.count(datasetId) > 0,
@@ -1102,13 +1157,18 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       now: this.now(),
     });
     const name = kept?.name ?? this.registry.entries().find((e) => e.datasetId === datasetId)?.name ?? datasetId;
+    // A lease granted with this plugin's Create, its dataset not in a snapshot yet (the push is on its way): not gone.
+    if (facts?.dataset === 'unknown' && this.awaitingPush(datasetId) && kept !== undefined && this.now() < kept.until)
+      return;
     if (step.do === 'nothing') return;
     if (step.do === 'keep') {
       // Re-armed even for the same time: a timer that fired early (another clock) would otherwise leave it kept for good.
       if (kept !== undefined) this.keepUntil(kept.name, datasetId, step.until, kept.copyUpUntil);
       return;
     }
-    if (step.do === 'decline') return this.decline(name, datasetId, step.request);
+    // A decline already on its way (declineNow, outside the queue) answers the same request: not sent twice.
+    if (step.do === 'decline')
+      return this.declining.has(datasetId) ? undefined : this.decline(name, datasetId, step.request);
     this.forgetKept(datasetId);
     this.logger.info(
       step.why === 'requested'
@@ -1221,9 +1281,11 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     // could mount it: the lease is asked for on the followed configuration too, and granted, the Mount answers at the
     // first mount the kernel shows there (the agent's, of this dataset: ids are never reused) or at the snapshot
     // showing it mounted, whichever comes first: the report and its push are off the path.
+    // So too with the lease this plugin's Create was granted and kept (no POST): kept since the create's commit, it is
+    // what a grant on the followed configuration proves (takeOverKept: the followed snapshot shows it ours, the volume
+    // here), and the tracker still fresh says no Mount of it came since.
     const first = this.firstMounts.get(d.dataset_id)?.tracker;
     const firstMount =
-      !kept &&
       basis === undefined &&
       d.primary === this.me &&
       followed !== undefined &&
@@ -1238,7 +1300,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     // can be let go and removed first), so no waiter and timer outlive the Mount.
     const snapshotWait = new AbortController();
     const mounting =
-      d.primary === this.me && !kept && basis === undefined
+      d.primary === this.me && (!kept || firstMount !== undefined) && basis === undefined
         ? this.waitMounted(req.Name, d.dataset_id, deadline, snapshotWait.signal)
         : undefined;
     mounting?.catch(() => undefined);
@@ -1276,7 +1338,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       // away (and the volume was moved back since): the kernel's table, where it can tell, has the last word.
       if (proven && basis !== undefined && !this.kernelShowsUnmounted(d.dataset_id))
         mountpoint = this.mountedAtGrant(basis);
-      else if (proven && firstMount !== undefined && mounting !== undefined) {
+      else if ((proven || kept) && firstMount !== undefined && mounting !== undefined) {
         const first = await this.firstMountOrSnapshot(firstMount, mounting, snapshotWait);
         mountpoint = first.path;
         seenBy = first.by;
@@ -1287,7 +1349,13 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       this.firstMountAt.set(req.Name, this.now());
       this.logger.debug('mount timing', {
         volume: req.Name,
-        lease: kept ? 'kept' : proven ? 'acquired on the followed configuration' : 'acquired',
+        lease: kept
+          ? firstMount !== undefined
+            ? 'kept from the create'
+            : 'kept'
+          : proven
+            ? 'acquired on the followed configuration'
+            : 'acquired',
         ...(seenBy !== undefined ? { first_mount_seen_by: seenBy } : {}),
         lease_ms: leased - started,
         wait_ms: mounted - leased,
@@ -2005,6 +2073,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     // A Mount meanwhile records its entry before its lease: then the lease is explained.
     if (this.registry.entries().some((e) => e.datasetId === lease.datasetId))
       return { ...base, result: 'skipped', detail: 'mounted meanwhile' };
+    // A Create here meanwhile was granted it with the dataset (kept idle): explained too.
+    if (this.idle.has(lease.datasetId)) return { ...base, result: 'skipped', detail: 'lease kept while idle' };
     const decision = decideInSight(new Map(), this.volumeRef(lease.name, lease.datasetId), sight, this.now(), windowMs);
     // No mount IDs, so never 'young mount': kept only for a container using the volume, or one Docker's sight cannot
     // tell from ours (a driver name it does not know).

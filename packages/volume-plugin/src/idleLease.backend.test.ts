@@ -326,6 +326,15 @@ describe('idle leases (session 21)', () => {
         return client.acquireLease(req, o);
       },
     });
+    // Older than a create's lease too (session 28): it refuses that member.
+    const plainCreate = refusing.client.createDataset;
+    refusing.client.createDataset = (req, o) => {
+      if (req.lease !== undefined) {
+        const problem = '(body): Unrecognized key: "lease"';
+        return Promise.reject(new FlockerApiError(400, 'INVALID_REQUEST', problem, [problem]));
+      }
+      return plainCreate(req, o);
+    };
     const a = await bed.backend(NODE_A, { client: refusing.client, idleLeaseMs: 60_000 });
     await a.create({ Name: 'vol1' });
     await useOnce(a);
