@@ -735,6 +735,7 @@ export class LocalAgent {
           { datasetId, name: step.name, parent: step.parent, identity: taken.identity },
           send,
           moved,
+          signal,
         );
         moved();
       } catch (e) {

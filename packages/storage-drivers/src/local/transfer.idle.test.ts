@@ -62,6 +62,44 @@ describe('a send to a receiver that stops reading', () => {
     }
   }, 30_000);
 
+  it('a stop (its signal) ends a send whose whole stream went into the buffers of a receiver that never answers', async () => {
+    const a = cluster.node();
+    const b = cluster.node();
+    // The stream (64 KiB) is taken whole by the connection; the receive never ends, so no answer comes.
+    const hung = {
+      ...memoryEngine(),
+      receive: (_d: string, _n: string, _i: string, stream: Readable) => {
+        stream.on('error', () => undefined);
+        stream.resume();
+        return new Promise<never>(() => undefined);
+      },
+    };
+    const server = new TransferServer({ engine: hung, credentials: b });
+    const port = await server.listen(0, '127.0.0.1');
+    try {
+      const client = new TransferClient({ host: '127.0.0.1', port, nodeUuid: b.nodeUuid }, a);
+      const stop = new AbortController();
+      let sent = 0;
+      const receiving = client.receive(
+        { datasetId: ID, name: 'move-000001', parent: null, identity: 'x' },
+        { stream: source(64 * 1024), done: Promise.resolve() },
+        (n) => (sent = n),
+        stop.signal,
+      );
+      receiving.catch(() => undefined);
+      const t0 = Date.now();
+      while (sent < 64 * 1024 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 200));
+      stop.abort();
+      await expect(receiving).rejects.toMatchObject({
+        code: 'TRANSFER_FAILED',
+        message: expect.stringMatching(/stopped/),
+      });
+    } finally {
+      await server.close();
+    }
+  }, 30_000);
+
   it('a slow send that keeps moving is not cut off by the idle bound', async () => {
     const a = cluster.node();
     const b = cluster.node();

@@ -702,11 +702,15 @@ export interface TransferPeer {
 export interface TargetApi {
   /** lineage false: the answer may leave the live copy's lineage out (not computed). */
   status(datasetId: string, options?: { readonly lineage?: boolean }): Promise<StatusAnswer>;
-  /** Sends the stream; resolves with the bytes sent once the target kept the snapshot. */
+  /**
+   * Sends the stream; resolves with the bytes sent once the target kept the snapshot. `signal` ends it wherever it
+   * is (the connection closed: the target discards what it received), the wait for the target's answer too.
+   */
   receive(
     request: { datasetId: string; name: string; parent: string | null; identity: string },
     send: Pick<SendStream, 'stream' | 'done'>,
     onBytes?: (bytes: number) => void,
+    signal?: AbortSignal,
   ): Promise<number>;
   /** Makes the snapshot the target's live copy; mount: the target mounts it at its own path for the dataset. */
   promote(datasetId: string, name: string, size: number, mount: boolean): Promise<void>;
@@ -824,8 +828,17 @@ export class TransferClient implements TargetApi {
     request: { datasetId: string; name: string; parent: string | null; identity: string },
     send: Pick<SendStream, 'stream' | 'done'>,
     onBytes?: (bytes: number) => void,
+    signal?: AbortSignal,
   ): Promise<number> {
     const socket = await this.connect();
+    // Stopped: the connection closes wherever the send is (a stream sent whole into the buffers of a receiver that
+    // hangs before it answers included: aborting the engine's send alone left that wait).
+    const stop = (): void => {
+      socket.destroy(new LocalStorageError('TRANSFER_FAILED', `the send to node ${this.peer.nodeUuid} was stopped`));
+    };
+    if (signal?.aborted === true) stop();
+    signal?.addEventListener('abort', stop, { once: true });
+    socket.once('close', () => signal?.removeEventListener('abort', stop));
     // While the stream goes: nothing moving for idleMs fails the send (a stalled receiver, a half-open connection).
     socket.removeAllListeners('timeout');
     socket.setTimeout(this.idleMs, () =>
