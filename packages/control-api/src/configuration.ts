@@ -66,9 +66,17 @@ function storedShares(shares: LeaseShares): Pick<StoredLease, 'holders' | 'unnam
   return { holders: shares.names, ...(shares.unnamed ? { unnamed: true as const } : {}) };
 }
 
-/** "node X" and, when named holders hold its lease, who: for the messages of refusals. */
-export function leaseHolderText(lease: Pick<StoredLease, 'node_uuid' | 'holders'>): string {
-  return `node ${lease.node_uuid}${lease.holders === undefined ? '' : ` (used there by ${lease.holders.join(', ')})`}`;
+/**
+ * "node X" and, when named holders hold its lease, who: for the messages of refusals. A lease its holders promised to
+ * let go of when asked (release_on_request: the Docker plugin keeps an idle volume's lease so) may be idle: the text
+ * says it is held, not that it is used.
+ */
+export function leaseHolderText(lease: Pick<StoredLease, 'node_uuid' | 'holders' | 'release_on_request'>): string {
+  if (lease.holders === undefined) return `node ${lease.node_uuid}`;
+  const who = lease.holders.join(', ');
+  return lease.release_on_request === true
+    ? `node ${lease.node_uuid} (held there by ${who}, which lets go of it when asked while no container uses it)`
+    : `node ${lease.node_uuid} (used there by ${who})`;
 }
 
 export interface Configuration {

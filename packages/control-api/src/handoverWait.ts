@@ -10,15 +10,17 @@
  * go, a client gone ends it at once). The request on the lease may stay: harmless, the holder lets go of an idle
  * lease, which is what was asked, and a kill -9 of the service leaves it as any other committed lease.
  */
-import { type Applied, type Configuration, configurationTag } from './configuration';
+import { type Applied, type Configuration, configurationTag, type StoredLease } from './configuration';
 import type { ControlState } from './ControlState';
 import { ConfigurationError } from './errors';
 import {
-  handoverCandidate,
   type HandoverOutcome,
+  type HandoverStep,
+  handoverStep,
   handoverProgress,
   handoverWake,
   refusalAfterHandover,
+  refusalUnreported,
   type Requester,
   requestRelease,
   unchangedButLease,
@@ -40,7 +42,8 @@ export interface HandoverAsk {
   readonly authorize?: (() => void) | undefined;
   /**
    * Whether a holder node's plugin sees release requests (the views it follows carry release_requested): a holder
-   * that cannot is not asked, the request is refused at once as for a plain lease (leaseHandover.handoverCandidate).
+   * that cannot is not asked, the request is refused at once as for a plain lease (leaseHandover.handoverStep) —
+   * unless its node has not reported since this start: the request waits for it to (waitForReport).
    */
   readonly canHear: (node: string) => boolean;
 }
@@ -49,7 +52,10 @@ export interface HandoverAsk {
  * `change` applied as the request's write (state.mutate), with the lease hand-over around it: a LEASE_HELD refusal
  * whose lease its live holder promised to let go of becomes a release request, a wait, and one more application.
  * The request's condition (If-Configuration-Matches) still holds on the second application when nothing but that
- * lease changed meanwhile (the hand-over's own writes); otherwise it is answered 412 as usual.
+ * lease changed meanwhile (the hand-over's own writes); otherwise it is answered 412 as usual. A holder that has not
+ * reported since this service started (handoverStep 'await-report': right after a restart) is waited for first, for
+ * at most the hand-over wait (waitForReport), then asked with a hand-over wait of its own: a request waits at most
+ * twice the hand-over wait then (10 s by default, within the clients' 30 s timeout).
  */
 export async function mutateWithHandover<T>(
   state: ControlState,
@@ -58,24 +64,48 @@ export async function mutateWithHandover<T>(
 ): Promise<Applied<T>> {
   try {
     return await state.mutate(change, ask.ifMatches);
-  } catch (refusal) {
-    if (!(refusal instanceof ConfigurationError) || refusal.code !== 'LEASE_HELD') throw refusal;
+  } catch (first) {
+    if (!(first instanceof ConfigurationError) || first.code !== 'LEASE_HELD') throw first;
     // --handover-wait 0: refused at once, as before the hand-over.
-    if (state.handoverWaitMs <= 0) throw refusal;
-    const seen = state.latestConfiguration;
-    const now = state.now();
-    const lease = handoverCandidate(
-      seen,
-      ask.datasetId,
-      ask.requester,
-      now,
-      (node) => state.deadSince(node, now) !== undefined,
-      ask.canHear,
-    );
-    if (lease === undefined) throw refusal;
+    if (state.handoverWaitMs <= 0) throw first;
+    let refusal: ConfigurationError = first;
+    let ifMatches = ask.ifMatches;
+    let seen = state.latestConfiguration;
+    let step = stepOf(state, ask, seen);
+    if (step.do === 'await-report') {
+      // Right after a restart the holder has not reported yet (leaseHandover.handoverStep): wait for it to, or for
+      // the lease to change, then apply the request again; past the hand-over wait, say why it is refused.
+      const holder = step.lease;
+      const conditionOn = ask.ifMatches !== undefined && configurationTag(seen) === ask.ifMatches ? seen : undefined;
+      const asked = { dataset_id: ask.datasetId, holder: holder.node_uuid, by: ask.requester };
+      state.logger.info('lease hand-over: waiting for the holder to report since this start', asked);
+      const t0 = Date.now();
+      const outcome = await waitForReport(state, ask, holder);
+      state.logger.info('lease hand-over: the wait for the holder to report ended', {
+        ...asked,
+        outcome: ask.signal.aborted ? 'client gone' : outcome,
+        wait_ms: Date.now() - t0,
+      });
+      if (ask.signal.aborted) throw refusal;
+      if (outcome === 'timeout')
+        throw refusalUnreported(refusal, holder, state.handoverWaitMs, hostOf(state, holder.node_uuid));
+      ifMatches = conditionAfterWait(ask, conditionOn, state.latestConfiguration);
+      try {
+        ask.authorize?.();
+        return await state.mutate(change, ifMatches);
+      } catch (again) {
+        if (!(again instanceof ConfigurationError) || again.code !== 'LEASE_HELD') throw again;
+        refusal = again;
+      }
+      seen = state.latestConfiguration;
+      step = stepOf(state, ask, seen);
+    }
+    // After the wait for a report, a holder still unheard is refused as one that cannot hear (waited once).
+    if (step.do !== 'ask') throw refusal;
+    const lease = step.lease;
     // The configuration the request's condition held on (refused just now, so still the latest unless a write
     // slipped in: then the condition is judged as usual).
-    const conditionOn = ask.ifMatches !== undefined && configurationTag(seen) === ask.ifMatches ? seen : undefined;
+    const conditionOn = ifMatches !== undefined && configurationTag(seen) === ifMatches ? seen : undefined;
     const holder = lease.node_uuid;
     const recorded = await state.mutate((c, at) =>
       requestRelease(c, ask.datasetId, holder, ask.requester, new Date(at).toISOString(), at),
@@ -90,17 +120,15 @@ export async function mutateWithHandover<T>(
     const ended = ask.signal.aborted ? 'client gone' : outcome;
     state.logger.info('lease hand-over: the wait ended', { ...asked, outcome: ended, wait_ms: Date.now() - t0 });
     if (ask.signal.aborted) throw refusal;
-    const latest = state.latestConfiguration;
-    const ifMatches =
-      ask.ifMatches === undefined
-        ? undefined
-        : conditionOn !== undefined && unchangedButLease(conditionOn, latest, ask.datasetId)
-          ? configurationTag(latest)
-          : ask.ifMatches;
+    const condition = conditionAfterWait(
+      { ifMatches, datasetId: ask.datasetId },
+      conditionOn,
+      state.latestConfiguration,
+    );
     try {
       // In the same turn as the mutate: check and change see the same configuration.
       ask.authorize?.();
-      return await state.mutate(change, ifMatches);
+      return await state.mutate(change, condition);
     } catch (again) {
       throw refusalAfterHandover(
         again,
@@ -113,6 +141,68 @@ export async function mutateWithHandover<T>(
         (node) => hostOf(state, node),
       );
     }
+  }
+}
+
+/** handoverStep on `config` as this replica knows the nodes now. */
+function stepOf(state: ControlState, ask: HandoverAsk, config: Configuration): HandoverStep {
+  const now = state.now();
+  return handoverStep(
+    config,
+    ask.datasetId,
+    ask.requester,
+    now,
+    (node) => state.deadSince(node, now) !== undefined,
+    ask.canHear,
+    // A report read from the store at this start (etcd) is not one: heardSinceStart.
+    (node) => state.reportedNode(node)?.heardSinceStart === true,
+  );
+}
+
+/**
+ * The request's condition (If-Configuration-Matches) for its application after a wait: it still holds when nothing
+ * but the dataset's lease changed since `conditionOn` (the configuration it held on), else it is judged as sent.
+ */
+function conditionAfterWait(
+  ask: Pick<HandoverAsk, 'ifMatches' | 'datasetId'>,
+  conditionOn: Configuration | undefined,
+  latest: Configuration,
+): string | undefined {
+  if (ask.ifMatches === undefined) return undefined;
+  return conditionOn !== undefined && unchangedButLease(conditionOn, latest, ask.datasetId)
+    ? configurationTag(latest)
+    : ask.ifMatches;
+}
+
+/**
+ * Resolves 'changed' once the request's handoverStep is no longer 'await-report' on `holder`'s lease (the holder
+ * reported, the lease changed or went, the holder was declared dead), 'timeout' after the hand-over wait, when the
+ * client goes away or when the service closes. Woken by the change notifier (node reports and configuration changes
+ * alike: its generation counts both), nothing polled; nothing left behind.
+ */
+async function waitForReport(
+  state: ControlState,
+  ask: HandoverAsk,
+  holder: StoredLease,
+): Promise<'changed' | 'timeout'> {
+  const stop = new AbortController();
+  const end = (): void => stop.abort();
+  ask.signal.addEventListener('abort', end);
+  const unsubscribe = state.onConfiguration((_config, closing) => {
+    if (closing) end();
+  });
+  const until = performance.now() + state.handoverWaitMs;
+  try {
+    for (;;) {
+      const step = stepOf(state, ask, state.latestConfiguration);
+      if (step.do !== 'await-report' || step.lease.node_uuid !== holder.node_uuid) return 'changed';
+      const left = until - performance.now();
+      if (left <= 0 || stop.signal.aborted) return 'timeout';
+      await state.waitForChange(state.generation, left, stop.signal);
+    }
+  } finally {
+    unsubscribe();
+    ask.signal.removeEventListener('abort', end);
   }
 }
 

@@ -1,13 +1,22 @@
 /** The lease hand-over's decisions (leaseHandover.ts), case by case; the wait over HTTP: leaseHandover.wait.test. */
 import type { LeaseReleaseRequest } from '@flocker/api';
-import { acquireLease, type Configuration, emptyConfiguration, releaseLease, type StoredLease } from './configuration';
+import {
+  acquireLease,
+  type Configuration,
+  emptyConfiguration,
+  leaseHolderText,
+  releaseLease,
+  type StoredLease,
+} from './configuration';
 import { ConfigurationError } from './errors';
 import {
   declineReleaseRequest,
   handoverCandidate,
   handoverProgress,
+  handoverStep,
   handoverWake,
   refusalAfterHandover,
+  refusalUnreported,
   requestRelease,
   unchangedButLease,
 } from './leaseHandover';
@@ -57,6 +66,91 @@ describe('handoverCandidate: which refusal asks the holder', () => {
     // Only a live promise of a live holder that hears requests and is not the requester is asked for.
     const asked = (kind === 'onRequest' || kind === 'onRequestPending') && requester !== A && !dead && hears;
     expect(got).toBe(asked ? l : undefined);
+  });
+});
+
+describe('handoverStep: a holder not reported since this start is waited for, not refused (right after a restart)', () => {
+  type LeaseKind = 'none' | 'expired' | 'plain' | 'onRequest' | 'onRequestPending';
+  const kinds: LeaseKind[] = ['none', 'expired', 'plain', 'onRequest', 'onRequestPending'];
+  const leaseOf: Record<LeaseKind, StoredLease | undefined> = {
+    none: undefined,
+    expired: lease({ expires_at: T0 - 1, release_on_request: true }),
+    plain: lease({ holders: ['csi'] }),
+    onRequest: lease({ holders: ['docker'], release_on_request: true }),
+    onRequestPending: lease({ release_on_request: true, release_requested: REQ }),
+  };
+  const rows: [LeaseKind, string, boolean, boolean, boolean][] = [];
+  for (const kind of kinds)
+    for (const requester of [A, B, 'api'])
+      for (const dead of [false, true])
+        for (const hears of [true, false])
+          for (const reported of [true, false]) rows.push([kind, requester, dead, hears, reported]);
+  it.each(rows)(
+    'lease %s, requester %s, holder dead %s, hears %s, reported since start %s',
+    (kind, requester, dead, hears, reported) => {
+      const l = leaseOf[kind];
+      const config = l === undefined ? emptyConfiguration : withLeases(l);
+      const step = handoverStep(
+        config,
+        D1,
+        requester,
+        T0,
+        (n) => dead && n === A,
+        (n) => hears || n !== A,
+        (n) => reported || n !== A,
+      );
+      const promise = (kind === 'onRequest' || kind === 'onRequestPending') && requester !== A && !dead;
+      // Asked when it hears; waited for when it cannot only for want of a report since this start; else refused.
+      const want = !promise ? 'refuse' : hears ? 'ask' : reported ? 'refuse' : 'await-report';
+      expect(step.do).toBe(want);
+      if (step.do !== 'refuse') expect(step.lease).toBe(l);
+      // handoverCandidate: the lease asked for, as before this step (a holder unheard is never asked).
+      const candidate = handoverCandidate(
+        config,
+        D1,
+        requester,
+        T0,
+        (n) => dead && n === A,
+        (n) => hears || n !== A,
+      );
+      expect(candidate).toBe(want === 'ask' ? l : undefined);
+    },
+  );
+});
+
+describe('refusalUnreported: the answer when the holder did not report within the wait', () => {
+  const held = new ConfigurationError('LEASE_HELD', `The dataset ${D1} is already leased by node ${A}.`);
+  it('says the holder has not reported since the restart, with its host, how long, and to retry', () => {
+    const err = refusalUnreported(held, lease(), 5000, 'host-a') as ConfigurationError;
+    expect(err.code).toBe('LEASE_HELD');
+    expect(err.message).toBe(
+      `${held.message} Node ${A} (host-a) has not reported since the control service restarted, so its Docker plugin ` +
+        'cannot be asked to let go of the lease yet (waited 5 s). Retry in a few seconds.',
+    );
+    expect((refusalUnreported(held, lease(), 250, undefined) as Error).message).toMatch(
+      new RegExp(`^${held.message.replace(/\./g, '\\.')} Node ${A} has not reported .*\\(waited 0\\.25 s\\)`),
+    );
+  });
+  it('another refusal is answered as it is', () => {
+    const other = new ConfigurationError('CONFIGURATION_CHANGED', 'changed');
+    expect(refusalUnreported(other, lease(), 5000, 'host-a')).toBe(other);
+    const plain = new Error('x');
+    expect(refusalUnreported(plain, lease(), 5000, 'host-a')).toBe(plain);
+  });
+});
+
+describe('leaseHolderText: a lease kept on a promise reads as held, not used', () => {
+  it.each([
+    [lease(), `node ${A}`],
+    [lease({ holders: ['csi'] }), `node ${A} (used there by csi)`],
+    [lease({ holders: ['docker', 'csi'] }), `node ${A} (used there by docker, csi)`],
+    [
+      lease({ holders: ['docker'], release_on_request: true }),
+      `node ${A} (held there by docker, which lets go of it when asked while no container uses it)`,
+    ],
+    [lease({ release_on_request: true }), `node ${A}`],
+  ])('%o', (l, text) => {
+    expect(leaseHolderText(l)).toBe(text);
   });
 });
 

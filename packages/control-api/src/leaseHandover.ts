@@ -14,13 +14,39 @@ import { PersistentMap, setEntry } from './PersistentMap';
 export type Requester = string;
 
 /**
- * The lease a refusal (LEASE_HELD) of `requester`'s request on `datasetId` may be asked for, or undefined when the
- * refusal stands as it is: no live lease, a lease whose holder did not promise to let go (the CLI's, the CSI
- * driver's: as before), the requester's own lease, a holder node declared dead (the lease grace decides then), or a
- * holder that cannot hear a request (`canHear` false: its plugin is served views without release_requested — a node
- * one release behind, or not reported since a restart, Views.newMembersHidden — so it could neither let go nor
- * decline, and the requester would wait out the hand-over for nothing: review R1 F1).
+ * What a LEASE_HELD refusal of `requester`'s request on `datasetId` becomes:
+ * - 'refuse': the refusal stands as it is: no live lease, a lease whose holder did not promise to let go (the CLI's,
+ *   the CSI driver's: as before), the requester's own lease, a holder node declared dead (the lease grace decides
+ *   then), or a holder that cannot hear a request and is not about to (`canHear` false: its plugin is served views
+ *   without release_requested, Views.newMembersHidden — a node one release behind — so it could neither let go nor
+ *   decline, and the requester would wait out the hand-over for nothing: review R1 F1);
+ * - 'ask': the holder is asked to let go (requestRelease) and the request waits;
+ * - 'await-report': the holder cannot hear only because its node has not reported since this control service started
+ *   (`reportedSinceStart` false: no report, no release known, so its views leave the members out): its agent reports
+ *   within seconds of a restart, so the request waits for that (bounded by the hand-over wait) and is judged again,
+ *   rather than refused at once for what is only the restart's doing (a `docker run` that would work seconds later).
+ * Pure.
  */
+export type HandoverStep =
+  { readonly do: 'refuse' } | { readonly do: 'ask' | 'await-report'; readonly lease: StoredLease };
+
+export function handoverStep(
+  config: Configuration,
+  datasetId: string,
+  requester: Requester,
+  now: number,
+  isDead: (node: string) => boolean,
+  canHear: (node: string) => boolean,
+  reportedSinceStart: (node: string) => boolean,
+): HandoverStep {
+  const lease = liveLease(config, datasetId, now);
+  if (lease?.release_on_request !== true) return { do: 'refuse' };
+  if (lease.node_uuid === requester || isDead(lease.node_uuid)) return { do: 'refuse' };
+  if (canHear(lease.node_uuid)) return { do: 'ask', lease };
+  return reportedSinceStart(lease.node_uuid) ? { do: 'refuse' } : { do: 'await-report', lease };
+}
+
+/** The lease handoverStep asks for ('ask'), of a holder that reported since this start; undefined otherwise. */
 export function handoverCandidate(
   config: Configuration,
   datasetId: string,
@@ -29,11 +55,29 @@ export function handoverCandidate(
   isDead: (node: string) => boolean,
   canHear: (node: string) => boolean,
 ): StoredLease | undefined {
-  const lease = liveLease(config, datasetId, now);
-  if (lease?.release_on_request !== true) return undefined;
-  if (lease.node_uuid === requester || isDead(lease.node_uuid)) return undefined;
-  if (!canHear(lease.node_uuid)) return undefined;
-  return lease;
+  const step = handoverStep(config, datasetId, requester, now, isDead, canHear, () => true);
+  return step.do === 'ask' ? step.lease : undefined;
+}
+
+/**
+ * The refusal answered when the holder of `lease` did not report within the hand-over wait after this control
+ * service started ('await-report' throughout): says so, and that a retry will likely work (its agent reports every
+ * few seconds; once it has, the request gets the hand-over) — not that something uses the volume there. Any refusal
+ * other than LEASE_HELD is answered as it is.
+ */
+export function refusalUnreported(
+  refusal: unknown,
+  lease: Pick<StoredLease, 'dataset_id' | 'node_uuid'>,
+  waitMs: number,
+  where: string | undefined,
+): unknown {
+  if (!(refusal instanceof ConfigurationError) || refusal.code !== 'LEASE_HELD') return refusal;
+  const node = where === undefined ? `Node ${lease.node_uuid}` : `Node ${lease.node_uuid} (${where})`;
+  return new ConfigurationError(
+    'LEASE_HELD',
+    `${refusal.message} ${node} has not reported since the control service restarted, so its Docker plugin cannot ` +
+      `be asked to let go of the lease yet (waited ${seconds(waitMs)}). Retry in a few seconds.`,
+  );
 }
 
 /**

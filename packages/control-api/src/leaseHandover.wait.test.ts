@@ -169,12 +169,12 @@ describe('lease hand-over (file store)', () => {
     expect((await leaseBecomes(client, id, () => true))?.release_requested).toBeUndefined();
   });
 
-  it('--handover-wait 0: refused at once as before, nothing recorded', async () => {
+  it('--handover-wait 0: refused at once as before, nothing recorded; the kept lease reads as held, not used', async () => {
     const { client } = await start(0);
     const id = await idleVolume(client, 'off');
     const { error } = await timed(client.deleteDataset(id));
     expect(error?.description).toBe(
-      `The dataset ${id} cannot be deleted: node ${HOLDER} (used there by docker) holds a lease on it. Release the lease first.`,
+      `The dataset ${id} cannot be deleted: node ${HOLDER} (held there by docker, which lets go of it when asked while no container uses it) holds a lease on it. Release the lease first.`,
     );
     expect((await leaseBecomes(client, id, () => true))?.release_requested).toBeUndefined();
   });

@@ -1,0 +1,157 @@
+/**
+ * Right after a control-service restart, a lease a node's Docker plugin keeps idle (release_on_request) is held by a
+ * node that has not reported since this start: with certificates the views served to it leave out the hand-over's
+ * members (Views.newMembersHidden: no report, no release), so its plugin cannot hear a request yet. Another node's
+ * lease POST (the `docker run` there) waits, within the hand-over wait, for the holder to report, then gets the
+ * hand-over; past that wait it is refused saying so (not "used there by docker", not "is the plugin running?"). A
+ * holder that reports an older release is one that cannot hear: refused at once, as before (review R1 F1).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { releaseVersion } from '@flocker/metrics';
+import { acquireLease, createDataset, releaseLease } from './configuration';
+import { FileConfigurationStore } from './ConfigurationStore';
+import { ControlState } from './ControlState';
+import { routes } from './routes';
+import { HOLDER, REQUESTER } from './testing/handover';
+import { nodeReport, silentLogger } from './testing/httpService';
+import { Views } from './Views';
+
+jest.setTimeout(60_000);
+
+const ID = '00000000-1111-4111-8111-111111111111';
+const dirs: string[] = [];
+const states: ControlState[] = [];
+
+afterEach(async () => {
+  await Promise.all(states.splice(0).map((s) => s.close()));
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function open(dir: string, handoverWaitMs: number): Promise<ControlState> {
+  return ControlState.open({
+    store: new FileConfigurationStore(dir),
+    nodeTimeoutMs: 60_000,
+    logger: silentLogger,
+    livenessCheckMs: 60_000,
+    handoverWaitMs,
+  }).then((s) => {
+    states.push(s);
+    return s;
+  });
+}
+
+/** The holder's idle lease recorded by a first run of the service; a second run (the restart) opened on it. */
+async function restarted(handoverWaitMs: number): Promise<ControlState> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'flocker-handover-restart-'));
+  dirs.push(dir);
+  const first = await open(dir, handoverWaitMs);
+  await first.report(nodeReport(HOLDER, { version: releaseVersion() }));
+  await first.report(nodeReport(REQUESTER, { version: releaseVersion() }));
+  await first.mutate((c) => createDataset(c, { primary: HOLDER, dataset_id: ID, metadata: { name: 'idle' } }));
+  await first.mutate((c, at) =>
+    acquireLease(
+      c,
+      { dataset_id: ID, node_uuid: HOLDER, expires: null, holder: 'docker', release_on_request: true },
+      at,
+    ),
+  );
+  await first.close();
+  states.splice(states.indexOf(first), 1);
+  const state = await open(dir, handoverWaitMs);
+  // The requester's agent reports at once; the holder's has not yet.
+  await state.report(nodeReport(REQUESTER, { version: releaseVersion() }));
+  return state;
+}
+
+/** The requester's plugin's lease POST (its `docker run`), as the server calls the route under TLS. */
+async function requesterTakes(
+  state: ControlState,
+): Promise<{ status?: number; code?: string; message?: string; ms: number }> {
+  const route = routes.find((r) => r.method === 'post' && r.path === '/v1/configuration/leases');
+  if (route === undefined) throw new Error('no route');
+  const t0 = Date.now();
+  try {
+    const reply = await route.handle(
+      state,
+      {
+        params: {},
+        query: {},
+        body: { dataset_id: ID, node_uuid: REQUESTER, expires: null, holder: 'docker', release_on_request: true },
+        ifMatches: undefined,
+        signal: new AbortController().signal,
+        identity: { kind: 'node', uuid: REQUESTER },
+        reauthorize: undefined,
+      },
+      new Views(state),
+    );
+    return { status: reply.status, ms: Date.now() - t0 };
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    return { code: e.code, message: e.message, ms: Date.now() - t0 };
+  }
+}
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not in time: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('lease hand-over right after a control-service restart', () => {
+  it('waits for the holder to report, then asks it: granted once it lets go', async () => {
+    const state = await restarted(5_000);
+    const asked = requesterTakes(state);
+    // Not refused at once: still pending after a moment, nothing asked of a holder that cannot hear yet.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(state.configuration.leases.get(ID)?.release_requested).toBeUndefined();
+    // The holder's agent reports (this release): its plugin hears now, and is asked.
+    await state.report(nodeReport(HOLDER, { version: releaseVersion() }));
+    await until(() => state.configuration.leases.get(ID)?.release_requested !== undefined, 'request recorded');
+    expect(state.configuration.leases.get(ID)?.release_requested?.by).toBe(REQUESTER);
+    await state.mutate((c, at) => releaseLease(c, ID, at, 'docker'));
+    const answer = await asked;
+    expect(answer).toMatchObject({ status: 201 });
+    expect(state.configuration.leases.get(ID)?.node_uuid).toBe(REQUESTER);
+    expect(state.configurationListenerCount).toBe(0);
+  });
+
+  it('granted at once when the holder lets go of the lease meanwhile (its plugin sees it unheard)', async () => {
+    const state = await restarted(5_000);
+    const asked = requesterTakes(state);
+    await new Promise((r) => setTimeout(r, 100));
+    await state.mutate((c, at) => releaseLease(c, ID, at, 'docker'));
+    const answer = await asked;
+    expect(answer).toMatchObject({ status: 201 });
+    expect(answer.ms).toBeLessThan(3_000);
+  });
+
+  it('past the wait: refused saying the holder has not reported since the restart, and to retry', async () => {
+    const state = await restarted(600);
+    const answer = await requesterTakes(state);
+    expect(answer.code).toBe('LEASE_HELD');
+    expect(answer.ms).toBeGreaterThanOrEqual(550);
+    expect(answer.message).toMatch(/has not reported since the control service (re)?started/);
+    expect(answer.message).toMatch(/[Rr]etry/);
+    expect(answer.message).toMatch(/10\.0\.0\.1/);
+    // An idle kept lease does not read as in use.
+    expect(answer.message).not.toMatch(/used there by/);
+    expect(answer.message).not.toMatch(/is the Docker plugin .* running/);
+    expect(state.configuration.leases.get(ID)?.release_requested).toBeUndefined();
+  });
+
+  it('a holder that reports an older release meanwhile cannot hear: refused then, without waiting on', async () => {
+    const state = await restarted(5_000);
+    const asked = requesterTakes(state);
+    await new Promise((r) => setTimeout(r, 100));
+    await state.report(nodeReport(HOLDER, { version: '0.0.9' }));
+    const answer = await asked;
+    expect(answer.code).toBe('LEASE_HELD');
+    expect(answer.ms).toBeLessThan(3_000);
+    expect(answer.message).not.toMatch(/did not within|has not reported/);
+    expect(state.configuration.leases.get(ID)?.release_requested).toBeUndefined();
+  });
+});
