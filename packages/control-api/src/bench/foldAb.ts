@@ -1,13 +1,14 @@
 /**
  * Commits while the etcd store folds its log (issue 23), two builds of EtcdConfigurationStore side by side in one
  * process: A = the module given by --old (e.g. a transpiled copy of an older EtcdConfigurationStore.ts placed next to
- * dist/etcd/EtcdConfigurationStore.js), B = this build's. One 3-member etcd; each variant its own prefix holding the
+ * dist/etcd/EtcdConfigurationStore.js), B = this build's (or --new's). One 3-member etcd; each variant its own prefix holding the
  * same configuration (--datasets). Rounds alternate A, B, A, B…: each starts a fold (store.snapshot()) and times
  * commits of one create each, back to back for --round-ms, each followed by the bench's etcd floor (the same bare
  * transaction on a third prefix, as the scale bench times after each create); then the fold ends untimed.
  * Prints per variant the pooled p50 / p99 / max, the medians of the rounds' p99s and counts over 10 ms, and in how many
  * pairs B's round p99 was lower.
  *   node packages/control-api/dist/bench/foldAb.js --old dist/etcd/EtcdConfigurationStore.head.js [--pairs 20]
+ *   node packages/control-api/dist/bench/foldAb.js --b-options '{"snapshotChunkBytes":1048576,"foldMaxDeferMs":2000}'
  */
 import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
@@ -31,15 +32,24 @@ async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
     .option('old', {
       type: 'string',
-      demandOption: true,
-      describe: 'Module exporting the A build of EtcdConfigurationStore',
+      describe: 'Module exporting the A build of EtcdConfigurationStore (default: this build)',
     })
+    .option('new', { type: 'string', describe: 'Module exporting the B build (default: this build)' })
+    .option('a-options', { type: 'string', default: '{}', describe: "A's store options (JSON), e.g. a fold setting" })
+    .option('b-options', { type: 'string', default: '{}', describe: "B's store options (JSON)" })
     .option('datasets', { type: 'number', default: 20_000 })
     .option('pairs', { type: 'number', default: 20 })
     .option('round-ms', { type: 'number', default: 1500 })
     .strict()
     .parse();
-  const Old = ((await import(path.resolve(argv.old))) as { EtcdConfigurationStore: StoreClass }).EtcdConfigurationStore;
+  const Old =
+    argv.old === undefined
+      ? (EtcdConfigurationStore as StoreClass)
+      : ((await import(path.resolve(argv.old))) as { EtcdConfigurationStore: StoreClass }).EtcdConfigurationStore;
+  const New =
+    argv.new === undefined
+      ? (EtcdConfigurationStore as StoreClass)
+      : ((await import(path.resolve(argv.new))) as { EtcdConfigurationStore: StoreClass }).EtcdConfigurationStore;
   const etcd = await EtcdTestCluster.start();
   const floorClient = new Etcd3({ hosts: etcd.endpoints });
   const floorNs = floorClient.namespace(`/floor-${randomUUID()}/`);
@@ -62,10 +72,16 @@ async function main(): Promise<void> {
   for (let i = 0; i < argv.datasets; i++)
     seed = createDataset(seed, { primary: node, metadata: { name: `vol-${i}` } }).config;
   const variants = [
-    { label: 'A (--old)', Store: Old },
-    { label: 'B (this build)', Store: EtcdConfigurationStore as StoreClass },
+    { label: `A (${argv.old ?? 'this build'} ${argv['a-options']})`, Store: Old, options: argv['a-options'] },
+    { label: `B (${argv.new ?? 'this build'} ${argv['b-options']})`, Store: New, options: argv['b-options'] },
   ].map((v) => {
-    const store = new v.Store({ endpoints: etcd.endpoints, prefix: `/ab-${randomUUID()}`, snapshotEvery: 1e9 });
+    const options = JSON.parse(v.options) as Partial<EtcdStoreOptions>;
+    const store = new v.Store({
+      ...options,
+      endpoints: etcd.endpoints,
+      prefix: `/ab-${randomUUID()}`,
+      snapshotEvery: 1e9,
+    });
     return { ...v, store, config: emptyConfiguration, rounds: [] as number[][], foldDoneInRound: 0 };
   });
   try {
