@@ -220,8 +220,9 @@ async function main(): Promise<void> {
           await createRm(s, 'flocker_rm', `flocker-cr-${i}`, true);
         }
       }
-      for (const s of order)
-        await stackOf(s).docker(['volume', 'rm', `local-new-${i}`, `flocker-new-${i}`], { check: false });
+      if (want.has('new'))
+        for (const s of order)
+          await stackOf(s).docker(['volume', 'rm', `local-new-${i}`, `flocker-new-${i}`], { check: false });
     }
   } finally {
     for (const s of names) {
