@@ -809,4 +809,84 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
       await server.close();
     }
   });
+  it("a replica round to B when B becomes the primary (review B10/F10): runs on while bytes move, stopped once nothing moved for 30 s of the agent's clock", async () => {
+    const events: string[] = [];
+    let received = 0;
+    let stalled = false;
+    const bPool = new MemoryPool();
+    const bEngine: LocalEngine = bPool;
+    bEngine.receive = async (datasetId, name, identity, stream) => {
+      stream.on('error', () => undefined);
+      for await (const chunk of stream) {
+        received += (chunk as Buffer).length;
+        // B's receive hangs (a zfs recv stuck): it reads no more; the connection's buffers fill.
+        if (stalled) await new Promise(() => undefined);
+      }
+      return { datasetId, name, identity, received: true };
+    };
+    const server = new TransferServer({ engine: bPool, credentials: pki.node(B) });
+    const port = await server.listen(0, '127.0.0.2');
+    try {
+      await run(async ({ pool, step, clock }) => {
+        pool.live.set(D, { size: 1000, mounts: [`/flocker/${D}`] });
+        const engine: LocalEngine = pool;
+        engine.createSnapshot = async (datasetId, name) => {
+          const s = { datasetId, name, identity: `id-${name}`, received: false };
+          pool.snapshots.set(datasetId, [...(pool.snapshots.get(datasetId) ?? []), s]);
+          return s;
+        };
+        // A first whole send of a large copy: a chunk every 5 ms until aborted.
+        let sent = 0;
+        let sends = 0;
+        pool.send = () => {
+          // The move that follows the stop fails at once (it is not what this test is about): a failure in back-off.
+          if (++sends > 1) throw new Error('not in this test: the move');
+          const stream = new Readable({ read() {} });
+          let fail: (e: Error) => void = () => {};
+          const done = new Promise<void>((_, reject) => (fail = reject));
+          done.catch(() => undefined);
+          // Produced as the stream is read (its buffer at most a MiB): `sent` stops once the connection takes no more.
+          const timer = setInterval(() => {
+            if (stream.readableLength >= 1024 * 1024) return;
+            sent++;
+            stream.push(Buffer.alloc(64 * 1024, 1));
+          }, 5);
+          return {
+            stream,
+            done,
+            abort: () => {
+              events.push('send aborted');
+              clearInterval(timer);
+              stream.destroy(new Error('send killed'));
+              fail(new Error('send killed'));
+            },
+          };
+        };
+        const replicated = { 'clusterhq:flocker:replicas': '1', 'clusterhq:flocker:replica-interval': '2' };
+        expect(await step(cluster({ primary: ME, bHost: '127.0.0.2', metadata: replicated }))).toEqual([]);
+        await until(() => received >= 256 * 1024);
+        // B is the primary now: the round is the move's first send, and moves: it runs on.
+        expect(await step(cluster({ primary: B, bHost: '127.0.0.2', metadata: replicated }))).toEqual([]);
+        const before = received;
+        await until(() => received >= before + 256 * 1024);
+        expect(events).toEqual([]);
+        // B stops reading: once the buffers are full nothing moves; not stopped before 30 s of the agent's clock.
+        stalled = true;
+        let last = -1;
+        while (sent !== last) {
+          last = sent;
+          await new Promise((r) => setTimeout(r, 300));
+        }
+        await clock.advance(29_000);
+        await new Promise((r) => setTimeout(r, 200));
+        expect(events).toEqual([]);
+        await clock.advance(2_000);
+        await until(() => events.includes('send aborted'));
+        // Then the move (its first send from here: the round's snapshot never reached B).
+        await until(() => sends === 2);
+      }, port);
+    } finally {
+      await server.close();
+    }
+  });
 });
