@@ -405,6 +405,16 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
     }
   };
   const backendError = () => new StorageError('BACKEND_ERROR', 'creating /pool/flocker/datasets/x failed');
+  /** D's copy here mounted at its path, its snapshots taken in memory: what a replica round sends from. */
+  const replicaSource = (pool: MemoryPool): void => {
+    pool.live.set(D, { size: 1000, mounts: [`/flocker/${D}`] });
+    const engine: LocalEngine = pool;
+    engine.createSnapshot = async (datasetId, name) => {
+      const s = { datasetId, name, identity: `id-${name}`, received: false };
+      pool.snapshots.set(datasetId, [...(pool.snapshots.get(datasetId) ?? []), s]);
+      return s;
+    };
+  };
 
   it("reports the pool's free bytes (available_bytes, rounded down to the smallest volume), looked at most every 10 s; a failed look: no figure", async () => {
     await run(async ({ pool, control, clock, step }) => {
@@ -752,13 +762,7 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
     const port = await server.listen(0, '127.0.0.2');
     try {
       await run(async ({ pool, step }) => {
-        pool.live.set(D, { size: 1000, mounts: [`/flocker/${D}`] });
-        const engine: LocalEngine = pool;
-        engine.createSnapshot = async (datasetId, name) => {
-          const s = { datasetId, name, identity: `id-${name}`, received: false };
-          pool.snapshots.set(datasetId, [...(pool.snapshots.get(datasetId) ?? []), s]);
-          return s;
-        };
+        replicaSource(pool);
         // A send that never ends by itself (a first whole send of a large copy): a chunk every 5 ms until aborted.
         let aborted = false;
         pool.send = () => {
@@ -828,13 +832,7 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
     const port = await server.listen(0, '127.0.0.2');
     try {
       await run(async ({ pool, step, clock }) => {
-        pool.live.set(D, { size: 1000, mounts: [`/flocker/${D}`] });
-        const engine: LocalEngine = pool;
-        engine.createSnapshot = async (datasetId, name) => {
-          const s = { datasetId, name, identity: `id-${name}`, received: false };
-          pool.snapshots.set(datasetId, [...(pool.snapshots.get(datasetId) ?? []), s]);
-          return s;
-        };
+        replicaSource(pool);
         // A first whole send of a large copy: a chunk every 5 ms until aborted.
         let sent = 0;
         let sends = 0;
