@@ -198,7 +198,11 @@ async function waitForReport(
       if (step.do !== 'await-report' || step.lease.node_uuid !== holder.node_uuid) return 'changed';
       const left = until - performance.now();
       if (left <= 0 || stop.signal.aborted) return 'timeout';
-      await state.waitForChange(state.generation, left, stop.signal);
+      const since = state.generation;
+      await state.waitForChange(since, left, stop.signal);
+      // Woken with nothing changed: the wait's end, the client gone, or the notifier closed or released (the store
+      // stopped answering): never asked again at once (a closed notifier answers at once, which would spin).
+      if (state.generation === since) return 'timeout';
     }
   } finally {
     unsubscribe();

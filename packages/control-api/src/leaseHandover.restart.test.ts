@@ -143,6 +143,54 @@ describe('lease hand-over right after a control-service restart', () => {
     expect(state.configuration.leases.get(ID)?.release_requested).toBeUndefined();
   });
 
+  it('the service closing ends the wait at once; the client going away too; nothing left listening', async () => {
+    const state = await restarted(20_000);
+    const gone = new AbortController();
+    const route = routes.find((r) => r.method === 'post' && r.path === '/v1/configuration/leases');
+    if (route === undefined) throw new Error('no route');
+    const t0 = Date.now();
+    const left = Promise.resolve(
+      route.handle(
+        state,
+        {
+          params: {},
+          query: {},
+          body: { dataset_id: ID, node_uuid: REQUESTER, expires: null, holder: 'docker', release_on_request: true },
+          ifMatches: undefined,
+          signal: gone.signal,
+          identity: { kind: 'node', uuid: REQUESTER },
+          reauthorize: undefined,
+        },
+        new Views(state),
+      ),
+    ).catch((err: unknown) => err);
+    await new Promise((r) => setTimeout(r, 100));
+    gone.abort();
+    expect(await left).toMatchObject({ code: 'LEASE_HELD' });
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    const asked = requesterTakes(state);
+    await new Promise((r) => setTimeout(r, 100));
+    const closing = Date.now();
+    await state.close();
+    states.splice(states.indexOf(state), 1);
+    const answer = await asked;
+    expect(answer.code).toBeDefined();
+    expect(Date.now() - closing).toBeLessThan(5_000);
+    expect(state.configurationListenerCount).toBe(0);
+  });
+
+  it('the store stopping to answer this replica (long-polls released) ends the wait at once, refused to retry', async () => {
+    const state = await restarted(20_000);
+    const asked = requesterTakes(state);
+    await new Promise((r) => setTimeout(r, 100));
+    state.storeReachable(false, 'test: the store does not answer');
+    const answer = await asked;
+    expect(answer.code).toBe('LEASE_HELD');
+    expect(answer.message).toMatch(/has not reported since the control service restarted.*Retry/);
+    expect(answer.ms).toBeLessThan(5_000);
+    state.storeReachable(true);
+  });
+
   it('a holder that reports an older release meanwhile cannot hear: refused then, without waiting on', async () => {
     const state = await restarted(5_000);
     const asked = requesterTakes(state);
