@@ -212,6 +212,39 @@ it('an idle volume grown: its lease goes (a grow may wait for no lease); the nex
   );
 });
 
+it("docker volume create alone: a's Create took the lease (kept idle); docker run on b takes it over; rm on b works", async () => {
+  const v = vol();
+  const logged = pluginLog(a).length;
+  const made = await a.docker(['volume', 'create', '-d', VOLUME_DRIVER, v], { check: false });
+  expect({ code: made.code, stderr: made.stderr }).toEqual({ code: 0, stderr: '' });
+  // Session 28: the lease came with the create (one commit), held idle by a's plugin.
+  expect(await leaseOf(v)).toMatchObject({
+    node_uuid: a.requireNodeUuid(),
+    holders: ['docker'],
+    release_on_request: true,
+  });
+  const started = Date.now();
+  const r = await runOn(b, v, 'echo moved > /data/f; cat /data/f');
+  expect({ code: r.code, out: r.stdout.trim(), stderr: r.stderr }).toEqual({ code: 0, out: 'moved', stderr: '' });
+  expect(Date.now() - started).toBeLessThan(HANDOVER_BOUND_MS);
+  expect(pluginLog(a).slice(logged)).toContain('asked for by the control service');
+  await waitFor('b to keep the lease', async () => (await leaseOf(v))?.node_uuid === b.requireNodeUuid() || undefined);
+  const rm = await b.docker(['volume', 'rm', v], { check: false });
+  expect({ code: rm.code, stderr: rm.stderr }).toEqual({ code: 0, stderr: '' });
+  expect(await leaseOf(v)).toBeUndefined();
+});
+
+it('docker volume rm right after docker volume create on the same host: the kept lease ends with the delete', async () => {
+  const v = vol();
+  await a.docker(['volume', 'create', '-d', VOLUME_DRIVER, v]);
+  expect((await leaseOf(v))?.node_uuid).toBe(a.requireNodeUuid());
+  const rm = await a.docker(['volume', 'rm', v], { check: false });
+  expect({ code: rm.code, stderr: rm.stderr }).toEqual({ code: 0, stderr: '' });
+  expect(await leaseOf(v)).toBeUndefined();
+  const ds = (await cluster.client.listDatasets()).filter((d) => d.metadata['name'] === v);
+  expect(ds.map((d) => d.deleted)).toEqual([true]);
+});
+
 it('docker volume rm on the holder of an idle volume works', async () => {
   const v = vol();
   await idleOn(a, v, 'rm');
