@@ -317,9 +317,20 @@ function* arraySlices(name: string, values: Iterable<object>, perSlice: number):
 
 /**
  * How the log is opened for appends: read-write (compaction reads its tail; not O_APPEND, records go at a known
- * offset) and O_DSYNC, so each record is on stable storage when its write returns, as after an fdatasync.
+ * offset) and O_DSYNC, so each record is on stable storage when its write returns, as after an fdatasync. Where the
+ * platform has no O_DSYNC (Node leaves it undefined, e.g. on Windows) the log is opened read-write and each record is
+ * followed by an fdatasync instead: never an acknowledged commit without a sync (review s28 F8).
  */
-export const LOG_APPEND_FLAGS = fsConstants.O_RDWR | fsConstants.O_DSYNC;
+export function logAppendMode(constants: { O_RDWR: number; O_DSYNC?: number }): {
+  flags: number;
+  syncAfterWrite: boolean;
+} {
+  return constants.O_DSYNC === undefined
+    ? { flags: constants.O_RDWR, syncAfterWrite: true }
+    : { flags: constants.O_RDWR | constants.O_DSYNC, syncAfterWrite: false };
+}
+const LOG_APPEND_MODE = logAppendMode(fsConstants);
+export const LOG_APPEND_FLAGS = LOG_APPEND_MODE.flags;
 
 /** The snapshot is encoded and written about this much at a time (see writeSnapshot). */
 const SNAPSHOT_WRITE_BYTES = 512 * 1024;
@@ -587,6 +598,7 @@ export class FileConfigurationStore implements ConfigurationStore {
         // trip to the thread pool per commit where a write and then a datasync took two (issue 23: every write's
         // answer, `docker volume rm`'s DELETE among them, waits on it).
         await writeAll(log, line, at, this.logFile);
+        if (LOG_APPEND_MODE.syncAfterWrite) await log.datasync();
       } catch (err) {
         if (log !== undefined) await this.cutBack(log, at).catch(() => undefined);
         throw this.writeFailure(err);

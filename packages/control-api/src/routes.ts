@@ -493,7 +493,8 @@ export const routes: RouteSpec[] = (Object.keys(apiRoutes) as RouteName[]).map(<
 function refuseDeadRequester(state: ControlState, node: string, now: number): void {
   const deadSince = state.deadSince(node, now);
   if (deadSince === undefined) return;
-  // Answered with a Retry-After (server.ts): clients that predate the code retry no faster than it.
+  // Answered with a Retry-After (server.ts): this release's clients wait it out; older ones do not read it on a 409
+  // (docs/compatibility.md), so it does not throttle them (review s28 F7).
   throw new ConfigurationError(
     'NODE_DEAD',
     `Node ${node} was declared dead (not heard from since ${new Date(deadSince - state.nodeTimeoutMs).toISOString()}): ` +
