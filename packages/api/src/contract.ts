@@ -277,7 +277,7 @@ export const apiRoutes = {
         'The request is malformed (invalid JSON, wrong types, unknown fields or a bad id), the primary is unknown, source_snapshot_id (source_dataset_id) names no live snapshot (dataset), maximum_size is below its size, or metadata.name is shaped like an id (code NAME_SHAPED_LIKE_ID: commands take a name or an id).',
       ),
       409: err(
-        'The dataset_id is already in use, or (unique_name) a dataset not deleted has the name (code DATASET_NAME_IN_USE), or a restore (source_backup) is aimed at a node whose agent has no S3 settings (code BACKUP_NOT_CONFIGURED), or local storage cannot do it (code NOT_ON_LOCAL_STORAGE: a clone or restore onto a node reporting a local backend, a clone of a dataset whose primary reports one, or a snapshot schedule there; a node that has not reported since the control service started is not known to be local and is accepted).',
+        'The dataset_id is already in use, or (unique_name) a dataset not deleted has the name (code DATASET_NAME_IN_USE), or (lease) the primary is declared dead and is granted no lease until its agent reports again (code NODE_DEAD; nothing is created), or a restore (source_backup) is aimed at a node whose agent has no S3 settings (code BACKUP_NOT_CONFIGURED), or local storage cannot do it (code NOT_ON_LOCAL_STORAGE: a clone or restore onto a node reporting a local backend, a clone of a dataset whose primary reports one, or a snapshot schedule there; a node that has not reported since the control service started is not known to be local and is accepted).',
       ),
       ...E412,
       ...E503,
