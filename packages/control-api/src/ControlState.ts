@@ -669,7 +669,8 @@ export class ControlState {
     // The file systems of mounted restores (T5 F8) are read from the report as received (settleBackups) only: never
     // kept, shared or answered (agents one release behind parse node states strictly, replicas the shared reports).
     // Not the general rule for a new optional member (sent only while used), nor configuration_version's (kept and
-    // shared, not answered): either would put it in front of a strict reader during a rolling upgrade.
+    // shared, not answered): either would put it in front of a strict reader during a rolling upgrade. So neither is
+    // backend_unseen.fencing_stated shared (nodeReports heldCondition: its decision is in the shared report's fencing).
     const kept = withoutReportedFilesystems(report);
     const json = this.nodes.record(kept, now);
     if (this.floor !== undefined) this.judgeFloor(report.uuid);

@@ -325,6 +325,70 @@ describe('through the store (another replica received it)', () => {
   });
 });
 
+/**
+ * What a control replica one release behind parses a shared node report with (review s28 F1): backend_unseen
+ * without fencing_stated, strict. A report it refuses is a "corrupt" etcd key there: that replica never hears the node
+ * and declares it dead after T, releasing its leases cluster-wide.
+ */
+const OlderNodeReport = NodeReport.extend({
+  backend_unseen: z.object({ since: z.string(), reason: z.string() }).strict().optional(),
+});
+
+describe('shared with a replica one release behind (review s28 F1)', () => {
+  const fence = { since: SINCE, reason: 'no contact with the control service for 15 s', stopped_containers: ['db'] };
+
+  /** R1 (takes the agent's reports; what it shares is captured) and R2 (hears them through the store). */
+  async function replicas() {
+    const shared: string[] = [];
+    const store = Object.assign(new MemoryConfigurationStore(), {
+      publishReport: (_r: NodeReport, json: string) => {
+        shared.push(json);
+        return Promise.resolve();
+      },
+    });
+    const r1 = await open(store);
+    let listener: StoreListener | undefined;
+    const r2 = await open(new MemoryConfigurationStore(), (l) => (listener = l));
+    /** The last report R1 shared, parsed as R2 (this release) does and delivered to it. */
+    const deliverLast = (): string => {
+      const json = shared[shared.length - 1] ?? '';
+      listener?.report(NodeReport.parse(JSON.parse(json)), wall);
+      return json;
+    };
+    return { r1, r2, shared, deliverLast };
+  }
+
+  it('the liveness report R1 shares parses with the older schema; its fence is as R1 resolved it, on R2 too', async () => {
+    const { r1, r2, deliverLast } = await replicas();
+    await r1.report(full({ fencing: { ...fence, state: 'fenced' } }));
+    deliverLast();
+    pass(1_000);
+    // A new agent stating no fence: lifted on R1, and so on R2 from the shared report (no marker in it).
+    await r1.report(liveness());
+    const json = deliverLast();
+    expect(OlderNodeReport.safeParse(JSON.parse(json)).success).toBe(true);
+    expect(JSON.parse(json)).not.toHaveProperty('fencing');
+    expect(snapshot(r1).nodes[0]).not.toHaveProperty('fencing');
+    expect(snapshot(r2).nodes[0]).not.toHaveProperty('fencing');
+    expect(snapshot(r2).nodes[0]?.errors.map((e) => e.code)).toEqual(['BACKEND_UNREACHABLE']);
+  });
+
+  it("an older agent's liveness report keeps the held fence on both; with none held the shared report parses too", async () => {
+    const { r1, r2, deliverLast } = await replicas();
+    await r1.report(full({ fencing: { ...fence, state: 'fenced' } }));
+    deliverLast();
+    pass(1_000);
+    await r1.report(liveness(A, { backend_unseen: unseenOld }));
+    expect(OlderNodeReport.safeParse(JSON.parse(deliverLast())).success).toBe(true);
+    expect(snapshot(r1).nodes[0]?.fencing).toEqual({ ...fence, state: 'fenced' });
+    expect(snapshot(r2).nodes[0]?.fencing).toEqual({ ...fence, state: 'fenced' });
+    // B: held by neither (its state unknown): R1 shares the liveness report itself.
+    await r1.report(liveness(B));
+    expect(OlderNodeReport.safeParse(JSON.parse(deliverLast())).success).toBe(true);
+    expect([...r2.unknownNodes()].map((n) => n.report.uuid)).toEqual([B]);
+  });
+});
+
 describe('over HTTP', () => {
   let svc: ControlService | undefined;
   afterEach(async () => {

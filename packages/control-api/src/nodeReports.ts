@@ -133,18 +133,29 @@ function sameReport(
  * backend, so the liveness report's (none: no fence, or one lifted over an hour ago) and not the held report's. A
  * restarted agent lifts a kept fence once its liveness reports are accepted: `flocker status` kept showing 'fenced'.
  */
-function withFencing(report: NodeReport, received: NodeReport): NodeReport {
+function withFencing(report: NodeReport, received: NodeReport, stated: boolean): NodeReport {
   if (received.fencing !== undefined) return { ...report, fencing: received.fencing };
   // No fence in it: none only when the report says it states its fence (backend_unseen.fencing_stated; review s27
   // F12). An agent before the marker (before W7: never a fence in a liveness report) said nothing of it: the held
   // fence stays (a 'fenced' node read 'none' and its container agent never saw the lift that restarts the victims).
-  if (received.backend_unseen?.fencing_stated !== true) return report;
+  // A report read from the store (`stated`) carries the fence its replica resolved so: taken as it is.
+  if (!stated && received.backend_unseen?.fencing_stated !== true) return report;
   const { fencing: _held, ...rest } = report;
   return rest;
 }
 
 /** What a liveness-only report says (NodeReport.backend_unseen): since when, and for what, its agent waits. */
 export type BackendUnseen = NonNullable<NodeReport['backend_unseen']>;
+
+/**
+ * The condition as held and shared (review s28 F1): {since, reason}, as every release parses it. fencing_stated is
+ * never shared through the store: a replica one release behind parses shared reports strictly (a "corrupt" key there:
+ * it never hears the node, declares it dead after T and releases its leases). The fence it decides is in the shared
+ * report itself (withFencing resolved it), and a replica reading a report from the store takes that fence as stated.
+ */
+function heldCondition(c: BackendUnseen): BackendUnseen {
+  return { since: c.since, reason: c.reason };
+}
 
 /**
  * The error a node's state shows while its agent sends liveness-only reports (T1 S0): an error entry of no dataset,
@@ -567,13 +578,13 @@ export class NodeReports {
    * or the liveness report), or undefined when refused (livenessRefused: nothing recorded).
    */
   recordLiveness(received: NodeReport, now: number): string | undefined {
-    const condition = received.backend_unseen;
-    if (condition === undefined) throw new Error('recordLiveness: not a liveness-only report');
+    if (received.backend_unseen === undefined) throw new Error('recordLiveness: not a liveness-only report');
+    const condition = heldCondition(received.backend_unseen);
     const uuid = received.uuid;
     if (this.livenessRefused(uuid, now)) return undefined;
     const previous = this.nodes.get(uuid);
     if (previous !== undefined && sameBoot(previous.unseen?.base ?? previous.report, received)) {
-      const held = this.keepWithCondition(previous, condition, now, true, received);
+      const held = this.keepWithCondition(previous, condition, now, true, received, false);
       const base = held.unseen?.base ?? held.report;
       held.shared = JSON.stringify({
         ...base,
@@ -586,7 +597,7 @@ export class NodeReports {
     }
     if (previous !== undefined) this.dropToUnknown(uuid, previous);
     this.holdUnknown(received, condition, now, true, undefined);
-    return JSON.stringify(received);
+    return JSON.stringify({ ...received, backend_unseen: condition });
   }
 
   /**
@@ -599,8 +610,9 @@ export class NodeReports {
     lastSeen: number,
     heard: boolean,
     received: NodeReport,
+    fromStore: boolean,
   ): Held {
-    const base = withFencing(previous.unseen?.base ?? previous.report, received);
+    const base = withFencing(previous.unseen?.base ?? previous.report, received, fromStore);
     const shown: NodeReport = { ...base, errors: [...base.errors, backendUnreachableError(condition)] };
     const json = JSON.stringify(shown);
     const news = json !== previous.json;
@@ -681,7 +693,7 @@ export class NodeReports {
       }
       const wasAlive = this.aliveSet.has(uuid);
       const lapsed = this.lapsed(previous, now);
-      const held = this.keepWithCondition(previous, condition, lastSeen, !stored, received);
+      const held = this.keepWithCondition(previous, condition, lastSeen, !stored, received, true);
       held.storeSeen = lastSeen;
       held.shared = undefined;
       held.sharedVersion = received.configuration_version;
@@ -751,7 +763,7 @@ export class NodeReports {
     const previous = this.nodes.get(received.uuid);
     if (this.closed) return;
     if (received.backend_unseen !== undefined) {
-      this.externalLiveness(received, received.backend_unseen, lastSeen, stored);
+      this.externalLiveness(received, heldCondition(received.backend_unseen), lastSeen, stored);
       return;
     }
     if (previous !== undefined && previous.lastSeen > lastSeen) {

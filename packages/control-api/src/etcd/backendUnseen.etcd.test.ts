@@ -5,7 +5,9 @@
  * full report ends it everywhere.
  */
 import { randomUUID } from 'node:crypto';
-import type { NodeReport } from '@flocker/api';
+import { NodeReport } from '@flocker/api';
+import { Etcd3 } from 'etcd3';
+import { z } from 'zod';
 import type { ControlState } from '../ControlState';
 import { A, C, D1, T0, letterReport, mountedManifestation } from '../testing/fixtures';
 import { etcdReplicas } from '../testing/etcdReplicas';
@@ -72,4 +74,32 @@ it('with no report held anywhere, every replica holds the node alive with its st
   await eventually(() => unknown(b, C));
   expect(b.reportedNode(C)).toBeUndefined();
   expect([...b.nodesClaimingInstance('i-c')].map((n) => n.report.uuid)).toEqual([C]);
+});
+
+it("a new agent's liveness report is shared as a replica one release behind parses it; its fence as resolved (review s28 F1)", async () => {
+  const prefix = `/t-${randomUUID()}`;
+  const a = await replica(prefix);
+  const b = await replica(prefix);
+  const fence = { since: unseen.since, reason: 'no contact with the control service for 15 s', stopped_containers: [] };
+  await a.report(letterReport(A, { ...full(A), fencing: { ...fence, state: 'fenced' } }));
+  await eventually(() => b.reportedNode(A)?.report.fencing !== undefined);
+  t += 1_000;
+  // The agent states its fence: none (lifted).
+  await a.report(letterReport(A, { backend: 'aws', backend_unseen: { ...unseen, fencing_stated: true } }));
+  await eventually(() => errorCodes(b, A)?.includes('BACKEND_UNREACHABLE') === true);
+  expect(b.reportedNode(A)?.report).not.toHaveProperty('fencing');
+  // nodes/<uuid> as the older replica's strict schema reads it (backend_unseen without fencing_stated).
+  const Older = z.object({
+    last_seen: z.number(),
+    report: NodeReport.extend({
+      backend_unseen: z.object({ since: z.string(), reason: z.string() }).strict().optional(),
+    }),
+  });
+  const raw = new Etcd3({ hosts: bed.endpoints });
+  try {
+    const stored = await raw.get(`${prefix}/nodes/${A}`).string();
+    expect(Older.safeParse(JSON.parse(stored ?? 'null')).error).toBeUndefined();
+  } finally {
+    raw.close();
+  }
 });
