@@ -4,14 +4,14 @@
  * the control service's --insecure-http check).
  */
 import { request } from 'node:http';
-import { hostname } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { newRegistry, startMetricsServer, type MetricsServer } from './index';
 
 /** One GET with `host` as its Host header, as a browser on a rebound name sends it. */
 function get(url: string, path: string, host: string): Promise<{ status: number; body: string }> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, path, headers: { host } }, (res) => {
+    const req = request({ host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port, path, headers: { host } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
@@ -58,11 +58,32 @@ describe('metrics listener Host check', () => {
     expect(warned[0]?.message).toContain('FLOCKER_METRICS_ALLOWED_HOSTS');
   });
 
-  it('a listener on a network address answers any Host (a scraper naming it by FQDN or service name; review s27 F5)', async () => {
-    server = await startMetricsServer({ registry: newRegistry('dataset-agent'), host: '0.0.0.0', port: 0 });
-    for (const host of [`node-1.example.com:${server.port}`, 'flocker-control.flocker.svc:4530', 'dataset-agent']) {
-      const read = await get(server.url, '/metrics', host);
-      expect({ host, status: read.status }).toEqual({ host, status: 200 });
+  it('a wildcard listener checks the Host of connections over loopback (127.x, ::ffff:127.x) only: a scraper on a network address names it by any name (review s28 F2)', async () => {
+    // A browser on this machine reaches a 0.0.0.0 or :: listener over loopback too (the DNS-rebinding target); a
+    // scraper or probe comes in on a network interface and names it by FQDN, Compose service or Service name.
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address;
+    for (const listen of ['0.0.0.0', '::']) {
+      server = await startMetricsServer({ registry: newRegistry('dataset-agent'), host: listen, port: 0 });
+      const port = server.port;
+      // Over 127.0.0.1 (on ::, an IPv4-mapped ::ffff:127.0.0.1 connection): a rebound name is refused.
+      const rebound = await get(`http://127.0.0.1:${port}`, '/metrics', `evil.example:${port}`);
+      expect({ listen, status: rebound.status }).toEqual({ listen, status: 403 });
+      expect((await get(`http://127.0.0.1:${port}`, '/metrics', `localhost:${port}`)).status).toBe(200);
+      if (listen === '::') {
+        const v6 = await get(`http://[::1]:${port}`, '/metrics', `evil.example:${port}`);
+        expect({ listen, status: v6.status }).toEqual({ listen, status: 403 });
+      }
+      // Over a network address of this machine (none on a host without one: nothing to ask over).
+      if (external !== undefined) {
+        for (const host of [`node-1.example.com:${port}`, 'flocker-control.flocker.svc:4530', 'dataset-agent']) {
+          const read = await get(`http://${external}:${port}`, '/metrics', host);
+          expect({ listen, host, status: read.status }).toEqual({ listen, host, status: 200 });
+        }
+      }
+      await server.close();
+      server = undefined;
     }
   });
 });

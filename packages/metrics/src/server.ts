@@ -3,10 +3,11 @@
  *   GET /metrics  Prometheus text format of the process's registry
  *   GET /healthz  liveness: 200 while the event loop answers
  *   GET /readyz   readiness: 200 when every named check passes, else 503; JSON names the failed checks
- * Local-only (127.0.0.1) by default: nothing here is authenticated. On a loopback address, a request whose Host names
- * neither an address nor this listener (localhost, this machine's hostname, allowedHosts) is refused 403
- * HOST_NOT_ALLOWED (logged once per name a minute): a web page whose DNS name was re-pointed at the listener (DNS
- * rebinding) could read it otherwise. A listener bound to a network address checks no Host (see startMetricsServer).
+ * Local-only (127.0.0.1) by default: nothing here is authenticated. On a connection over loopback (to a loopback
+ * listener, or to a wildcard one over 127.x or ::1), a request whose Host names neither an address nor this listener
+ * (localhost, this machine's hostname, allowedHosts) is refused 403 HOST_NOT_ALLOWED (logged once per name a minute):
+ * a web page whose DNS name was re-pointed at the listener (DNS rebinding) could read it otherwise. A connection on a
+ * network address checks no Host (see startMetricsServer).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo, isIPv4 } from 'node:net';
@@ -82,7 +83,7 @@ export interface MetricsServerOptions extends MetricsEndpoints {
   readonly port: number;
   /**
    * DNS names (besides localhost, the `host` name, this machine's hostname and FLOCKER_METRICS_ALLOWED_HOSTS,
-   * comma-separated) a request's Host may carry on a loopback listener; an IP address always may.
+   * comma-separated) a request's Host may carry on a connection over loopback; an IP address always may.
    */
   readonly allowedHosts?: readonly string[];
   /** Where a refused Host is told (once per name a minute, naming the setting); default: not told. */
@@ -115,6 +116,15 @@ export function isLoopbackListen(host: string): boolean {
   return isIPv4(h) && h.startsWith('127.');
 }
 
+/** Whether a connection's local address is loopback (127.x, ::1, IPv4-mapped ::ffff:127.x on a dual-stack socket). */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const a = address.toLowerCase();
+  if (a === '::1') return true;
+  const v4 = a.startsWith('::ffff:') ? a.slice('::ffff:'.length) : a;
+  return isIPv4(v4) && v4.startsWith('127.');
+}
+
 /** How often one refused Host is logged again. */
 const REFUSAL_LOG_INTERVAL_MS = 60_000;
 /** Hosts remembered for that (a flood of names forgets the oldest, never grows without bound). */
@@ -126,11 +136,14 @@ export async function startMetricsServer(o: MetricsServerOptions): Promise<Metri
   // environment's names and the process's own setting (agent.yml metrics.allowed_hosts, the control service's
   // --allowed-host) together.
   const hosts = hostAllowList(host, [hostname(), ...allowedFromEnv(), ...(o.allowedHosts ?? [])]);
-  // Only a loopback listener checks the Host (review s27 F5). That is the DNS-rebinding target: only this machine's
-  // clients reach it, and they name it by address, localhost or its hostname. A listener the operator bound to a
-  // network address answers every host of that network unauthenticated anyway, and its scrapers name it by FQDN,
-  // Compose service or Kubernetes Service name, which the check refused (403, the target "down") after an upgrade.
-  const checked = isLoopbackListen(host);
+  // Only connections over loopback have their Host checked (review s27 F5, s28 F2). That is the DNS-rebinding
+  // target: only this machine's clients reach it, and they name it by address, localhost or its hostname; a wildcard
+  // listener (0.0.0.0, ::) is reached over loopback too, by a browser on this machine. A connection on a network
+  // address is answered by any name, as the listener answers every host of that network unauthenticated anyway, and
+  // its scrapers name it by FQDN, Compose service or Kubernetes Service name, which the check refused (403, the
+  // target "down") after an upgrade.
+  const loopbackListen = isLoopbackListen(host);
+  const checked = (req: IncomingMessage): boolean => loopbackListen || isLoopbackAddress(req.socket.localAddress);
   const logged = new Map<string, number>();
   const tell = (name: string, refusal: string): void => {
     if (o.logger === undefined) return;
@@ -151,7 +164,7 @@ export async function startMetricsServer(o: MetricsServerOptions): Promise<Metri
     );
   };
   const server: Server = createServer((req, res) => {
-    const refusal = checked
+    const refusal = checked(req)
       ? hostRefusal(req.headers.host, hosts, {
           listener: 'This metrics listener',
           allowHint: (name) =>

@@ -90,7 +90,7 @@ export const PluginSectionSchema = z
  * The metrics and health listener of each agent (GET /metrics, /healthz, /readyz), each overridden by the agent's
  * --metrics-address / --metrics-port flags. Unauthenticated, so 127.0.0.1 unless said otherwise; a port of 0 turns
  * that agent's listener off. Defaults: dataset agent 4531, Docker plugin 4532, container agent 4533. allowed_hosts:
- * the names a request's Host may carry on a loopback listener besides the built-in ones.
+ * the names a request's Host may carry on a connection over loopback besides the built-in ones.
  */
 export const MetricsSectionSchema = z
   .object({
