@@ -221,6 +221,11 @@ export function refusesReleaseOnRequest(err: unknown): boolean {
   return apiStatus(err) === 400 && errorMessage(err).includes('release_on_request');
 }
 
+/** A lease request of a dataset (FlockerVolumeBackend.declining): the dataset, the requester and when it asked. */
+function declineKey(datasetId: string, request: ReleaseRequest): string {
+  return `${datasetId} ${request.by} ${request.at}`;
+}
+
 /** The lease a Create asks for with the new dataset (idle leases on): this plugin's share, let go of on request. */
 const CREATE_LEASE = { holder: LEASE_HOLDER, release_on_request: true } as const;
 
@@ -476,7 +481,11 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private readonly declined = new Map<string, string>();
   /** Datasets whose kept lease is queued for a look (so each snapshot does not queue it again). */
   private readonly reviewing = new Set<string>();
-  /** Datasets whose lease request is being declined (declineNow). */
+  /**
+   * Requests being declined (declineKey: dataset and request), so one is not declined twice at once. By request, not
+   * by dataset: a decline names only its own request, so a newer request must not wait for an older one's (review
+   * s28 F5: its requester waited out the hand-over).
+   */
   private readonly declining = new Set<string>();
   /** Lease fields the control service refused lately (older release): release_on_request, move_here. */
   private readonly refusedKeys: RefusedKeys;
@@ -1114,13 +1123,14 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    * and Unmounts, and the requester hears now rather than after a slow Mount (a move here) or its own wait.
    */
   private declineNow(name: string, datasetId: string, request: ReleaseRequest): void {
-    if (this.declining.has(datasetId)) return;
-    this.declining.add(datasetId);
+    const key = declineKey(datasetId, request);
+    if (this.declining.has(key)) return;
+    this.declining.add(key);
     this.decline(name, datasetId, request)
       .catch((err: unknown) =>
         this.logger.error('cannot decline a lease request', { volume: name, error: errorMessage(err) }),
       )
-      .finally(() => this.declining.delete(datasetId));
+      .finally(() => this.declining.delete(key));
   }
 
   private queueSettleKept(name: string, datasetId: string): void {
@@ -1168,7 +1178,9 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     }
     // A decline already on its way (declineNow, outside the queue) answers the same request: not sent twice.
     if (step.do === 'decline')
-      return this.declining.has(datasetId) ? undefined : this.decline(name, datasetId, step.request);
+      return this.declining.has(declineKey(datasetId, step.request))
+        ? undefined
+        : this.decline(name, datasetId, step.request);
     this.forgetKept(datasetId);
     this.logger.info(
       step.why === 'requested'

@@ -354,6 +354,47 @@ describe('idle leases (session 21)', () => {
     expect(b.keptIdle()).toEqual([]);
   });
 
+  it('review s28 F5: a newer request is declined while the decline of an older one is still on its way', async () => {
+    // `declining` was keyed by dataset: the newer request's decline was skipped while the older one's was in flight,
+    // and that one (naming only its own request) commits nothing, so its requester waited out the hand-over.
+    let request: { by: string; at: string } | undefined;
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (open = r));
+    const declines: string[] = [];
+    const w = wrapped({
+      view: (s) => ({
+        ...s,
+        leases: s.leases.map((l): Lease =>
+          l.node_uuid === NODE_A && request ? { ...l, release_requested: request } : l,
+        ),
+      }),
+    });
+    const c: ControlClient = {
+      ...w.client,
+      declineReleaseRequest: async (id, o) => {
+        declines.push(o?.request?.at ?? '');
+        if (declines.length === 1) await gate;
+        const lease = (await client.listLeases()).find((l) => l.dataset_id === id);
+        if (lease === undefined) throw new FlockerApiError(404, 'LEASE_NOT_FOUND', 'no lease');
+        return lease;
+      },
+    };
+    const a = await bed.backend(NODE_A, { client: c, idleLeaseMs: 60_000 });
+    await a.create({ Name: 'vol1' });
+    await a.mount({ Name: 'vol1', ID: 'c1' });
+    request = REQUEST;
+    await a.watcher.refresh();
+    await until('the first decline', () => declines.length === 1);
+    request = { by: NODE_B, at: '2026-12-06T15:00:30.000Z' };
+    await a.watcher.refresh();
+    try {
+      await until('the newer request declined', () => declines.length === 2, 2_000);
+      expect(declines).toEqual([REQUEST.at, request.at]);
+    } finally {
+      open();
+    }
+  });
+
   it('a crash while idle leaves an entry without IDs: the next start lets go of the lease', async () => {
     const registryFile = path.join(bed.dir, 'a', 'plugin-mounts.json');
     const a = await bed.backend(NODE_A, { idleLeaseMs: 60_000, registryFile });
