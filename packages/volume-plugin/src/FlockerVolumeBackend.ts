@@ -139,6 +139,11 @@ export interface FlockerVolumeBackendOptions {
    */
   idleLeaseMs?: number;
   /**
+   * How long the lease granted with a Create here is kept for the new volume's first Mount (never more than
+   * idleLeaseMs); then it goes, mounted or not. Default CREATE_LEASE_KEEP_MS.
+   */
+  createLeaseKeepMs?: number;
+  /**
    * How long this node's agent must keep reporting a final refusal of the dataset (mountRefusal) before a Mount
    * fails on it rather than waiting for its timeout. Default REFUSAL_GRACE_MS.
    */
@@ -158,6 +163,15 @@ export interface FlockerVolumeBackendOptions {
 export const COPY_UP_MAX_MS = 50;
 
 export const CREATE_CYCLE_GRACE_MS = 1_000;
+
+/**
+ * How long the lease granted with a Create here is kept for the new volume's first Mount (review s28 F3). `docker run`
+ * mounts a volume it creates within the same command (its Get and the container's create between: milliseconds,
+ * about a second on a loaded host), so this covers that gap with room; `docker volume create` alone then holds no
+ * lease for the idle time: another host's `docker run` would have to ask for it, and with this plugin down
+ * meanwhile (killed, upgraded) nobody would let it go until it came back. A later Mount takes the lease as before.
+ */
+export const CREATE_LEASE_KEEP_MS = 10_000;
 
 /** How long a new volume's mount path is tracked in the kernel's table for its first Mount (then: the snapshot). */
 export const FIRST_MOUNT_TRACK_MS = 60_000;
@@ -650,6 +664,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     if (existing) {
       // Docker may create the same volume again; that is fine. Its next Get must find it too.
       this.createdHere.add(req.Name);
+      this.adoptCreateLease(req.Name, existing);
       await this.honourRepeatedCreate(req.Name, existing, options);
       return;
     }
@@ -677,17 +692,20 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     this.opts.mountTable?.table.warm();
     const made = await creating;
     this.createdHere.add(req.Name);
-    if (made === undefined) return;
+    if (made === undefined) {
+      // Made meanwhile: perhaps by this plugin's own create whose answer was lost (its lease then held by no one here).
+      const s = this.watcher.current();
+      const found = s === undefined ? undefined : this.find(s, req.Name);
+      if (found !== undefined) this.adoptCreateLease(req.Name, found);
+      return;
+    }
     const { created, leased } = made;
     this.madeHere.set(req.Name, created);
     this.trackFirstMount(created.dataset_id);
     // The lease granted with the create is kept as an idle one (a new lease asked with the promise: granted with it):
-    // the first Mount takes it over with no POST, and unused it goes as any idle lease (its time, a request, the rm).
-    if (leased) {
-      this.echoed.set(created.dataset_id, true);
-      this.leasedSize.set(created.dataset_id, created.maximum_size ?? null);
-      this.keepUntil(req.Name, created.dataset_id, this.now() + (this.opts.idleLeaseMs ?? 0), 0);
-    }
+    // the first Mount takes it over with no POST, and unused it goes as any idle lease (a request, the rm, or its time:
+    // CREATE_LEASE_KEEP_MS here).
+    if (leased) this.keepCreateLease(req.Name, created);
     this.logger.info('created dataset for volume', {
       volume: req.Name,
       dataset_id: created.dataset_id,
@@ -700,6 +718,33 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       volume: req.Name,
       lookup_ms: looked - started,
       create_ms: Date.now() - looked,
+    });
+  }
+
+  /** Keeps the lease granted with a Create here for the new volume's first Mount (CREATE_LEASE_KEEP_MS). */
+  private keepCreateLease(name: string, d: DatasetConfiguration): void {
+    this.echoed.set(d.dataset_id, true);
+    this.leasedSize.set(d.dataset_id, d.maximum_size ?? null);
+    const keepMs = Math.min(this.opts.idleLeaseMs ?? 0, this.opts.createLeaseKeepMs ?? CREATE_LEASE_KEEP_MS);
+    this.keepUntil(name, d.dataset_id, this.now() + keepMs, 0);
+  }
+
+  /**
+   * A Create of a volume that exists: a lease of this plugin's on it that nothing here explains (no container, not
+   * kept) is the one a Create of ours was granted when its answer was lost (review s28 F3: held by no one, a later
+   * `docker volume rm` was refused "in use" until the Docker reconcile). Kept as a create's lease: the Mount that
+   * follows takes it over, else it goes after the keep.
+   */
+  private adoptCreateLease(name: string, d: DatasetConfiguration): void {
+    if ((this.opts.idleLeaseMs ?? 0) <= 0 || this.idle.has(d.dataset_id) || this.registry.count(d.dataset_id) > 0)
+      return;
+    const lease = this.watcher.current()?.leases.find((l) => l.dataset_id === d.dataset_id && l.node_uuid === this.me);
+    if (lease?.release_on_request !== true || lease.expires !== null || !(lease.holders ?? []).includes(LEASE_HOLDER))
+      return;
+    this.keepCreateLease(name, d);
+    this.logger.info("kept the lease of a volume created again: its create's answer was lost", {
+      volume: name,
+      dataset_id: d.dataset_id,
     });
   }
 

@@ -16,7 +16,7 @@ import {
 } from '@flocker/api';
 import type { ControlClient, FlockerVolumeBackend } from './FlockerVolumeBackend';
 import type { MountTable } from './MountTable';
-import { BackendTestBed, HOST_A, HOST_B, NODE_A, NODE_B } from './testing';
+import { BackendTestBed, HOST_A, HOST_B, NODE_A, NODE_B, useOnce } from './testing';
 import { type FakeMountSource, followedFakeTable, settledWithin } from './testing/FakeMountSource';
 
 /** Waits (polling, generous deadline) for `check` to hold. */
@@ -162,6 +162,46 @@ describe("a new volume's lease in its Create (issue 23, session 28)", () => {
     await until('the idle lease to go', async () => (await client.listLeases()).length === 0);
     expect(a.keptIdle()).toEqual([]);
     expect(w.calls.released).toBe(1);
+  });
+
+  it("review s28 F3: never mounted here, the create's lease goes after the create's short keep, not the idle time", async () => {
+    // Kept for the whole idle time, a plugin killed meanwhile left it held with no one to let it go: another host's
+    // docker run waited out the hand-over and was refused.
+    const w = wrapped();
+    const a = await bed.backend(NODE_A, { client: w.client, idleLeaseMs: 60_000, createLeaseKeepMs: 300 });
+    await a.create({ Name: 'vol14' });
+    expect(await client.listLeases()).toHaveLength(1);
+    await until("the create's lease to go", async () => (await client.listLeases()).length === 0, 3_000);
+    expect(a.keptIdle()).toEqual([]);
+    expect(w.calls.released).toBe(1);
+    // Mounted and left, the volume's lease is kept the idle time as before.
+    await useOnce(a, 'c1', 'vol14');
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await client.listLeases()).toHaveLength(1);
+  });
+
+  it("review s28 F3: the create's answer lost, the create again adopts the lease it made, and docker volume rm works", async () => {
+    let lose = true;
+    const w = wrapped();
+    // The first create commits, but its answer never reaches Docker.
+    const lost: ControlClient = {
+      ...w.client,
+      createDataset: async (req, o) => {
+        const made = await w.client.createDataset(req, o);
+        if (!lose) return made;
+        lose = false;
+        throw new FlockerApiError(503, 'STORE_OUTCOME_UNKNOWN', 'the outcome of the write is unknown');
+      },
+    };
+    const a = await bed.backend(NODE_A, { client: lost, idleLeaseMs: 60_000 });
+    await expect(a.create({ Name: 'vol15' })).rejects.toThrow(/outcome/);
+    expect(await client.listLeases()).toHaveLength(1);
+    await a.create({ Name: 'vol15' });
+    const [d] = await client.listDatasets();
+    expect(a.keptIdle()).toEqual([d?.dataset_id]);
+    await a.remove({ Name: 'vol15' });
+    expect(await client.listLeases()).toEqual([]);
+    expect((await client.listDatasets())[0]?.deleted).toBe(true);
   });
 
   it('asked for (a docker run on another host): let go of at once, and the volume moves there', async () => {
