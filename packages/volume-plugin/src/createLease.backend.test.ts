@@ -136,6 +136,36 @@ describe("a new volume's lease in its Create (issue 23, session 28)", () => {
     expect(a.watcher['waiters'].size).toBe(0);
   });
 
+  it("review s28 F4: the create's lease released while the Mount waited is not answered at the kernel's first mount", async () => {
+    // Pins what the review asked for: takeOverKept relies on the create's lease only on a followed snapshot showing the
+    // volume (so at least as new as the create's commit: dataset and lease are one commit) and the lease ours, and a
+    // release pushed while the Mount waits (an API user's `flocker leases release`, the dead-node sweep) ends the
+    // snapshot wait (LeaseLostError) that races the kernel's mount, so the later kernel mount is not answered.
+    const w = wrapped();
+    const a = await bed.backend(NODE_A, {
+      client: w.client,
+      idleLeaseMs: 60_000,
+      mountTable: { table, hostMountRoot: HOST_A.mountRoot },
+    });
+    bed.agents[0]!.paused = true;
+    await a.create({ Name: 'vol16' });
+    const id = await followedShows(a, 'vol16');
+    const mount = a.mount({ Name: 'vol16', ID: 'm1' });
+    expect(await settledWithin(mount, 100)).toBe('pending');
+    await client.releaseLease(id, { holder: 'docker' });
+    await until('the followed snapshot to show the lease gone', () =>
+      (a.watcher.followed()?.leases ?? []).every((l) => l.dataset_id !== id),
+    );
+    src.emit('mount', `${HOST_A.mountRoot}/${id}`);
+    const settled = await settledWithin(
+      mount.catch((e: unknown) => e),
+      500,
+    );
+    expect(settled).not.toEqual({ Mountpoint: `${HOST_A.mountRoot}/${id}` });
+    bed.agents[0]!.paused = false;
+    await mount.catch(() => undefined);
+  });
+
   it('a Mount right after the Create, before the push shows the volume, waits for it and sends no lease POST', async () => {
     const w = wrapped();
     const a = await bed.backend(NODE_A, { client: w.client, idleLeaseMs: 60_000 });
