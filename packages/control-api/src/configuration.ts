@@ -75,7 +75,7 @@ export function leaseHolderText(lease: Pick<StoredLease, 'node_uuid' | 'holders'
   if (lease.holders === undefined) return `node ${lease.node_uuid}`;
   const who = lease.holders.join(', ');
   return lease.release_on_request === true
-    ? `node ${lease.node_uuid} (held there by ${who}, which lets go of it when asked while no container uses it)`
+    ? `node ${lease.node_uuid} (held there by ${who}, kept while no container uses it)`
     : `node ${lease.node_uuid} (used there by ${who})`;
 }
 

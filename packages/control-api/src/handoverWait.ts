@@ -20,6 +20,7 @@ import {
   handoverProgress,
   handoverWake,
   refusalAfterHandover,
+  refusalUnheard,
   refusalUnreported,
   type Requester,
   requestRelease,
@@ -53,9 +54,10 @@ export interface HandoverAsk {
  * whose lease its live holder promised to let go of becomes a release request, a wait, and one more application.
  * The request's condition (If-Configuration-Matches) still holds on the second application when nothing but that
  * lease changed meanwhile (the hand-over's own writes); otherwise it is answered 412 as usual. A holder that has not
- * reported since this service started (handoverStep 'await-report': right after a restart) is waited for first, for
- * at most the hand-over wait (waitForReport), then asked with a hand-over wait of its own: a request waits at most
- * twice the hand-over wait then (10 s by default, within the clients' 30 s timeout).
+ * reported since this service started (handoverStep 'await-report': right after a restart) is waited for first
+ * (waitForReport), then asked: both waits share one budget, the hand-over wait (the hand-over gets what the report
+ * wait left), so a request waits at most the hand-over wait in all (--handover-wait's maximum is sized to the
+ * clients' request timeout; review s28 G2).
  */
 export async function mutateWithHandover<T>(
   state: ControlState,
@@ -72,6 +74,9 @@ export async function mutateWithHandover<T>(
     let ifMatches = ask.ifMatches;
     let seen = state.latestConfiguration;
     let step = stepOf(state, ask, seen);
+    // One budget for the whole request: the report wait and the hand-over wait together (review s28 G2).
+    const deadline = performance.now() + state.handoverWaitMs;
+    let handoverMs = state.handoverWaitMs;
     if (step.do === 'await-report') {
       // Right after a restart the holder has not reported yet (leaseHandover.handoverStep): wait for it to, or for
       // the lease to change, then apply the request again; past the hand-over wait, say why it is refused.
@@ -80,15 +85,18 @@ export async function mutateWithHandover<T>(
       const asked = { dataset_id: ask.datasetId, holder: holder.node_uuid, by: ask.requester };
       state.logger.info('lease hand-over: waiting for the holder to report since this start', asked);
       const t0 = Date.now();
-      const outcome = await waitForReport(state, ask, holder);
+      const outcome = await waitForReport(state, ask, holder, deadline);
+      const waitedMs = Date.now() - t0;
       state.logger.info('lease hand-over: the wait for the holder to report ended', {
         ...asked,
         outcome: ask.signal.aborted ? 'client gone' : outcome,
-        wait_ms: Date.now() - t0,
+        wait_ms: waitedMs,
       });
       if (ask.signal.aborted) throw refusal;
-      if (outcome === 'timeout')
-        throw refusalUnreported(refusal, holder, state.handoverWaitMs, hostOf(state, holder.node_uuid));
+      if (outcome === 'timeout') throw refusalUnreported(refusal, holder, waitedMs, hostOf(state, holder.node_uuid));
+      // 'changed', or 'ended' early by the service closing or this replica losing its store: applied again, the
+      // request is answered as the normal path answers then (503 SHUTTING_DOWN / STORE_UNAVAILABLE: clients ask
+      // another replica), not refused as if the holder were the reason (review s28 G1).
       ifMatches = conditionAfterWait(ask, conditionOn, state.latestConfiguration);
       try {
         ask.authorize?.();
@@ -99,8 +107,12 @@ export async function mutateWithHandover<T>(
       }
       seen = state.latestConfiguration;
       step = stepOf(state, ask, seen);
+      if (outcome === 'ended' && step.do === 'await-report')
+        throw refusalUnreported(refusal, step.lease, waitedMs, hostOf(state, step.lease.node_uuid));
+      handoverMs = Math.max(0, Math.round(deadline - performance.now()));
     }
     // After the wait for a report, a holder still unheard is refused as one that cannot hear (waited once).
+    if (step.do === 'refuse' && step.unheard !== undefined) throw refusalUnheard(refusal);
     if (step.do !== 'ask') throw refusal;
     const lease = step.lease;
     // The configuration the request's condition held on (refused just now, so still the latest unless a write
@@ -115,7 +127,9 @@ export async function mutateWithHandover<T>(
     state.logger.info('lease hand-over: asked the holder to let go of the lease', asked);
     const t0 = Date.now();
     const outcome =
-      request === undefined ? 'gone' : await waitForHandover(state, ask.datasetId, holder, request, ask.signal);
+      request === undefined
+        ? 'gone'
+        : await waitForHandover(state, ask.datasetId, holder, request, ask.signal, handoverMs);
     // Nobody to answer: the request stays on the lease (harmless: an idle lease let go of is what was asked).
     const ended = ask.signal.aborted ? 'client gone' : outcome;
     state.logger.info('lease hand-over: the wait ended', { ...asked, outcome: ended, wait_ms: Date.now() - t0 });
@@ -136,7 +150,7 @@ export async function mutateWithHandover<T>(
         ask.datasetId,
         holder,
         outcome,
-        state.handoverWaitMs,
+        handoverMs,
         state.now(),
         (node) => hostOf(state, node),
       );
@@ -176,33 +190,38 @@ function conditionAfterWait(
 
 /**
  * Resolves 'changed' once the request's handoverStep is no longer 'await-report' on `holder`'s lease (the holder
- * reported, the lease changed or went, the holder was declared dead), 'timeout' after the hand-over wait, when the
- * client goes away or when the service closes. Woken by the change notifier (node reports and configuration changes
+ * reported, the lease changed or went, the holder was declared dead), 'timeout' at `deadline` (performance.now()) or
+ * when the client goes away, 'ended' when woken early with nothing changed (the service closing, the notifier
+ * released: this replica lost its store). Woken by the change notifier (node reports and configuration changes
  * alike: its generation counts both), nothing polled; nothing left behind.
  */
 async function waitForReport(
   state: ControlState,
   ask: HandoverAsk,
   holder: StoredLease,
-): Promise<'changed' | 'timeout'> {
+  deadline: number,
+): Promise<'changed' | 'timeout' | 'ended'> {
   const stop = new AbortController();
   const end = (): void => stop.abort();
   ask.signal.addEventListener('abort', end);
   const unsubscribe = state.onConfiguration((_config, closing) => {
     if (closing) end();
   });
-  const until = performance.now() + state.handoverWaitMs;
   try {
     for (;;) {
       const step = stepOf(state, ask, state.latestConfiguration);
       if (step.do !== 'await-report' || step.lease.node_uuid !== holder.node_uuid) return 'changed';
-      const left = until - performance.now();
-      if (left <= 0 || stop.signal.aborted) return 'timeout';
+      const left = deadline - performance.now();
+      if (left <= 0 || ask.signal.aborted) return 'timeout';
+      if (stop.signal.aborted) return 'ended';
       const since = state.generation;
       await state.waitForChange(since, left, stop.signal);
       // Woken with nothing changed: the wait's end, the client gone, or the notifier closed or released (the store
-      // stopped answering): never asked again at once (a closed notifier answers at once, which would spin).
-      if (state.generation === since) return 'timeout';
+      // stopped answering): never waited on again (a closed notifier answers at once, which would spin).
+      if (state.generation === since) {
+        if (ask.signal.aborted || deadline - performance.now() <= 0) return 'timeout';
+        return 'ended';
+      }
     }
   } finally {
     unsubscribe();
@@ -215,7 +234,8 @@ function hostOf(state: ControlState, node: string): string | undefined {
 }
 
 /**
- * Resolves when the holder let go of the lease (or it ended), declined, or after the hand-over wait; at once when
+ * Resolves when the holder let go of the lease (or it ended), declined, or after `waitMs` (what is left of the
+ * request's hand-over wait); at once when
  * the client goes away or the service closes (as 'timeout': the caller then answers nothing, or SHUTTING_DOWN).
  */
 function waitForHandover(
@@ -224,6 +244,7 @@ function waitForHandover(
   holder: string,
   request: LeaseReleaseRequest,
   signal: AbortSignal,
+  waitMs: number,
 ): Promise<HandoverOutcome> {
   const progress = (config: Configuration) => handoverProgress(config, datasetId, holder, request, state.now());
   const first =
@@ -254,7 +275,7 @@ function waitForHandover(
       const now = handoverWake('applied', progress(latest));
       if (now !== undefined) finish(now);
     });
-    const timer = setTimeout(() => finish('timeout'), state.handoverWaitMs);
+    const timer = setTimeout(() => finish('timeout'), waitMs);
     signal.addEventListener('abort', gone);
   });
 }

@@ -16,6 +16,7 @@ import {
   handoverStep,
   handoverWake,
   refusalAfterHandover,
+  refusalUnheard,
   refusalUnreported,
   requestRelease,
   unchangedButLease,
@@ -104,6 +105,8 @@ describe('handoverStep: a holder not reported since this start is waited for, no
       const want = !promise ? 'refuse' : hears ? 'ask' : reported ? 'refuse' : 'await-report';
       expect(step.do).toBe(want);
       if (step.do !== 'refuse') expect(step.lease).toBe(l);
+      // Refused because the holder cannot hear (reported, older release): said so (refusalUnheard), else not.
+      else expect(step.unheard).toBe(promise && !hears && reported ? l : undefined);
       // handoverCandidate: the lease asked for, as before this step (a holder unheard is never asked).
       const candidate = handoverCandidate(
         config,
@@ -118,6 +121,21 @@ describe('handoverStep: a holder not reported since this start is waited for, no
   );
 });
 
+describe('refusalUnheard: the answer when the holder cannot hear a request', () => {
+  it('says why it is not asked and what to do, not that it lets go when asked; other refusals as they are', () => {
+    const held = new ConfigurationError('LEASE_HELD', `The dataset ${D1} is already leased by node ${A}.`);
+    const err = refusalUnheard(held) as ConfigurationError;
+    expect(err.code).toBe('LEASE_HELD');
+    expect(err.message).toBe(
+      `${held.message} Its holder's Docker plugin cannot hear a release request: its node (without certificates: any ` +
+        'node) runs an older release. Upgrade it, or release the lease (flocker leases release) once no container ' +
+        'there uses the volume.',
+    );
+    const other = new ConfigurationError('SHUTTING_DOWN', 'The control service is shutting down.');
+    expect(refusalUnheard(other)).toBe(other);
+  });
+});
+
 describe('refusalUnreported: the answer when the holder did not report within the wait', () => {
   const held = new ConfigurationError('LEASE_HELD', `The dataset ${D1} is already leased by node ${A}.`);
   it('says the holder has not reported since the restart, with its host, how long, and to retry', () => {
@@ -125,7 +143,8 @@ describe('refusalUnreported: the answer when the holder did not report within th
     expect(err.code).toBe('LEASE_HELD');
     expect(err.message).toBe(
       `${held.message} Node ${A} (host-a) has not reported since the control service restarted, so its Docker plugin ` +
-        'cannot be asked to let go of the lease yet (waited 5 s). Retry in a few seconds.',
+        'cannot be asked to let go of the lease yet (waited 5 s). Retry once that node reports again; if its host is ' +
+        'down, the control service declares it dead after the node timeout and its leases are let go of.',
     );
     expect((refusalUnreported(held, lease(), 250, undefined) as Error).message).toMatch(
       new RegExp(`^${held.message.replace(/\./g, '\\.')} Node ${A} has not reported .*\\(waited 0\\.25 s\\)`),
@@ -146,7 +165,7 @@ describe('leaseHolderText: a lease kept on a promise reads as held, not used', (
     [lease({ holders: ['docker', 'csi'] }), `node ${A} (used there by docker, csi)`],
     [
       lease({ holders: ['docker'], release_on_request: true }),
-      `node ${A} (held there by docker, which lets go of it when asked while no container uses it)`,
+      `node ${A} (held there by docker, kept while no container uses it)`,
     ],
     [lease({ release_on_request: true }), `node ${A}`],
   ])('%o', (l, text) => {

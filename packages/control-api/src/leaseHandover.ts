@@ -28,7 +28,12 @@ export type Requester = string;
  * Pure.
  */
 export type HandoverStep =
-  { readonly do: 'refuse' } | { readonly do: 'ask' | 'await-report'; readonly lease: StoredLease };
+  | {
+      readonly do: 'refuse';
+      /** The lease, when refused because its holder cannot hear a request (an older release): refusalUnheard. */
+      readonly unheard?: StoredLease;
+    }
+  | { readonly do: 'ask' | 'await-report'; readonly lease: StoredLease };
 
 export function handoverStep(
   config: Configuration,
@@ -43,7 +48,7 @@ export function handoverStep(
   if (lease?.release_on_request !== true) return { do: 'refuse' };
   if (lease.node_uuid === requester || isDead(lease.node_uuid)) return { do: 'refuse' };
   if (canHear(lease.node_uuid)) return { do: 'ask', lease };
-  return reportedSinceStart(lease.node_uuid) ? { do: 'refuse' } : { do: 'await-report', lease };
+  return reportedSinceStart(lease.node_uuid) ? { do: 'refuse', unheard: lease } : { do: 'await-report', lease };
 }
 
 /** The lease handoverStep asks for ('ask'), of a holder that reported since this start; undefined otherwise. */
@@ -61,9 +66,9 @@ export function handoverCandidate(
 
 /**
  * The refusal answered when the holder of `lease` did not report within the hand-over wait after this control
- * service started ('await-report' throughout): says so, and that a retry will likely work (its agent reports every
- * few seconds; once it has, the request gets the hand-over) — not that something uses the volume there. Any refusal
- * other than LEASE_HELD is answered as it is.
+ * service started ('await-report' throughout): says so, for how long it waited (`waitMs`: the time actually waited),
+ * and when a retry can work (once the node reports; its host may be down: then once it is declared dead) — not that
+ * something uses the volume there. Any refusal other than LEASE_HELD is answered as it is.
  */
 export function refusalUnreported(
   refusal: unknown,
@@ -76,7 +81,23 @@ export function refusalUnreported(
   return new ConfigurationError(
     'LEASE_HELD',
     `${refusal.message} ${node} has not reported since the control service restarted, so its Docker plugin cannot ` +
-      `be asked to let go of the lease yet (waited ${seconds(waitMs)}). Retry in a few seconds.`,
+      `be asked to let go of the lease yet (waited ${seconds(waitMs)}). Retry once that node reports again; if its host ` +
+      'is down, the control service declares it dead after the node timeout and its leases are let go of.',
+  );
+}
+
+/**
+ * The refusal answered when the holder of a lease kept on a promise cannot hear a request (handoverStep 'refuse' with
+ * `unheard`: its node, or on plain HTTP any node, runs an older release: Views.newMembersHidden): it will not be asked, so the text does not say it lets go when asked,
+ * but what to do (review s28 G4). Any refusal other than LEASE_HELD is answered as it is.
+ */
+export function refusalUnheard(refusal: unknown): unknown {
+  if (!(refusal instanceof ConfigurationError) || refusal.code !== 'LEASE_HELD') return refusal;
+  return new ConfigurationError(
+    'LEASE_HELD',
+    `${refusal.message} Its holder's Docker plugin cannot hear a release request: its node (without certificates: ` +
+      'any node) runs an older release. Upgrade it, or release the lease (flocker leases release) once no container ' +
+      'there uses the volume.',
   );
 }
 

@@ -174,7 +174,7 @@ describe('lease hand-over (file store)', () => {
     const id = await idleVolume(client, 'off');
     const { error } = await timed(client.deleteDataset(id));
     expect(error?.description).toBe(
-      `The dataset ${id} cannot be deleted: node ${HOLDER} (held there by docker, which lets go of it when asked while no container uses it) holds a lease on it. Release the lease first.`,
+      `The dataset ${id} cannot be deleted: node ${HOLDER} (held there by docker, kept while no container uses it) holds a lease on it. Release the lease first.`,
     );
     expect((await leaseBecomes(client, id, () => true))?.release_requested).toBeUndefined();
   });
