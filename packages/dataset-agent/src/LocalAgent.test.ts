@@ -836,10 +836,12 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
         // A first whole send of a large copy: a chunk every 5 ms until aborted.
         let sent = 0;
         let sends = 0;
+        let sending: Readable | undefined;
         pool.send = () => {
           // The move that follows the stop fails at once (it is not what this test is about): a failure in back-off.
           if (++sends > 1) throw new Error('not in this test: the move');
           const stream = new Readable({ read() {} });
+          sending = stream;
           let fail: (e: Error) => void = () => {};
           const done = new Promise<void>((_, reject) => (fail = reject));
           done.catch(() => undefined);
@@ -870,14 +872,35 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
         expect(events).toEqual([]);
         // B stops reading: once the buffers are full nothing moves; not stopped before 30 s of the agent's clock.
         stalled = true;
-        let last = -1;
-        while (sent !== last) {
-          last = sent;
-          await new Promise((r) => setTimeout(r, 300));
+        // Where the send is: any byte the round hands on reads the stream (its length changes, the producer refills).
+        const position = (): string => `${sent}:${sending?.readableLength ?? -1}`;
+        // Nothing moves any more: the producer blocked by back-pressure (its stream full, nothing read from it) and
+        // its position unchanged for a second of real time, judged every 50 ms (a loaded host stalling this process
+        // longer than a timer turn does not pass for the stall).
+        const quiet = async (): Promise<string> => {
+          let last = position();
+          let since = Date.now();
+          for (;;) {
+            await new Promise((r) => setTimeout(r, 50));
+            const now = position();
+            if (now !== last || (sending?.readableLength ?? 0) < 1024 * 1024) {
+              last = now;
+              since = Date.now();
+            } else if (Date.now() - since >= 1_000) return now;
+          }
+        };
+        // 29 s of the agent's clock after the last progress: not stopped. Bytes that still moved after the quiet was
+        // judged (this process stalled past the checks) were progress at the advanced clock: the round's 30 s run from
+        // there, so the quiet is judged again and the 29 s given again (never fewer than 29 s since the last progress).
+        let at = await quiet();
+        for (;;) {
+          await clock.advance(29_000);
+          await new Promise((r) => setTimeout(r, 200));
+          expect(events).toEqual([]);
+          if (position() === at) break;
+          at = await quiet();
         }
-        await clock.advance(29_000);
-        await new Promise((r) => setTimeout(r, 200));
-        expect(events).toEqual([]);
+        // 31 s: stopped (the recheck timer's turn).
         await clock.advance(2_000);
         await until(() => events.includes('send aborted'));
         // Then the move (its first send from here: the round's snapshot never reached B).
