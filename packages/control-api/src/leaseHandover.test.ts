@@ -11,7 +11,6 @@ import {
 import { ConfigurationError } from './errors';
 import {
   declineReleaseRequest,
-  handoverCandidate,
   handoverProgress,
   handoverStep,
   handoverWake,
@@ -23,6 +22,7 @@ import {
 } from './leaseHandover';
 import { setEntry } from './PersistentMap';
 import { A, B, C, D1, D2, T0 } from './testing/fixtures';
+import { handoverCandidate } from './testing/handover';
 
 const REQ: LeaseReleaseRequest = { by: B, at: new Date(T0).toISOString() };
 
@@ -39,16 +39,18 @@ const lease = (extra: Partial<StoredLease> = {}): StoredLease => ({
   ...extra,
 });
 
+/** The kinds of lease both decision tables run over. */
+type LeaseKind = 'none' | 'expired' | 'plain' | 'onRequest' | 'onRequestPending';
+const kinds: LeaseKind[] = ['none', 'expired', 'plain', 'onRequest', 'onRequestPending'];
+const leaseOf: Record<LeaseKind, StoredLease | undefined> = {
+  none: undefined,
+  expired: lease({ expires_at: T0 - 1, release_on_request: true }),
+  plain: lease({ holders: ['csi'] }),
+  onRequest: lease({ holders: ['docker'], release_on_request: true }),
+  onRequestPending: lease({ release_on_request: true, release_requested: REQ }),
+};
+
 describe('handoverCandidate: which refusal asks the holder', () => {
-  type LeaseKind = 'none' | 'expired' | 'plain' | 'onRequest' | 'onRequestPending';
-  const kinds: LeaseKind[] = ['none', 'expired', 'plain', 'onRequest', 'onRequestPending'];
-  const leaseOf: Record<LeaseKind, StoredLease | undefined> = {
-    none: undefined,
-    expired: lease({ expires_at: T0 - 1, release_on_request: true }),
-    plain: lease({ holders: ['csi'] }),
-    onRequest: lease({ holders: ['docker'], release_on_request: true }),
-    onRequestPending: lease({ release_on_request: true, release_requested: REQ }),
-  };
   const rows: [LeaseKind, string, boolean, boolean][] = [];
   for (const kind of kinds)
     for (const requester of [A, B, 'api'])
@@ -71,15 +73,6 @@ describe('handoverCandidate: which refusal asks the holder', () => {
 });
 
 describe('handoverStep: a holder not reported since this start is waited for, not refused (right after a restart)', () => {
-  type LeaseKind = 'none' | 'expired' | 'plain' | 'onRequest' | 'onRequestPending';
-  const kinds: LeaseKind[] = ['none', 'expired', 'plain', 'onRequest', 'onRequestPending'];
-  const leaseOf: Record<LeaseKind, StoredLease | undefined> = {
-    none: undefined,
-    expired: lease({ expires_at: T0 - 1, release_on_request: true }),
-    plain: lease({ holders: ['csi'] }),
-    onRequest: lease({ holders: ['docker'], release_on_request: true }),
-    onRequestPending: lease({ release_on_request: true, release_requested: REQ }),
-  };
   const rows: [LeaseKind, string, boolean, boolean, boolean][] = [];
   for (const kind of kinds)
     for (const requester of [A, B, 'api'])

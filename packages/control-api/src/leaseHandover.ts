@@ -51,19 +51,6 @@ export function handoverStep(
   return reportedSinceStart(lease.node_uuid) ? { do: 'refuse', unheard: lease } : { do: 'await-report', lease };
 }
 
-/** The lease handoverStep asks for ('ask'), of a holder that reported since this start; undefined otherwise. */
-export function handoverCandidate(
-  config: Configuration,
-  datasetId: string,
-  requester: Requester,
-  now: number,
-  isDead: (node: string) => boolean,
-  canHear: (node: string) => boolean,
-): StoredLease | undefined {
-  const step = handoverStep(config, datasetId, requester, now, isDead, canHear, () => true);
-  return step.do === 'ask' ? step.lease : undefined;
-}
-
 /**
  * The refusal answered when the holder of `lease` did not report within the hand-over wait after this control
  * service started ('await-report' throughout): says so, for how long it waited (`waitMs`: the time actually waited),

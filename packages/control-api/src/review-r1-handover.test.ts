@@ -9,9 +9,8 @@ import { FlockerClient } from '@flocker/api';
 import { acquireLease, emptyConfiguration, releaseLease } from './configuration';
 import { FileConfigurationStore } from './ConfigurationStore';
 import { type ControlService, startControlService } from './server';
-import { idleVolume, REQUESTER, timed } from './testing/handover';
+import { handoverCandidate, idleVolume, REQUESTER, timed } from './testing/handover';
 import { silentLogger } from './testing/httpService';
-import { handoverCandidate } from './leaseHandover';
 import { A, B, D1, T0 } from './testing/fixtures';
 
 describe('R1-F3: a share that never promised is not let go of on request', () => {

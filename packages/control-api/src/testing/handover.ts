@@ -5,6 +5,8 @@
  */
 import { FlockerApiError, type FlockerClient, type Lease } from '@flocker/api';
 import { releaseVersion } from '@flocker/metrics';
+import type { Configuration, StoredLease } from '../configuration';
+import { handoverStep, type Requester } from '../leaseHandover';
 import { NODE_A, NODE_B, nodeReport } from './httpService';
 
 export { NODE_A as HOLDER, NODE_B as REQUESTER };
@@ -75,4 +77,20 @@ export async function eventually(check: () => boolean, timeoutMs = 10_000): Prom
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * The lease handoverStep asks for ('ask'), of a holder that reported since this start; undefined otherwise (the
+ * decision's earlier form, kept for the tests that state their cases with it).
+ */
+export function handoverCandidate(
+  config: Configuration,
+  datasetId: string,
+  requester: Requester,
+  now: number,
+  isDead: (node: string) => boolean,
+  canHear: (node: string) => boolean,
+): StoredLease | undefined {
+  const step = handoverStep(config, datasetId, requester, now, isDead, canHear, () => true);
+  return step.do === 'ask' ? step.lease : undefined;
 }
