@@ -63,13 +63,21 @@ describe('FlockerClient: a read hedged across replicas (review R5)', () => {
     await Promise.all(replicas.splice(0).map((r) => r.close()));
   });
 
-  it('a slow replica before a frozen one: answered by the slow one, not failed after failover + timeout', async () => {
+  /** Two replicas, `first` then `second` (name, delay), closed after the test; a client over both in that order. */
+  async function twoReplicas(
+    first: [string, number | 'frozen'],
+    second: [string, number | 'frozen'],
+    options: { timeoutMs: number; failoverTimeoutMs: number },
+  ): Promise<{ events: string[]; client: FlockerClient; urls: [string, string] }> {
     const events: string[] = [];
-    const slow = await replica('slow', 1_500, events);
-    const frozen = await replica('frozen', 'frozen', events);
-    replicas.push(slow, frozen);
-    const client = new FlockerClient({
-      baseUrl: `${slow.url},${frozen.url}`,
+    const a = await replica(first[0], first[1], events);
+    const b = await replica(second[0], second[1], events);
+    replicas.push(a, b);
+    return { events, client: new FlockerClient({ baseUrl: `${a.url},${b.url}`, ...options }), urls: [a.url, b.url] };
+  }
+
+  it('a slow replica before a frozen one: answered by the slow one, not failed after failover + timeout', async () => {
+    const { events, client, urls } = await twoReplicas(['slow', 1_500], ['frozen', 'frozen'], {
       timeoutMs: 4_000,
       failoverTimeoutMs: 500,
     });
@@ -82,16 +90,11 @@ describe('FlockerClient: a read hedged across replicas (review R5)', () => {
     // The hedge went to the frozen replica after the hedge delay, and was ended once the slow one answered.
     await until(events, 'frozen closed');
     expect(events).toEqual(['slow GET', 'frozen GET', 'frozen closed']);
-    expect(client.controlUrls[0]).toBe(slow.url);
+    expect(client.controlUrls[0]).toBe(urls[0]);
   }, 20_000);
 
   it('a frozen replica first: the hedge to the next answers after the hedge delay; the frozen request is ended', async () => {
-    const events: string[] = [];
-    const frozen = await replica('frozen', 'frozen', events);
-    const good = await replica('good', 0, events);
-    replicas.push(frozen, good);
-    const client = new FlockerClient({
-      baseUrl: `${frozen.url},${good.url}`,
+    const { events, client, urls } = await twoReplicas(['frozen', 'frozen'], ['good', 0], {
       timeoutMs: 30_000,
       failoverTimeoutMs: 300,
     });
@@ -100,15 +103,14 @@ describe('FlockerClient: a read hedged across replicas (review R5)', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
     await until(events, 'frozen closed');
     expect(events).toEqual(['frozen GET', 'good GET', 'frozen closed']);
-    expect(client.controlUrls[0]).toBe(good.url);
+    expect(client.controlUrls[0]).toBe(urls[1]);
   }, 20_000);
 
   it('both frozen: thrown once the last request ends (each keeps its own timeoutMs)', async () => {
-    const events: string[] = [];
-    const a = await replica('a', 'frozen', events);
-    const b = await replica('b', 'frozen', events);
-    replicas.push(a, b);
-    const client = new FlockerClient({ baseUrl: `${a.url},${b.url}`, timeoutMs: 1_000, failoverTimeoutMs: 300 });
+    const { events, client } = await twoReplicas(['a', 'frozen'], ['b', 'frozen'], {
+      timeoutMs: 1_000,
+      failoverTimeoutMs: 300,
+    });
     const started = Date.now();
     const err: unknown = await client.listDatasets().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FlockerApiError);
@@ -121,12 +123,7 @@ describe('FlockerClient: a read hedged across replicas (review R5)', () => {
   }, 20_000);
 
   it('a write safe to repeat is never hedged: the slow replica is left, the frozen next one holds it timeoutMs', async () => {
-    const events: string[] = [];
-    const slow = await replica('slow', 1_500, events);
-    const frozen = await replica('frozen', 'frozen', events);
-    replicas.push(slow, frozen);
-    const client = new FlockerClient({
-      baseUrl: `${slow.url},${frozen.url}`,
+    const { events, client } = await twoReplicas(['slow', 1_500], ['frozen', 'frozen'], {
       timeoutMs: 2_000,
       failoverTimeoutMs: 300,
     });
