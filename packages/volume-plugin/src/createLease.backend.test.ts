@@ -118,7 +118,11 @@ describe("a new volume's lease in its Create (issue 23, session 28)", () => {
     expect(await client.listLeases()).toHaveLength(1);
   });
 
-  it("the first Mount is still answered at the kernel's first mount, before the snapshot shows it mounted", async () => {
+  /**
+   * A backend on A with idle leases and a mount table, its agent paused: `name` created (its lease with it), the
+   * followed snapshot showing it, and a Mount of it started and still pending (no kernel mount yet).
+   */
+  async function firstMountPending(name: string) {
     const w = wrapped();
     const a = await bed.backend(NODE_A, {
       client: w.client,
@@ -126,10 +130,15 @@ describe("a new volume's lease in its Create (issue 23, session 28)", () => {
       mountTable: { table, hostMountRoot: HOST_A.mountRoot },
     });
     bed.agents[0]!.paused = true;
-    await a.create({ Name: 'vol2' });
-    const id = await followedShows(a, 'vol2');
-    const mount = a.mount({ Name: 'vol2', ID: 'm1' });
+    await a.create({ Name: name });
+    const id = await followedShows(a, name);
+    const mount = a.mount({ Name: name, ID: 'm1' });
     expect(await settledWithin(mount, 100)).toBe('pending');
+    return { w, a, id, mount };
+  }
+
+  it("the first Mount is still answered at the kernel's first mount, before the snapshot shows it mounted", async () => {
+    const { w, a, id, mount } = await firstMountPending('vol2');
     src.emit('mount', `${HOST_A.mountRoot}/${id}`);
     expect(await settledWithin(mount, 1_000)).toEqual({ Mountpoint: `${HOST_A.mountRoot}/${id}` });
     expect(w.calls.acquired).toBe(0);
@@ -141,17 +150,7 @@ describe("a new volume's lease in its Create (issue 23, session 28)", () => {
     // volume (so at least as new as the create's commit: dataset and lease are one commit) and the lease ours, and a
     // release pushed while the Mount waits (an API user's `flocker leases release`, the dead-node sweep) ends the
     // snapshot wait (LeaseLostError) that races the kernel's mount, so the later kernel mount is not answered.
-    const w = wrapped();
-    const a = await bed.backend(NODE_A, {
-      client: w.client,
-      idleLeaseMs: 60_000,
-      mountTable: { table, hostMountRoot: HOST_A.mountRoot },
-    });
-    bed.agents[0]!.paused = true;
-    await a.create({ Name: 'vol16' });
-    const id = await followedShows(a, 'vol16');
-    const mount = a.mount({ Name: 'vol16', ID: 'm1' });
-    expect(await settledWithin(mount, 100)).toBe('pending');
+    const { a, id, mount } = await firstMountPending('vol16');
     await client.releaseLease(id, { holder: 'docker' });
     await until('the followed snapshot to show the lease gone', () =>
       (a.watcher.followed()?.leases ?? []).every((l) => l.dataset_id !== id),
