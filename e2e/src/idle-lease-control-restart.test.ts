@@ -6,11 +6,9 @@
  * Now the request waits (up to --handover-wait) for a to report, or for the lease to go, and goes through. Two
  * simulated hosts with real dockerd, dataset agents and plugins (loopback pool), certificates. Needs root.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { defaultCommands, TINY_IMAGE, waitFor, type Cluster, type ClusterHost, type RunResult } from './cluster';
-import { clusterForSuite } from './cluster/suite';
+import { TINY_IMAGE, waitFor, type Cluster, type ClusterHost, type RunResult } from './cluster';
+import { idleLeaseSuite, pluginLog } from './cluster/idleLease';
 import { flockerVolumeArgs } from './dockerVolumes';
 
 jest.setTimeout(300_000);
@@ -23,30 +21,10 @@ let cluster: Cluster;
 let a: ClusterHost;
 let b: ClusterHost;
 
-clusterForSuite(
-  {
-    hosts: 2,
-    withDocker: true,
-    commands: {
-      plugin: (args) => [...defaultCommands.plugin(args), '--idle-lease-seconds', String(IDLE_SECONDS)],
-    },
-  },
-  (started) => {
-    cluster = started;
-    [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
-  },
-  async () => {
-    for (const h of [a, b]) await h.killPlugin('SIGTERM');
-  },
-);
-
-function pluginLog(h: ClusterHost): string {
-  try {
-    return fs.readFileSync(path.join(h.layout.logDir, 'plugin.log'), 'utf8');
-  } catch {
-    return '';
-  }
-}
+idleLeaseSuite(IDLE_SECONDS, (started, hostA, hostB) => {
+  cluster = started;
+  [a, b] = [hostA, hostB];
+});
 
 function runOn(h: ClusterHost, volume: string, script: string): Promise<RunResult> {
   return h.docker(['run', '--rm', ...flockerVolumeArgs(volume), TINY_IMAGE, 'sh', '-c', script], {

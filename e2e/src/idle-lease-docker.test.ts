@@ -7,11 +7,9 @@
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Lease } from '@flocker/api';
 import {
-  defaultCommands,
   REPO_ROOT,
   TINY_IMAGE,
   VOLUME_DRIVER,
@@ -20,7 +18,7 @@ import {
   type ClusterHost,
   type RunResult,
 } from './cluster';
-import { clusterForSuite } from './cluster/suite';
+import { idleLeaseSuite, pluginLog } from './cluster/idleLease';
 import { flockerVolumeArgs } from './dockerVolumes';
 
 jest.setTimeout(300_000);
@@ -35,23 +33,10 @@ let cluster: Cluster;
 let a: ClusterHost;
 let b: ClusterHost;
 
-clusterForSuite(
-  {
-    hosts: 2,
-    withDocker: true,
-    commands: {
-      plugin: (args) => [...defaultCommands.plugin(args), '--idle-lease-seconds', String(IDLE_SECONDS)],
-    },
-  },
-  (started) => {
-    cluster = started;
-    [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
-  },
-  // Nothing idle left for the teardown: each host's plugin is stopped (SIGTERM lets go of its idle leases).
-  async () => {
-    for (const h of [a, b]) await h.killPlugin('SIGTERM');
-  },
-);
+idleLeaseSuite(IDLE_SECONDS, (started, hostA, hostB) => {
+  cluster = started;
+  [a, b] = [hostA, hostB];
+});
 
 function flocker(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const p = spawn(process.execPath, [CLI, ...args], {
@@ -63,14 +48,6 @@ function flocker(args: string[]): Promise<{ code: number | null; stdout: string;
   p.stdout.on('data', (x: Buffer) => (stdout += x.toString()));
   p.stderr.on('data', (x: Buffer) => (stderr += x.toString()));
   return new Promise((resolve) => p.on('close', (code) => resolve({ code, stdout, stderr })));
-}
-
-function pluginLog(h: ClusterHost): string {
-  try {
-    return fs.readFileSync(path.join(h.layout.logDir, 'plugin.log'), 'utf8');
-  } catch {
-    return '';
-  }
 }
 
 /** `docker run --rm` of the tiny image on `h` with `volume` at /data running `script`; unchecked. */
