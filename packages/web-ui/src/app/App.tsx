@@ -12,7 +12,7 @@ import { keptAsideText, movesWhenReleased, replicaText } from '../model/local';
 import { ActionFailed, api } from './api';
 import { age, clockTime } from './time';
 import { useCluster } from './useCluster';
-import { errorMessage } from '@flocker/runtime';
+import { errorMessage } from '@flocker/runtime/browser';
 
 /** Re-render every few seconds so ages and "last seen" stay true without new data. */
 function useNow(periodMs: number): number {

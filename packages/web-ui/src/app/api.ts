@@ -1,6 +1,6 @@
 /** The UI server's JSON calls; a failure carries the message to show as is. */
 import { UiErrorBody } from '../model/wire';
-import { errorMessage } from '@flocker/runtime';
+import { errorMessage } from '@flocker/runtime/browser';
 
 export class ActionFailed extends Error {
   constructor(
