@@ -10,8 +10,9 @@ module.exports = {
     {
       displayName: 'unit',
       testEnvironment: 'node',
-      roots: ['<rootDir>/packages'],
-      testMatch: ['**/dist/**/*.test.js'],
+      // scripts/*.test.js: the test runner's own plain-JS helpers (scripts/jest-lanes.js), run as they are.
+      roots: ['<rootDir>/packages', '<rootDir>/scripts'],
+      testMatch: ['**/dist/**/*.test.js', '<rootDir>/scripts/*.test.js'],
       testPathIgnorePatterns: ['/node_modules/'],
     },
     {
