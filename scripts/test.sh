@@ -134,28 +134,60 @@ fi
 # Two unit workers: Jest's default on 2 cores is one (cores - 1), which left the unit project serial (26 min of the
 # 77-min run of stop 43) while its slowest suites mostly wait on their peers (Cinder, moto) and on the kernel.
 run_step npx jest --ci --selectProjects unit --maxWorkers=2 --json --outputFile="$out/unit.json" "$@" || status=1
-run_step npx jest --ci --selectProjects e2e --runInBand --json --outputFile="$out/e2e.json" "$@" || status=1
+# The e2e files in FLOCKER_E2E_LANES (default 2) jest processes at once, each --runInBand over its own files (--shard:
+# split by known seconds, the Kubernetes files in one lane: scripts/jest-sequencer.js, e2e/durations.json). Most e2e
+# time is waiting (fault-detection windows, timeouts, daemons starting): in one lane the e2e were 2,440 of a 3,256 s
+# run (session 29). Every e2e resource is per test (cluster slots, temp dirs, per-pid names), so two files run at once
+# as they do in one lane. A run of chosen tests (arguments) runs them in one lane.
+lanes="${FLOCKER_E2E_LANES:-2}"
+[ $# -eq 0 ] || lanes=1
+results=(unit)
+if [ "$lanes" -gt 1 ] 2>/dev/null; then
+  lane_steps=()
+  for ((i = 1; i <= lanes; i++)); do
+    start_step npx jest --ci --selectProjects e2e --runInBand --shard="$i/$lanes" --json --outputFile="$out/e2e-$i.json"
+    lane_steps+=("$step"); results+=("e2e-$i")
+  done
+  for l in "${lane_steps[@]}"; do wait_step "$l" || status=1; done
+else
+  run_step npx jest --ci --selectProjects e2e --runInBand --json --outputFile="$out/e2e.json" "$@" || status=1
+  results+=(e2e)
+fi
 # Reaped here, not awaited before the tests: waiting held the unit run ~4 min (session 22, a clean clone: Keystone and
 # Cinder install one after the other under lint and tsc); a test needing a peer waits on its install lock instead.
 [ -z "$peers" ] || wait_step "$peers" || { echo "flocker: installing the Python test peers failed (the tests tried again):" >&2; tail -n 5 "$peers_log" >&2; }
 rm -f "$peers_log"
+# The results of unit and e2e (each e2e lane's file, e2e-<i>.json, counted under e2e; a lane's wall time from its
+# start to its last suite's end, so a change to the split sees how even it is).
 node -e '
   const fs = require("fs"); let p = 0, f = 0, s = 0;
-  for (const n of ["unit", "e2e"]) {
-    const file = process.argv[1] + "/" + n + ".json";
-    if (!fs.existsSync(file)) { f++; console.log(n + ": no results (runner failed)"); continue; }
-    const r = JSON.parse(fs.readFileSync(file, "utf8"));
-    p += r.numPassedTests; f += r.numFailedTests + (r.numRuntimeErrorTestSuites || 0); s += r.numPendingTests;
+  const [dir, ...names] = process.argv.slice(1);
+  for (const kind of ["unit", "e2e"]) {
+    const mine = names.filter((n) => n === kind || n.startsWith(kind + "-"));
+    const suites = []; let kp = 0, kf = 0;
+    for (const n of mine) {
+      const file = dir + "/" + n + ".json";
+      if (!fs.existsSync(file)) { kf++; console.log(n + ": no results (runner failed)"); continue; }
+      const r = JSON.parse(fs.readFileSync(file, "utf8"));
+      kp += r.numPassedTests; kf += r.numFailedTests + (r.numRuntimeErrorTestSuites || 0); s += r.numPendingTests || 0;
+      suites.push(...(r.testResults || []));
+      for (const t of r.testResults || []) if (t.status === "failed") console.log(n + ": FAILED " + t.name.replace(process.cwd() + "/", ""));
+      if (n !== kind) {
+        const end = Math.max(r.startTime || 0, ...(r.testResults || []).map((t) => t.endTime || 0));
+        console.log(n + ": " + (r.testResults || []).length + " files, " + ((end - (r.startTime || end)) / 1000).toFixed(0) + " s");
+      }
+    }
     // The slowest suites, so the next change to the run'"'"'s length knows where its minutes go (CI bound: 60 min).
-    const slow = (r.testResults || []).map((t) => [((t.endTime || 0) - (t.startTime || 0)) / 1000, t.name.replace(process.cwd() + "/", "")])
+    const slow = suites.map((t) => [((t.endTime || 0) - (t.startTime || 0)) / 1000, t.name.replace(process.cwd() + "/", "")])
       .sort((a, b) => b[0] - a[0]).slice(0, 15);
-    console.log(n + ": slowest suites: " + slow.map(([d, name]) => name + " " + d.toFixed(0) + " s").join(", "));
-    console.log(n + ": " + r.numPassedTests + " passed, " + (r.numFailedTests + (r.numRuntimeErrorTestSuites || 0)) + " failed");
+    console.log(kind + ": slowest suites: " + slow.map(([d, name]) => name + " " + d.toFixed(0) + " s").join(", "));
+    console.log(kind + ": " + kp + " passed, " + kf + " failed");
+    p += kp; f += kf;
   }
   if (p === 0) { f++; console.log("no test ran"); }
   console.log(p + " passed, " + f + " failed" + (s ? ", " + s + " skipped" : ""));
   process.exit(f ? 1 : 0);
-' "$out" || status=1
+' "$out" "${results[@]}" || status=1
 # Still building (the k8s tests failed before waiting for it): stopped (with its children); its work dir lets the
 # next run resume.
 [ -z "$k8s_build" ] || stop_step "$k8s_build"

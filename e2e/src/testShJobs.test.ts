@@ -63,18 +63,22 @@ beforeEach(() => {
   write('bin/dpkg', step('dpkg', 'sleep "${SLEEP_DPKG:-3}"\n'));
   write('scripts/k8s/build.sh', step('k8s'));
   write('packages/csi-driver/scripts/fetch-proto.sh', 'exit 0\n');
-  // npx tsc -b / npx jest --selectProjects <p> ... --outputFile=<f>: a result file of RC_<P> failed tests.
+  // npx tsc -b / npx jest --selectProjects <p> ... --outputFile=<f>: a result file of RC_<P> failed tests. A lane
+  // (--shard=<i>/<n>) runs jest-<p>-<i>.sh; each jest's arguments are appended to marks/jest-args.
   write(
     'bin/npx',
     '#!/usr/bin/env bash\n' +
       `if [ "$1" = tsc ]; then exec "${dir}/scripts/tsc-step.sh"; fi\n` +
-      'project=$4; out=""; for a in "$@"; do case "$a" in --outputFile=*) out=${a#--outputFile=};; esac; done\n' +
+      `echo "$*" >>"${marks}/jest-args"\n` +
+      'project=$4; out=""; for a in "$@"; do case "$a" in --outputFile=*) out=${a#--outputFile=};;\n' +
+      '  --shard=*) s=${a#--shard=}; project="$project-${s%/*}";; esac; done\n' +
       `bash "${dir}/scripts/jest-$project.sh"; rc=$?\n` +
       'echo "{\\"numPassedTests\\":1,\\"numFailedTests\\":$rc,\\"testResults\\":[]}" >"$out"; exit $rc\n',
   );
   write('scripts/tsc-step.sh', step('tsc'));
   write('scripts/jest-unit.sh', step('unit'));
   write('scripts/jest-e2e.sh', step('e2e'));
+  for (const lane of ['e2e-1', 'e2e-2']) write(`scripts/jest-${lane}.sh`, step(lane));
   write('bin/npm', '#!/bin/sh\nexit 0\n');
   write('bin/id', '#!/bin/sh\necho 0\n');
 });
@@ -134,13 +138,13 @@ async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void
 }
 
 /**
- * Starts the copy of test.sh (no arguments: a full run) with `env`, as the leader of its own process group (as a
+ * Starts the copy of test.sh with `env` and `args` (none: a full run), as the leader of its own process group (as a
  * shell's job or a CI runner's step); resolves with its exit code or signal.
  */
-function start(env: Record<string, string>): Promise<number | string> {
+function start(env: Record<string, string>, args: string[] = []): Promise<number | string> {
   const bin = path.join(dir, 'bin');
   const nodeDir = path.dirname(process.execPath);
-  run = spawn('bash', [path.join(dir, 'scripts', 'test.sh')], {
+  run = spawn('bash', [path.join(dir, 'scripts', 'test.sh'), ...args], {
     cwd: dir,
     env: { ...process.env, PATH: `${bin}:${nodeDir}:${process.env.PATH ?? ''}`, ...env },
     stdio: 'ignore',
@@ -214,4 +218,29 @@ it('exit codes as before: clean 0; failed tests 1 (the k8s build stopped); a lin
   fs.mkdirSync(marks);
   expect(await start({ RC_LINT: '1', STALL_MOTO: '1', FLOCKER_PEERS_WAIT_S: '1' })).toBe(1);
   expect(running(['moto.pid', 'moto.child'])).toHaveLength(2);
+});
+
+it('a full run runs the e2e in two lanes at once (--shard=1/2 and 2/2, each --runInBand, each its own results); a failed lane fails the run; FLOCKER_E2E_LANES=1 and chosen tests: one lane', async () => {
+  const jestArgs = (): string[] => fs.readFileSync(path.join(marks, 'jest-args'), 'utf8').trim().split('\n');
+  const ended = start({ SLEEP_E2E_1: '2', SLEEP_E2E_2: '2' });
+  await until('both lanes running', () => recorded('e2e-1.pid') !== undefined && recorded('e2e-2.pid') !== undefined);
+  expect(done('e2e-1') || done('e2e-2')).toBe(false);
+  expect(await ended).toBe(0);
+  const lanes = jestArgs().filter((a) => a.includes('--selectProjects e2e'));
+  expect(lanes.map((a) => a.match(/--shard=\S+/)?.[0]).sort()).toEqual(['--shard=1/2', '--shard=2/2']);
+  expect(lanes.every((a) => a.includes('--runInBand'))).toBe(true);
+  expect(new Set(lanes.map((a) => a.match(/--outputFile=\S+/)?.[0])).size).toBe(2);
+  expect(await start({ RC_E2E_2: '1' })).toBe(1);
+  fs.rmSync(marks, { recursive: true });
+  fs.mkdirSync(marks);
+  expect(await start({ FLOCKER_E2E_LANES: '1' })).toBe(0);
+  expect(jestArgs().filter((a) => a.includes('--shard'))).toEqual([]);
+  expect(done('e2e')).toBe(true);
+  fs.rmSync(marks, { recursive: true });
+  fs.mkdirSync(marks);
+  expect(await start({}, ['e2e/dist/x.test.js'])).toBe(0);
+  expect(jestArgs().filter((a) => a.includes('--selectProjects e2e'))).toEqual([
+    expect.stringMatching(/--runInBand .*e2e\/dist\/x\.test\.js$/),
+  ]);
+  expect(jestArgs().some((a) => a.includes('--shard'))).toBe(false);
 });
