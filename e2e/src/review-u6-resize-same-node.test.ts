@@ -15,7 +15,9 @@ import { K8sHarness } from './k8s-harness';
 
 jest.setTimeout(900_000);
 
-const k8s = new K8sHarness('/tmp/flocker-k8s-u6');
+// Its own state dir (not review-u6-lease-lost-reason's): up.sh takes down a harness found in its dir, so two files
+// sharing one, run at once, took each other's harness down; with their own dirs the second waits (one per machine).
+const k8s = new K8sHarness('/tmp/flocker-k8s-u6-resize');
 const kubectl = (args: string[], input?: string): Promise<string> => k8s.kubectl(args, input);
 
 const claim = `
