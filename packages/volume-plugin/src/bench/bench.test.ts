@@ -1,4 +1,13 @@
-import { groupsToRun, ratiosOf, SCENARIO_GROUPS, summarise } from './bench';
+import {
+  groupRunsIn,
+  groupsToRun,
+  INFO_GROUPS,
+  ratioEstimates,
+  renderMarkdown,
+  SCENARIO_GROUPS,
+  summarise,
+} from './bench';
+import { estimateRatio, type RatioEstimate } from './stats';
 
 describe('the plugin bench: scenario groups (--only) and ratios', () => {
   it('runs every group unless some are named, and refuses a group it does not know', () => {
@@ -9,20 +18,73 @@ describe('the plugin bench: scenario groups (--only) and ratios', () => {
     expect(() => groupsToRun(['newest'])).toThrow();
   });
 
-  it('reports a ratio only when both of its scenarios ran', () => {
-    const results = {
-      flocker_new: summarise([330, 334]),
-      local_new: summarise([300, 306]),
-      noop_new: summarise([310]),
+  it('runs the groups with targets in every round, the others in the first --info-runs rounds only', () => {
+    expect([...INFO_GROUPS].sort()).toEqual(['no-volume', 'raw']);
+    for (const g of ['new', 'existing', 'create-rm'] as const) {
+      expect(groupRunsIn(g, 0, 40)).toBe(true);
+      expect(groupRunsIn(g, 99, 40)).toBe(true);
+    }
+    expect(groupRunsIn('raw', 39, 40)).toBe(true);
+    expect(groupRunsIn('raw', 40, 40)).toBe(false);
+    expect(groupRunsIn('no-volume', 40, 40)).toBe(false);
+  });
+
+  it('estimates a ratio only when both of its scenarios ran, over the rounds both ran', () => {
+    const samples = {
+      flocker_new: [330, 334, 338],
+      local_new: [300, 306, 310],
+      no_volume: [290, 296],
     };
-    expect(
-      ratiosOf(results, {
-        flocker_new_vs_local_new: ['flocker_new', 'local_new'],
-        noop_new_vs_local_new: ['noop_new', 'local_new'],
-        flocker_rm_vs_local_rm: ['flocker_rm', 'local_rm'],
-      }),
-    ).toEqual({ flocker_new_vs_local_new: 1.096, noop_new_vs_local_new: 1.023 });
-    // An empty scenario (its median NaN) is left out as well.
-    expect(ratiosOf({ a: summarise([]), b: summarise([1]) }, { a_vs_b: ['a', 'b'] })).toEqual({});
+    const estimates = ratioEstimates(samples, {
+      flocker_new_vs_local_new: ['flocker_new', 'local_new'],
+      flocker_new_vs_no_volume: ['flocker_new', 'no_volume'],
+      flocker_rm_vs_local_rm: ['flocker_rm', 'local_rm'],
+    });
+    expect(Object.keys(estimates)).toEqual(['flocker_new_vs_local_new', 'flocker_new_vs_no_volume']);
+    expect(estimates.flocker_new_vs_local_new).toEqual(estimateRatio([330, 334, 338], [300, 306, 310]));
+    expect(estimates.flocker_new_vs_local_new?.ratio).toBeCloseTo(334 / 306, 12);
+    // A scenario of an info group ran the first rounds only: the ratio pairs those rounds.
+    expect(estimates.flocker_new_vs_no_volume).toEqual(estimateRatio([330, 334], [290, 296]));
+    expect(ratioEstimates({ a: [], b: [1] }, { a_vs_b: ['a', 'b'] })).toEqual({});
+  });
+
+  it('reports each ratio with its interval, met by the ratio of medians, and where the interval lies', () => {
+    const s = summarise([1, 2, 3]);
+    const at = (ratio: number, ci: [number, number]): RatioEstimate => ({
+      rounds: 100,
+      ratio,
+      ci,
+      paired: ratio - 0.01,
+      paired_ci: [ci[0] + 0.01, ci[1] - 0.01],
+      median_of_ratios: ratio,
+    });
+    const md = renderMarkdown(
+      { local_new: s },
+      {
+        flocker_new_vs_local_new: at(1.04, [1.02, 1.049]),
+        flocker_existing_vs_local_existing: at(1.02, [0.99, 1.06]),
+        flocker_rm_vs_local_rm: at(1.5, [1.4, 1.6]),
+        noop_new_vs_local_new: at(1.0, [0.97, 1.03]),
+      },
+      { flocker_new_vs_local_new: 1.05, flocker_existing_vs_local_existing: 1.03, flocker_rm_vs_local_rm: 1.3 },
+      { runs: 100, infoRuns: 40 },
+    );
+    expect(md).toContain('100 interleaved rounds');
+    expect(md).toContain('the first 40');
+    expect(md).toContain('| Ratio | ratio of medians [95% CI] | target | met | CI vs target | paired ratio [95% CI] |');
+    expect(md).toContain(
+      '| flocker_new_vs_local_new | 1.04 [1.02, 1.049] | ≤ 1.05 | met | CI entirely within target | 1.03 [1.03, 1.039] |',
+    );
+    expect(md).toContain(
+      '| flocker_existing_vs_local_existing | 1.02 [0.99, 1.06] | ≤ 1.03 | met | CI straddles | 1.01 [1, 1.05] |',
+    );
+    expect(md).toContain(
+      '| flocker_rm_vs_local_rm | 1.5 [1.4, 1.6] | ≤ 1.3 | **missed** | CI entirely above target | 1.49 [1.41, 1.59] |',
+    );
+    expect(md).toContain(
+      "| noop_new_vs_local_new (floor: Docker's legacy plugin mechanism alone) | 1 [0.97, 1.03] | — | — | — | 0.99 [0.98, 1.02] |",
+    );
+    // The method is explained beside the tables.
+    expect(md).toContain('bootstrap over rounds');
   });
 });

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { callPlugin } from '../testing/callPlugin';
 import { renderMarkdown, summarise } from './bench';
+import type { RatioEstimate } from './stats';
 import { createNoopPluginServer, NoopVolumes, type NoopCallLine } from './noopPlugin';
 
 describe('the no-op legacy plugin of the benchmark (Docker floor, issue 23)', () => {
@@ -85,15 +86,23 @@ describe('the no-op legacy plugin of the benchmark (Docker floor, issue 23)', ()
 
   it('the report labels the floor rows and their ratios, and leaves the target rows as they were', () => {
     const s = summarise([1, 2, 3]);
+    const at = (ratio: number): RatioEstimate => ({
+      rounds: 20,
+      ratio,
+      ci: [ratio - 0.1, ratio + 0.1],
+      paired: ratio,
+      paired_ci: [ratio - 0.05, ratio + 0.05],
+      median_of_ratios: ratio,
+    });
     const md = renderMarkdown(
       { local_rm: s, noop_rm: s },
-      { flocker_rm_vs_local_rm: 1.5, noop_rm_vs_local_rm: 1.1, flocker_rm_vs_noop_rm: 1.4 },
+      { flocker_rm_vs_local_rm: at(1.5), noop_rm_vs_local_rm: at(1.1), flocker_rm_vs_noop_rm: at(1.4) },
       { flocker_rm_vs_local_rm: 1.3 },
-      20,
+      { runs: 20, infoRuns: 20 },
     );
-    expect(md).toContain('| floor: `docker volume rm` (of the volume just created), no-op legacy plugin | 2 |');
-    expect(md).toContain('| flocker_rm_vs_local_rm | 1.5 | ≤ 1.3 (missed) |');
-    expect(md).toContain("| noop_rm_vs_local_rm (floor: Docker's legacy plugin mechanism alone) | 1.1 | — |");
-    expect(md).toContain('| flocker_rm_vs_noop_rm (what Flocker adds above the floor) | 1.4 | — |');
+    expect(md).toContain('| floor: `docker volume rm` (of the volume just created), no-op legacy plugin | 3 | 2 |');
+    expect(md).toContain('| flocker_rm_vs_local_rm | 1.5 [1.4, 1.6] | ≤ 1.3 | **missed** |');
+    expect(md).toContain("| noop_rm_vs_local_rm (floor: Docker's legacy plugin mechanism alone) | 1.1 [1, 1.2] | — |");
+    expect(md).toContain('| flocker_rm_vs_noop_rm (what Flocker adds above the floor) | 1.4 [1.3, 1.5] | — |');
   });
 });
