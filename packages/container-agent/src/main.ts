@@ -113,7 +113,7 @@ async function main(): Promise<void> {
 
 /** /metrics, /healthz and /readyz (the control service answers); a taken port is logged, not fatal. */
 async function startContainerAgentMetrics(
-  listen: { host: string; port: number },
+  listen: NonNullable<ReturnType<typeof metricsListen>>,
   settings: Awaited<ReturnType<typeof resolveNodeConnection>>,
   logger: winston.Logger,
 ): Promise<MetricsServer | undefined> {

@@ -2,7 +2,7 @@
 /** flocker-control: the Flocker control service (v1 dataset API + agent channel). */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { DEFAULT_METRICS_ADDRESS, DEFAULT_METRICS_PORTS } from '@flocker/metrics';
+import { DEFAULT_METRICS_ADDRESS, DEFAULT_METRICS_PORTS, METRICS_CHECK_HOST_MODES } from '@flocker/metrics';
 import { checkAllowedHosts, createLogger, DEFAULT_LIMITS, DEFAULT_PORT, startControlService } from './server';
 import { chooseTls, DEFAULT_TLS_DIR, readTlsFiles } from './tls';
 
@@ -120,6 +120,14 @@ async function main(): Promise<void> {
       default: DEFAULT_METRICS_PORTS['control-service'],
       describe: 'Port of the metrics and health listener (0 = none)',
     })
+    .option('metrics-check-host', {
+      choices: METRICS_CHECK_HOST_MODES,
+      describe:
+        "Which of the metrics listener's connections have their Host checked (403 HOST_NOT_ALLOWED unless an " +
+        'address, localhost, this host or an --allowed-host name): loopback ones (the default, else ' +
+        'FLOCKER_METRICS_CHECK_HOST), or always: for a metrics port published from a container, which a browser ' +
+        "reaches over the host's 127.0.0.1 but which arrives on the container's address",
+    })
     .option('max-connections', {
       type: 'number',
       default: DEFAULT_LIMITS.maxConnections,
@@ -182,7 +190,15 @@ async function main(): Promise<void> {
     limits: { maxConnections: argv['max-connections'] },
     compressLists: argv['compress-lists'],
     allowedHosts,
-    ...(argv['metrics-port'] !== 0 ? { metrics: { host: argv['metrics-address'], port: argv['metrics-port'] } } : {}),
+    ...(argv['metrics-port'] !== 0
+      ? {
+          metrics: {
+            host: argv['metrics-address'],
+            port: argv['metrics-port'],
+            ...(argv['metrics-check-host'] !== undefined ? { checkHost: argv['metrics-check-host'] } : {}),
+          },
+        }
+      : {}),
     ...(argv['test-only-min-snapshot-interval'] !== undefined
       ? { testOnlyMinSnapshotIntervalSeconds: argv['test-only-min-snapshot-interval'] }
       : {}),

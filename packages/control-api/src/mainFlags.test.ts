@@ -43,6 +43,19 @@ describe('flocker-control flags', () => {
     expect(run.stdout).toMatch(/--sole-replica[\s\S]*only control\s+replica[\s\S]*\[default: false\]/);
   });
 
+  it('--metrics-check-host: loopback (default) or always, documented in --help (review s28 G3)', () => {
+    const main = path.join(__dirname, 'main.js');
+    const help = spawnSync(process.execPath, [main, '--help'], { encoding: 'utf8', timeout: 15_000 });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/--metrics-check-host[\s\S]*published[\s\S]*\[choices: "loopback", "always"\]/);
+    const run = spawnSync(process.execPath, [main, '--insecure-http', '--metrics-check-host', 'yes'], {
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/metrics-check-host/);
+  });
+
   it('--help documents --compress-lists, off by default (issue 23: gzip costs more than it saves on a LAN)', () => {
     const run = spawnSync(process.execPath, [path.join(__dirname, 'main.js'), '--help'], {
       encoding: 'utf8',

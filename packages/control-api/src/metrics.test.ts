@@ -3,7 +3,7 @@
  * store commits, the cluster gauges, and /readyz failing by name while the store cannot be written.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { FakeFullDisk } from '@flocker/api/testing';
 import { FileConfigurationStore } from './ConfigurationStore';
@@ -220,6 +220,26 @@ describe('control service metrics listener', () => {
       const url = svc.metricsUrl ?? '';
       expect((await sendRaw(url, 'GET', '/healthz', { host: `control.dev.lan:${port}` })).status).toBe(200);
       expect((await sendRaw(url, 'GET', '/healthz', { host: `evil.example:${port}` })).status).toBe(403);
+    } finally {
+      await svc.close();
+    }
+  });
+
+  it('--metrics-check-host always: its metrics listener checks the Host on a network address too (review s28 G3)', async () => {
+    // A port published from a container reaches the listener on the container's address, never loopback.
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address;
+    const host = external ?? '127.0.0.1';
+    const svc = await startOnLoopback({
+      allowedHosts: ['control.dev.lan'],
+      metrics: { host, port: 0, checkHost: 'always' },
+    });
+    try {
+      const url = svc.metricsUrl ?? '';
+      expect((await sendRaw(url, 'GET', '/healthz', { host: 'evil.example' })).status).toBe(403);
+      expect((await sendRaw(url, 'GET', '/healthz', { host: 'control.dev.lan' })).status).toBe(200);
+      expect((await sendRaw(url, 'GET', '/healthz', { host: `${host}:4530` })).status).toBe(200);
     } finally {
       await svc.close();
     }

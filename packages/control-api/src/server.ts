@@ -44,6 +44,7 @@ import {
   registerCertificateExpiry,
   secondsSince,
   startMetricsServer,
+  type MetricsCheckHost,
   type MetricsServer,
 } from '@flocker/metrics';
 import { controlHealth, etcdQuorumOf, instrumentStore } from './metrics';
@@ -133,7 +134,7 @@ export interface ControlServiceOptions {
    */
   testOnlyMinSnapshotIntervalSeconds?: number;
   /** The metrics and health listener (/metrics, /healthz, /readyz; plain HTTP); absent = none. */
-  metrics?: { host: string; port: number };
+  metrics?: { host: string; port: number; checkHost?: MetricsCheckHost };
   /**
    * Send whole lists of 64 KiB or more gzipped to clients that accept it (compressed once per
    * change, off the request path). Default off: on a LAN the compression and the client's

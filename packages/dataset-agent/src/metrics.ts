@@ -12,6 +12,7 @@ import {
   startMetricsServer,
   type AgentSample,
   type HealthCheck,
+  type MetricsCheckHost,
   type MetricsServer,
 } from '@flocker/metrics';
 import type winston from 'winston';
@@ -71,7 +72,12 @@ export function cachedCheck(
 }
 
 export interface AgentMetricsOptions {
-  readonly listen: { readonly host: string; readonly port: number; readonly allowedHosts?: readonly string[] };
+  readonly listen: {
+    readonly host: string;
+    readonly port: number;
+    readonly allowedHosts?: readonly string[];
+    readonly checkHost?: MetricsCheckHost;
+  };
   readonly logger: winston.Logger;
   /** The control service answers (a cheap GET). */
   readonly control: () => Promise<unknown>;

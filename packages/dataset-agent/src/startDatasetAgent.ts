@@ -35,7 +35,7 @@ import {
   type NodeIdentity,
 } from './identity';
 import { createAgentLogger } from './logger';
-import { sampleAgent, startAgentMetrics } from './metrics';
+import { sampleAgent, startAgentMetrics, type AgentMetricsOptions } from './metrics';
 import { checkPoolAtStart, fetchSnapshotPatiently } from './poolSafety';
 import { startLocalAgent } from './startLocalAgent';
 import { thawManagedMounts } from './thawAtStart';
@@ -60,7 +60,7 @@ export interface StartDatasetAgentOptions {
   /** Default: this host's dockerd at node.docker_socket. */
   readonly containers?: ContainerStopper;
   /** The metrics and health listener (/metrics, /healthz, /readyz); absent = none. */
-  readonly metrics?: { readonly host: string; readonly port: number; readonly allowedHosts?: readonly string[] };
+  readonly metrics?: AgentMetricsOptions['listen'];
 }
 
 export interface RunningDatasetAgent {

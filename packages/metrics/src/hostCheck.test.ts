@@ -4,8 +4,9 @@
  * the control service's --insecure-http check).
  */
 import { request } from 'node:http';
+import { createConnection, createServer, type AddressInfo, type Server } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
-import { newRegistry, startMetricsServer, type MetricsServer } from './index';
+import { hostChecked, metricsCheckHost, newRegistry, startMetricsServer, type MetricsServer } from './index';
 
 /** One GET with `host` as its Host header, as a browser on a rebound name sends it. */
 function get(url: string, path: string, host: string): Promise<{ status: number; body: string }> {
@@ -20,6 +21,33 @@ function get(url: string, path: string, host: string): Promise<{ status: number;
     req.on('error', reject);
     req.end();
   });
+}
+
+/** This machine's first non-loopback IPv4 address (undefined on a host without one). */
+function externalAddress(): string | undefined {
+  return Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address;
+}
+
+/**
+ * A published port as Docker makes it (docker-proxy, or DNAT from the host's loopback): clients connect to
+ * 127.0.0.1:<port> and each connection is carried on to `target` over the network, where the listener sees a network
+ * local address (the container's bridge address) and never loopback (review s28 G3).
+ */
+async function publishedPort(target: string, port: number): Promise<Server> {
+  const proxy = createServer((client) => {
+    const upstream = createConnection({ host: target, port });
+    client.pipe(upstream).pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end);
+    upstream.on('error', end);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  return proxy;
 }
 
 describe('metrics listener Host check', () => {
@@ -85,5 +113,61 @@ describe('metrics listener Host check', () => {
       await server.close();
       server = undefined;
     }
+  });
+
+  it('check_host "always" (review s28 G3): a published container port reached over 127.0.0.1 arrives on a network address, and its Host is checked there too', async () => {
+    const external = externalAddress();
+    const listen = external ?? '127.0.0.1';
+    const published: Server[] = [];
+    try {
+      for (const checkHost of ['loopback', 'always'] as const) {
+        server = await startMetricsServer({
+          registry: newRegistry('dataset-agent'),
+          host: listen,
+          port: 0,
+          checkHost,
+          allowedHosts: ['prom.lan'],
+        });
+        const proxy = await publishedPort(listen, server.port);
+        published.push(proxy);
+        const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+        const rebound = await get(url, '/metrics', 'evil.example');
+        if (external !== undefined && checkHost === 'loopback') {
+          // The default stays as it was: a network local address checks no Host (scrapers name it any way).
+          expect({ checkHost, status: rebound.status }).toEqual({ checkHost, status: 200 });
+        } else {
+          expect({ checkHost, status: rebound.status }).toEqual({ checkHost, status: 403 });
+          expect(rebound.body).toContain('HOST_NOT_ALLOWED');
+        }
+        // Addresses, localhost and the allowed names are answered either way.
+        for (const host of [`${listen}:${server.port}`, 'localhost', 'prom.lan:4531']) {
+          const read = await get(url, '/metrics', host);
+          expect({ checkHost, host, status: read.status }).toEqual({ checkHost, host, status: 200 });
+        }
+        await server.close();
+        server = undefined;
+      }
+    } finally {
+      for (const p of published) await new Promise((resolve) => p.close(resolve));
+    }
+  });
+
+  it('which connections have their Host checked: loopback ones always; every one with "always"', () => {
+    expect(hostChecked('loopback', '0.0.0.0', '172.18.0.5')).toBe(false);
+    expect(hostChecked('loopback', '0.0.0.0', '::ffff:127.0.0.1')).toBe(true);
+    expect(hostChecked('loopback', '127.0.0.1', '127.0.0.1')).toBe(true);
+    expect(hostChecked('always', '0.0.0.0', '172.18.0.5')).toBe(true);
+    expect(hostChecked('always', '10.0.0.5', '10.0.0.5')).toBe(true);
+  });
+
+  it('the mode: the process\'s setting, else FLOCKER_METRICS_CHECK_HOST, else "loopback"; another value is refused', () => {
+    expect(metricsCheckHost(undefined, {})).toBe('loopback');
+    expect(metricsCheckHost(undefined, { FLOCKER_METRICS_CHECK_HOST: 'always' })).toBe('always');
+    expect(metricsCheckHost(undefined, { FLOCKER_METRICS_CHECK_HOST: ' Always ' })).toBe('always');
+    expect(metricsCheckHost('loopback', { FLOCKER_METRICS_CHECK_HOST: 'always' })).toBe('loopback');
+    expect(metricsCheckHost('always', {})).toBe('always');
+    expect(() => metricsCheckHost(undefined, { FLOCKER_METRICS_CHECK_HOST: 'yes' })).toThrow(
+      /FLOCKER_METRICS_CHECK_HOST.*loopback.*always/,
+    );
   });
 });

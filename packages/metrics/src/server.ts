@@ -7,7 +7,9 @@
  * listener, or to a wildcard one over 127.x or ::1), a request whose Host names neither an address nor this listener
  * (localhost, this machine's hostname, allowedHosts) is refused 403 HOST_NOT_ALLOWED (logged once per name a minute):
  * a web page whose DNS name was re-pointed at the listener (DNS rebinding) could read it otherwise. A connection on a
- * network address checks no Host (see startMetricsServer).
+ * network address checks no Host (see startMetricsServer), unless the check is on for every connection
+ * (checkHost 'always': agent.yml metrics.check_host, flocker-control --metrics-check-host, FLOCKER_METRICS_CHECK_HOST),
+ * as a port published from a container needs (review s28 G3).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo, isIPv4 } from 'node:net';
@@ -88,6 +90,48 @@ export interface MetricsServerOptions extends MetricsEndpoints {
   readonly allowedHosts?: readonly string[];
   /** Where a refused Host is told (once per name a minute, naming the setting); default: not told. */
   readonly logger?: MetricsLogger;
+  /** Which connections have their Host checked (see MetricsCheckHost); default FLOCKER_METRICS_CHECK_HOST, else 'loopback'. */
+  readonly checkHost?: MetricsCheckHost;
+}
+
+/**
+ * Which connections have their Host checked. 'loopback' (the default): those arriving on a loopback address, the
+ * DNS-rebinding path of a listener in the host's own network namespace. 'always': every connection, for a listener a
+ * browser reaches through a NAT or proxy, which the connection leaves with a network address: a port published from a
+ * container (docker-proxy, or DNAT from the host's 127.0.0.1) arrives on the container's bridge address (review s28
+ * G3). With 'always', scrapers that name the listener by a DNS name (FQDN, Compose service) need that name allowed.
+ */
+export const METRICS_CHECK_HOST_MODES = ['loopback', 'always'] as const;
+export type MetricsCheckHost = (typeof METRICS_CHECK_HOST_MODES)[number];
+
+/** Thrown for a FLOCKER_METRICS_CHECK_HOST that is not a mode (the process should not start half-protected). */
+export class MetricsConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(message: string) {
+    super(message);
+    this.name = 'MetricsConfigError';
+  }
+}
+
+/** The mode: the process's own setting, else FLOCKER_METRICS_CHECK_HOST (one setting for every process), else 'loopback'. */
+export function metricsCheckHost(
+  setting: MetricsCheckHost | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): MetricsCheckHost {
+  if (setting !== undefined) return setting;
+  const text = (env.FLOCKER_METRICS_CHECK_HOST ?? '').trim().toLowerCase();
+  if (text === '') return 'loopback';
+  const mode = METRICS_CHECK_HOST_MODES.find((m) => m === text);
+  if (mode === undefined)
+    throw new MetricsConfigError(
+      `FLOCKER_METRICS_CHECK_HOST=${JSON.stringify(env.FLOCKER_METRICS_CHECK_HOST)} is not a mode: use loopback or always`,
+    );
+  return mode;
+}
+
+/** Whether a connection to a listener on `listenHost` that arrived on `localAddress` has its Host checked. */
+export function hostChecked(mode: MetricsCheckHost, listenHost: string, localAddress: string | undefined): boolean {
+  return mode === 'always' || isLoopbackListen(listenHost) || isLoopbackAddress(localAddress);
 }
 
 /** The part of a process's logger (winston) the listener uses. */
@@ -141,9 +185,10 @@ export async function startMetricsServer(o: MetricsServerOptions): Promise<Metri
   // listener (0.0.0.0, ::) is reached over loopback too, by a browser on this machine. A connection on a network
   // address is answered by any name, as the listener answers every host of that network unauthenticated anyway, and
   // its scrapers name it by FQDN, Compose service or Kubernetes Service name, which the check refused (403, the
-  // target "down") after an upgrade.
-  const loopbackListen = isLoopbackListen(host);
-  const checked = (req: IncomingMessage): boolean => loopbackListen || isLoopbackAddress(req.socket.localAddress);
+  // target "down") after an upgrade. A browser reaching the listener through NAT or a proxy (a published container
+  // port: review s28 G3) arrives on a network address: that needs checkHost 'always', the operator's choice.
+  const mode = metricsCheckHost(o.checkHost);
+  const checked = (req: IncomingMessage): boolean => hostChecked(mode, host, req.socket.localAddress);
   const logged = new Map<string, number>();
   const tell = (name: string, refusal: string): void => {
     if (o.logger === undefined) return;

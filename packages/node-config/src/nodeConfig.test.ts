@@ -168,6 +168,14 @@ describe('agent.yml as every agent reads it', () => {
     expect(() => parseNodeConfig({ ...minimal, metrics: { allowed_hosts: [''] } })).toThrow(/allowed_hosts/);
   });
 
+  it('metrics.check_host: "always" checks the Host on every connection, e.g. a published container port (review s28 G3)', () => {
+    const c = parseNodeConfig({ ...minimal, metrics: { address: '0.0.0.0', check_host: 'always' } });
+    for (const agent of ['dataset_agent', 'plugin', 'container_agent'] as const)
+      expect(metricsListen(c.metrics, agent, 4531)).toEqual({ host: '0.0.0.0', port: 4531, checkHost: 'always' });
+    expect(metricsListen(parseNodeConfig(minimal).metrics, 'plugin', 4532)).toEqual({ host: '127.0.0.1', port: 4532 });
+    expect(() => parseNodeConfig({ ...minimal, metrics: { check_host: 'yes' } })).toThrow(/metrics.check_host/);
+  });
+
   it('refuses a --metrics-port that is no port (yargs reads `abc` as NaN)', () => {
     for (const port of [Number.NaN, -1, 65536, 4531.5])
       expect(() => metricsListen(undefined, 'dataset_agent', 4531, { port })).toThrow(

@@ -90,7 +90,8 @@ export const PluginSectionSchema = z
  * The metrics and health listener of each agent (GET /metrics, /healthz, /readyz), each overridden by the agent's
  * --metrics-address / --metrics-port flags. Unauthenticated, so 127.0.0.1 unless said otherwise; a port of 0 turns
  * that agent's listener off. Defaults: dataset agent 4531, Docker plugin 4532, container agent 4533. allowed_hosts:
- * the names a request's Host may carry on a connection over loopback besides the built-in ones.
+ * the names a request's Host may carry on a connection over loopback besides the built-in ones. check_host: which
+ * connections have their Host checked, 'loopback' (default) or 'always' (@flocker/metrics MetricsCheckHost).
  */
 export const MetricsSectionSchema = z
   .object({
@@ -101,6 +102,10 @@ export const MetricsSectionSchema = z
     // Names (besides addresses, localhost, the hostname, FLOCKER_METRICS_ALLOWED_HOSTS) a Host may carry on a
     // loopback listener; a network-bound listener checks no Host (review s27 F5).
     allowed_hosts: z.array(z.string().min(1).max(253)).max(64).optional(),
+    // 'always': every connection's Host is checked, not only loopback ones: a port published from a container (or any
+    // NAT/proxy from the host's 127.0.0.1) arrives on a network address (review s28 G3). Default: the environment's
+    // FLOCKER_METRICS_CHECK_HOST, else 'loopback'.
+    check_host: z.enum(['loopback', 'always']).optional(),
   })
   .strict();
 
@@ -306,7 +311,7 @@ export function metricsListen(
   agent: 'dataset_agent' | 'plugin' | 'container_agent',
   defaultPort: number,
   flags: { address?: string | undefined; port?: number | undefined } = {},
-): { host: string; port: number; allowedHosts?: readonly string[] } | undefined {
+): { host: string; port: number; allowedHosts?: readonly string[]; checkHost?: 'loopback' | 'always' } | undefined {
   if (flags.port !== undefined && !(Number.isInteger(flags.port) && flags.port >= 0 && flags.port <= 65535))
     throw new NodeConfigError('CONFIG_INVALID', `--metrics-port ${String(flags.port)} is not a port (0 to 65535)`);
   const port = flags.port ?? section?.[`${agent}_port`] ?? defaultPort;
@@ -315,5 +320,6 @@ export function metricsListen(
     host: flags.address ?? section?.address ?? '127.0.0.1',
     port,
     ...(section?.allowed_hosts !== undefined ? { allowedHosts: section.allowed_hosts } : {}),
+    ...(section?.check_host !== undefined ? { checkHost: section.check_host } : {}),
   };
 }

@@ -16,7 +16,7 @@ import {
   waitForNodeUuid as sharedWaitForNodeUuid,
   type ControlCredentials,
 } from '@flocker/node-config';
-import { DEFAULT_METRICS_PORTS } from '@flocker/metrics';
+import { DEFAULT_METRICS_PORTS, type MetricsCheckHost } from '@flocker/metrics';
 import { DEFAULT_MOUNT_SAFETY_WINDOW_MS, DEFAULT_RECONCILE_INTERVAL_MS } from './DockerReconciler';
 import { DEFAULT_IDLE_LEASE_SECONDS } from './idleLeases';
 import type { PropagatedMountPaths } from './managed/PropagatedMounts';
@@ -69,7 +69,7 @@ export interface PluginSettings {
   /** How long a volume no container here uses keeps its lease (ms; let go of on request); 0 = released at once. */
   idleLeaseMs?: number;
   /** The metrics and health listener (/metrics, /healthz, /readyz); absent = none. */
-  metrics?: { host: string; port: number; allowedHosts?: readonly string[] };
+  metrics?: { host: string; port: number; allowedHosts?: readonly string[]; checkHost?: MetricsCheckHost };
   /** A managed (v2) plugin: answer paths inside the propagated mount (managed/PropagatedMounts). */
   propagated?: PropagatedMountPaths;
   /** The agent's mount root on the host (--host-mount-root or agent.yml), when known: the kernel's table is followed there. */
