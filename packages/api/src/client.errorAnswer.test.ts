@@ -56,3 +56,34 @@ describe('FlockerClient: an error answer from the next replica', () => {
     expect(hits).toEqual(['A GET', 'B GET', 'B DELETE']);
   }, 30_000);
 });
+
+describe('FlockerClient: an error answer marked retryable (review s28 G5)', () => {
+  const servers: Server[] = [];
+  afterEach(async () => {
+    for (const s of servers.splice(0)) await close(s);
+  });
+
+  it("exposes the answer's Retry-After (ms) on the error; without the header, none", async () => {
+    let retryAfter: string | undefined = '1';
+    const srv = createServer((req, res) => {
+      req.resume();
+      res.writeHead(409, {
+        'content-type': 'application/json',
+        ...(retryAfter === undefined ? {} : { 'retry-after': retryAfter }),
+      });
+      res.end(JSON.stringify({ code: 'LEASE_HELD', description: 'Node a has not reported since the restart.' }));
+    });
+    servers.push(srv);
+    const client = new FlockerClient({ baseUrl: await listen(srv), timeoutMs: 5_000 });
+    const lease = { dataset_id: ID, node_uuid: NODE, expires: null };
+    await expect(client.acquireLease(lease)).rejects.toMatchObject({
+      status: 409,
+      code: 'LEASE_HELD',
+      retryAfterMs: 1_000,
+    });
+    retryAfter = undefined;
+    const final = await client.acquireLease(lease).catch((err: unknown) => err);
+    expect(final).toMatchObject({ status: 409, code: 'LEASE_HELD' });
+    expect((final as { retryAfterMs?: number }).retryAfterMs).toBeUndefined();
+  });
+});

@@ -119,6 +119,11 @@ export abstract class ControlError<C extends ErrorCode = ErrorCode> extends Erro
     readonly code: C,
     readonly description: string,
     readonly errors?: string[],
+    /**
+     * Seconds after which the same request can work (answered as Retry-After): a refusal that marks itself
+     * retryable this way keeps its code, so clients that predate the mark read it as before.
+     */
+    readonly retryAfterS?: number,
   ) {
     super(description);
   }

@@ -65,6 +65,25 @@ describe('over HTTP', () => {
     });
   });
 
+  it('a refusal marked retryable is answered with its Retry-After; the same code without the mark, none (review s28 G5)', async () => {
+    const client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
+    const spy = jest.spyOn(svc.state, 'listEvents').mockImplementation(() => {
+      throw new ConfigurationError('LEASE_HELD', 'held; retry once its holder reports', undefined, 1);
+    });
+    const marked = await fetch(`${svc.url}/v1/state/events`);
+    expect(marked.status).toBe(409);
+    expect(marked.headers.get('retry-after')).toBe('1');
+    expect(((await marked.json()) as { code: string }).code).toBe('LEASE_HELD');
+    await expect(client.listEvents()).rejects.toMatchObject({ code: 'LEASE_HELD', retryAfterMs: 1_000 });
+    spy.mockImplementation(() => {
+      throw new ConfigurationError('LEASE_HELD', 'held');
+    });
+    const plain = await fetch(`${svc.url}/v1/state/events`);
+    await plain.text();
+    expect(plain.status).toBe(409);
+    expect(plain.headers.get('retry-after')).toBeNull();
+  });
+
   it('a lease asked for 1e308 seconds is refused as input (400), not stored and then failing its own answer (500)', async () => {
     const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
     const report = {

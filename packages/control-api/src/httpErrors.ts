@@ -18,6 +18,8 @@ export class ApiError extends Error {
     readonly code: string,
     readonly description: string,
     readonly errors?: string[],
+    /** Sent as Retry-After (ControlError.retryAfterS): the request can work after that many seconds. */
+    readonly retryAfterS?: number,
   ) {
     super(description);
   }
@@ -110,7 +112,9 @@ export function toApiError(err: unknown): ApiError {
   if (isControlError(err)) {
     const status = (HTTP_STATUS as Readonly<Record<string, number>>)[err.code];
     // A usage error (a bad flag) has no HTTP form: reaching a request, it is the server's fault.
-    return status === undefined ? INTERNAL : new ApiError(status, err.code, err.description, err.errors);
+    return status === undefined
+      ? INTERNAL
+      : new ApiError(status, err.code, err.description, err.errors, err.retryAfterS);
   }
   // body-parser errors carry `type` and `status`.
   if (err instanceof Error && 'type' in err) {
@@ -134,5 +138,6 @@ export function toApiError(err: unknown): ApiError {
 
 export function sendError(res: Response, err: unknown): void {
   const apiError = toApiError(err);
+  if (apiError.retryAfterS !== undefined) res.setHeader('Retry-After', String(apiError.retryAfterS));
   res.status(apiError.status).type('application/json').send(JSON.stringify(apiError.toBody()));
 }

@@ -14,6 +14,7 @@ import { acquireLease, createDataset, releaseLease } from './configuration';
 import { FileConfigurationStore } from './ConfigurationStore';
 import { ControlState } from './ControlState';
 import { routes } from './routes';
+import { UNREPORTED_RETRY_AFTER_S } from './leaseHandover';
 import { HOLDER, REQUESTER } from './testing/handover';
 import { nodeReport, silentLogger } from './testing/httpService';
 import { Views } from './Views';
@@ -68,7 +69,7 @@ async function restarted(handoverWaitMs: number): Promise<ControlState> {
 /** The requester's plugin's lease POST (its `docker run`), as the server calls the route under TLS. */
 async function requesterTakes(
   state: ControlState,
-): Promise<{ status?: number; code?: string; message?: string; ms: number }> {
+): Promise<{ status?: number; code?: string; message?: string; retryAfterS?: number; ms: number }> {
   const route = routes.find((r) => r.method === 'post' && r.path === '/v1/configuration/leases');
   if (route === undefined) throw new Error('no route');
   const t0 = Date.now();
@@ -88,8 +89,8 @@ async function requesterTakes(
     );
     return { status: reply.status, ms: Date.now() - t0 };
   } catch (err) {
-    const e = err as { code?: string; message?: string };
-    return { code: e.code, message: e.message, ms: Date.now() - t0 };
+    const e = err as { code?: string; message?: string; retryAfterS?: number };
+    return { code: e.code, message: e.message, retryAfterS: e.retryAfterS, ms: Date.now() - t0 };
   }
 }
 
@@ -148,6 +149,9 @@ describe('lease hand-over right after a control-service restart', () => {
     expect(answer.message).not.toMatch(/used there by/);
     expect(answer.message).not.toMatch(/is the Docker plugin .* running/);
     expect(state.configuration.leases.get(ID)?.release_requested).toBeUndefined();
+    // Marked retryable (answered with a Retry-After): the Docker plugin asks again within its Mount's deadline
+    // (review s28 G5); the code stays LEASE_HELD for older clients.
+    expect(answer.retryAfterS).toBe(UNREPORTED_RETRY_AFTER_S);
   });
 
   it('the service closing ends the wait at once; the client going away too; nothing left listening', async () => {
@@ -211,6 +215,8 @@ describe('lease hand-over right after a control-service restart', () => {
     const answer = await asked;
     expect(answer.code).toBe('LEASE_HELD');
     expect(answer.message).toMatch(/did not within (0\.\d+|1(\.\d+)?) s/);
+    // Asked and silent: no retry helps soon, so not marked retryable.
+    expect(answer.retryAfterS).toBeUndefined();
     expect(answer.ms).toBeGreaterThanOrEqual(2_900);
     expect(answer.ms).toBeLessThan(4_500);
     expect(state.configuration.leases.get(ID)?.release_requested?.by).toBe(REQUESTER);
@@ -228,6 +234,7 @@ describe('lease hand-over right after a control-service restart', () => {
     // It will not be asked: not described as letting go when asked, but why and what to do (review s28 G4).
     expect(answer.message).not.toMatch(/lets go of it when asked/);
     expect(answer.message).toMatch(/cannot hear a release request: .*older release\. Upgrade it, or release the lease/);
+    expect(answer.retryAfterS).toBeUndefined();
     expect(state.configuration.leases.get(ID)?.release_requested).toBeUndefined();
   });
 });

@@ -52,10 +52,19 @@ export function handoverStep(
 }
 
 /**
+ * The Retry-After (s) of a refusal because the holder has not reported since this start (refusalUnreported): its agent
+ * reports at its next heartbeat (every few seconds), and each retry waits for that report within the hand-over wait
+ * again, so a short pause between retries is enough.
+ */
+export const UNREPORTED_RETRY_AFTER_S = 1;
+
+/**
  * The refusal answered when the holder of `lease` did not report within the hand-over wait after this control
  * service started ('await-report' throughout): says so, for how long it waited (`waitMs`: the time actually waited),
  * and when a retry can work (once the node reports; its host may be down: then once it is declared dead) — not that
- * something uses the volume there. Any refusal other than LEASE_HELD is answered as it is.
+ * something uses the volume there. Marked retryable (Retry-After: UNREPORTED_RETRY_AFTER_S; the code stays LEASE_HELD
+ * for older clients): the Docker plugin asks again within its Mount's deadline (review s28 G5), where a refusal
+ * because a container uses the volume there fails at once. Any refusal other than LEASE_HELD is answered as it is.
  */
 export function refusalUnreported(
   refusal: unknown,
@@ -70,6 +79,8 @@ export function refusalUnreported(
     `${refusal.message} ${node} has not reported since the control service restarted, so its Docker plugin cannot ` +
       `be asked to let go of the lease yet (waited ${seconds(waitMs)}). Retry once that node reports again; if its host ` +
       'is down, the control service declares it dead after the node timeout and its leases are let go of.',
+    undefined,
+    UNREPORTED_RETRY_AFTER_S,
   );
 }
 

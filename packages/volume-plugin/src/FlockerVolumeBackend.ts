@@ -1595,7 +1595,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    * it. A holder declared dead (lease not pinned) is waited out, up to the Mount's
    * deadline: the control service releases its leases after the lease grace, and the
    * wait follows the snapshot the watcher already follows. A live holder or a pinned
-   * lease fails at once. With `onTag`, the first attempt asks for the lease only if the
+   * lease fails at once, unless the refusal carries a Retry-After (the holder has not reported since a control
+   * service restart): asked again then, up to the deadline. With `onTag`, the first attempt asks for the lease only if the
    * configuration still has that tag; whether it was granted so (else it was asked for
    * again without condition: 412, the configuration changed).
    */
@@ -1609,7 +1610,11 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     let waiting: string | undefined;
     let condition = onTag;
     let refusal: string | undefined;
+    /** The refusal last logged as asked again (its Retry-After). */
+    let retrying: string | undefined;
     for (;;) {
+      /** This refusal's Retry-After (ms), when it had one: asking again can work. */
+      let retryAfterMs: number | undefined;
       try {
         await this.acquire(
           d.dataset_id,
@@ -1621,6 +1626,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
             volume: name,
             dataset_id: d.dataset_id,
           });
+        else if (retrying !== undefined)
+          this.logger.info('took the lease after asking again', { volume: name, dataset_id: d.dataset_id });
         return condition !== undefined;
       } catch (err) {
         const status = apiStatus(err);
@@ -1662,9 +1669,33 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         // fails with it, as when the move was a request of its own.
         if (status !== 409 || (moveHere && err instanceof FlockerApiError && err.code !== 'LEASE_HELD')) throw err;
         refusal = err instanceof FlockerApiError ? err.description : undefined;
+        retryAfterMs = err instanceof FlockerApiError && err.code === 'LEASE_HELD' ? err.retryAfterMs : undefined;
       }
       condition = undefined;
       const verdict = leaseVerdict(await this.watcher.refresh(), d.dataset_id, this.me, name, refusal);
+      if (verdict.kind === 'fail' && retryAfterMs !== undefined && refusal !== undefined) {
+        // Refused with a Retry-After: the control service says asking again can work (review s28 G5: right after its
+        // restart the holder has not reported yet, so its plugin cannot be asked to let go; its agent reports at its
+        // next heartbeat). Asked again until the Mount's deadline, rather than failing the docker run at once.
+        if (this.now() >= deadline)
+          throw new VolumePluginError(
+            'MOUNT_TIMEOUT',
+            `volume ${name} is leased to another host: ${refusal} Gave up asking after ${Math.round(this.opts.mountTimeoutMs / 1000)} s (the plugin's mount timeout).`,
+          );
+        if (retrying !== refusal) {
+          retrying = refusal;
+          this.logger.warn('the control service asks to retry the lease later: asking again', {
+            volume: name,
+            dataset_id: d.dataset_id,
+            detail: refusal,
+            retry_after_ms: retryAfterMs,
+          });
+        }
+        // At least 100 ms between asks whatever the header says (a 0 would spin).
+        const pauseMs = Math.min(Math.max(100, retryAfterMs), Math.max(0, deadline - this.now()));
+        await new Promise((r) => setTimeout(r, pauseMs));
+        continue;
+      }
       if (verdict.kind === 'fail') throw new VolumePluginError('VOLUME_IN_USE', verdict.message);
       const remaining = deadline - this.now();
       if (verdict.kind === 'free') {
