@@ -164,17 +164,7 @@ export class PersistentMap<K, V> implements ReadonlyMap<K, V> {
         ? PersistentMap.onBaseOf(prev as PersistentMap<K, V>, next as PersistentMap<K, V>)
         : undefined;
     if (rebased !== undefined) {
-      const p = prev as PersistentMap<K, V>;
-      const n = rebased;
-      const deletes: K[] = [];
-      const sets: K[] = [];
-      for (const k of new Set([...p.updates.keys(), ...p.appended.keys(), ...n.updates.keys()]))
-        if (p.has(k) && !n.has(k)) deletes.push(k);
-      // Base keys keep their place unless deleted; changed values are set in place.
-      for (const [k, v] of n.updates) if (v !== GONE && p.get(k) !== v) sets.push(k);
-      const tail = orderedTail(p.appended.entries(), n.appended.entries(), sets);
-      for (const k of tail) if (p.has(k)) deletes.push(k);
-      return { deletes, sets: sets.concat(tail) };
+      return PersistentMap.overlayDiff(prev as PersistentMap<K, V>, rebased);
     }
     const deletes: K[] = [];
     for (const k of prev.keys()) if (!next.has(k)) deletes.push(k);
@@ -185,6 +175,47 @@ export class PersistentMap<K, V> implements ReadonlyMap<K, V> {
     const tail = orderedTail(kept, next.entries(), sets);
     for (const k of tail) if (prev.has(k)) deletes.push(k);
     return { deletes, sets: sets.concat(tail) };
+  }
+
+  /**
+   * diff of two maps on one base: only their overlays (~350 entries each at 100,000) are read. Every create runs it
+   * twice (the store's log entry, the node-view index), so it walks with forEach and one array of p's appended keys:
+   * the entry arrays, iterator results, spread key lists and Set of a for-of walk were ~80 KB a call, ~40% of what
+   * a create allocated at 100,000 datasets (so of how often the service scavenged). Same answer, same order.
+   */
+  private static overlayDiff<K, V>(p: PersistentMap<K, V>, n: PersistentMap<K, V>): { deletes: K[]; sets: K[] } {
+    const deletes: K[] = [];
+    const sets: K[] = [];
+    // Deleted keys, in the order of p.updates, p.appended, n.updates; a key in two of them (a base key deleted,
+    // then re-added) once. The includes() only runs for a key deleted, which a create has none of.
+    const gone = (_: unknown, k: K): void => {
+      if (p.has(k) && !n.has(k) && !deletes.includes(k)) deletes.push(k);
+    };
+    p.updates.forEach(gone);
+    p.appended.forEach(gone);
+    n.updates.forEach(gone);
+    // Base keys keep their place unless deleted; changed values are set in place.
+    n.updates.forEach((v, k) => {
+      if (v !== GONE && p.get(k) !== v) sets.push(k);
+    });
+    // orderedTail of the appended entries: in step while the keys agree, n's (re)appended from the first that differs.
+    const before = p.appended.size === 0 ? [] : Array.from(p.appended.keys());
+    let at = 0;
+    let diverged = false;
+    const tail: K[] = [];
+    n.appended.forEach((v, k) => {
+      if (!diverged) {
+        if (at < before.length && before[at] === k) {
+          at += 1;
+          if (p.appended.get(k) !== v) sets.push(k);
+          return;
+        }
+        diverged = true;
+      }
+      tail.push(k);
+    });
+    for (const k of tail) if (p.has(k)) deletes.push(k);
+    return { deletes, sets: tail.length === 0 ? sets : sets.concat(tail) };
   }
 
   /**
