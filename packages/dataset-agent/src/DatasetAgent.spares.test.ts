@@ -49,7 +49,9 @@ class SpareDriver extends FakeDriver implements SpareCapable {
     };
     this.volumes.set(v.blockdeviceId, v);
     this.host.formatted.add(`/dev/fake/${spare.id}`);
-    return options.attach === true ? { ...v, devicePath: `/dev/fake/${spare.id}` } : v;
+    // As the loopback driver: the file system its never-written check read (ext4 spanning the volume).
+    const filesystem = { fstype: 'ext4' as const, size };
+    return options.attach === true ? { ...v, devicePath: `/dev/fake/${spare.id}`, filesystem } : { ...v, filesystem };
   }
   async destroySpare(id: string): Promise<void> {
     this.spares = this.spares.filter((s) => s.id !== id);
@@ -124,6 +126,26 @@ describe('DatasetAgent with spare volumes (issue 23)', () => {
     expect(driver.made).toBe(3);
     // Spares are no volumes: the report lists the dataset's only.
     expect(control.last()!.volumes?.map((v) => v.blockdevice_id)).toEqual([claimable]);
+    await agent.stop();
+  });
+
+  it('the claimed spare is mounted as the ext4 its claim checked, its superblock not read again', async () => {
+    const { host, driver, control, agent } = setup(2);
+    const reads: string[] = [];
+    const filesystemOf = host.filesystemOf.bind(host);
+    host.filesystemOf = (device: string) => (reads.push(device), filesystemOf(device));
+    const mounts: Array<string | undefined> = [];
+    const mount = host.mount.bind(host);
+    host.mount = (device: string, at: string, fstype?: string) => (mounts.push(fstype), mount(device, at, fstype));
+    agent.start();
+    await eventually(() => driver.spares.length === 2);
+    const claimable = driver.spares[0]!.id;
+    control.setDatasets([dataset(DS, 64 * MiB)]);
+    await eventually(() => control.last()?.manifestations.some((m) => m.status === 'mounted') === true);
+    expect(control.last()!.manifestations[0]).toMatchObject({ blockdevice_id: claimable, dataset_id: DS });
+    // Issue 23: the mount step is on a new volume's critical path; the claim's check already read this superblock.
+    expect(reads).not.toContain(`/dev/fake/${claimable}`);
+    expect(mounts).toEqual(['ext4']);
     await agent.stop();
   });
 

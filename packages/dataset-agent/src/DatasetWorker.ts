@@ -21,7 +21,7 @@ import { discoverLocalState } from './discoverLocalState';
 import { errorCode, errorMessage } from './errors';
 import { executeAction, type ActionResult, type OfflineGrow } from './executeAction';
 import type { FailureLog } from './FailureLog';
-import type { HostOps } from './HostOps';
+import type { FilesystemFound, HostOps } from './HostOps';
 import type { Action, ActionKind, DesiredDataset, DesiredState, DiscoveredVolume, LocalState } from './LocalState';
 import type { Observation, ObservationView } from './ObservationView';
 import type { PoolKnowledge } from './PoolKnowledge';
@@ -162,8 +162,11 @@ export class DatasetWorker {
    */
   private readonly blank = new Set<string>();
   private readonly isBlank = (blockdeviceId: string): boolean => this.blank.has(blockdeviceId);
-  /** Volumes this process claimed from a spare (issue 23) and has not touched otherwise (attach aside): formatted. */
-  private readonly claimed = new Set<string>();
+  /**
+   * Volumes this process claimed from a spare (issue 23) and has not touched otherwise (attach aside): formatted, with
+   * the file system the claim's check read (when the backend said), which their mount then need not read again.
+   */
+  private readonly claimed = new Map<string, FilesystemFound | undefined>();
   /**
    * Volumes this process has seen holding a file system (a look found one, or a format or mount of the volume
    * succeeded): the attach of one on a move here is followed by its mount with no look between
@@ -372,6 +375,8 @@ export class DatasetWorker {
     const { c } = this;
     const started = this.now();
     c.logger.debug('action start', { datasetId: action.datasetId, kind: action.kind });
+    // A claimed spare's first mount: the file system its claim checked (nothing touched it since, the attach aside).
+    const knownFilesystem = action.kind === 'mount' ? this.claimed.get(action.blockdeviceId) : undefined;
     // Formatting (or anything but attaching) ends what we know of a volume's blankness.
     if ('blockdeviceId' in action && action.kind !== 'attach') {
       this.blank.delete(action.blockdeviceId);
@@ -390,9 +395,11 @@ export class DatasetWorker {
           ? {
               claimSpare: (datasetId: string, size: number, options: { profile?: string; onlyVolume?: boolean }) =>
                 spares.claim(datasetId, size, options),
-              onClaimed: (v: { blockdeviceId: string }) => this.claimed.add(v.blockdeviceId),
+              onClaimed: (v: { blockdeviceId: string }, filesystem?: FilesystemFound) =>
+                this.claimed.set(v.blockdeviceId, filesystem),
             }
           : {}),
+        ...(knownFilesystem !== undefined ? { knownFilesystem } : {}),
         knownVolumes: () => ({ reported: c.pool.reportedVolumes(), remembered: c.pool.rememberedDatasets() }),
         // Only a volume known blank or formatted skips the look after its attach (stateAfter).
         wantDevicePath: (id) => this.isBlank(id) || this.isFormatted(id),

@@ -13,7 +13,7 @@ import {
 } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import { AgentError, errorMessage } from './errors';
-import { fillsDevice, type HostOps } from './HostOps';
+import { fillsDevice, type FilesystemFound, type HostOps } from './HostOps';
 import type { Action } from './LocalState';
 import { attributeProblems, createRefusal, listPoolOf, type ReportedVolume } from './poolSafety';
 
@@ -33,8 +33,17 @@ export interface ExecutionContext {
     datasetId: string,
     size: number,
     options: CreateVolumeOptions,
-  ) => Promise<(BlockDeviceVolume & { readonly devicePath?: string }) | undefined>;
-  readonly onClaimed?: (volume: BlockDeviceVolume) => void;
+  ) => Promise<
+    (BlockDeviceVolume & { readonly devicePath?: string; readonly filesystem?: FilesystemFound }) | undefined
+  >;
+  /** Told of each spare claimed, with the file system the claim's check read from it (when the backend says). */
+  readonly onClaimed?: (volume: BlockDeviceVolume, filesystem?: FilesystemFound) => void;
+  /**
+   * mount: the file system the action's device holds as this process knows it without a read (a spare it claimed and
+   * has not touched since, DatasetWorker): the superblock is not read again (issue 23: the claimed spare's mount is on
+   * a new volume's critical path, and a read there is a thread-pool hop and a loop-device read).
+   */
+  readonly knownFilesystem?: FilesystemFound;
   /** Whether the caller can use the device of a volume it attaches (see ActionResult.devicePath). */
   readonly wantDevicePath?: (blockdeviceId: string) => boolean;
   /**
@@ -114,8 +123,8 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
         const claimed = await ctx.claimSpare(action.datasetId, action.size, options);
         if (claimed !== undefined) {
           // Attached here by the claim (on the spare's own loop device): its device too, for stateAfter.
-          const { devicePath, ...volume } = claimed;
-          ctx.onClaimed?.(volume);
+          const { devicePath, filesystem, ...volume } = claimed;
+          ctx.onClaimed?.(volume, filesystem);
           return { created: volume, ...(devicePath !== undefined ? { devicePath } : {}) };
         }
       }
@@ -147,7 +156,7 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       await ignoring(['FILESYSTEM_EXISTS'], () => host.makeFilesystem(action.devicePath, action.filesystem));
       return {};
     case 'mount':
-      return mountedResult(await mountVolume(action, host));
+      return mountedResult(await mountVolume(action, host, ctx.knownFilesystem));
     case 'restore': {
       // Mounted only once every chunk of the backup verified and is on the device.
       if (ctx.restoreBackup === undefined) {
@@ -370,13 +379,14 @@ async function resizeUnmounted(action: Extract<Action, { kind: 'resize' }>, ctx:
 async function mountVolume(
   action: Extract<Action, { kind: 'mount' }>,
   host: HostOps,
+  known?: FilesystemFound,
 ): Promise<'ext4' | 'xfs' | undefined> {
   // Independent of each other: together (issue 23: the mount is on a move's critical path). The superblock is read
-  // once, for the size and for the type the mount needs.
+  // once, for the size and for the type the mount needs; not at all when the caller knows them (a claimed spare).
   const [, number, filesystem] = await Promise.all([
     host.mkdirp(action.mountPath),
     host.deviceNumber(action.devicePath),
-    host.filesystemOf(action.devicePath),
+    known ?? host.filesystemOf(action.devicePath),
   ]);
   const mounts = await host.listMounts();
   const here = mounts.filter((m) => m.mountPoint === action.mountPath);

@@ -56,9 +56,18 @@ describe('LoopbackDriver spares (issue 23)', () => {
     expect(await a.claimSpare(randomUUID(), 32 * MiB)).toBeUndefined();
     const ds = randomUUID();
     const v = await a.claimSpare(ds, 64 * MiB, { onlyVolume: true, profile: 'gold' });
-    expect(v).toEqual({ blockdeviceId: spare.id, datasetId: ds, size: 64 * MiB, attachedTo: null, profile: 'gold' });
+    // With the file system its never-written check read (the agent's mount of it reads no superblock again).
+    expect(v).toEqual({
+      blockdeviceId: spare.id,
+      datasetId: ds,
+      size: 64 * MiB,
+      attachedTo: null,
+      profile: 'gold',
+      filesystem: { fstype: 'ext4', size: 64 * MiB },
+    });
     expect(await a.listSpares()).toEqual([]);
-    expect(await a.listVolumes()).toEqual([v]);
+    const { filesystem: _checked, ...volume } = v!;
+    expect(await a.listVolumes()).toEqual([volume]);
     await a.attachVolume(spare.id, 'instance-a');
     const device = await a.getDevicePath(spare.id);
     const at = path.join(root, 'mnt');
@@ -248,6 +257,7 @@ describe('LoopbackDriver spares (issue 23)', () => {
         size: 32 * MiB,
         attachedTo: 'instance-a',
         devicePath: device,
+        filesystem: { fstype: 'ext4', size: 32 * MiB },
       });
       expect(await devicesOf(root)).toEqual({ [`volumes/${spare.id}.img`]: [device] });
       expect(await a.listVolumes()).toEqual([

@@ -1146,7 +1146,11 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
             size: rounded,
             ...(device !== undefined ? { device, preAttached: keep.length > 0 } : {}),
           });
-          return { ...toVolume(record), ...(device !== undefined ? { devicePath: device } : {}) };
+          return {
+            ...toVolume(record),
+            ...(device !== undefined ? { devicePath: device } : {}),
+            filesystem: { fstype: 'ext4', size: verdict.bytes },
+          };
         }
         return undefined;
       });

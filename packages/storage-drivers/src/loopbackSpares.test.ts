@@ -20,7 +20,7 @@ describe('spareVerdict (the never-written proof)', () => {
   const image = { size: GiB, mtimeSec: SPARE_MTIME };
 
   it('accepts a never-mounted ext4 spanning the image whose mtime is still the make’s', () => {
-    expect(spareVerdict(fresh, image)).toEqual({ ok: true });
+    expect(spareVerdict(fresh, image)).toEqual({ ok: true, bytes: image.size });
   });
 
   it.each([

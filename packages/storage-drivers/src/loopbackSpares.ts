@@ -94,6 +94,11 @@ export interface ClaimedSpare {
   readonly profile?: string;
   /** The loop device, when the claim attached the volume to this instance. */
   readonly devicePath?: string;
+  /**
+   * The file system the claim's never-written check read from the spare's superblock (ext4 spanning the volume): its
+   * first mount needs no read of its own (issue 23: that mount is on a new volume's critical path).
+   */
+  readonly filesystem?: { readonly fstype: 'ext4'; readonly size: number };
 }
 
 export function hasSpares(driver: object): driver is SpareCapable {
@@ -168,7 +173,9 @@ export function readExt4Superblock(sb: Buffer): Ext4Superblock | null {
   };
 }
 
-export type SpareVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+/** ok: never written, and `bytes` the ext4 file system spans (the image's size). */
+export type SpareVerdict =
+  { readonly ok: true; readonly bytes: number } | { readonly ok: false; readonly reason: string };
 
 /**
  * Whether a spare is provably never written since its make: an ext4 superblock never mounted,
@@ -184,7 +191,7 @@ export function spareVerdict(
   if (sb.bytes !== image.size) return { ok: false, reason: `file system spans ${sb.bytes} of ${image.size} bytes` };
   if (image.mtimeSec !== SPARE_MTIME)
     return { ok: false, reason: `image written since its make (mtime ${image.mtimeSec})` };
-  return { ok: true };
+  return { ok: true, bytes: sb.bytes };
 }
 
 /** A bound loop device, as losetup.ts's LoopBinding. */
