@@ -6,6 +6,7 @@ import {
   renderMarkdown,
   SCENARIO_GROUPS,
   summarise,
+  waitForShownMounted,
 } from './bench';
 import { estimateRatio, type RatioEstimate } from './stats';
 
@@ -19,7 +20,8 @@ describe('the plugin bench: scenario groups (--only) and ratios', () => {
   });
 
   it('runs the groups with targets in every round, the others in the first --info-runs rounds only', () => {
-    expect([...INFO_GROUPS].sort()).toEqual(['no-volume', 'raw']);
+    expect([...INFO_GROUPS].sort()).toEqual(['no-volume', 'raw', 'rm-settled']);
+    expect(groupRunsIn('rm-settled', 40, 40)).toBe(false);
     for (const g of ['new', 'existing', 'create-rm'] as const) {
       expect(groupRunsIn(g, 0, 40)).toBe(true);
       expect(groupRunsIn(g, 99, 40)).toBe(true);
@@ -27,6 +29,21 @@ describe('the plugin bench: scenario groups (--only) and ratios', () => {
     expect(groupRunsIn('raw', 39, 40)).toBe(true);
     expect(groupRunsIn('raw', 40, 40)).toBe(false);
     expect(groupRunsIn('no-volume', 40, 40)).toBe(false);
+  });
+
+  it('rm-settled: waits until docker volume inspect shows the volume mounted, and says when it never did', async () => {
+    const asked: string[][] = [];
+    const states = ['pending', 'pending', 'mounted'];
+    const docker = (args: readonly string[]) => {
+      asked.push([...args]);
+      return Promise.resolve({ code: 0, stdout: `${states.shift() ?? 'mounted'}\n`, stderr: '' });
+    };
+    await expect(waitForShownMounted(docker, 'v1')).resolves.toBe(true);
+    expect(asked).toHaveLength(3);
+    expect(asked[0]).toEqual(['volume', 'inspect', '--format', '{{.Status.state}}', 'v1']);
+    const never = () => Promise.resolve({ code: 0, stdout: 'pending\n', stderr: '' });
+    await expect(waitForShownMounted(never, 'v2', 120)).resolves.toBe(false);
+    expect(SCENARIO_GROUPS['rm-settled']).toEqual(['local_rm_settled', 'flocker_rm_settled', 'noop_rm_settled']);
   });
 
   it('estimates a ratio only when both of its scenarios ran, over the rounds both ran', () => {

@@ -10,8 +10,8 @@
  * plugin log each Create's and Mount's timing and the agent its steps (with --logs to keep them).
  *
  * 100 rounds by default for the groups with issue 23's targets (new, existing, create-rm), 40 (--info-runs) for the
- * others (no-volume, raw: INFO_GROUPS, run in the first rounds only). One `docker run` here varies between 240 and
- * 600 ms from one run to the next: at 40 rounds the ratio of medians' 95% interval (bootstrap over rounds, stats.ts)
+ * others (no-volume, raw, rm-settled: INFO_GROUPS, run in the first rounds only). One `docker run` here varies
+ * between 240 and 600 ms from one run to the next: at 40 rounds the ratio of medians' 95% interval (bootstrap over rounds, stats.ts)
  * was ±3 to ±9% in two quiet runs (sessions 27 and 28), too wide to judge a 3% or 5% target; 100 rounds narrow it by
  * √(100/40) ≈ 1.6 in about twice the time (~5 s a round). Every ratio is reported with its interval (stats.ts).
  *
@@ -62,6 +62,10 @@ export const SCENARIO_GROUPS = {
   existing: ['local_existing', 'flocker_existing', 'noop_existing'],
   raw: ['raw_loop_new', 'raw_loop_existing'],
   'create-rm': ['local_create_rm', 'flocker_create_rm', 'noop_create_rm', 'local_rm', 'flocker_rm', 'noop_rm'],
+  // `docker volume rm` of a volume left to settle first (Flocker: shown mounted, then SETTLE_MS): a measurement row
+  // beside create-rm's, whose rm of the volume just created stays issue 23's acceptance row. Apart, they tell the
+  // rm's own cost from the agent's work on the new volume it overlaps.
+  'rm-settled': ['local_rm_settled', 'flocker_rm_settled', 'noop_rm_settled'],
 } as const;
 export type ScenarioGroup = keyof typeof SCENARIO_GROUPS;
 export const ScenarioGroupName = z.enum(Object.keys(SCENARIO_GROUPS) as [ScenarioGroup, ...ScenarioGroup[]]);
@@ -71,7 +75,7 @@ export const ScenarioGroupName = z.enum(Object.keys(SCENARIO_GROUPS) as [Scenari
  * the extra rounds go to the ratios that are judged. Since both sides of a ratio run in the same rounds from round 0,
  * any two scenarios share their first rounds.
  */
-export const INFO_GROUPS: ReadonlySet<ScenarioGroup> = new Set<ScenarioGroup>(['no-volume', 'raw']);
+export const INFO_GROUPS: ReadonlySet<ScenarioGroup> = new Set<ScenarioGroup>(['no-volume', 'raw', 'rm-settled']);
 
 /** Whether a group runs in round i (0-based): every round, or the first infoRuns for INFO_GROUPS. */
 export function groupRunsIn(group: ScenarioGroup, round: number, infoRuns: number): boolean {
@@ -114,7 +118,32 @@ const RATIO_PAIRS: Readonly<Record<string, readonly [string, string]>> = {
   flocker_new_vs_noop_new: ['flocker_new', 'noop_new'],
   flocker_existing_vs_noop_existing: ['flocker_existing', 'noop_existing'],
   flocker_rm_vs_noop_rm: ['flocker_rm', 'noop_rm'],
+  flocker_rm_settled_vs_local_rm_settled: ['flocker_rm_settled', 'local_rm_settled'],
+  noop_rm_settled_vs_local_rm_settled: ['noop_rm_settled', 'local_rm_settled'],
+  flocker_rm_settled_vs_noop_rm_settled: ['flocker_rm_settled', 'noop_rm_settled'],
 };
+
+/** How long a volume of the rm-settled rows is left alone after it was created (and, Flocker's, shown mounted). */
+export const SETTLE_MS = 1000;
+
+/**
+ * Waits (up to 10 s) until `docker volume inspect` of a Flocker volume says it is mounted (the plugin's Get: its
+ * state, from the agent's report); false if not. A volume `docker volume create` made is claimed and mounted by the
+ * agent after the command returns.
+ */
+export async function waitForShownMounted(
+  docker: (args: readonly string[], opts?: { check?: boolean }) => Promise<ExecResult>,
+  name: string,
+  timeoutMs = 10_000,
+): Promise<boolean> {
+  const shown = async () =>
+    (await docker(['volume', 'inspect', '--format', '{{.Status.state}}', name], { check: false })).stdout.trim() ===
+    'mounted';
+  for (const t0 = Date.now(); Date.now() - t0 < timeoutMs; await new Promise((r) => setTimeout(r, 50))) {
+    if (await shown()) return true;
+  }
+  return shown();
+}
 
 export interface Summary {
   samples: number;
@@ -288,6 +317,9 @@ async function main(): Promise<void> {
       'noop_existing',
       'noop_create_rm',
       'noop_rm',
+      'local_rm_settled',
+      'flocker_rm_settled',
+      'noop_rm_settled',
     ]
       .filter((k) => [...groups].some((g) => (SCENARIO_GROUPS[g] as readonly string[]).includes(k)))
       .map((k) => [k, []]),
@@ -295,6 +327,7 @@ async function main(): Promise<void> {
   const push = (k: string, v: number) => (samples[k] ??= []).push(v);
   let sparesWaited = 0;
   let destroysWaited = 0;
+  let mountsWaited = 0;
   const noopDriver = `flocker-noop-${process.pid}`;
   let noop: { stop(): void } | undefined;
   try {
@@ -311,6 +344,24 @@ async function main(): Promise<void> {
       const removed = await timed(() => stack.docker(['volume', 'rm', name]));
       push(`${key}_create_rm`, created + removed);
       push(`${key}_rm`, removed);
+    };
+    /**
+     * `docker volume create` (untimed), the volume left to settle (Flocker's shown mounted, then SETTLE_MS for every
+     * driver; then the spares and destroys as before each timed run), then `docker volume rm`, timed.
+     */
+    const rmSettled = async (
+      key: 'local' | 'flocker' | 'noop',
+      name: string,
+      settledFirst: (f: () => Promise<number>, extra: number) => Promise<number>,
+      driver?: string,
+    ) => {
+      await stack.docker(['volume', 'create', ...(driver ? ['-d', driver] : []), name]);
+      if (key === 'flocker') mountsWaited += (await waitForShownMounted((a, o) => stack.docker(a, o), name)) ? 0 : 1;
+      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      push(
+        `${key}_rm_settled`,
+        await settledFirst(() => timed(() => stack.docker(['volume', 'rm', name])), key === 'flocker' ? 1 : 0),
+      );
     };
     // Warm up Docker, the plugin and both existing volumes.
     await run(undefined);
@@ -332,9 +383,10 @@ async function main(): Promise<void> {
       // create+rm or the next round's first runs). Flocker's own volumes here: flocker-existing, and flocker-new-i
       // from its run until the round's end.
       let flockerVolumes = 1;
-      const settled = async <T>(f: () => Promise<T> | T): Promise<T> => {
+      // extra: Flocker volumes of this scenario's own that exist before its timed run (rm-settled's).
+      const settled = async <T>(f: () => Promise<T> | T, extra = 0): Promise<T> => {
         sparesWaited += (await waitForSpares(path.join(stack.root, 'pool'), 2, 10 * 1024 ** 3)) ? 0 : 1;
-        destroysWaited += (await waitForVolumes(path.join(stack.root, 'pool'), flockerVolumes)) ? 0 : 1;
+        destroysWaited += (await waitForVolumes(path.join(stack.root, 'pool'), flockerVolumes + extra)) ? 0 : 1;
         return f();
       };
       // Interleaved, so drift on the machine hits every scenario alike.
@@ -365,8 +417,15 @@ async function main(): Promise<void> {
         await settled(() => createRm('flocker', `flocker-cr-${i}`, stack.driver));
         await settled(() => createRm('noop', `noop-cr-${i}`, noopDriver));
       }
-      // Not timed: keep the number of loop devices small.
-      await stack.docker(['volume', 'rm', `local-new-${i}`, `flocker-new-${i}`, `noop-new-${i}`], { check: false });
+      if (want('rm-settled')) {
+        await rmSettled('local', `local-rs-${i}`, settled);
+        await rmSettled('flocker', `flocker-rs-${i}`, settled, stack.driver);
+        await rmSettled('noop', `noop-rs-${i}`, settled, noopDriver);
+      }
+      // Not timed: keep the number of loop devices small. Only names this round made: dockerd asks every volume
+      // plugin on the host about a name it does not know (with --only, another stack's hung plugin stalled it 90 s).
+      if (want('new'))
+        await stack.docker(['volume', 'rm', `local-new-${i}`, `flocker-new-${i}`, `noop-new-${i}`], { check: false });
     }
   } finally {
     if (argv.logs) keepLogs(stack.root, argv.logs);
@@ -412,6 +471,15 @@ async function main(): Promise<void> {
       `from memory, a mkdir at Create its only I/O): no-op / local is what Docker's legacy plugin mechanism costs ` +
       `any plugin, Flocker / no-op what Flocker adds above it.\n`,
   );
+  if (groups.has('rm-settled'))
+    process.stdout.write(
+      `\nThe settled rm rows (rm-settled, the first ${infoRuns} rounds): each volume was created, untimed, then left ` +
+        `alone: the Flocker volume until \`docker volume inspect\` showed it mounted` +
+        (mountsWaited > 0 ? ` (${mountsWaited} times not after 10 s)` : '') +
+        `, every driver's then ${SETTLE_MS} ms and the spares and destroys waited for as above; then ` +
+        `\`docker volume rm\` was timed. Measurement only: the rm of the volume just created is issue 23's row; apart, they tell the rm's ` +
+        `own cost from the agent's work on the new volume (claim, mount, report) it overlaps.\n`,
+    );
 }
 
 const LABELS: Readonly<Record<string, string>> = {
@@ -430,6 +498,9 @@ const LABELS: Readonly<Record<string, string>> = {
   noop_existing: 'floor: existing volume, no-op legacy plugin',
   noop_create_rm: 'floor: `docker volume create` + `docker volume rm`, no-op legacy plugin',
   noop_rm: 'floor: `docker volume rm` (of the volume just created), no-op legacy plugin',
+  local_rm_settled: '`docker volume rm` of a settled volume (created, left 1 s), `local` driver',
+  flocker_rm_settled: '`docker volume rm` of a settled volume (created, shown mounted, left 1 s), Flocker driver',
+  noop_rm_settled: 'floor: `docker volume rm` of a settled volume (created, left 1 s), no-op legacy plugin',
 };
 
 /** The ratio rows that are not targets: Docker's floor for a legacy plugin, and Flocker above it. */
@@ -440,6 +511,9 @@ const RATIO_NOTES: Readonly<Record<string, string>> = {
   flocker_new_vs_noop_new: 'what Flocker adds above the floor',
   flocker_existing_vs_noop_existing: 'what Flocker adds above the floor',
   flocker_rm_vs_noop_rm: 'what Flocker adds above the floor',
+  flocker_rm_settled_vs_local_rm_settled: 'a settled volume: measurement only, the acceptance row is the one above',
+  noop_rm_settled_vs_local_rm_settled: "floor: Docker's legacy plugin mechanism alone",
+  flocker_rm_settled_vs_noop_rm_settled: 'what Flocker adds above the floor',
 };
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
