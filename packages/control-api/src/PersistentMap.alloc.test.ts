@@ -3,44 +3,9 @@
  * datasets twice (the store's log entry, the node-view index) at ~350 overlay entries per map at 100,000 datasets:
  * the entry arrays, spread key lists and Set of the old walk were ~85 KB per diff, ~40% of what a create allocated,
  * which set how often the control service scavenged (a scavenge of 4-36 ms in a create is its tail).
- * Measured with V8's sampling heap profiler, counting objects a GC already collected too.
  */
-import { Session } from 'node:inspector';
 import { PersistentMap } from './PersistentMap';
-
-interface ProfileNode {
-  callFrame: { functionName: string };
-  selfSize: number;
-  children: ProfileNode[];
-}
-
-function post<T>(session: Session, method: string, params?: object): Promise<T> {
-  return new Promise((resolve, reject) =>
-    session.post(method, params, (err, res) => (err !== null ? reject(err) : resolve(res as T))),
-  );
-}
-
-/** Bytes allocated (sampled) under a frame named `frame`, while `fn` runs. */
-async function allocatedUnder(frame: string, fn: () => void): Promise<number> {
-  const session = new Session();
-  session.connect();
-  try {
-    await post(session, 'HeapProfiler.startSampling', {
-      samplingInterval: 1024,
-      includeObjectsCollectedByMajorGC: true,
-      includeObjectsCollectedByMinorGC: true,
-    });
-    fn();
-    const { profile } = await post<{ profile: { head: ProfileNode } }>(session, 'HeapProfiler.stopSampling');
-    const sum = (n: ProfileNode, under: boolean): number => {
-      const inside = under || n.callFrame.functionName === frame;
-      return (inside ? n.selfSize : 0) + n.children.reduce((s, c) => s + sum(c, inside), 0);
-    };
-    return sum(profile.head, false);
-  } finally {
-    session.disconnect();
-  }
-}
+import { allocatedUnder } from './testing/allocation';
 
 describe('PersistentMap.diff allocation', () => {
   it('diffs a map and its one-write successor without a walk that allocates per overlay entry', async () => {

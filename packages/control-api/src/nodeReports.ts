@@ -864,7 +864,9 @@ export class NodeReports {
       if (!isLocalBackend(node.report.backend)) this.holdGhost(uuid, node.report, node.lastSeen, node.heardAt);
       changed.push(uuid);
     }
-    for (const [uuid, node] of this.nodes) {
+    // forEach, not for-of: run once a second, this is never optimized into no entry array and iterator result per
+    // node (~1 MB of garbage a second at 10,000 nodes, issue 23).
+    this.nodes.forEach((node, uuid) => {
       const alive = isAlive(node, now, this.options.nodeTimeoutMs);
       if (alive !== this.aliveSet.has(uuid)) {
         changed.push(uuid);
@@ -887,7 +889,7 @@ export class NodeReports {
           this.nodeDead(uuid, node.report.host, node.lastSeen, node.heardAt, now, announce);
         }
       }
-    }
+    });
     if (
       !this.unreportedChecked &&
       this.mono() + (now - this.clock.wallNow()) - this.unreportedFrom > this.options.nodeTimeoutMs
