@@ -51,6 +51,7 @@ import type {
 } from './containers';
 import {
   apiRoutes,
+  CLIENT_WAIT_HEADER,
   CONFIGURATION_TAG_HEADER,
   DEFAULT_WAIT_MS,
   IF_CONFIGURATION_MATCHES_HEADER,
@@ -583,6 +584,17 @@ export class FlockerClient {
    * createDatasetOnce). One without is sent to another replica only when surely not applied (see mayResend).
    */
   async createDataset(req: CreateDatasetRequest, options: WriteOptions = {}): Promise<DatasetConfiguration> {
+    return (await this.createDatasetTagged(req, options)).value;
+  }
+
+  /**
+   * createDataset, with the X-Configuration-Tag of its answer: a configuration at least as new as the create's commit
+   * (the Docker plugin compares it with the snapshot it follows before it relies on a lease granted in the create).
+   */
+  async createDatasetTagged(
+    req: CreateDatasetRequest,
+    options: WriteOptions = {},
+  ): Promise<Tagged<DatasetConfiguration>> {
     const { unique_name: _, ...older } = req;
     // Known not to know the key (said so lately): asked as before it at once, not refused once per create.
     if (req.unique_name === true && this.refusedKeys.lately('unique_name'))
@@ -605,11 +617,12 @@ export class FlockerClient {
     }
   }
 
-  private async createDatasetOnce(req: CreateDatasetRequest, options: WriteOptions): Promise<DatasetConfiguration> {
+  private async createDatasetOnce(
+    req: CreateDatasetRequest,
+    options: WriteOptions,
+  ): Promise<Tagged<DatasetConfiguration>> {
     try {
-      return (
-        await this.call(apiRoutes.createDataset, { body: req, idempotent: req.dataset_id !== undefined }, options)
-      ).value;
+      return await this.call(apiRoutes.createDataset, { body: req, idempotent: req.dataset_id !== undefined }, options);
     } catch (err) {
       // Repeated on another replica (or connection) after an unknown outcome, and refused as the id is taken: the
       // first attempt may have made it (a replica slower than the failover bound, since f4e13d9 10 s by default).
@@ -617,15 +630,16 @@ export class FlockerClient {
       if (!(err instanceof FlockerApiError) || err.code !== 'DATASET_ID_IN_USE' || !answeredRepeat.has(err)) throw err;
       const asked = CreateDatasetRequestSchema.parse(req);
       if (asked.dataset_id === undefined) throw err;
-      const stored = await this.getDataset(asked.dataset_id).catch(() => undefined);
-      if (stored === undefined) throw err;
+      const read = await this.getDatasetTagged(asked.dataset_id).catch(() => undefined);
+      if (read === undefined) throw err;
+      const stored = read.value;
       // A clone of a dataset: the snapshot it was cloned from must be that dataset's implicit one for this clone.
       const sourceSnapshot =
         asked.source_dataset_id !== undefined && stored.source_snapshot_id !== undefined
           ? await this.getSnapshot(stored.source_snapshot_id).catch(() => undefined)
           : undefined;
       if (!createdAsAsked(asked, stored, sourceSnapshot)) throw err;
-      return stored;
+      return read;
     }
   }
 
@@ -1293,6 +1307,9 @@ export class FlockerClient {
     if (options.ifConfigurationMatches !== undefined) {
       headers[IF_CONFIGURATION_MATCHES_HEADER] = options.ifConfigurationMatches;
     }
+    // How long this attempt waits for the answer: a replica that stalls meanwhile still applies the write while this
+    // client surely waits for it, rather than refusing it REPLICA_STALLED (review s27 F9).
+    if (method !== 'GET') headers[CLIENT_WAIT_HEADER] = String(Math.ceil(timeout.headers));
     let res: Dispatcher.ResponseData;
     try {
       res = await request(baseUrl + path, {

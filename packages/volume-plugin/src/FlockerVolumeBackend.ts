@@ -5,6 +5,7 @@
 import { pluginMetrics, processRegistry, secondsSince } from '@flocker/metrics';
 import {
   FlockerApiError,
+  configurationVersionOfTag,
   datasetFilesystem,
   datasetSnapshotSchedule,
   formatSize,
@@ -98,7 +99,10 @@ export type ControlClient = Pick<
 > &
   // The whole cluster's watch (issue 23): followed by deltas when the client offers it, else long-polled.
   // Declining a request for an idle-kept lease (session 21): without it the requester waits out the hand-over.
-  Partial<Pick<FlockerClient, 'watchCluster' | 'declineReleaseRequest'>>;
+  Partial<Pick<FlockerClient, 'watchCluster' | 'declineReleaseRequest'>> &
+  // The create's answer with its configuration tag (review s28 F4): without it a Mount does not answer at the kernel's
+  // first mount on the create's kept lease (it waits for the snapshot).
+  Partial<Pick<FlockerClient, 'createDatasetTagged'>>;
 
 export interface FlockerVolumeBackendOptions {
   client: ControlClient;
@@ -350,6 +354,19 @@ export function mountedForConditionalLease(
  * grant then keeps it here and live (no move from a lease holder, no delete of a leased dataset), so
  * the agent mounts it here and keeps it mounted.
  */
+/**
+ * Whether the create's kept lease proves what a conditional grant on `followed` would (review s28 F4): the followed
+ * configuration is no newer than the create's answer (`createTag`); it shows the dataset, so it is at least as new as
+ * the create's commit (dataset and lease are one commit). Newer, something was committed after the create: perhaps a
+ * release of the lease whose push came, or comes after the kernel's mount; the Mount then waits for the snapshot.
+ * Without the create's tag (an older client, a lease adopted after a lost answer): no.
+ */
+export function keptFromCreateProven(followed: ClusterSnapshot, createTag: string | undefined): boolean {
+  const created = configurationVersionOfTag(createTag);
+  const seen = configurationVersionOfTag(followed.configuration_tag);
+  return created !== undefined && seen !== undefined && seen <= created;
+}
+
 export function newHereForConditionalLease(s: ClusterSnapshot, nodeUuid: string, datasetId: string): boolean {
   const lease = leaseOf(s, datasetId);
   if (lease !== undefined && lease.node_uuid !== nodeUuid) return false;
@@ -511,8 +528,14 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private readonly removed = new Set<string>();
   /** Registry entries of deleted datasets whose drop is queued (so each snapshot does not queue it again). */
   private readonly dropping = new Set<string>();
-  /** New datasets made here whose mount path the kernel's table is watched for, until their first Mount. */
-  private readonly firstMounts = new Map<string, { tracker: MountTracker; timer: NodeJS.Timeout }>();
+  /**
+   * New datasets made here whose mount path the kernel's table is watched for, until their first Mount; `createTag`:
+   * the configuration tag of the create's answer, when its lease came with it (review s28 F4).
+   */
+  private readonly firstMounts = new Map<
+    string,
+    { tracker: MountTracker; timer: NodeJS.Timeout; createTag: string | undefined }
+  >();
   private readonly now: () => number;
 
   constructor(opts: FlockerVolumeBackendOptions) {
@@ -616,13 +639,13 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   }
 
   /** Watch the kernel's table for the first mount of a dataset made here (when the table is followed). */
-  private trackFirstMount(datasetId: string): void {
+  private trackFirstMount(datasetId: string, createTag: string | undefined): void {
     const tracker = this.opts.mountTable?.table.track(datasetId);
     if (tracker === undefined) return;
     this.untrackFirstMount(datasetId);
     const timer = setTimeout(() => this.untrackFirstMount(datasetId), FIRST_MOUNT_TRACK_MS);
     timer.unref();
-    this.firstMounts.set(datasetId, { tracker, timer });
+    this.firstMounts.set(datasetId, { tracker, timer, createTag });
   }
 
   private untrackFirstMount(datasetId: string): void {
@@ -699,9 +722,9 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       if (found !== undefined) this.adoptCreateLease(req.Name, found);
       return;
     }
-    const { created, leased } = made;
+    const { created, leased, tag } = made;
     this.madeHere.set(req.Name, created);
-    this.trackFirstMount(created.dataset_id);
+    this.trackFirstMount(created.dataset_id, leased ? tag : undefined);
     // The lease granted with the create is kept as an idle one (a new lease asked with the promise: granted with it):
     // the first Mount takes it over with no POST, and unused it goes as any idle lease (a request, the rm, or its time:
     // CREATE_LEASE_KEEP_MS here).
@@ -851,7 +874,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private async createNamed(
     name: string,
     req: Omit<CreateDatasetRequest, 'dataset_id'>,
-  ): Promise<{ created: DatasetConfiguration; leased: boolean } | undefined> {
+  ): Promise<{ created: DatasetConfiguration; leased: boolean; tag?: string } | undefined> {
     const unique = { ...req, unique_name: true };
     try {
       return await this.createAsking({ ...unique, dataset_id: volumeDatasetId(name) });
@@ -875,10 +898,16 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    * CREATE_LEASE_RETRY_MS. Refused NODE_DEAD (this node held dead: no lease for it until its agent reports again, as a
    * lease POST): created without it; the Mount asks for the lease as before.
    */
-  private async createAsking(req: CreateDatasetRequest): Promise<{ created: DatasetConfiguration; leased: boolean }> {
+  private async createAsking(
+    req: CreateDatasetRequest,
+  ): Promise<{ created: DatasetConfiguration; leased: boolean; tag?: string }> {
     if ((this.opts.idleLeaseMs ?? 0) > 0 && !this.refusedKeys.lately('lease')) {
       try {
-        return { created: await this.client.createDataset({ ...req, lease: CREATE_LEASE }), leased: true };
+        const leasing = { ...req, lease: CREATE_LEASE };
+        if (this.client.createDatasetTagged === undefined)
+          return { created: await this.client.createDataset(leasing), leased: true };
+        const made = await this.client.createDatasetTagged(leasing);
+        return { created: made.value, leased: true, tag: made.configurationTag };
       } catch (err) {
         if (refusedUnknownKey(err, 'lease')) {
           this.refusedKeys.note('lease');
@@ -1338,16 +1367,19 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     // could mount it: the lease is asked for on the followed configuration too, and granted, the Mount answers at the
     // first mount the kernel shows there (the agent's, of this dataset: ids are never reused) or at the snapshot
     // showing it mounted, whichever comes first: the report and its push are off the path.
-    // So too with the lease this plugin's Create was granted and kept (no POST): kept since the create's commit, it is
-    // what a grant on the followed configuration proves (takeOverKept: the followed snapshot shows it ours, the volume
-    // here), and the tracker still fresh says no Mount of it came since.
-    const first = this.firstMounts.get(d.dataset_id)?.tracker;
+    // So too with the lease this plugin's Create was granted and kept (no POST), while it proves what a grant on the
+    // followed configuration would: the followed snapshot shows it ours and the volume here (takeOverKept) and is
+    // that of the create's commit, no newer (keptFromCreateProven: a release committed since might not be pushed
+    // yet, review s28 F4); the tracker still fresh says no Mount of it came since.
+    const tracked = this.firstMounts.get(d.dataset_id);
+    const first = tracked?.tracker;
     const firstMount =
       basis === undefined &&
       d.primary === this.me &&
       followed !== undefined &&
       first?.fresh() === true &&
-      newHereForConditionalLease(followed, this.me, d.dataset_id)
+      newHereForConditionalLease(followed, this.me, d.dataset_id) &&
+      (!kept || keptFromCreateProven(followed, tracked?.createTag))
         ? first
         : undefined;
     // Already this node's: its agent mounts it whatever the lease (which only keeps it from moving
