@@ -51,6 +51,12 @@ import { ClusterAnswer } from './clusterDelta';
 export const FLOCKER_VERSION = '1.16.0-ts.0';
 export const CONFIGURATION_TAG_HEADER = 'x-configuration-tag';
 export const IF_CONFIGURATION_MATCHES_HEADER = 'x-if-configuration-matches';
+/**
+ * On a write: how long (ms) the client waits for this request's answer before it gives up on this replica (and may
+ * send it to another, or fail). A replica stalled meanwhile applies the write while the client surely still waits,
+ * instead of refusing it REPLICA_STALLED (review s27 F9); a request without it is refused after any stall, as before.
+ */
+export const CLIENT_WAIT_HEADER = 'x-flocker-client-wait-ms';
 /** The server holds a long-poll at most this long. */
 export const MAX_WAIT_MS = 60_000;
 export const DEFAULT_WAIT_MS = 25_000;

@@ -57,10 +57,13 @@ function committer(store: MemoryConfigurationStore): Committer {
   });
 }
 
-/** The guard lets a write through at the current time: its mark (as the middleware gives it). */
-function letThrough(): ReturnType<StallGuard['mark']> {
-  expect(guard.refusesWrite()).toBeUndefined();
-  return guard.mark();
+/**
+ * The guard lets a write through at the current time: its mark (as the middleware gives it). `clientWaitMs`: how long
+ * its client said it waits for the answer before it gives up on this replica (CLIENT_WAIT_HEADER).
+ */
+function letThrough(clientWaitMs?: number): ReturnType<StallGuard['mark']> {
+  expect(guard.refusesWrite(clientWaitMs)).toBeUndefined();
+  return guard.mark(clientWaitMs);
 }
 
 it('a request read before a stall whose handler reaches the committer after it is refused, unapplied', async () => {
@@ -130,4 +133,60 @@ it("a sole replica's guard (inFlight false) applies a write read before a stall:
   expect(hosts(store.committed)).toEqual(['read-before']);
   // A write read right after the stall is still refused unread (the middleware's check is unchanged).
   expect(guard.refusesWrite()).toBeDefined();
+});
+
+describe("the client's stated wait (review s27 F9: a brief stall refused writes whose clients were still waiting)", () => {
+  it('a write whose client waits 10 s, in flight across a 700-ms stall (a GC pause): applied', async () => {
+    const store = new MemoryConfigurationStore();
+    const c = committer(store);
+    const mark = letThrough(10_000);
+    now += 800; // 700 ms past the tick period: a stall the guard sees
+    await handleMarked(mark, () => c.mutate(addNode('waited')));
+    expect(hosts(store.committed)).toEqual(['waited']);
+  });
+
+  it('refused as before when its client may have given up: the stall reaches its wait, or it stated none', async () => {
+    const store = new MemoryConfigurationStore();
+    const c = committer(store);
+    const short = letThrough(1_000);
+    const unstated = letThrough();
+    const long = letThrough(10_000);
+    const late = letThrough(10_000);
+    now += 800;
+    await expect(handleMarked(short, () => c.mutate(addNode('short')))).rejects.toMatchObject({
+      code: 'REPLICA_STALLED',
+    });
+    await expect(handleMarked(unstated, () => c.mutate(addNode('unstated')))).rejects.toMatchObject({
+      code: 'REPLICA_STALLED',
+    });
+    await handleMarked(long, () => c.mutate(addNode('long')));
+    now += 9_000; // a write read with `long`, still in flight: its client has given up by now
+    await expect(handleMarked(late, () => c.mutate(addNode('late')))).rejects.toMatchObject({
+      code: 'REPLICA_STALLED',
+    });
+    expect(hosts(store.committed)).toEqual(['long']);
+  });
+
+  it('a write read right after a stall: let through when its client still waits, refused when it may not', () => {
+    now += 800;
+    expect(guard.refusesWrite(10_000)).toBeUndefined();
+    expect(guard.refusesWrite(1_000)).toBeDefined();
+    expect(guard.refusesWrite()).toBeDefined();
+    // A stall as long as the wait: refused whatever the client said.
+    now += 30_000;
+    expect(guard.refusesWrite(10_000)).toBeDefined();
+  });
+
+  it('a write let through after a stall counts that stall in its age: a second one refuses it sooner', async () => {
+    const store = new MemoryConfigurationStore();
+    const c = committer(store);
+    // Read right after a 2.9-s stall: its client may have waited up to 4.1 s (5.1 with the slack), under its 5.5 s.
+    now += 3_000;
+    const mark = letThrough(5_500);
+    await new Promise((resolve) => setTimeout(resolve, 250)); // the guard's (real) timer ticks: that stall has ended
+    now += 800; // another 0.7-s stall: up to 4.9 s (5.9), no longer surely under its wait
+    await expect(handleMarked(mark, () => c.mutate(addNode('aged')))).rejects.toMatchObject({
+      code: 'REPLICA_STALLED',
+    });
+  });
 });

@@ -2,7 +2,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { FlockerClient } from '@flocker/api';
+import { CLIENT_WAIT_HEADER, FlockerClient } from '@flocker/api';
 import { childServer } from '@flocker/runtime/testing';
 import {
   checkWrite,
@@ -106,7 +106,7 @@ describe('stall decisions (pure)', () => {
     const mw = refuseWritesAfterStall(guard);
     for (const method of ['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH', 'DELETE']) {
       let passed = false;
-      mw({ method } as never, {} as never, () => (passed = true));
+      mw({ method, get: () => undefined } as never, {} as never, () => (passed = true));
       expect(passed).toBe(true);
     }
     expect(asked).toHaveLength(4);
@@ -126,11 +126,11 @@ function answerOn(socket: net.Socket): Promise<{ status: number; body: string }>
   });
 }
 
-function request(method: string, target: string, body?: unknown): string {
+function request(method: string, target: string, body?: unknown, extra = ''): string {
   const json = body === undefined ? '' : JSON.stringify(body);
   return (
     `${method} ${target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n` +
-    `Content-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`
+    `${extra}Content-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`
   );
 }
 
@@ -186,6 +186,28 @@ describe('a write read right after the event loop stalled (in process: the loop 
     });
     expect((await read).status).toBe(200);
     await appliedAfterWindow(client);
+  });
+
+  it('is applied when its client said it waits longer than the stall could have made it wait (x-flocker-client-wait-ms; review s27 F9)', async () => {
+    const waits = await warmConnection(svc.port);
+    const short = await warmConnection(svc.port);
+    const waited = answerOn(waits);
+    const refused = answerOn(short);
+    const post = (id: string, waitMs: number) =>
+      request(
+        'POST',
+        '/v1/configuration/datasets',
+        { primary: NODE_A, dataset_id: id },
+        `${CLIENT_WAIT_HEADER}: ${waitMs}\r\n`,
+      );
+    waits.write(post(D1, 20_000));
+    short.write(post(D2, 1_000));
+    blockLoop(O.tickMs + O.thresholdMs + 600);
+    expect((await waited).status).toBe(201);
+    expect((await refused).status).toBe(503);
+    const ids = (await client.listDatasets()).map((d) => d.dataset_id);
+    expect(ids).toContain(D1);
+    expect(ids).not.toContain(D2);
   });
 
   it('a block shorter than the threshold refuses nothing', async () => {

@@ -18,10 +18,19 @@
  * A write let through is marked with the count of stalls seen (WriteMark): frozen after the check, before its change
  * reached the store, it is not applied after the stall either - refused at the committer's apply, or, its commit lost
  * to another replica's newer one meanwhile, refused instead of re-applied on top of it (review S26B B1).
+ *
+ * Unless its client surely still waits for the answer (review s27 F9: every write in flight across a 0.6-s GC pause
+ * was refused, though its client waits seconds). A client says how long it waits (CLIENT_WAIT_HEADER: its timeout for
+ * this attempt, after which it may send the write elsewhere); the guard bounds how long the request may have waited
+ * (unread for at most one late turn, or the stall it was read after, then the time since it was read) and refuses it
+ * only when that bound plus CLIENT_WAIT_SLACK_MS reaches the stated wait. The threshold itself stays below the
+ * shortest failover bound (the container agent's 1 s): a request that states no wait gets the old refusal.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { CLIENT_WAIT_HEADER } from '@flocker/api';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'winston';
+import { z } from 'zod';
 import { RequestError } from './errors';
 import { sendError } from './httpErrors';
 
@@ -117,6 +126,41 @@ export function checkWrite(
   return now < state.refuseUntil ? { state, stalledMs: state.stalledMs } : { state };
 }
 
+/**
+ * Added to the guard's bound of a request's age before it is compared with its client's wait: what the guard cannot
+ * see of it - the client's timer starts before it connects (a TLS handshake on a busy replica), the request's way here
+ * and its body, the answer's way back.
+ */
+export const CLIENT_WAIT_SLACK_MS = 1_000;
+
+/** The longest a write read with no stall seen may have waited unread: one turn late by up to the threshold. */
+function unreadMs(o: StallGuardOptions): number {
+  return o.tickMs + o.thresholdMs;
+}
+
+/** The longest a write read right after a stall of `stalledMs` (or in its window) may have waited unread. */
+function unreadAfterStallMs(stalledMs: number, o: StallGuardOptions): number {
+  return stalledMs + 2 * o.tickMs + o.thresholdMs + o.windowMs;
+}
+
+/** Whether a client that waits `clientWaitMs` may have given up on a request at most `ageMs` old; no wait stated: yes. */
+export function clientMayHaveLeft(ageMs: number, clientWaitMs: number | undefined): boolean {
+  return clientWaitMs === undefined || ageMs + CLIENT_WAIT_SLACK_MS >= clientWaitMs;
+}
+
+/** A CLIENT_WAIT_HEADER value: whole ms, up to an hour; anything else is no stated wait. */
+const ClientWait = z
+  .string()
+  .regex(/^\d{1,7}$/)
+  .transform(Number)
+  .pipe(z.number().int().min(1).max(3_600_000));
+
+/** The wait a write's client stated (CLIENT_WAIT_HEADER), when it stated one the guard can read. */
+export function clientWaitOf(req: Pick<Request, 'get'>): number | undefined {
+  const parsed = ClientWait.safeParse(req.get(CLIENT_WAIT_HEADER));
+  return parsed.success ? parsed.data : undefined;
+}
+
 /** The monitor: a timer (unref'd) over the pure state above. */
 export class StallGuard {
   private state: StallState;
@@ -145,18 +189,33 @@ export class StallGuard {
     this.timer = undefined;
   }
 
-  /** The stall (ms) a write read now follows, when it must be refused; undefined: apply it. */
-  refusesWrite(): number | undefined {
+  /**
+   * The stall (ms) a write read now follows, when it must be refused; undefined: apply it. `clientWaitMs`: how long its
+   * client waits for the answer (CLIENT_WAIT_HEADER); a write read after a stall its client surely outwaits is applied.
+   */
+  refusesWrite(clientWaitMs?: number): number | undefined {
     if (this.timer === undefined) return undefined;
     const next = checkWrite(this.state, this.monoNow(), this.options);
     this.state = next.state;
-    if (next.stalledMs !== undefined) this.refused++;
+    if (next.stalledMs === undefined) return undefined;
+    if (!clientMayHaveLeft(unreadAfterStallMs(next.stalledMs, this.options), clientWaitMs)) return undefined;
+    this.refused++;
     return next.stalledMs;
   }
 
-  /** The mark of a write let through now: how many stalls were seen. */
-  mark(): WriteMark {
-    return { guard: this, stalls: this.state.stalls, ended: false };
+  /** The mark of a write let through now (after refusesWrite): how many stalls were seen, how old it may be. */
+  mark(clientWaitMs?: number): WriteMark {
+    const now = this.monoNow();
+    // Let through in the window after a stall (its client waits longer): it may have waited that stall unread.
+    const unread =
+      now < this.state.refuseUntil ? unreadAfterStallMs(this.state.stalledMs, this.options) : unreadMs(this.options);
+    return {
+      guard: this,
+      stalls: this.state.stalls,
+      ended: false,
+      sentBy: now - unread,
+      ...(clientWaitMs !== undefined ? { clientWaitMs } : {}),
+    };
   }
 
   /**
@@ -165,9 +224,12 @@ export class StallGuard {
    */
   stalledSince(mark: WriteMark): number | undefined {
     if (this.timer === undefined || !this.options.inFlight) return undefined;
-    const next = observe(this.state, this.monoNow(), this.options);
+    const now = this.monoNow();
+    const next = observe(this.state, now, this.options);
     this.state = next.state;
-    return this.state.stalls !== mark.stalls ? this.state.stalledMs : undefined;
+    if (this.state.stalls === mark.stalls) return undefined;
+    // Its client surely still waits for this answer: it has sent the write nowhere else, so applying it undoes nothing.
+    return clientMayHaveLeft(now - mark.sentBy, mark.clientWaitMs) ? this.state.stalledMs : undefined;
   }
 
   private onTick(): void {
@@ -199,6 +261,10 @@ export class StallGuard {
 export interface WriteMark {
   readonly guard: StallGuard;
   readonly stalls: number;
+  /** The earliest its client may have sent it (monotonic ms): read then, less the longest it may have waited unread. */
+  readonly sentBy: number;
+  /** How long its client waits for the answer (CLIENT_WAIT_HEADER), when it said. */
+  readonly clientWaitMs?: number;
   /**
    * The request's handler has ended: a write made later in its async context (a timer it armed, such as a lease's
    * expiry) is the service's own, not the request's.
@@ -251,9 +317,10 @@ const WRITES: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 export function refuseWritesAfterStall(guard: StallGuard): (req: Request, res: Response, next: NextFunction) => void {
   return (req, res, next) => {
     if (!WRITES.has(req.method)) return next();
-    const stalledMs = guard.refusesWrite();
+    const clientWaitMs = clientWaitOf(req);
+    const stalledMs = guard.refusesWrite(clientWaitMs);
     if (stalledMs === undefined) {
-      marked.set(req, guard.mark());
+      marked.set(req, guard.mark(clientWaitMs));
       return next();
     }
     // Its body is not parsed: node discards it after the answer.
