@@ -52,6 +52,32 @@ let windowStart = mark();
  * creates being one of them, the pair says whose a slow one was.
  */
 let windowRequests: { wall: number; txn: number }[] = [];
+/**
+ * The window's etcd Txns with where their wall time went on this side: a Txn's time as this process sees it (the
+ * committer's txn_ms too) includes any time the main thread was runnable but not running (run-queue wait), running
+ * (CPU: other work queued before the answer was read) or paused for GC, which the bench's etcd floor does not pay.
+ * What is left (asleep: waiting on the socket) is etcd's own share.
+ */
+let windowTxns: { wall: number; runq: number; cpu: number; gc: number }[] = [];
+
+/** The window's slow Txns (>= SLOW_REQUEST_MS) told apart: mostly our thread's wait for a CPU, GC, or etcd's. */
+function txnSummary(ts: readonly { wall: number; runq: number; cpu: number; gc: number }[]): Record<string, unknown> {
+  const slow = ts.filter((t) => t.wall >= SLOW_REQUEST_MS);
+  const asleep = (t: (typeof ts)[number]): number => t.wall - t.runq - t.cpu - t.gc;
+  return {
+    n: ts.length,
+    [`over ${SLOW_REQUEST_MS} ms`]: slow.length,
+    'of which our thread waited for a CPU >= half': slow.filter((t) => t.runq * 2 >= t.wall).length,
+    'of which GC within': slow.filter((t) => t.gc > 0).length,
+    [`of which etcd's (asleep >= ${SLOW_REQUEST_MS} ms)`]: slow.filter((t) => asleep(t) >= SLOW_REQUEST_MS).length,
+    'runq / cpu / gc / asleep ms in the slow ones': [
+      slow.reduce((n, t) => n + t.runq, 0),
+      slow.reduce((n, t) => n + t.cpu, 0),
+      slow.reduce((n, t) => n + t.gc, 0),
+      slow.reduce((n, t) => n + asleep(t), 0),
+    ].map((x) => Math.round(x)),
+  };
+}
 
 /** p50 / p99 / max of the window's requests, the share beyond their Txn, and whose the slow ones were. */
 function requestSummary(rs: readonly { wall: number; txn: number }[]): Record<string, unknown> {
@@ -115,6 +141,7 @@ process.on('SIGUSR2', () => {
       ...s,
       gcs: windowGcs,
       ...(windowRequests.length > 0 ? { requests: requestSummary(windowRequests) } : {}),
+      ...(windowTxns.length > 0 ? { txns: txnSummary(windowTxns) } : {}),
     };
     const before = windowFanOuts;
     void fanOutsSoFar().then((f) =>
@@ -131,6 +158,7 @@ process.on('SIGUSR2', () => {
   heapSampling(armed);
   windowGcs = {};
   windowRequests = [];
+  windowTxns = [];
   windowStart = mark();
 });
 
@@ -251,7 +279,15 @@ const connect = http2.connect;
       const end = performance.now();
       etcdCalls.push({ start: m.t, end, path });
       while ((etcdCalls[0]?.start ?? Infinity) < end - 60_000) etcdCalls.shift();
-      if (end - m.t >= SLOW_MS) emit({ what: 'etcd', path, ...since(m) });
+      const spent = since(m);
+      if (armed && path.endsWith('/Txn'))
+        windowTxns.push({
+          wall: spent.wall_ms ?? 0,
+          runq: spent.runq_wait_ms ?? 0,
+          cpu: spent.cpu_ms ?? 0,
+          gc: spent.gc_ms ?? 0,
+        });
+      if (end - m.t >= SLOW_MS) emit({ what: 'etcd', path, ...spent });
     });
     return stream;
   };
