@@ -156,6 +156,7 @@ process.on('SIGUSR2', () => {
   armed = !armed;
   sampleLag(armed);
   heapSampling(armed);
+  cpuProfiling(armed);
   windowGcs = {};
   windowRequests = [];
   windowTxns = [];
@@ -189,6 +190,30 @@ function heapSampling(on: boolean): void {
       const file = path.join(HEAP_DIR, `heap-${process.pid}-${heapWindows++}.heapprofile`);
       writeFileSync(file, JSON.stringify(res.profile));
       write({ what: 'heap profile', file });
+    });
+}
+
+/**
+ * PROBE_CPU_DIR: V8's CPU profiler over each armed window (cpu-<pid>-<n>.cpuprofile there): where the main thread's
+ * own work in a window went (a slow create with the service's thread busy, not waiting for a CPU or for etcd).
+ */
+const CPU_DIR = process.env.PROBE_CPU_DIR;
+let cpuSession: Session | undefined;
+let cpuWindows = 0;
+function cpuProfiling(on: boolean): void {
+  if (CPU_DIR === undefined) return;
+  if (cpuSession === undefined) {
+    cpuSession = new Session();
+    cpuSession.connect();
+    cpuSession.post('Profiler.enable');
+  }
+  if (on) cpuSession.post('Profiler.start');
+  else
+    cpuSession.post('Profiler.stop', (err, res) => {
+      if (err !== null) return write({ what: 'cpu profile failed', error: String(err) });
+      const file = path.join(CPU_DIR, `cpu-${process.pid}-${cpuWindows++}.cpuprofile`);
+      writeFileSync(file, JSON.stringify(res.profile));
+      write({ what: 'cpu profile', file });
     });
 }
 
