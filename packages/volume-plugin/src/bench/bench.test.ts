@@ -90,16 +90,16 @@ describe('the plugin bench: scenario groups (--only) and ratios', () => {
     expect(md).toContain('the first 40');
     expect(md).toContain('| Ratio | ratio of medians [95% CI] | target | met | CI vs target | paired ratio [95% CI] |');
     expect(md).toContain(
-      '| flocker_new_vs_local_new | 1.04 [1.02, 1.049] | ≤ 1.05 | met | CI entirely within target | 1.03 [1.03, 1.039] |',
+      '| flocker_new_vs_local_new | 1.040 [1.020, 1.049] | ≤ 1.05 | met | CI entirely within target | 1.030 [1.030, 1.039] |',
     );
     expect(md).toContain(
-      '| flocker_existing_vs_local_existing | 1.02 [0.99, 1.06] | ≤ 1.03 | met | CI straddles | 1.01 [1, 1.05] |',
+      '| flocker_existing_vs_local_existing | 1.020 [0.990, 1.060] | ≤ 1.03 | met | CI straddles | 1.010 [1.000, 1.050] |',
     );
     expect(md).toContain(
-      '| flocker_rm_vs_local_rm | 1.5 [1.4, 1.6] | ≤ 1.3 | **missed** | CI entirely above target | 1.49 [1.41, 1.59] |',
+      '| flocker_rm_vs_local_rm | 1.500 [1.400, 1.600] | ≤ 1.3 | **missed** | CI entirely above target | 1.490 [1.410, 1.590] |',
     );
     expect(md).toContain(
-      "| noop_new_vs_local_new (floor: Docker's legacy plugin mechanism alone) | 1 [0.97, 1.03] | — | — | — | 0.99 [0.98, 1.02] |",
+      "| noop_new_vs_local_new (floor: Docker's legacy plugin mechanism alone) | 1.000 [0.970, 1.030] | — | — | — | 0.990 [0.980, 1.020] |",
     );
     // The method is explained beside the tables.
     expect(md).toContain('bootstrap over rounds');

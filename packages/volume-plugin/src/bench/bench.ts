@@ -517,7 +517,9 @@ const RATIO_NOTES: Readonly<Record<string, string>> = {
 };
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
-const interval = ([lo, hi]: readonly [number, number]) => `[${round3(lo)}, ${round3(hi)}]`;
+// Three decimals in the table, so ratios and their bounds line up (1.000, not 1).
+const fixed3 = (x: number) => x.toFixed(3);
+const interval = ([lo, hi]: readonly [number, number]) => `[${fixed3(lo)}, ${fixed3(hi)}]`;
 const VERDICT_TEXT = {
   within: 'CI entirely within target',
   straddles: 'CI straddles',
@@ -551,7 +553,7 @@ export function renderMarkdown(
         target === undefined
           ? ['—', '—', '—']
           : [`≤ ${target}`, ratio <= target ? 'met' : '**missed**', VERDICT_TEXT[ciAgainst(e.ci, target)]];
-      return `| ${k}${note ? ` (${note})` : ''} | ${ratio} ${interval(e.ci)} | ${judged.join(' | ')} | ${round3(e.paired)} ${interval(e.paired_ci)} |`;
+      return `| ${k}${note ? ` (${note})` : ''} | ${fixed3(ratio)} ${interval(e.ci)} | ${judged.join(' | ')} | ${fixed3(e.paired)} ${interval(e.paired_ci)} |`;
     }),
     '',
     methodText(rounds.runs),

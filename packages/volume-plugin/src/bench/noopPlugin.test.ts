@@ -101,8 +101,10 @@ describe('the no-op legacy plugin of the benchmark (Docker floor, issue 23)', ()
       { runs: 20, infoRuns: 20 },
     );
     expect(md).toContain('| floor: `docker volume rm` (of the volume just created), no-op legacy plugin | 3 | 2 |');
-    expect(md).toContain('| flocker_rm_vs_local_rm | 1.5 [1.4, 1.6] | ≤ 1.3 | **missed** |');
-    expect(md).toContain("| noop_rm_vs_local_rm (floor: Docker's legacy plugin mechanism alone) | 1.1 [1, 1.2] | — |");
-    expect(md).toContain('| flocker_rm_vs_noop_rm (what Flocker adds above the floor) | 1.4 [1.3, 1.5] | — |');
+    expect(md).toContain('| flocker_rm_vs_local_rm | 1.500 [1.400, 1.600] | ≤ 1.3 | **missed** |');
+    expect(md).toContain(
+      "| noop_rm_vs_local_rm (floor: Docker's legacy plugin mechanism alone) | 1.100 [1.000, 1.200] | — |",
+    );
+    expect(md).toContain('| flocker_rm_vs_noop_rm (what Flocker adds above the floor) | 1.400 [1.300, 1.500] | — |');
   });
 });
