@@ -86,8 +86,8 @@ describe('the plugin bench: scenario groups (--only) and ratios', () => {
       { flocker_new_vs_local_new: 1.05, flocker_existing_vs_local_existing: 1.03, flocker_rm_vs_local_rm: 1.3 },
       { runs: 100, infoRuns: 40 },
     );
-    expect(md).toContain('100 interleaved rounds');
-    expect(md).toContain('the first 40');
+    expect(md).toContain('100 interleaved rounds, each running every scenario once (ms); a row with fewer runs');
+    expect(md).toContain('the first 40 rounds only.');
     expect(md).toContain('| Ratio | ratio of medians [95% CI] | target | met | CI vs target | paired ratio [95% CI] |');
     expect(md).toContain(
       '| flocker_new_vs_local_new | 1.040 [1.020, 1.049] | ≤ 1.05 | met | CI entirely within target | 1.030 [1.030, 1.039] |',

@@ -100,6 +100,7 @@ describe('the no-op legacy plugin of the benchmark (Docker floor, issue 23)', ()
       { flocker_rm_vs_local_rm: 1.3 },
       { runs: 20, infoRuns: 20 },
     );
+    expect(md).toContain('20 interleaved rounds, each running every scenario once (ms).\n');
     expect(md).toContain('| floor: `docker volume rm` (of the volume just created), no-op legacy plugin | 3 | 2 |');
     expect(md).toContain('| flocker_rm_vs_local_rm | 1.500 [1.400, 1.600] | ≤ 1.3 | **missed** |');
     expect(md).toContain(
