@@ -410,6 +410,15 @@ function apiStatus(err: unknown): number | undefined {
   return undefined;
 }
 
+/**
+ * The control service's LEASE_HELD texts that say only who holds the lease, used there (configuration.ts: a lease
+ * POST's, a move's): the plugin's own words then say the same with the host's name and what to do.
+ */
+const PLAIN_LEASE_REFUSAL: readonly RegExp[] = [
+  /^The dataset \S+ is already leased by node \S+(?: \(used there by [^)]*\))?\.$/,
+  /^The dataset \S+ cannot move: node \S+(?: \(used there by [^)]*\))? holds a lease on it\. Release the lease first\.$/,
+];
+
 export type LeaseVerdict =
   /** No lease, or ours: try to take it (again). */
   | { kind: 'free' }
@@ -455,11 +464,19 @@ export function leaseVerdict(
   if (holder === undefined || holder.alive) {
     const timing =
       s.node_timeout_seconds !== undefined && grace !== undefined
-        ? `; if that host is down, the control service declares it dead after ${s.node_timeout_seconds} s without a report and releases its leases ${grace} s later`
+        ? `if that host is down, the control service declares it dead after ${s.node_timeout_seconds} s without a report and releases its leases ${grace} s later`
         : '';
+    // The control service's reason when it gave one beyond who holds the lease: the snapshot may not show why
+    // (release_on_request is left out of the views while a node is behind or unreported since a restart), and "in use
+    // by a container" would be a guess contradicting it ("kept while no container uses it", "has not reported").
+    if (refusal !== undefined && !PLAIN_LEASE_REFUSAL.some((plain) => plain.test(refusal)))
+      return {
+        kind: 'fail',
+        message: `volume ${name} is leased to host ${host}: ${refusal}${timing === '' ? '' : ` (${timing}.)`}`,
+      };
     return {
       kind: 'fail',
-      message: `volume ${name} is in use by a container on host ${host}${leaseUsers(lease, name)}. Stop that container first${timing}.`,
+      message: `volume ${name} is in use by a container on host ${host}${leaseUsers(lease, name)}. Stop that container first${timing === '' ? '' : `; ${timing}`}.`,
     };
   }
   const since = holder.dead_since ?? holder.last_seen;
