@@ -90,7 +90,7 @@ describe('a lease let go of on request', () => {
       'pg',
       idle,
       [node],
-      `The dataset ${D} cannot move: node ${A} (used there by docker) holds a lease on it. Release the lease first. Its holder's Docker plugin declined to let go of it: a container on host-a uses it.`,
+      `The dataset ${D} cannot move: node ${A} (held there by docker, kept while no container uses it) holds a lease on it. Release the lease first. Its holder's Docker plugin declined to let go of it: a container on host-a uses it.`,
     );
     expect(declined.message).toBe(
       "volume pg cannot move: host-a (node aaaaaaaa) holds its lease. Its holder's Docker plugin declined to let go of it: a container on host-a uses it. Stop that container, then move it again, or start the container on the other host (the Docker plugin moves the volume there).",
