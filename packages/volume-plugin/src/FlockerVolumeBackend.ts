@@ -1659,8 +1659,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     let waiting: string | undefined;
     let condition = onTag;
     let refusal: string | undefined;
-    /** The refusal last logged as asked again (its Retry-After). */
-    let retrying: string | undefined;
+    /** Whether a refusal with a Retry-After was logged: once per Mount (each text differs: it says the time waited). */
+    let retrying = false;
     for (;;) {
       /** This refusal's Retry-After (ms), when it had one: asking again can work. */
       let retryAfterMs: number | undefined;
@@ -1675,7 +1675,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
             volume: name,
             dataset_id: d.dataset_id,
           });
-        else if (retrying !== undefined)
+        else if (retrying)
           this.logger.info('took the lease after asking again', { volume: name, dataset_id: d.dataset_id });
         return condition !== undefined;
       } catch (err) {
@@ -1731,8 +1731,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
             'MOUNT_TIMEOUT',
             `volume ${name} is leased to another host: ${refusal} Gave up asking after ${Math.round(this.opts.mountTimeoutMs / 1000)} s (the plugin's mount timeout).`,
           );
-        if (retrying !== refusal) {
-          retrying = refusal;
+        if (!retrying) {
+          retrying = true;
           this.logger.warn('the control service asks to retry the lease later: asking again', {
             volume: name,
             dataset_id: d.dataset_id,

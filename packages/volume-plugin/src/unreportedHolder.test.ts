@@ -6,7 +6,9 @@
  * there) still fails at once, with the control service's reason. Real control service in this process, fake agents; the
  * refusals come from a client wrapper (the restart's report wait is control-api's leaseHandover.restart.test).
  */
+import { Writable } from 'node:stream';
 import { FlockerApiError, type FlockerClient } from '@flocker/api';
+import * as winston from 'winston';
 import type { ControlClient } from './FlockerVolumeBackend';
 import { BackendTestBed, forwardingClient, HOST_A, HOST_B, NODE_A, NODE_B } from './testing';
 
@@ -67,10 +69,31 @@ function refusingFirst(
 
 it('a refusal marked retryable (holder not reported since a restart) is asked again until it works', async () => {
   const id = await idleOnA('vol1');
-  const refusing = refusingFirst(id, 3, () => new FlockerApiError(409, 'LEASE_HELD', UNREPORTED, undefined, 100));
-  const b = await bed.backend(NODE_B, { client: refusing.client, mountTimeoutMs: 20_000 });
+  // Each refusal says the time it waited (so each text differs): logged once all the same (review s29 R1 F9).
+  let n = 0;
+  const refusing = refusingFirst(
+    id,
+    3,
+    () => new FlockerApiError(409, 'LEASE_HELD', UNREPORTED.replace('5 s', `5.00${++n} s`), undefined, 100),
+  );
+  const lines: string[] = [];
+  const logger = winston.createLogger({
+    transports: [
+      new winston.transports.Stream({
+        stream: new Writable({
+          write: (chunk: Buffer, _enc, done) => {
+            lines.push(chunk.toString());
+            done();
+          },
+        }),
+      }),
+    ],
+  });
+  const b = await bed.backend(NODE_B, { client: refusing.client, mountTimeoutMs: 20_000, logger });
   await expect(b.mount({ Name: 'vol1', ID: 'c1' })).resolves.toEqual({ Mountpoint: `/flocker-b/${id}` });
   expect(refusing.asked()).toBe(4);
+  expect(lines.filter((l) => l.includes('the control service asks to retry the lease later'))).toHaveLength(1);
+  expect(lines.filter((l) => l.includes('took the lease after asking again'))).toHaveLength(1);
   expect(await client.listLeases()).toEqual([expect.objectContaining({ dataset_id: id, node_uuid: NODE_B })]);
 });
 
