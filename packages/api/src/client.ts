@@ -584,17 +584,6 @@ export class FlockerClient {
    * createDatasetOnce). One without is sent to another replica only when surely not applied (see mayResend).
    */
   async createDataset(req: CreateDatasetRequest, options: WriteOptions = {}): Promise<DatasetConfiguration> {
-    return (await this.createDatasetTagged(req, options)).value;
-  }
-
-  /**
-   * createDataset, with the X-Configuration-Tag of its answer: a configuration at least as new as the create's commit
-   * (the Docker plugin compares it with the snapshot it follows before it relies on a lease granted in the create).
-   */
-  async createDatasetTagged(
-    req: CreateDatasetRequest,
-    options: WriteOptions = {},
-  ): Promise<Tagged<DatasetConfiguration>> {
     const { unique_name: _, ...older } = req;
     // Known not to know the key (said so lately): asked as before it at once, not refused once per create.
     if (req.unique_name === true && this.refusedKeys.lately('unique_name'))
@@ -617,12 +606,11 @@ export class FlockerClient {
     }
   }
 
-  private async createDatasetOnce(
-    req: CreateDatasetRequest,
-    options: WriteOptions,
-  ): Promise<Tagged<DatasetConfiguration>> {
+  private async createDatasetOnce(req: CreateDatasetRequest, options: WriteOptions): Promise<DatasetConfiguration> {
     try {
-      return await this.call(apiRoutes.createDataset, { body: req, idempotent: req.dataset_id !== undefined }, options);
+      return (
+        await this.call(apiRoutes.createDataset, { body: req, idempotent: req.dataset_id !== undefined }, options)
+      ).value;
     } catch (err) {
       // Repeated on another replica (or connection) after an unknown outcome, and refused as the id is taken: the
       // first attempt may have made it (a replica slower than the failover bound, since f4e13d9 10 s by default).
@@ -630,16 +618,15 @@ export class FlockerClient {
       if (!(err instanceof FlockerApiError) || err.code !== 'DATASET_ID_IN_USE' || !answeredRepeat.has(err)) throw err;
       const asked = CreateDatasetRequestSchema.parse(req);
       if (asked.dataset_id === undefined) throw err;
-      const read = await this.getDatasetTagged(asked.dataset_id).catch(() => undefined);
-      if (read === undefined) throw err;
-      const stored = read.value;
+      const stored = await this.getDataset(asked.dataset_id).catch(() => undefined);
+      if (stored === undefined) throw err;
       // A clone of a dataset: the snapshot it was cloned from must be that dataset's implicit one for this clone.
       const sourceSnapshot =
         asked.source_dataset_id !== undefined && stored.source_snapshot_id !== undefined
           ? await this.getSnapshot(stored.source_snapshot_id).catch(() => undefined)
           : undefined;
       if (!createdAsAsked(asked, stored, sourceSnapshot)) throw err;
-      return read;
+      return stored;
     }
   }
 

@@ -100,9 +100,9 @@ export type ControlClient = Pick<
   // The whole cluster's watch (issue 23): followed by deltas when the client offers it, else long-polled.
   // Declining a request for an idle-kept lease (session 21): without it the requester waits out the hand-over.
   Partial<Pick<FlockerClient, 'watchCluster' | 'declineReleaseRequest'>> &
-  // The create's answer with its configuration tag (review s28 F4): without it a Mount does not answer at the kernel's
-  // first mount on the create's kept lease (it waits for the snapshot).
-  Partial<Pick<FlockerClient, 'createDatasetTagged'>>;
+  // A read of the configuration's tag at Mount time: the proof that lets a Mount on the create's kept lease answer at
+  // the kernel's first mount (keptLeaseProof, review s28 F4); without it such a Mount waits for the snapshot.
+  Partial<Pick<FlockerClient, 'getDatasetTagged'>>;
 
 export interface FlockerVolumeBackendOptions {
   client: ControlClient;
@@ -354,19 +354,6 @@ export function mountedForConditionalLease(
  * grant then keeps it here and live (no move from a lease holder, no delete of a leased dataset), so
  * the agent mounts it here and keeps it mounted.
  */
-/**
- * Whether the create's kept lease proves what a conditional grant on `followed` would (review s28 F4): the followed
- * configuration is no newer than the create's answer (`createTag`); it shows the dataset, so it is at least as new as
- * the create's commit (dataset and lease are one commit). Newer, something was committed after the create: perhaps a
- * release of the lease whose push came, or comes after the kernel's mount; the Mount then waits for the snapshot.
- * Without the create's tag (an older client, a lease adopted after a lost answer): no.
- */
-export function keptFromCreateProven(followed: ClusterSnapshot, createTag: string | undefined): boolean {
-  const created = configurationVersionOfTag(createTag);
-  const seen = configurationVersionOfTag(followed.configuration_tag);
-  return created !== undefined && seen !== undefined && seen <= created;
-}
-
 export function newHereForConditionalLease(s: ClusterSnapshot, nodeUuid: string, datasetId: string): boolean {
   const lease = leaseOf(s, datasetId);
   if (lease !== undefined && lease.node_uuid !== nodeUuid) return false;
@@ -545,14 +532,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private readonly removed = new Set<string>();
   /** Registry entries of deleted datasets whose drop is queued (so each snapshot does not queue it again). */
   private readonly dropping = new Set<string>();
-  /**
-   * New datasets made here whose mount path the kernel's table is watched for, until their first Mount; `createTag`:
-   * the configuration tag of the create's answer, when its lease came with it (review s28 F4).
-   */
-  private readonly firstMounts = new Map<
-    string,
-    { tracker: MountTracker; timer: NodeJS.Timeout; createTag: string | undefined }
-  >();
+  /** New datasets made here whose mount path the kernel's table is watched for, until their first Mount. */
+  private readonly firstMounts = new Map<string, { tracker: MountTracker; timer: NodeJS.Timeout }>();
   private readonly now: () => number;
 
   constructor(opts: FlockerVolumeBackendOptions) {
@@ -656,13 +637,13 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   }
 
   /** Watch the kernel's table for the first mount of a dataset made here (when the table is followed). */
-  private trackFirstMount(datasetId: string, createTag: string | undefined): void {
+  private trackFirstMount(datasetId: string): void {
     const tracker = this.opts.mountTable?.table.track(datasetId);
     if (tracker === undefined) return;
     this.untrackFirstMount(datasetId);
     const timer = setTimeout(() => this.untrackFirstMount(datasetId), FIRST_MOUNT_TRACK_MS);
     timer.unref();
-    this.firstMounts.set(datasetId, { tracker, timer, createTag });
+    this.firstMounts.set(datasetId, { tracker, timer });
   }
 
   private untrackFirstMount(datasetId: string): void {
@@ -739,9 +720,9 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       if (found !== undefined) this.adoptCreateLease(req.Name, found);
       return;
     }
-    const { created, leased, tag } = made;
+    const { created, leased } = made;
     this.madeHere.set(req.Name, created);
-    this.trackFirstMount(created.dataset_id, leased ? tag : undefined);
+    this.trackFirstMount(created.dataset_id);
     // The lease granted with the create is kept as an idle one (a new lease asked with the promise: granted with it):
     // the first Mount takes it over with no POST, and unused it goes as any idle lease (a request, the rm, or its time:
     // CREATE_LEASE_KEEP_MS here).
@@ -891,7 +872,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private async createNamed(
     name: string,
     req: Omit<CreateDatasetRequest, 'dataset_id'>,
-  ): Promise<{ created: DatasetConfiguration; leased: boolean; tag?: string } | undefined> {
+  ): Promise<{ created: DatasetConfiguration; leased: boolean } | undefined> {
     const unique = { ...req, unique_name: true };
     try {
       return await this.createAsking({ ...unique, dataset_id: volumeDatasetId(name) });
@@ -915,16 +896,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    * CREATE_LEASE_RETRY_MS. Refused NODE_DEAD (this node held dead: no lease for it until its agent reports again, as a
    * lease POST): created without it; the Mount asks for the lease as before.
    */
-  private async createAsking(
-    req: CreateDatasetRequest,
-  ): Promise<{ created: DatasetConfiguration; leased: boolean; tag?: string }> {
+  private async createAsking(req: CreateDatasetRequest): Promise<{ created: DatasetConfiguration; leased: boolean }> {
     if ((this.opts.idleLeaseMs ?? 0) > 0 && !this.refusedKeys.lately('lease')) {
       try {
-        const leasing = { ...req, lease: CREATE_LEASE };
-        if (this.client.createDatasetTagged === undefined)
-          return { created: await this.client.createDataset(leasing), leased: true };
-        const made = await this.client.createDatasetTagged(leasing);
-        return { created: made.value, leased: true, tag: made.configurationTag };
+        return { created: await this.client.createDataset({ ...req, lease: CREATE_LEASE }), leased: true };
       } catch (err) {
         if (refusedUnknownKey(err, 'lease')) {
           this.refusedKeys.note('lease');
@@ -1384,19 +1359,16 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     // could mount it: the lease is asked for on the followed configuration too, and granted, the Mount answers at the
     // first mount the kernel shows there (the agent's, of this dataset: ids are never reused) or at the snapshot
     // showing it mounted, whichever comes first: the report and its push are off the path.
-    // So too with the lease this plugin's Create was granted and kept (no POST), while it proves what a grant on the
-    // followed configuration would: the followed snapshot shows it ours and the volume here (takeOverKept) and is
-    // that of the create's commit, no newer (keptFromCreateProven: a release committed since might not be pushed
-    // yet, review s28 F4); the tracker still fresh says no Mount of it came since.
-    const tracked = this.firstMounts.get(d.dataset_id);
-    const first = tracked?.tracker;
+    // So too with the lease this plugin's Create was granted and kept (no POST), once it is proven ours at a time after
+    // this Mount began, as a grant would (keptLeaseProof, read beside the agent's mount; review s28 F4: the followed
+    // snapshot alone may lag a release); the tracker still fresh says no Mount of it came since.
+    const first = this.firstMounts.get(d.dataset_id)?.tracker;
     const firstMount =
       basis === undefined &&
       d.primary === this.me &&
       followed !== undefined &&
       first?.fresh() === true &&
-      newHereForConditionalLease(followed, this.me, d.dataset_id) &&
-      (!kept || keptFromCreateProven(followed, tracked?.createTag))
+      newHereForConditionalLease(followed, this.me, d.dataset_id)
         ? first
         : undefined;
     // Already this node's: its agent mounts it whatever the lease (which only keeps it from moving
@@ -1445,7 +1417,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       if (proven && basis !== undefined && !this.kernelShowsUnmounted(d.dataset_id))
         mountpoint = this.mountedAtGrant(basis);
       else if ((proven || kept) && firstMount !== undefined && mounting !== undefined) {
-        const first = await this.firstMountOrSnapshot(firstMount, mounting, snapshotWait);
+        const first = await this.firstMountOrSnapshot(
+          firstMount,
+          mounting,
+          snapshotWait,
+          proven ? undefined : (signal) => this.keptLeaseProof(d.dataset_id, deadline, signal),
+        );
         mountpoint = first.path;
         seenBy = first.by;
       } else mountpoint = await this.mountedKeepingLease(req.Name, d, deadline, mounting);
@@ -1557,20 +1534,52 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     tracker: MountTracker,
     snapshot: Promise<string>,
     snapshotWait: AbortController,
+    /** What the kernel's mount also needs to answer (a kept lease's proof); false: the snapshot decides. */
+    proof?: (signal: AbortSignal) => Promise<boolean>,
   ): Promise<{ path: string; by: 'kernel' | 'snapshot' }> {
     const root = this.opts.mountTable?.hostMountRoot;
     if (root === undefined) return { path: await snapshot, by: 'snapshot' };
     const waited = process.hrtime.bigint();
-    const kernel = tracker
-      .mounted()
-      .then(() => ({ path: `${root.replace(/\/+$/, '')}/${tracker.datasetId}`, by: 'kernel' as const }));
+    // Started now, beside the agent's mount: off the path unless it is slower than that mount.
+    const proving = new AbortController();
+    const proven = proof?.(proving.signal);
+    const kernel = tracker.mounted().then(async () => {
+      if (proven !== undefined && !(await proven)) return new Promise<never>(() => undefined);
+      return { path: `${root.replace(/\/+$/, '')}/${tracker.datasetId}`, by: 'kernel' as const };
+    });
     // The tracker goes in doMount, after this answers or throws.
-    const first = await Promise.race([kernel, snapshot.then((path) => ({ path, by: 'snapshot' as const }))]);
+    const first = await Promise.race([kernel, snapshot.then((path) => ({ path, by: 'snapshot' as const }))]).finally(
+      () => proving.abort(),
+    );
     if (first.by === 'kernel') {
       snapshotWait.abort();
       pluginMetrics(processRegistry('docker-plugin')).mountWaitSeconds.observe({ result: 'ok' }, secondsSince(waited));
     }
     return first;
+  }
+
+  /**
+   * Whether the create's kept lease is this node's at a time after this Mount began (review s28 F4), as a grant would
+   * prove: the configuration's tag read now (one small GET, no commit), then a followed snapshot at least that new
+   * showing the lease ours. The followed snapshot alone may lag a release committed since the create (an API user's
+   * `flocker leases release`, the dead-node sweep) whose push has not come. False (the snapshot wait decides) when the
+   * client cannot read it, the read fails, or the lease is not ours then; a release after the read is the same window
+   * as after a grant's.
+   */
+  private async keptLeaseProof(datasetId: string, deadline: number, signal: AbortSignal): Promise<boolean> {
+    if (this.client.getDatasetTagged === undefined) return false;
+    try {
+      const at = configurationVersionOfTag((await this.client.getDatasetTagged(datasetId)).configurationTag);
+      if (at === undefined || signal.aborted) return false;
+      const s = await this.watcher.waitFor(
+        (x) => ((configurationVersionOfTag(x.configuration_tag) ?? -1) >= at ? x : undefined),
+        Math.max(0, deadline - this.now()),
+        signal,
+      );
+      return snapshotFacts(s, this.me, datasetId).lease === 'ours';
+    } catch {
+      return false;
+    }
   }
 
   /** Whether the kernel's table (when followed and able to tell) shows the dataset's mount path not mounted now. */
