@@ -180,13 +180,38 @@ describe("the client's stated wait (review s27 F9: a brief stall refused writes 
   it('a write let through after a stall counts that stall in its age: a second one refuses it sooner', async () => {
     const store = new MemoryConfigurationStore();
     const c = committer(store);
-    // Read right after a 2.9-s stall: its client may have waited up to 4.1 s (5.1 with the slack), under its 5.5 s.
+    // Read right after a 2.9-s stall: its client may have waited up to 4.1 s (8.6 with the slack), under its 9 s.
     now += 3_000;
-    const mark = letThrough(5_500);
+    const mark = letThrough(9_000);
     await new Promise((resolve) => setTimeout(resolve, 250)); // the guard's (real) timer ticks: that stall has ended
-    now += 800; // another 0.7-s stall: up to 4.9 s (5.9), no longer surely under its wait
+    now += 800; // another 0.7-s stall: up to 4.9 s (9.4), no longer surely under its wait
     await expect(handleMarked(mark, () => c.mutate(addNode('aged')))).rejects.toMatchObject({
       code: 'REPLICA_STALLED',
     });
+  });
+
+  // Review s29 R1 F3: the client's timer starts before the replica sees the request (a SYN dropped on a full accept
+  // queue is sent again after 1 s, TLS handshakes queue on a busy loop), so the slack is half the stated wait (>= 1 s).
+  it('a write whose client waits 4 s (a lease POST with another replica) is refused once a stall takes its age past half that wait', async () => {
+    const store = new MemoryConfigurationStore();
+    const c = committer(store);
+    const mark = letThrough(4_000);
+    now += 2_100; // a 2-s stall: up to 2.7 s old (0.6 s unread), under 4 s with 1 s of slack but not with 2 s
+    await expect(handleMarked(mark, () => c.mutate(addNode('late')))).rejects.toMatchObject({
+      code: 'REPLICA_STALLED',
+    });
+    expect(hosts(store.committed)).toEqual([]);
+  });
+
+  it('a 0.7-s stall still refuses no write whose client waits 4 s: in flight across it, or read right after it', async () => {
+    const store = new MemoryConfigurationStore();
+    const c = committer(store);
+    const mark = letThrough(4_000);
+    now += 800; // up to 1.4 s old (+ 2 s of slack) < 4 s
+    await handleMarked(mark, () => c.mutate(addNode('gc')));
+    expect(hosts(store.committed)).toEqual(['gc']);
+    await new Promise((resolve) => setTimeout(resolve, 250)); // the guard's (real) timer ticks: that stall has ended
+    now += 800; // another: a write read right after it, up to 1.9 s unread (+ 2 s) < 4 s
+    expect(guard.refusesWrite(4_000)).toBeUndefined();
   });
 });

@@ -23,8 +23,9 @@
  * was refused, though its client waits seconds). A client says how long it waits (CLIENT_WAIT_HEADER: its timeout for
  * this attempt, after which it may send the write elsewhere); the guard bounds how long the request may have waited
  * (unread for at most one late turn, or the stall it was read after, then the time since it was read) and refuses it
- * only when that bound plus CLIENT_WAIT_SLACK_MS reaches the stated wait. The threshold itself stays below the
- * shortest failover bound (the container agent's 1 s): a request that states no wait gets the old refusal.
+ * only when that bound plus its slack (clientWaitSlackMs: half the stated wait, at least 1 s) reaches the stated wait.
+ * The threshold itself stays below the shortest failover bound (the container agent's 1 s): a request that states no
+ * wait gets the old refusal.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { CLIENT_WAIT_HEADER } from '@flocker/api';
@@ -126,12 +127,21 @@ export function checkWrite(
   return now < state.refuseUntil ? { state, stalledMs: state.stalledMs } : { state };
 }
 
-/**
- * Added to the guard's bound of a request's age before it is compared with its client's wait: what the guard cannot
- * see of it - the client's timer starts before it connects (a TLS handshake on a busy replica), the request's way here
- * and its body, the answer's way back.
- */
+/** The least slack (clientWaitSlackMs): the request's way here and its body, the answer's way back. */
 export const CLIENT_WAIT_SLACK_MS = 1_000;
+
+/**
+ * Added to the guard's bound of a request's age before it is compared with its client's wait `clientWaitMs`: what the
+ * guard cannot see of it. The client's timer (FlockerClient's headers timer) starts before it connects and nothing but
+ * that timer bounds the connect: a SYN dropped on a full accept queue is sent again after 1 s (then 3 s), and TLS
+ * handshakes queue on a busy loop (review s29 R1 F3). Half the wait: for the lease POST's 4-s failover bound, one
+ * retransmitted SYN and 1 s of queued handshakes, with a 0.7-s GC stall still under the bound (its write up to 1.4 s
+ * old in flight, 1.9 s read right after it); a longer wait covers more. Not covered: a client that spent more than
+ * half its wait before this replica read the request (a 4-s one whose SYN was sent three times).
+ */
+export function clientWaitSlackMs(clientWaitMs: number): number {
+  return Math.max(CLIENT_WAIT_SLACK_MS, clientWaitMs / 2);
+}
 
 /** The longest a write read with no stall seen may have waited unread: one turn late by up to the threshold. */
 function unreadMs(o: StallGuardOptions): number {
@@ -145,7 +155,7 @@ function unreadAfterStallMs(stalledMs: number, o: StallGuardOptions): number {
 
 /** Whether a client that waits `clientWaitMs` may have given up on a request at most `ageMs` old; no wait stated: yes. */
 export function clientMayHaveLeft(ageMs: number, clientWaitMs: number | undefined): boolean {
-  return clientWaitMs === undefined || ageMs + CLIENT_WAIT_SLACK_MS >= clientWaitMs;
+  return clientWaitMs === undefined || ageMs + clientWaitSlackMs(clientWaitMs) >= clientWaitMs;
 }
 
 /** A CLIENT_WAIT_HEADER value: whole ms, up to an hour; anything else is no stated wait. */
