@@ -4,6 +4,8 @@ import {
   INFO_GROUPS,
   ratioEstimates,
   renderMarkdown,
+  ROUND_STEPS,
+  roundSteps,
   SCENARIO_GROUPS,
   summarise,
   waitForShownMounted,
@@ -11,6 +13,33 @@ import {
 import { estimateRatio, type RatioEstimate } from './stats';
 
 describe('the plugin bench: scenario groups (--only) and ratios', () => {
+  it("alternates a round's order (review s29 R1 F5): listed on even rounds, reversed on odd, every scenario once", () => {
+    const all = groupsToRun(undefined);
+    const listed = ROUND_STEPS.map(([step]) => step);
+    expect(roundSteps(all, 0, 40)).toEqual(listed);
+    expect(roundSteps(all, 1, 40)).toEqual([...listed].reverse());
+    expect(roundSteps(all, 2, 40)).toEqual(listed);
+    // Every scenario's step once a round, a step for each scenario of the groups run (create-rm's time their rm too).
+    expect(new Set(listed).size).toBe(listed.length);
+    for (const [group, scenarios] of Object.entries(SCENARIO_GROUPS))
+      for (const s of scenarios)
+        expect(
+          ROUND_STEPS.some(([step, g]) => g === group && (step === s || step === s.replace(/_rm$/, '_create_rm'))),
+        ).toBe(true);
+    // So over any two rounds each scenario ran once before and once after each other: flocker_existing follows
+    // flocker_new in one, precedes it in the other (a carry-over lands on each side alike).
+    const before = (order: string[], a: string, b: string) => order.indexOf(a) < order.indexOf(b);
+    for (const round of [40, 41])
+      expect(before(roundSteps(all, round, 40), 'flocker_new', 'flocker_existing')).toBe(round % 2 === 0);
+    // The info groups stay in the first --info-runs rounds; the rest keep the alternation.
+    const late = roundSteps(all, 41, 40);
+    expect(late).not.toContain('no_volume');
+    expect(late).not.toContain('raw_loop_new');
+    expect(late).not.toContain('flocker_rm_settled');
+    expect(late[0]).toBe('noop_create_rm');
+    expect(roundSteps(new Set(['new'] as const), 3, 40)).toEqual(['noop_new', 'flocker_new', 'local_new']);
+  });
+
   it('runs every group unless some are named, and refuses a group it does not know', () => {
     expect([...groupsToRun(undefined)]).toEqual(Object.keys(SCENARIO_GROUPS));
     expect([...groupsToRun([])]).toEqual(Object.keys(SCENARIO_GROUPS));

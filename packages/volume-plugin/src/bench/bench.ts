@@ -82,6 +82,43 @@ export function groupRunsIn(group: ScenarioGroup, round: number, infoRuns: numbe
   return !INFO_GROUPS.has(group) || round < infoRuns;
 }
 
+/**
+ * A round's timed steps in their listed order, each with its group: one step a scenario (a create-rm step times the
+ * create + rm and the rm alone of one volume: two scenarios).
+ */
+export const ROUND_STEPS = [
+  ['no_volume', 'no-volume'],
+  ['local_new', 'new'],
+  ['local_existing', 'existing'],
+  ['flocker_new', 'new'],
+  ['flocker_existing', 'existing'],
+  ['noop_new', 'new'],
+  ['noop_existing', 'existing'],
+  ['raw_loop_new', 'raw'],
+  ['raw_loop_existing', 'raw'],
+  ['local_create_rm', 'create-rm'],
+  ['flocker_create_rm', 'create-rm'],
+  ['noop_create_rm', 'create-rm'],
+  ['local_rm_settled', 'rm-settled'],
+  ['flocker_rm_settled', 'rm-settled'],
+  ['noop_rm_settled', 'rm-settled'],
+] as const satisfies readonly (readonly [string, ScenarioGroup])[];
+export type RoundStep = (typeof ROUND_STEPS)[number][0];
+
+/**
+ * The steps round i (0-based) runs, in order: those of the groups run (the info groups in the first infoRuns rounds),
+ * listed order on even rounds, reversed on odd ones (review s29 R1 F5). With one fixed order a carry-over from the step
+ * before (page cache, dockerd's state, the agent's work left from flocker_new on flocker_existing) hits one side of a
+ * ratio in every round, a bias the bootstrap over rounds keeps in every resample; alternated, each of two scenarios
+ * runs before the other in half the rounds.
+ */
+export function roundSteps(groups: ReadonlySet<ScenarioGroup>, round: number, infoRuns: number): RoundStep[] {
+  const steps: RoundStep[] = ROUND_STEPS.filter(([, g]) => groups.has(g) && groupRunsIn(g, round, infoRuns)).map(
+    ([step]) => step,
+  );
+  return round % 2 === 0 ? steps : steps.reverse();
+}
+
 /** The groups a run times: those named (--only), or every one when none is. */
 export function groupsToRun(only: readonly string[] | undefined): ReadonlySet<ScenarioGroup> {
   const named = z.array(ScenarioGroupName).parse(only ?? []);
@@ -324,7 +361,9 @@ async function main(): Promise<void> {
       .filter((k) => [...groups].some((g) => (SCENARIO_GROUPS[g] as readonly string[]).includes(k)))
       .map((k) => [k, []]),
   );
-  const push = (k: string, v: number) => (samples[k] ??= []).push(v);
+  const push = (k: string, v: number): void => {
+    (samples[k] ??= []).push(v);
+  };
   let sparesWaited = 0;
   let destroysWaited = 0;
   let mountsWaited = 0;
@@ -389,39 +428,40 @@ async function main(): Promise<void> {
         destroysWaited += (await waitForVolumes(path.join(stack.root, 'pool'), flockerVolumes + extra)) ? 0 : 1;
         return f();
       };
-      // Interleaved, so drift on the machine hits every scenario alike.
-      if (want('no-volume')) push('no_volume', await settled(() => timed(() => run(undefined))));
-      if (want('new')) push('local_new', await settled(() => timed(() => run(`local-new-${i}`))));
-      if (want('existing')) push('local_existing', await settled(() => timed(() => run('local-existing'))));
-      if (want('new')) {
-        push('flocker_new', await settled(() => timed(() => run(`flocker-new-${i}`, stack.driver))));
-        flockerVolumes = 2;
-      }
-      if (want('existing'))
-        push('flocker_existing', await settled(() => timed(() => run('flocker-existing', stack.driver))));
-      if (want('new')) push('noop_new', await settled(() => timed(() => run(`noop-new-${i}`, noopDriver))));
-      if (want('existing')) push('noop_existing', await settled(() => timed(() => run('noop-existing', noopDriver))));
-      if (want('raw')) {
-        const img = path.join(rawDir, `new-${i}.img`);
-        push('raw_loop_new', await settled(() => timed(() => rawLoopCycle(img, path.join(rawDir, 'mnt'), true))));
-        push(
-          'raw_loop_existing',
-          await settled(() =>
-            timed(() => rawLoopCycle(path.join(rawDir, 'existing.img'), path.join(rawDir, 'mnt'), false)),
+      const timedRun = async (key: RoundStep, vol: string | undefined, driver?: string) =>
+        push(key, await settled(() => timed(() => run(vol, driver))));
+      const steps: Record<RoundStep, () => Promise<void>> = {
+        no_volume: () => timedRun('no_volume', undefined),
+        local_new: () => timedRun('local_new', `local-new-${i}`),
+        local_existing: () => timedRun('local_existing', 'local-existing'),
+        flocker_new: async () => {
+          await timedRun('flocker_new', `flocker-new-${i}`, stack.driver);
+          flockerVolumes = 2;
+        },
+        flocker_existing: () => timedRun('flocker_existing', 'flocker-existing', stack.driver),
+        noop_new: () => timedRun('noop_new', `noop-new-${i}`, noopDriver),
+        noop_existing: () => timedRun('noop_existing', 'noop-existing', noopDriver),
+        raw_loop_new: async () => {
+          const img = path.join(rawDir, `new-${i}.img`);
+          push('raw_loop_new', await settled(() => timed(() => rawLoopCycle(img, path.join(rawDir, 'mnt'), true))));
+          fs.rmSync(img, { force: true });
+        },
+        raw_loop_existing: async () =>
+          push(
+            'raw_loop_existing',
+            await settled(() =>
+              timed(() => rawLoopCycle(path.join(rawDir, 'existing.img'), path.join(rawDir, 'mnt'), false)),
+            ),
           ),
-        );
-        fs.rmSync(img, { force: true });
-      }
-      if (want('create-rm')) {
-        await settled(() => createRm('local', `local-cr-${i}`));
-        await settled(() => createRm('flocker', `flocker-cr-${i}`, stack.driver));
-        await settled(() => createRm('noop', `noop-cr-${i}`, noopDriver));
-      }
-      if (want('rm-settled')) {
-        await rmSettled('local', `local-rs-${i}`, settled);
-        await rmSettled('flocker', `flocker-rs-${i}`, settled, stack.driver);
-        await rmSettled('noop', `noop-rs-${i}`, settled, noopDriver);
-      }
+        local_create_rm: () => settled(() => createRm('local', `local-cr-${i}`)),
+        flocker_create_rm: () => settled(() => createRm('flocker', `flocker-cr-${i}`, stack.driver)),
+        noop_create_rm: () => settled(() => createRm('noop', `noop-cr-${i}`, noopDriver)),
+        local_rm_settled: () => rmSettled('local', `local-rs-${i}`, settled),
+        flocker_rm_settled: () => rmSettled('flocker', `flocker-rs-${i}`, settled, stack.driver),
+        noop_rm_settled: () => rmSettled('noop', `noop-rs-${i}`, settled, noopDriver),
+      };
+      // Interleaved, so drift on the machine hits every scenario alike; the order alternates (roundSteps).
+      for (const step of roundSteps(groups, i, infoRuns)) await steps[step]();
       // Not timed: keep the number of loop devices small. Only names this round made: dockerd asks every volume
       // plugin on the host about a name it does not know (with --only, another stack's hung plugin stalled it 90 s).
       if (want('new'))
@@ -438,6 +478,8 @@ async function main(): Promise<void> {
     command: 'docker run --rm --network none -v VOL:/data [--volume-driver D] IMG true',
     runs,
     info_runs: infoRuns,
+    // Each round's order (review s29 R1 F5): `even` on rounds 0, 2, …, `odd` (reversed) on 1, 3, ….
+    round_order: { even: roundSteps(groups, 0, infoRuns), odd: roundSteps(groups, 1, infoRuns) },
     elapsed_s: Math.round((Date.now() - started) / 1000),
     ...(groups.size < ScenarioGroupName.options.length ? { only: [...groups] } : {}),
     results,
@@ -572,7 +614,9 @@ export function methodText(runs: number): string {
     `Each ratio is median(Flocker) / median(baseline) over the ${runs} rounds (issue 23's ratio of medians); ` +
     `**met** judges that ratio alone against its target. In brackets its 95% confidence interval: a percentile ` +
     `bootstrap over rounds (2,000 resamples of the rounds, drawn with replacement, seeded; each round ran every ` +
-    `scenario once back to back, so resampling whole rounds keeps the drift they shared). **CI vs target**: ` +
+    `scenario once back to back, so resampling whole rounds keeps the drift they shared; in the listed order on even ` +
+    `rounds, reversed on odd ones, so a carry-over from one scenario to the next is not on the same side of a ratio ` +
+    `in every round: a sampling interval, it cannot show a bias every round shares). **CI vs target**: ` +
     `"entirely within" = met even allowing for this run's sampling noise, "straddles" = this run cannot tell, ` +
     `"entirely above" = missed even allowing for it. **Paired ratio**: the geometric mean of the rounds' own ratios ` +
     `Flocker_i / baseline_i, the 10% of rounds with the lowest and the 10% with the highest ratio left out: each ` +
