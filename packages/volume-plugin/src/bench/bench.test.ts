@@ -9,16 +9,14 @@ import {
   SCENARIO_GROUPS,
   summarise,
   waitForShownMounted,
+  type ScenarioGroup,
 } from './bench';
 import { estimateRatio, type RatioEstimate } from './stats';
 
 describe('the plugin bench: scenario groups (--only) and ratios', () => {
-  it("alternates a round's order (review s29 R1 F5): listed on even rounds, reversed on odd, every scenario once", () => {
+  it("orders a round's steps by a Williams square (review s29 R2 G3): each step follows every other equally often", () => {
     const all = groupsToRun(undefined);
     const listed = ROUND_STEPS.map(([step]) => step);
-    expect(roundSteps(all, 0, 40)).toEqual(listed);
-    expect(roundSteps(all, 1, 40)).toEqual([...listed].reverse());
-    expect(roundSteps(all, 2, 40)).toEqual(listed);
     // Every scenario's step once a round, a step for each scenario of the groups run (create-rm's time their rm too).
     expect(new Set(listed).size).toBe(listed.length);
     for (const [group, scenarios] of Object.entries(SCENARIO_GROUPS))
@@ -26,18 +24,42 @@ describe('the plugin bench: scenario groups (--only) and ratios', () => {
         expect(
           ROUND_STEPS.some(([step, g]) => g === group && (step === s || step === s.replace(/_rm$/, '_create_rm'))),
         ).toBe(true);
-    // So over any two rounds each scenario ran once before and once after each other: flocker_existing follows
-    // flocker_new in one, precedes it in the other (a carry-over lands on each side alike).
-    const before = (order: string[], a: string, b: string) => order.indexOf(a) < order.indexOf(b);
-    for (const round of [40, 41])
-      expect(before(roundSteps(all, round, 40), 'flocker_new', 'flocker_existing')).toBe(round % 2 === 0);
-    // The info groups stay in the first --info-runs rounds; the rest keep the alternation.
-    const late = roundSteps(all, 41, 40);
-    expect(late).not.toContain('no_volume');
-    expect(late).not.toContain('raw_loop_new');
-    expect(late).not.toContain('flocker_rm_settled');
-    expect(late[0]).toBe('noop_create_rm');
-    expect(roundSteps(new Set(['new'] as const), 3, 40)).toEqual(['noop_new', 'flocker_new', 'local_new']);
+    // A carry-over is from the step just before: over a full cycle of rounds (n rounds for n steps, 2n when n is odd),
+    // from any round on, every ordered pair of distinct steps is adjacent equally often and every round runs each of
+    // its steps once.
+    const balanced = (groups: ReadonlySet<ScenarioGroup>, from: number, infoRuns: number) => {
+      const expected = listed.filter((step) =>
+        ROUND_STEPS.some(([s, g]) => s === step && groups.has(g) && groupRunsIn(g, from, infoRuns)),
+      );
+      const n = expected.length;
+      const cycle = n % 2 === 0 ? n : 2 * n;
+      const follows = new Map<string, number>();
+      for (let round = from; round < from + cycle; round++) {
+        const order = roundSteps(groups, round, infoRuns);
+        expect([...order].sort()).toEqual([...expected].sort());
+        for (let j = 1; j < order.length; j++) {
+          const pair = `${order[j - 1]} -> ${order[j]}`;
+          follows.set(pair, (follows.get(pair) ?? 0) + 1);
+        }
+      }
+      expect(follows.size).toBe(n * (n - 1));
+      expect(new Set(follows.values())).toEqual(new Set(n > 1 ? [cycle / n] : []));
+      return n;
+    };
+    // All groups: 15 steps (odd) in the first --info-runs rounds, then 9 (the info groups dropped out).
+    expect(balanced(all, 0, 40)).toBe(15);
+    expect(balanced(all, 7, 40)).toBe(15);
+    expect(balanced(all, 40, 40)).toBe(9);
+    expect(balanced(all, 53, 40)).toBe(9);
+    // --only: 3 steps (odd), 6 steps (even), 1 step.
+    expect(balanced(new Set(['new'] as const), 0, 40)).toBe(3);
+    expect(balanced(new Set(['new', 'existing'] as const), 5, 40)).toBe(6);
+    expect(balanced(new Set(['no-volume'] as const), 0, 40)).toBe(1);
+    // The info groups run in the first --info-runs rounds only.
+    for (let round = 0; round < 60; round++) {
+      const order = roundSteps(all, round, 40);
+      for (const [step, g] of ROUND_STEPS) expect(order.includes(step)).toBe(!INFO_GROUPS.has(g) || round < 40);
+    }
   });
 
   it('runs every group unless some are named, and refuses a group it does not know', () => {

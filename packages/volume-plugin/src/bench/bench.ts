@@ -106,17 +106,41 @@ export const ROUND_STEPS = [
 export type RoundStep = (typeof ROUND_STEPS)[number][0];
 
 /**
+ * Row `row` of a Williams (balanced Latin) square over n items: position j holds (w_j + row) mod n with w = 0, 1,
+ * n-1, 2, n-2, …. Over rows 0..n-1 each item takes each position once and, for even n, follows every other item
+ * exactly once; for odd n that holds over the square and its mirror (each row reversed), 2n rows.
+ */
+export function williamsRow(n: number, row: number): number[] {
+  return Array.from({ length: n }, (_, j) => {
+    const w = j % 2 === 1 ? (j + 1) / 2 : j === 0 ? 0 : n - j / 2;
+    return (w + row) % n;
+  });
+}
+
+/** Rounds in one full cycle of roundSteps' order for n steps: n, or 2n when n is odd (the two-square construction). */
+export function orderCycle(n: number): number {
+  return n % 2 === 0 ? n : 2 * n;
+}
+
+/**
  * The steps round i (0-based) runs, in order: those of the groups run (the info groups in the first infoRuns rounds),
- * listed order on even rounds, reversed on odd ones (review s29 R1 F5). With one fixed order a carry-over from the step
- * before (page cache, dockerd's state, the agent's work left from flocker_new on flocker_existing) hits one side of a
- * ratio in every round, a bias the bootstrap over rounds keeps in every resample; alternated, each of two scenarios
- * runs before the other in half the rounds.
+ * ordered by a Williams square over them (review s29 R1 F5, R2 G3). A carry-over is from the step just before (page
+ * cache, dockerd's state, the agent's work left from flocker_new): with one fixed order, or the listed order and its
+ * reverse, it lands on one side of a ratio in every round (flocker_new's on flocker_existing, never on
+ * noop_existing), a bias the bootstrap over rounds keeps in every resample. Here, over any orderCycle(n) consecutive
+ * rounds with the same n steps, each step immediately follows every other step equally often and runs at each place
+ * alike. For odd n, round i runs row floor(i / 2) of the square, reversed on odd i (the mirror square, interleaved).
  */
 export function roundSteps(groups: ReadonlySet<ScenarioGroup>, round: number, infoRuns: number): RoundStep[] {
   const steps: RoundStep[] = ROUND_STEPS.filter(([, g]) => groups.has(g) && groupRunsIn(g, round, infoRuns)).map(
     ([step]) => step,
   );
-  return round % 2 === 0 ? steps : steps.reverse();
+  const n = steps.length;
+  if (n === 0) return [];
+  const odd = n % 2 === 1;
+  const r = round % orderCycle(n);
+  const order = williamsRow(n, odd ? Math.floor(r / 2) : r).map((k) => steps[k] as RoundStep);
+  return odd && r % 2 === 1 ? order.reverse() : order;
 }
 
 /** The groups a run times: those named (--only), or every one when none is. */
@@ -460,7 +484,7 @@ async function main(): Promise<void> {
         flocker_rm_settled: () => rmSettled('flocker', `flocker-rs-${i}`, settled, stack.driver),
         noop_rm_settled: () => rmSettled('noop', `noop-rs-${i}`, settled, noopDriver),
       };
-      // Interleaved, so drift on the machine hits every scenario alike; the order alternates (roundSteps).
+      // Interleaved, so drift on the machine hits every scenario alike; ordered by a Williams square (roundSteps).
       for (const step of roundSteps(groups, i, infoRuns)) await steps[step]();
       // Not timed: keep the number of loop devices small. Only names this round made: dockerd asks every volume
       // plugin on the host about a name it does not know (with --only, another stack's hung plugin stalled it 90 s).
@@ -478,8 +502,10 @@ async function main(): Promise<void> {
     command: 'docker run --rm --network none -v VOL:/data [--volume-driver D] IMG true',
     runs,
     info_runs: infoRuns,
-    // Each round's order (review s29 R1 F5): `even` on rounds 0, 2, …, `odd` (reversed) on 1, 3, ….
-    round_order: { even: roundSteps(groups, 0, infoRuns), odd: roundSteps(groups, 1, infoRuns) },
+    // How each round's steps were ordered (review s29 R2 G3): a Williams square over the round's steps, and each
+    // round's order as run (one line a round).
+    round_order: 'williams',
+    round_orders: Array.from({ length: rounds }, (_, i) => roundSteps(groups, i, infoRuns).join(' ')),
     elapsed_s: Math.round((Date.now() - started) / 1000),
     ...(groups.size < ScenarioGroupName.options.length ? { only: [...groups] } : {}),
     results,
@@ -614,15 +640,20 @@ export function methodText(runs: number): string {
     `Each ratio is median(Flocker) / median(baseline) over the ${runs} rounds (issue 23's ratio of medians); ` +
     `**met** judges that ratio alone against its target. In brackets its 95% confidence interval: a percentile ` +
     `bootstrap over rounds (2,000 resamples of the rounds, drawn with replacement, seeded; each round ran every ` +
-    `scenario once back to back, so resampling whole rounds keeps the drift they shared; in the listed order on even ` +
-    `rounds, reversed on odd ones, so a carry-over from one scenario to the next is not on the same side of a ratio ` +
-    `in every round: a sampling interval, it cannot show a bias every round shares). **CI vs target**: ` +
+    `scenario once back to back, so resampling whole rounds keeps the drift they shared; the rounds' orders form a ` +
+    `Williams square (balanced Latin square; round_orders in the JSON), so over each full cycle of rounds (n for n ` +
+    `scenarios, 2n when n is odd) each scenario immediately follows every other one equally often and a carry-over ` +
+    `from one scenario to the next lands on both sides of a ratio alike: a sampling interval, it cannot show a bias ` +
+    `every round shares). **CI vs target**: ` +
     `"entirely within" = met even allowing for this run's sampling noise, "straddles" = this run cannot tell, ` +
     `"entirely above" = missed even allowing for it. **Paired ratio**: the geometric mean of the rounds' own ratios ` +
     `Flocker_i / baseline_i, the 10% of rounds with the lowest and the 10% with the highest ratio left out: each ` +
-    `round's drift divides out, so it estimates the same factor more precisely (on the quiet runs of sessions 27 and 28 ` +
-    `its interval was 0.44 to 1.1 times as wide as the ratio of medians', about half on the noisier one), and a gap between the two says the distributions differ ` +
-    `in shape, not just by a factor. It is shown beside the headline, not used for **met** (the pure statistics: ` +
+    `round's drift divides out, so it estimates the geometric-mean ratio with a narrower interval (on the quiet runs ` +
+    `of sessions 27 and 28 0.44 to 1.1 times as wide as the ratio of medians', about half on the noisier one). It ` +
+    `matches the ratio of medians only when Flocker's times are the baseline's times a factor, with noise alike and ` +
+    `symmetric (in log) on both sides; a gap between the two says the distributions differ in shape (e.g. a ` +
+    `right-skewed Flocker tail), not just by a factor. It is shown beside the headline, not used for **met** (the ` +
+    `pure statistics: ` +
     `packages/volume-plugin/src/bench/stats.ts).\n`
   );
 }

@@ -60,8 +60,10 @@ export function medianOfRatios(a: readonly number[], b: readonly number[]): numb
 
 /**
  * The paired ratio: the geometric mean of the rounds' ratios a_i / b_i, the `trim` fraction of rounds with the
- * lowest and the highest ratio left out (so a single disturbed run moves it little). Each round's drift divides out;
- * when a is b times a factor with noise, it estimates the same factor as the ratio of medians, more precisely.
+ * lowest and the highest ratio left out (so a single disturbed run moves it little). Each round's drift divides out.
+ * It estimates the geometric-mean ratio, not the ratio of medians: the two match only under a multiplicative model,
+ * a_i = k * b_i * e_i with log(e_i) symmetric about 0 and alike across rounds (review s29 R1 F5); a right-skewed
+ * side (Flocker's tail) moves them apart, so a gap between them is a difference in shape, not noise.
  */
 export function pairedRatio(a: readonly number[], b: readonly number[], trim = 0.1): number {
   sameRounds(a, b);
