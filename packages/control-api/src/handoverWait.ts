@@ -195,6 +195,14 @@ function conditionAfterWait(
  * released: this replica lost its store). Woken by the change notifier (node reports and configuration changes
  * alike: its generation counts both), nothing polled; nothing left behind.
  */
+/**
+ * How early the wait's own timer may wake it against `performance.now()`: libuv counts timers in whole milliseconds on
+ * a clock it reads once per loop turn, so a wait woken by its timeout can find up to ~1 ms left. Woken with nothing
+ * changed that close to the deadline is the deadline, not the store lost ('ended' applied the request once more and
+ * logged the wrong outcome: a CI run, wait_ms 4999 of 5000).
+ */
+const TIMER_SLACK_MS = 5;
+
 async function waitForReport(
   state: ControlState,
   ask: HandoverAsk,
@@ -219,7 +227,7 @@ async function waitForReport(
       // Woken with nothing changed: the wait's end, the client gone, or the notifier closed or released (the store
       // stopped answering): never waited on again (a closed notifier answers at once, which would spin).
       if (state.generation === since) {
-        if (ask.signal.aborted || deadline - performance.now() <= 0) return 'timeout';
+        if (ask.signal.aborted || deadline - performance.now() <= TIMER_SLACK_MS) return 'timeout';
         return 'ended';
       }
     }

@@ -154,6 +154,24 @@ describe('lease hand-over right after a control-service restart', () => {
     expect(answer.retryAfterS).toBe(UNREPORTED_RETRY_AFTER_S);
   });
 
+  it("woken at the wait's end a little before its deadline (a timer counts whole ms): its end, logged as such", async () => {
+    // A CI run logged outcome 'ended' at wait_ms 4999 of a 5,000-ms wait: the wake-up read as the store lost, and the
+    // request was applied once more before the same refusal.
+    const state = await restarted(600);
+    jest
+      .spyOn(state, 'waitForChange')
+      .mockImplementation((_since, timeoutMs) => new Promise((r) => setTimeout(r, Math.max(0, timeoutMs - 3))));
+    const mutate = jest.spyOn(state, 'mutate');
+    const info = jest.spyOn(state.logger, 'info');
+    const answer = await requesterTakes(state);
+    expect(answer.code).toBe('LEASE_HELD');
+    expect(answer.retryAfterS).toBe(UNREPORTED_RETRY_AFTER_S);
+    const calls = info.mock.calls as unknown as Array<[string, { outcome?: string } | undefined]>;
+    const ended = calls.filter(([m]) => m === 'lease hand-over: the wait for the holder to report ended');
+    expect(ended.map(([, meta]) => meta?.outcome)).toEqual(['timeout']);
+    expect(mutate).toHaveBeenCalledTimes(1);
+  });
+
   it('the service closing ends the wait at once; the client going away too; nothing left listening', async () => {
     const state = await restarted(20_000);
     const gone = new AbortController();
